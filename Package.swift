@@ -1,0 +1,52 @@
+// swift-tools-version: 6.0
+// descent: data-parallel optimizer laboratory, launched with mpirun.
+import PackageDescription
+
+/// Element-wise kernels only vectorise when sqrt does not carry errno semantics; exclusivity checks on
+/// class-held buffers cost more than the arithmetic in release builds.
+let numericSettings: [SwiftSetting] = [
+    .unsafeFlags(["-Xcc", "-fno-math-errno"]),
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "descent",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "descent", targets: ["descent"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "Numerics", dependencies: ["CBLAS"], swiftSettings: numericSettings),
+        .target(name: "Collectives", dependencies: [], swiftSettings: numericSettings),
+        .target(name: "MPICollectives", dependencies: ["CMPI", "Collectives"], swiftSettings: numericSettings),
+        .target(name: "Datasets", dependencies: ["CZlib", "Numerics"], swiftSettings: numericSettings),
+        .target(name: "Models", dependencies: ["Numerics", "Datasets"], swiftSettings: numericSettings),
+        .target(name: "Optimizers", dependencies: ["Numerics"], swiftSettings: numericSettings),
+        .target(
+            name: "Training",
+            dependencies: ["Numerics", "Collectives", "Datasets", "Models", "Optimizers", "Yams"],
+            swiftSettings: numericSettings
+        ),
+        .executableTarget(
+            name: "descent",
+            dependencies: [
+                "Training", "MPICollectives", "Numerics",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: numericSettings
+        ),
+        .testTarget(
+            name: "DescentTests",
+            dependencies: ["Training", "Collectives", "Datasets", "Models", "Optimizers", "Numerics", "descent"],
+            swiftSettings: numericSettings
+        ),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,2 @@
+// System zlib: gzopen/gzread stream both gzipped and raw files.
+#include <zlib.h>

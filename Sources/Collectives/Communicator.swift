@@ -1,0 +1,122 @@
+// The seam between training and transport: what a rank may ask of its peers.
+
+/// How values from all ranks are combined.
+public enum ReduceOperation: Sendable {
+    case sum, min, max
+}
+
+/// A failure of a collective operation (the transport reported an error).
+public struct CollectiveError: Error, CustomStringConvertible, Sendable {
+    public var operation: String
+    public var detail: String
+
+    public init(operation: String, detail: String) {
+        self.operation = operation
+        self.detail = detail
+    }
+
+    public var description: String { "\(operation) failed: \(detail)" }
+}
+
+/// A group of ranks that run the same program on different shards of data.
+///
+/// Every call is collective: all ranks of the group must make the same calls, in the same order, with
+/// buffers of the same length. Implementations: `SingleProcessCommunicator` (one rank),
+/// `InProcessGroup` (N ranks as threads, for tests) and `MPICommunicator` (Open MPI, in MPICollectives).
+public protocol Communicator: AnyObject {
+    /// This process's index in the group, 0..<size.
+    var rank: Int { get }
+    /// Number of ranks in the group.
+    var size: Int { get }
+
+    /// Combines `buffer` element-wise over all ranks, in place; every rank ends with the result.
+    func allreduce(_ buffer: UnsafeMutableBufferPointer<Float>, _ operation: ReduceOperation) throws
+    func allreduce(_ buffer: UnsafeMutableBufferPointer<Double>, _ operation: ReduceOperation) throws
+    func allreduce(_ buffer: UnsafeMutableBufferPointer<Int64>, _ operation: ReduceOperation) throws
+
+    /// Copies `root`'s bytes into every other rank's buffer.
+    func broadcast(_ bytes: UnsafeMutableRawBufferPointer, root: Int) throws
+
+    /// Ends every rank of the job at once, with `message` on standard error. Only for failures that the ranks
+    /// cannot agree on (one rank alone cannot continue); errors seen by all ranks are thrown instead.
+    func abort(_ message: String, code: Int32) -> Never
+}
+
+extension Communicator {
+    /// Sums `values` over all ranks, in place.
+    public func allreduceSum(_ values: inout [Float]) throws {
+        try values.withUnsafeMutableBufferPointer { try allreduce($0, .sum) }
+    }
+
+    public func allreduce(_ values: inout [Double], _ operation: ReduceOperation) throws {
+        try values.withUnsafeMutableBufferPointer { try allreduce($0, operation) }
+    }
+
+    public func allreduce(_ values: inout [Int64], _ operation: ReduceOperation) throws {
+        try values.withUnsafeMutableBufferPointer { try allreduce($0, operation) }
+    }
+
+    /// True on every rank if `flag` is true on every rank; false on every rank otherwise.
+    public func allAgree(_ flag: Bool) throws -> Bool {
+        var v: [Int64] = [flag ? 1 : 0]
+        try allreduce(&v, .min)
+        return v[0] == 1
+    }
+
+    /// True on every rank if all ranks passed the same value.
+    public func allAgree(on value: UInt64) throws -> Bool {
+        var lo: [Int64] = [Int64(bitPattern: value)], hi = lo
+        try allreduce(&lo, .min)
+        try allreduce(&hi, .max)
+        return lo[0] == hi[0]
+    }
+
+    /// Every rank's value, indexed by rank, on every rank.
+    public func allGather(_ value: Int64) throws -> [Int64] {
+        var slots = [Int64](repeating: 0, count: size)
+        slots[rank] = value
+        try allreduce(&slots, .sum)
+        return slots
+    }
+
+    public func allGather(_ value: Double) throws -> [Double] {
+        var slots = [Double](repeating: 0, count: size)
+        slots[rank] = value
+        try allreduce(&slots, .sum)
+        return slots
+    }
+
+    /// Copies root's floats into every rank's array (all arrays must have the same length).
+    public func broadcast(_ values: inout [Float], root: Int = 0) throws {
+        try values.withUnsafeMutableBytes { try broadcast($0, root: root) }
+    }
+
+    /// Runs `body` on every rank and makes its failure collective: if any rank throws, every rank throws.
+    /// The lowest failing rank throws `FailedOnThisRank` holding its error; the others throw
+    /// `FailedOnAnotherRank`, so the job prints one message, not one per rank.
+    public func collectively<T>(_ body: () throws -> T) throws -> T {
+        var result: T?
+        var failure: Error?
+        do { result = try body() } catch { failure = error }
+        var lowest: [Int64] = [failure == nil ? Int64(size) : Int64(rank)]
+        try allreduce(&lowest, .min)
+        if lowest[0] < Int64(size) {
+            if let failure, lowest[0] == Int64(rank) { throw FailedOnThisRank(underlying: failure) }
+            throw FailedOnAnotherRank(rank: Int(lowest[0]))
+        }
+        return result!
+    }
+}
+
+/// Thrown on the ranks that did not fail themselves when a collective step failed on another rank, which
+/// reports the cause.
+public struct FailedOnAnotherRank: Error, CustomStringConvertible, Sendable {
+    public var rank: Int
+    public var description: String { "stopped because rank \(rank) failed" }
+}
+
+/// Thrown on the rank that reports a failure of a collective step; `underlying` is its own error.
+public struct FailedOnThisRank: Error, CustomStringConvertible {
+    public var underlying: Error
+    public var description: String { "\(underlying)" }
+}

@@ -1,0 +1,133 @@
+// N ranks as threads of one process, with a fixed reduction order, so that data-parallel invariants can be
+// tested in milliseconds without mpirun.
+import Foundation
+
+/// A group of `size` in-process ranks. `run` starts one thread per rank and hands each its communicator.
+public final class InProcessGroup: @unchecked Sendable {
+    public let size: Int
+    private let condition = NSCondition()
+    private var arrived = 0
+    private var generation = 0
+    private var slots: [UnsafeMutableRawPointer?]
+
+    public init(size: Int) {
+        precondition(size >= 1)
+        self.size = size
+        slots = Array(repeating: nil, count: size)
+    }
+
+    /// Runs `body` on `size` threads, one per rank, and returns their results in rank order. The first error
+    /// thrown (by rank order) is rethrown after all threads finish.
+    public static func run<T>(
+        ranks: Int, _ body: @escaping (InProcessCommunicator) throws -> T
+    ) throws -> [T] {
+        let group = InProcessGroup(size: ranks)
+        let results = ResultSlots<T>(ranks)
+        let done = DispatchGroup()
+        for r in 0..<ranks {
+            done.enter()
+            let thread = Thread {
+                let outcome = Result { try body(InProcessCommunicator(group: group, rank: r)) }
+                results.lock.lock(); results.slots[r] = outcome; results.lock.unlock()
+                done.leave()
+            }
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+        done.wait()
+        return try results.slots.map { try $0!.get() }
+    }
+
+    /// Publishes this rank's pointer, waits for every rank, then lets each rank read all pointers; a second
+    /// barrier keeps the pointed-to buffers alive until everyone has read them.
+    func exchange(rank: Int, pointer: UnsafeMutableRawPointer, _ afterAll: ([UnsafeMutableRawPointer]) -> Void) {
+        slots[rank] = pointer  // each rank writes its own slot only
+        barrier()
+        afterAll(slots.map { $0! })
+        barrier()
+    }
+
+    func barrier() {
+        condition.lock()
+        defer { condition.unlock() }
+        let myGeneration = generation
+        arrived += 1
+        if arrived == size {
+            arrived = 0
+            generation += 1
+            condition.broadcast()
+        } else {
+            while generation == myGeneration { condition.wait() }
+        }
+    }
+}
+
+/// Per-rank results, written by the rank threads under a lock.
+private final class ResultSlots<T>: @unchecked Sendable {
+    var slots: [Result<T, Error>?]
+    let lock = NSLock()
+    init(_ n: Int) { slots = Array(repeating: nil, count: n) }
+}
+
+/// One rank's view of an `InProcessGroup`. Reductions combine ranks in rank order 0, 1, …, so results are
+/// identical on every rank.
+public final class InProcessCommunicator: Communicator {
+    public let rank: Int
+    private let group: InProcessGroup
+    public var size: Int { group.size }
+
+    init(group: InProcessGroup, rank: Int) {
+        self.group = group
+        self.rank = rank
+    }
+
+    private func reduce<T>(
+        _ buffer: UnsafeMutableBufferPointer<T>, _ combine: @escaping (T, T) -> T
+    ) {
+        let n = buffer.count
+        let mine = UnsafeMutableBufferPointer<T>.allocate(capacity: max(n, 1))
+        defer { mine.deallocate() }
+        for i in 0..<n { mine[i] = buffer[i] }
+        group.exchange(rank: rank, pointer: UnsafeMutableRawPointer(mine.baseAddress!)) { all in
+            for i in 0..<n {
+                var acc = all[0].assumingMemoryBound(to: T.self)[i]
+                for r in 1..<all.count { acc = combine(acc, all[r].assumingMemoryBound(to: T.self)[i]) }
+                buffer[i] = acc
+            }
+        }
+    }
+
+    private static func combiner<T: Comparable & AdditiveArithmetic>(_ op: ReduceOperation) -> (T, T) -> T {
+        switch op {
+        case .sum: return { $0 + $1 }
+        case .min: return { Swift.min($0, $1) }
+        case .max: return { Swift.max($0, $1) }
+        }
+    }
+
+    public func allreduce(_ buffer: UnsafeMutableBufferPointer<Float>, _ operation: ReduceOperation) throws {
+        reduce(buffer, Self.combiner(operation))
+    }
+
+    public func allreduce(_ buffer: UnsafeMutableBufferPointer<Double>, _ operation: ReduceOperation) throws {
+        reduce(buffer, Self.combiner(operation))
+    }
+
+    public func allreduce(_ buffer: UnsafeMutableBufferPointer<Int64>, _ operation: ReduceOperation) throws {
+        reduce(buffer, Self.combiner(operation))
+    }
+
+    public func broadcast(_ bytes: UnsafeMutableRawBufferPointer, root: Int) throws {
+        let n = bytes.count
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: max(n, 1), alignment: 16)
+        defer { copy.deallocate() }
+        if n > 0 { copy.copyMemory(from: UnsafeRawBufferPointer(bytes)) }
+        group.exchange(rank: rank, pointer: copy.baseAddress!) { all in
+            if n > 0 { bytes.copyMemory(from: UnsafeRawBufferPointer(start: all[root], count: n)) }
+        }
+    }
+
+    public func abort(_ message: String, code: Int32) -> Never {
+        fatalError("in-process rank \(rank) aborted: \(message)")
+    }
+}

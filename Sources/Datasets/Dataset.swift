@@ -1,0 +1,21 @@
+// What the trainer needs of a data set: a count, a shape, and a way to copy samples into a batch.
+
+/// A classification data set addressed by sample index.
+public protocol Dataset: AnyObject {
+    /// Number of samples.
+    var count: Int { get }
+    /// Features per sample (the model's input width).
+    var featureCount: Int { get }
+    /// Number of classes; labels are 0..<classCount.
+    var classCount: Int { get }
+    /// A short description for logs ("fashion-mnist train (60000 × 784)").
+    var summary: String { get }
+
+    /// Writes the samples `indices` as rows of `features` (indices.count × featureCount, scaled to floats)
+    /// and their labels.
+    func fill(
+        _ indices: UnsafeBufferPointer<Int32>,
+        features: UnsafeMutablePointer<Float>,
+        labels: UnsafeMutablePointer<Int32>
+    )
+}

@@ -1,0 +1,117 @@
+// Reader for the IDX format (LeCun's MNIST files, also used by Fashion-MNIST), gzipped or raw, that checks
+// every header field and the payload length before it hands out a byte.
+import CZlib
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An IDX file of unsigned bytes: its dimensions and its payload, kept as bytes.
+public struct IDXFile: Sendable {
+    public var path: String
+    /// Dimension sizes, outermost first (e.g. [60000, 28, 28]).
+    public var dimensions: [Int]
+    /// The payload, row-major, `dimensions.reduce(1, *)` bytes.
+    public var bytes: [UInt8]
+
+    /// Items (the first dimension).
+    public var count: Int { dimensions.first ?? 0 }
+    /// Bytes per item (the product of the other dimensions).
+    public var itemSize: Int { dimensions.dropFirst().reduce(1, *) }
+
+    /// Reads and validates `path`. gzip is detected from the content, so `.gz` and raw files both work.
+    ///
+    /// - Parameter rank: the expected number of dimensions (3 for images, 1 for labels).
+    public static func read(path: String, rank expectedRank: Int) throws -> IDXFile {
+        func fail(_ field: String, _ expected: String, _ found: String) -> DataFileError {
+            DataFileError(file: path, field: field, expected: expected, found: found)
+        }
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw fail("file", "an IDX file (raw or gzipped)", String(cString: strerror(errno)).lowercased())
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw fail("file", "a regular file", "a directory or device") }
+        guard let gz = gzopen(path, "rb") else {
+            throw fail("file", "a readable file", String(cString: strerror(errno)).lowercased())
+        }
+        defer { gzclose(gz) }
+        gzbuffer(gz, 1 << 17)
+
+        func readExactly(_ buffer: UnsafeMutableRawPointer, _ n: Int) throws -> Int {
+            var done = 0
+            while done < n {
+                let chunk = UInt32(min(n - done, 1 << 30))
+                let got = gzread(gz, buffer + done, chunk)
+                if got < 0 {
+                    var code: Int32 = 0
+                    let message = String(cString: gzerror(gz, &code))
+                    throw fail("compressed data", "a valid gzip stream", "a corrupt stream (\(message))")
+                }
+                if got == 0 { break }
+                done += Int(got)
+            }
+            return done
+        }
+
+        var magic = [UInt8](repeating: 0, count: 4)
+        let gotMagic = try readExactly(&magic, 4)
+        guard gotMagic == 4 else { throw fail("header", "4 magic bytes", "\(gotMagic) bytes (file too short)") }
+        let magicText = magic.map { hexByte($0) }.joined()
+        guard magic[0] == 0, magic[1] == 0 else {
+            throw fail("magic", "00 00 08 0\(expectedRank) (IDX, unsigned bytes)", magicText)
+        }
+        guard magic[2] == 0x08 else {
+            throw fail("magic: element type", "0x08 (unsigned byte)", "0x\(hexByte(magic[2]))")
+        }
+        guard Int(magic[3]) == expectedRank else {
+            throw fail("magic: number of dimensions", "\(expectedRank)", "\(magic[3])")
+        }
+
+        var header = [UInt8](repeating: 0, count: 4 * expectedRank)
+        let gotHeader = try readExactly(&header, header.count)
+        guard gotHeader == header.count else {
+            throw fail("dimensions", "\(header.count) header bytes", "\(gotHeader) (file too short)")
+        }
+        var dimensions: [Int] = []
+        for d in 0..<expectedRank {
+            let b = header[(4 * d)..<(4 * d + 4)].map(UInt32.init)
+            let size = Int(b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3])
+            guard size > 0 else { throw fail("dimension \(d)", "a positive size", "0") }
+            dimensions.append(size)
+        }
+        let (total, overflow) = dimensions.reduce((1, false)) { acc, d in
+            let (p, o) = acc.0.multipliedReportingOverflow(by: d)
+            return (p, acc.1 || o)
+        }
+        guard !overflow, total <= 1 << 34 else {
+            throw fail("dimensions", "a payload under 16 GiB", "\(dimensions.map(String.init).joined(separator: "×"))")
+        }
+
+        var readCount = 0
+        let bytes = try [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
+            readCount = try readExactly(buffer.baseAddress!, total)
+            if readCount < total { buffer.baseAddress!.advanced(by: readCount).initialize(repeating: 0, count: total - readCount) }
+            initialized = total
+        }
+        guard readCount == total else {
+            throw fail("payload length", "\(total) bytes for dimensions \(dimensions.map(String.init).joined(separator: "×"))",
+                       "\(readCount) bytes (file truncated)")
+        }
+        var extra = [UInt8](repeating: 0, count: 4096)
+        var trailing = 0
+        while true {
+            let n = try readExactly(&extra, extra.count)
+            trailing += n
+            if n < extra.count { break }
+        }
+        guard trailing == 0 else {
+            throw fail("payload length", "\(total) bytes for dimensions \(dimensions.map(String.init).joined(separator: "×"))",
+                       "\(total + trailing) bytes (\(trailing) trailing bytes)")
+        }
+        return IDXFile(path: path, dimensions: dimensions, bytes: bytes)
+    }
+}
+
+private func hexByte(_ b: UInt8) -> String {
+    let s = String(b, radix: 16)
+    return s.count == 1 ? "0" + s : s
+}

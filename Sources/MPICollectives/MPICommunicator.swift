@@ -1,0 +1,117 @@
+// The Open MPI implementation of Communicator: the only code that calls MPI.
+import CMPI
+import Collectives
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// MPI_COMM_WORLD as a Communicator. `MPI_Init` happens once, in `world()`; `finalize()` ends MPI.
+/// MPI errors are returned (not fatal) and surface as `CollectiveError`.
+public final class MPICommunicator: Communicator {
+    public let rank: Int
+    public let size: Int
+    private nonisolated(unsafe) static var shared: MPICommunicator?
+
+    private init(rank: Int, size: Int) {
+        self.rank = rank
+        self.size = size
+    }
+
+    /// Initialises MPI on first use and returns the world communicator. Also works without mpirun
+    /// (a singleton: rank 0 of 1).
+    public static func world() throws -> MPICommunicator {
+        if let shared { return shared }
+        var initialized: Int32 = 0
+        MPI_Initialized(&initialized)
+        if initialized == 0 {
+            let rc = MPI_Init(nil, nil)
+            guard rc == CMPI_SUCCESS else { throw CollectiveError(operation: "MPI_Init", detail: errorString(rc)) }
+        }
+        MPI_Comm_set_errhandler(CMPI_COMM_WORLD, CMPI_ERRORS_RETURN)
+        var r: Int32 = 0, s: Int32 = 0
+        MPI_Comm_rank(CMPI_COMM_WORLD, &r)
+        MPI_Comm_size(CMPI_COMM_WORLD, &s)
+        let world = MPICommunicator(rank: Int(r), size: Int(s))
+        shared = world
+        return world
+    }
+
+    /// Ends MPI for this process (once; later calls do nothing).
+    public static func finalize() {
+        var finalized: Int32 = 0
+        MPI_Finalized(&finalized)
+        var initialized: Int32 = 0
+        MPI_Initialized(&initialized)
+        if initialized != 0 && finalized == 0 { MPI_Finalize() }
+    }
+
+    /// The name of the host this rank runs on.
+    public static var processorName: String {
+        var buffer = [CChar](repeating: 0, count: Int(MPI_MAX_PROCESSOR_NAME) + 1)
+        var length: Int32 = 0
+        MPI_Get_processor_name(&buffer, &length)
+        return String(cString: buffer)
+    }
+
+    private static func errorString(_ code: Int32) -> String {
+        var buffer = [CChar](repeating: 0, count: Int(CMPI_MAX_ERROR_STRING) + 1)
+        var length: Int32 = 0
+        MPI_Error_string(code, &buffer, &length)
+        return "\(String(cString: buffer)) (MPI error \(code))"
+    }
+
+    private func check(_ rc: Int32, _ operation: String) throws {
+        guard rc == CMPI_SUCCESS else { throw CollectiveError(operation: operation, detail: Self.errorString(rc)) }
+    }
+
+    private static func op(_ operation: ReduceOperation) -> MPI_Op {
+        switch operation {
+        case .sum: return CMPI_SUM
+        case .min: return CMPI_MIN
+        case .max: return CMPI_MAX
+        }
+    }
+
+    private func allreduce<T>(_ buffer: UnsafeMutableBufferPointer<T>, _ type: MPI_Datatype, _ operation: ReduceOperation) throws {
+        guard size > 1, let base = buffer.baseAddress, buffer.count > 0 else { return }
+        // MPI counts are Int32: reduce very large buffers in pieces.
+        let chunk = Int(Int32.max / 2)
+        var offset = 0
+        while offset < buffer.count {
+            let n = min(chunk, buffer.count - offset)
+            try check(MPI_Allreduce(CMPI_IN_PLACE, base + offset, Int32(n), type, Self.op(operation), CMPI_COMM_WORLD),
+                      "MPI_Allreduce")
+            offset += n
+        }
+    }
+
+    public func allreduce(_ buffer: UnsafeMutableBufferPointer<Float>, _ operation: ReduceOperation) throws {
+        try allreduce(buffer, CMPI_FLOAT, operation)
+    }
+
+    public func allreduce(_ buffer: UnsafeMutableBufferPointer<Double>, _ operation: ReduceOperation) throws {
+        try allreduce(buffer, CMPI_DOUBLE, operation)
+    }
+
+    public func allreduce(_ buffer: UnsafeMutableBufferPointer<Int64>, _ operation: ReduceOperation) throws {
+        try allreduce(buffer, CMPI_INT64, operation)
+    }
+
+    public func broadcast(_ bytes: UnsafeMutableRawBufferPointer, root: Int) throws {
+        guard size > 1, let base = bytes.baseAddress, bytes.count > 0 else { return }
+        let chunk = Int(Int32.max / 2)
+        var offset = 0
+        while offset < bytes.count {
+            let n = min(chunk, bytes.count - offset)
+            try check(MPI_Bcast(base + offset, Int32(n), CMPI_BYTE, Int32(root), CMPI_COMM_WORLD), "MPI_Bcast")
+            offset += n
+        }
+    }
+
+    public func abort(_ message: String, code: Int32) -> Never {
+        fputs("descent: rank \(rank): \(message)\n", stderr)
+        fflush(stderr)
+        MPI_Abort(CMPI_COMM_WORLD, code)
+        exit(code)
+    }
+}

@@ -1,0 +1,206 @@
+// A multilayer perceptron (ReLU hidden layers, softmax cross-entropy) whose parameters and gradient are each
+// one flat Float buffer; every matrix product goes through OpenBLAS.
+import Datasets
+import Numerics
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A fully connected network `sizes[0] → sizes[1] → … → sizes.last` with ReLU between layers and a softmax
+/// cross-entropy loss on the last layer's outputs.
+///
+/// Parameter layout in the flat buffer, layer by layer: weights `(inputs, outputs)` row-major, then bias
+/// `(outputs)`. The model owns no parameters; callers pass the flat buffers in, so the allreduce, the
+/// optimizer, the hash check and the checkpoint each see one array.
+public final class MLP {
+    /// One layer's named view into the flat buffers.
+    public struct Layer: Sendable {
+        public let inputs: Int
+        public let outputs: Int
+        /// Offset of the weights `(inputs, outputs)`.
+        public let weightOffset: Int
+        /// Offset of the bias `(outputs)`.
+        public let biasOffset: Int
+    }
+
+    public let sizes: [Int]
+    public let layers: [Layer]
+    public let parameterCount: Int
+
+    public init(sizes: [Int]) {
+        precondition(sizes.count >= 2 && sizes.allSatisfy { $0 > 0 })
+        self.sizes = sizes
+        var offset = 0
+        var layers: [Layer] = []
+        for (n, m) in zip(sizes, sizes.dropFirst()) {
+            layers.append(Layer(inputs: n, outputs: m, weightOffset: offset, biasOffset: offset + n * m))
+            offset += n * m + m
+        }
+        self.layers = layers
+        parameterCount = offset
+    }
+
+    /// Names and shapes of the parameter tensors, in buffer order ("layer1.weight (784, 100)").
+    public var parameterSummary: [String] {
+        layers.enumerated().flatMap { i, l in
+            ["layer\(i + 1).weight (\(l.inputs), \(l.outputs))", "layer\(i + 1).bias (\(l.outputs))"]
+        }
+    }
+
+    /// He initialisation (He et al. 2015): weights ~ N(0, 2/inputs), biases 0, from a seeded generator.
+    public func initialParameters(seed: UInt64) -> [Float] {
+        var theta = [Float](repeating: 0, count: parameterCount)
+        var rng = Xoshiro256(seed: seed, stream: 0x4E17)
+        for l in layers {
+            let std = (2.0 / Double(l.inputs)).squareRoot()
+            for i in 0..<(l.inputs * l.outputs) { theta[l.weightOffset + i] = Float(std * rng.nextGaussian()) }
+        }
+        return theta
+    }
+
+    /// Scratch memory for forward and backward passes over at most `capacity` samples at a time. Its buffers
+    /// are allocated once and never move, so the passes can hold plain pointers into them.
+    public final class Workspace {
+        public let capacity: Int
+        let input: UnsafeMutablePointer<Float>          // (capacity, sizes[0])
+        let labels: UnsafeMutablePointer<Int32>         // (capacity)
+        let activations: [UnsafeMutablePointer<Float>]  // per layer (capacity, outputs); the last: probabilities
+        let deltaA: UnsafeMutablePointer<Float>         // (capacity, widest hidden layer)
+        let deltaB: UnsafeMutablePointer<Float>
+
+        init(model: MLP, capacity: Int) {
+            func floats(_ n: Int) -> UnsafeMutablePointer<Float> {
+                let p = UnsafeMutablePointer<Float>.allocate(capacity: n)
+                p.initialize(repeating: 0, count: n)
+                return p
+            }
+            self.capacity = capacity
+            input = floats(capacity * model.sizes[0])
+            labels = .allocate(capacity: capacity)
+            labels.initialize(repeating: 0, count: capacity)
+            activations = model.layers.map { floats(capacity * $0.outputs) }
+            let widest = model.sizes.dropFirst().dropLast().max() ?? 1
+            deltaA = floats(capacity * widest)
+            deltaB = floats(capacity * widest)
+        }
+
+        deinit {
+            input.deallocate()
+            labels.deallocate()
+            activations.forEach { $0.deallocate() }
+            deltaA.deallocate()
+            deltaB.deallocate()
+        }
+    }
+
+    public func makeWorkspace(capacity: Int) -> Workspace { Workspace(model: self, capacity: max(1, capacity)) }
+
+    /// Loss and accuracy counts over some samples.
+    public struct Totals: Sendable {
+        public var lossSum: Double = 0
+        public var correct: Int = 0
+        public var count: Int = 0
+    }
+
+    /// Adds the gradient of the summed loss over `indices` to `gradient` (which the caller zeroes) and
+    /// returns the summed loss. Processes the samples in chunks of the workspace's capacity, so memory does not
+    /// grow with the number of samples.
+    @discardableResult
+    public func accumulateGradient(
+        parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>,
+        dataset: Dataset, indices: UnsafeBufferPointer<Int32>, workspace: Workspace
+    ) -> Totals {
+        var totals = Totals()
+        var start = 0
+        while start < indices.count {
+            let n = min(workspace.capacity, indices.count - start)
+            let chunk = UnsafeBufferPointer(rebasing: indices[start..<(start + n)])
+            forward(parameters: parameters, dataset: dataset, indices: chunk, workspace: workspace, totals: &totals)
+            backward(parameters: parameters, gradient: gradient, rows: n, workspace: workspace)
+            start += n
+        }
+        return totals
+    }
+
+    /// Loss sum and number of correct predictions over `indices` (forward passes only).
+    public func evaluate(
+        parameters: UnsafePointer<Float>, dataset: Dataset, indices: UnsafeBufferPointer<Int32>, workspace: Workspace
+    ) -> Totals {
+        var totals = Totals()
+        var start = 0
+        while start < indices.count {
+            let n = min(workspace.capacity, indices.count - start)
+            let chunk = UnsafeBufferPointer(rebasing: indices[start..<(start + n)])
+            forward(parameters: parameters, dataset: dataset, indices: chunk, workspace: workspace, totals: &totals)
+            start += n
+        }
+        return totals
+    }
+
+    /// Fills the workspace's activations for `indices` (at most `capacity` of them) and adds their loss and
+    /// correct predictions to `totals`. Leaves softmax probabilities in the last activation.
+    private func forward(
+        parameters theta: UnsafePointer<Float>, dataset: Dataset, indices: UnsafeBufferPointer<Int32>,
+        workspace ws: Workspace, totals: inout Totals
+    ) {
+        let rows = indices.count
+        dataset.fill(indices, features: ws.input, labels: ws.labels)
+        for (l, layer) in layers.enumerated() {
+            let out = ws.activations[l]
+            let previous = l == 0 ? ws.input : ws.activations[l - 1]
+            // (rows, outputs) = (rows, inputs) · (inputs, outputs)
+            gemm(.none, .none, m: rows, n: layer.outputs, k: layer.inputs,
+                 a: previous, lda: layer.inputs, b: theta + layer.weightOffset, ldb: layer.outputs,
+                 beta: 0, c: out, ldc: layer.outputs)
+            Kernels.addRowVector(theta + layer.biasOffset, to: out, rows: rows, columns: layer.outputs)
+            if l < layers.count - 1 { Kernels.relu(out, count: rows * layer.outputs) }
+        }
+        let classes = sizes.last!
+        let p = ws.activations[layers.count - 1]
+        do {
+            for r in 0..<rows {
+                let z = p + r * classes
+                let label = Int(ws.labels[r])
+                var maximum = z[0], argmax = 0
+                for c in 1..<classes where z[c] > maximum { maximum = z[c]; argmax = c }
+                var sum: Float = 0
+                for c in 0..<classes { z[c] = expf(z[c] - maximum); sum += z[c] }
+                let inverse = 1 / sum
+                // loss = log Σ exp(z) − z_label, computed from the shifted values
+                totals.lossSum += Double(logf(sum)) - Double(logf(z[label]))
+                for c in 0..<classes { z[c] *= inverse }
+                if argmax == label { totals.correct += 1 }
+            }
+        }
+        totals.count += rows
+    }
+
+    /// Adds ∂(summed loss)/∂θ for the rows of the last forward pass to `gradient`.
+    private func backward(
+        parameters theta: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, rows: Int, workspace ws: Workspace
+    ) {
+        let classes = sizes.last!
+        // dZ of the last layer = softmax − onehot, in place over the probabilities.
+        var delta = ws.activations[layers.count - 1]
+        for r in 0..<rows { delta[r * classes + Int(ws.labels[r])] -= 1 }
+        var useA = true
+        for l in stride(from: layers.count - 1, through: 0, by: -1) {
+            let layer = layers[l]
+            let input = l == 0 ? ws.input : ws.activations[l - 1]
+            // dW (inputs, outputs) += inputᵀ (inputs, rows) · dZ (rows, outputs)
+            gemm(.transposed, .none, m: layer.inputs, n: layer.outputs, k: rows,
+                 a: input, lda: layer.inputs, b: delta, ldb: layer.outputs,
+                 beta: 1, c: gradient + layer.weightOffset, ldc: layer.outputs)
+            Kernels.accumulateColumnSums(of: delta, rows: rows, columns: layer.outputs, into: gradient + layer.biasOffset)
+            guard l > 0 else { break }
+            // dA (rows, inputs) = dZ (rows, outputs) · Wᵀ (outputs, inputs); then through the ReLU.
+            let next = useA ? ws.deltaA : ws.deltaB
+            gemm(.none, .transposed, m: rows, n: layer.inputs, k: layer.outputs,
+                 a: delta, lda: layer.outputs, b: theta + layer.weightOffset, ldb: layer.outputs,
+                 beta: 0, c: next, ldc: layer.inputs)
+            Kernels.reluBackward(next, activation: input, count: rows * layer.inputs)
+            delta = next
+            useA.toggle()
+        }
+    }
+}

@@ -1,0 +1,98 @@
+// Element-wise kernels over raw Float pointers, written with SIMD8 so that they are vector code in every
+// release build (the auto-vectoriser leaves plain pointer loops scalar here).
+
+/// Eight floats from `p + i` (no alignment needed).
+@inlinable @inline(__always)
+public func load8(_ p: UnsafePointer<Float>, _ i: Int) -> SIMD8<Float> {
+    UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inlinable @inline(__always)
+public func load8(_ p: UnsafeMutablePointer<Float>, _ i: Int) -> SIMD8<Float> {
+    UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+/// Stores eight floats at `p + i` (no alignment needed).
+@inlinable @inline(__always)
+public func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, _ i: Int) {
+    UnsafeMutableRawPointer(p + i).storeBytes(of: v, as: SIMD8<Float>.self)
+}
+
+/// Applies `vector` to each full block of eight indices in 0..<count and `scalar` to the remainder; both
+/// must compute the same per-element arithmetic so that results do not depend on an element's position.
+@inlinable @inline(__always)
+public func forEachBlock(count: Int, vector: (Int) -> Void, scalar: (Int) -> Void) {
+    var i = 0
+    while i + 8 <= count {
+        vector(i)
+        i += 8
+    }
+    while i < count {
+        scalar(i)
+        i += 1
+    }
+}
+
+public enum Kernels {
+    /// x ← α·x
+    @inlinable
+    public static func scale(_ x: UnsafeMutablePointer<Float>, count: Int, by alpha: Float) {
+        forEachBlock(count: count, vector: { i in store8(load8(x, i) * alpha, x, i) },
+                     scalar: { i in x[i] *= alpha })
+    }
+
+    /// Each of `rows` rows of `out` (length `columns`) gets `bias` added.
+    @inlinable
+    public static func addRowVector(
+        _ bias: UnsafePointer<Float>, to out: UnsafeMutablePointer<Float>, rows: Int, columns: Int
+    ) {
+        for r in 0..<rows {
+            let row = out + r * columns
+            forEachBlock(count: columns, vector: { i in store8(load8(row, i) + load8(bias, i), row, i) },
+                         scalar: { i in row[i] += bias[i] })
+        }
+    }
+
+    /// sums[c] += Σ_r m[r, c]  (column sums of a row-major rows×columns matrix, accumulated row by row)
+    @inlinable
+    public static func accumulateColumnSums(
+        of m: UnsafePointer<Float>, rows: Int, columns: Int, into sums: UnsafeMutablePointer<Float>
+    ) {
+        for r in 0..<rows {
+            let row = m + r * columns
+            forEachBlock(count: columns, vector: { i in store8(load8(sums, i) + load8(row, i), sums, i) },
+                         scalar: { i in sums[i] += row[i] })
+        }
+    }
+
+    /// x ← max(x, 0)
+    @inlinable
+    public static func relu(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        forEachBlock(count: count, vector: { i in store8(pointwiseMax(load8(x, i), .zero), x, i) },
+                     scalar: { i in x[i] = x[i] > 0 ? x[i] : 0 })
+    }
+
+    /// g ← g where a > 0, else 0 (the ReLU derivative applied to an upstream gradient, using the activation)
+    @inlinable
+    public static func reluBackward(_ g: UnsafeMutablePointer<Float>, activation a: UnsafePointer<Float>, count: Int) {
+        forEachBlock(count: count,
+                     vector: { i in store8(load8(g, i).replacing(with: 0, where: load8(a, i) .<= 0), g, i) },
+                     scalar: { i in g[i] = a[i] > 0 ? g[i] : 0 })
+    }
+
+    /// Σ x², accumulated in Double over blocks.
+    public static func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double {
+        var total = 0.0
+        for i in 0..<count { total += Double(x[i]) * Double(x[i]) }
+        return total
+    }
+
+    /// Bytes scaled to floats: out[i] = Float(bytes[i]) · scale.
+    @inlinable
+    public static func convert(_ bytes: UnsafePointer<UInt8>, count: Int, scale: Float, into out: UnsafeMutablePointer<Float>) {
+        forEachBlock(count: count, vector: { i in
+            let b = UnsafeRawPointer(bytes + i).loadUnaligned(as: SIMD8<UInt8>.self)
+            store8(SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: b)) * scale, out, i)
+        }, scalar: { i in out[i] = Float(bytes[i]) * scale })
+    }
+}

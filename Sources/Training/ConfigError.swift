@@ -1,0 +1,20 @@
+// The error for configuration problems: names where the value came from, the key, what was expected and what
+// was found.
+
+/// A configuration value that cannot be used.
+public struct ConfigError: Error, Equatable, CustomStringConvertible, Sendable {
+    /// The config file, or "--set" for a command-line override.
+    public var source: String
+    public var key: String
+    public var expected: String
+    public var found: String
+
+    public init(source: String, key: String, expected: String, found: String) {
+        self.source = source
+        self.key = key
+        self.expected = expected
+        self.found = found
+    }
+
+    public var description: String { "\(source): \(key): expected \(expected), found \(found)" }
+}

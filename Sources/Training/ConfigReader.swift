@@ -1,0 +1,195 @@
+// Reads a YAML config plus `--set key=value` overrides into dotted keys, hands out typed values with precise
+// errors, and reports every key nobody asked for as unknown.
+import Yams
+
+/// A flattened view of a YAML mapping: `optimizer.lr` → its node, with the origin of every value.
+public struct ConfigReader {
+    struct Entry {
+        var node: Node
+        var source: String
+    }
+
+    private var entries: [String: Entry] = [:]
+    private var consumed: Set<String> = []
+    /// Where values come from when no override applies ("configs/default.yaml").
+    public let fileName: String
+
+    /// Parses `text` (the content of `fileName`).
+    public init(yaml text: String, fileName: String) throws {
+        self.fileName = fileName
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch {
+            throw ConfigError(source: fileName, key: "(document)", expected: "valid YAML",
+                              found: "a syntax error: \(Self.oneLine(error))")
+        }
+        guard let root else { return }  // an empty file: all defaults
+        guard case .mapping = root else {
+            throw ConfigError(source: fileName, key: "(document)", expected: "a mapping of keys to values",
+                              found: Self.describe(root))
+        }
+        try flatten(root, prefix: "", source: fileName)
+    }
+
+    /// Applies one `key=value` override; the value is parsed as YAML (so `0.1`, `true`, `[64, 64]` work).
+    public mutating func override(_ assignment: String) throws {
+        guard let eq = assignment.firstIndex(of: "="), eq != assignment.startIndex else {
+            throw ConfigError(source: "--set", key: assignment, expected: "key=value", found: "'\(assignment)'")
+        }
+        let key = String(assignment[..<eq]).trimmingCharacters(in: .whitespaces)
+        let text = String(assignment[assignment.index(after: eq)...])
+        let node: Node
+        do {
+            node = try Yams.compose(yaml: text) ?? Node("", Tag(.str))
+        } catch {
+            throw ConfigError(source: "--set", key: key, expected: "a YAML value", found: "'\(text)'")
+        }
+        // An override replaces a whole subtree.
+        for existing in entries.keys where existing.hasPrefix(key + ".") { entries[existing] = nil }
+        if case .mapping = node {
+            try flatten(node, prefix: key + ".", source: "--set")
+        } else {
+            entries[key] = Entry(node: node, source: "--set")
+        }
+    }
+
+    private mutating func flatten(_ node: Node, prefix: String, source: String) throws {
+        guard case .mapping(let mapping) = node else { return }
+        for (k, v) in mapping {
+            guard let name = k.string, !name.isEmpty else {
+                throw ConfigError(source: source, key: prefix + "(key)", expected: "a text key", found: Self.describe(k))
+            }
+            if case .mapping = v {
+                try flatten(v, prefix: prefix + name + ".", source: source)
+            } else {
+                entries[prefix + name] = Entry(node: v, source: source)
+            }
+        }
+    }
+
+    // MARK: typed access
+
+    private mutating func entry(_ key: String) -> Entry? {
+        consumed.insert(key)
+        if let e = entries[key], case .scalar(let s) = e.node, s.tag.description == Tag.Name.null.rawValue {
+            return nil  // `key:` with no value or `~` means "use the default"
+        }
+        return entries[key]
+    }
+
+    private func error(_ key: String, _ e: Entry, expected: String) -> ConfigError {
+        ConfigError(source: e.source, key: key, expected: expected, found: Self.describe(e.node))
+    }
+
+    public mutating func integer(_ key: String, default value: Int, range: ClosedRange<Int> = Int.min...Int.max) throws -> Int {
+        guard let e = entry(key) else { return value }
+        let expected = Self.rangeText("an integer", range)
+        guard case .scalar(let s) = e.node, let v = Int(s.string.replacingOccurrences(of: "_", with: "")) else {
+            throw error(key, e, expected: expected)
+        }
+        guard range.contains(v) else { throw error(key, e, expected: expected) }
+        return v
+    }
+
+    public mutating func number(_ key: String, default value: Double, expected: String, _ valid: (Double) -> Bool) throws -> Double {
+        guard let e = entry(key) else { return value }
+        guard case .scalar(let s) = e.node, let v = Double(s.string.replacingOccurrences(of: "_", with: "")), v.isFinite else {
+            throw error(key, e, expected: expected)
+        }
+        guard valid(v) else { throw error(key, e, expected: expected) }
+        return v
+    }
+
+    public mutating func boolean(_ key: String, default value: Bool) throws -> Bool {
+        guard let e = entry(key) else { return value }
+        guard case .scalar(let s) = e.node else { throw error(key, e, expected: "true or false") }
+        switch s.string.lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default: throw error(key, e, expected: "true or false")
+        }
+    }
+
+    public mutating func string(_ key: String, default value: String, allowed: [String]? = nil) throws -> String {
+        guard let e = entry(key) else { return value }
+        let expected = allowed.map { "one of " + $0.joined(separator: ", ") } ?? "a text value"
+        guard case .scalar(let s) = e.node, !s.string.isEmpty else { throw error(key, e, expected: expected) }
+        if let allowed, !allowed.contains(s.string) { throw error(key, e, expected: expected) }
+        return s.string
+    }
+
+    public mutating func integerList(_ key: String, default value: [Int], element range: ClosedRange<Int>) throws -> [Int] {
+        guard let e = entry(key) else { return value }
+        let expected = "a list of integers in \(range.lowerBound)...\(range.upperBound), like [100, 100]"
+        guard case .sequence(let seq) = e.node else { throw error(key, e, expected: expected) }
+        return try seq.map { item in
+            guard case .scalar(let s) = item, let v = Int(s.string), range.contains(v) else {
+                throw error(key, e, expected: expected)
+            }
+            return v
+        }
+    }
+
+    /// An integer, or one of the given words (e.g. `batch: full`).
+    public mutating func integerOrWord(_ key: String, default value: String, words: [String], range: ClosedRange<Int>) throws -> String {
+        guard let e = entry(key) else { return value }
+        let expected = Self.rangeText("an integer", range) + " or " + words.joined(separator: " or ")
+        guard case .scalar(let s) = e.node else { throw error(key, e, expected: expected) }
+        if words.contains(s.string) { return s.string }
+        guard let v = Int(s.string), range.contains(v) else { throw error(key, e, expected: expected) }
+        return String(v)
+    }
+
+    /// Fails on the first key that no accessor asked for, suggesting the closest known key.
+    public func rejectUnknownKeys() throws {
+        for key in entries.keys.sorted() where !consumed.contains(key) {
+            let e = entries[key]!
+            var expected = "a known key"
+            if let near = consumed.min(by: { editDistance($0, key) < editDistance($1, key) }),
+               editDistance(near, key) <= max(2, key.count / 3) {
+                expected += " (did you mean '\(near)'?)"
+            }
+            throw ConfigError(source: e.source, key: key, expected: expected, found: "an unknown key")
+        }
+    }
+
+    // MARK: helpers
+
+    static func rangeText(_ what: String, _ range: ClosedRange<Int>) -> String {
+        switch (range.lowerBound, range.upperBound) {
+        case (Int.min, Int.max): return what
+        case (let lo, Int.max): return "\(what) ≥ \(lo)"
+        case (let lo, let hi): return "\(what) in \(lo)...\(hi)"
+        }
+    }
+
+    static func describe(_ node: Node) -> String {
+        switch node {
+        case .scalar(let s): return s.string.isEmpty ? "an empty value" : "'\(s.string)'"
+        case .sequence(let s): return "a list of \(s.count) items"
+        case .mapping: return "a mapping"
+        case .alias: return "an alias"
+        }
+    }
+
+    static func oneLine(_ error: Error) -> String {
+        "\(error)".split(whereSeparator: \.isNewline).first.map(String.init) ?? "\(error)"
+    }
+}
+
+/// Levenshtein distance, for "did you mean" suggestions.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    var row = Array(0...b.count)
+    for i in 1...max(a.count, 1) where !a.isEmpty {
+        var previous = row[0]
+        row[0] = i
+        for j in 1...max(b.count, 1) where !b.isEmpty {
+            let saved = row[j]
+            row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
+            previous = saved
+        }
+    }
+    return a.isEmpty ? b.count : row[b.count]
+}

@@ -1,0 +1,106 @@
+// Rank 0's record of a run: one row per logged step or epoch, written to CSV and JSONL and flushed at once.
+import Foundation
+
+/// One metrics row. Optional values are empty in CSV and null in JSONL.
+public struct MetricsRow: Sendable {
+    public enum Kind: String, Sendable { case step, epoch }
+    public var kind: Kind
+    public var step: Int
+    /// Data passes completed (samples seen ÷ training-set size).
+    public var epoch: Double
+    public var samples: Int
+    public var wallSeconds: Double
+    public var learningRate: Double
+    /// Mean loss of the mini-batches since the previous row of the same kind.
+    public var batchLoss: Double?
+    public var trainLoss: Double?
+    public var trainAccuracy: Double?
+    public var testLoss: Double?
+    public var testAccuracy: Double?
+
+    public static let columns = ["kind", "step", "epoch", "samples", "wall_s", "lr", "batch_loss",
+                                 "train_loss", "train_accuracy", "test_loss", "test_accuracy"]
+
+    var values: [String?] {
+        [kind.rawValue, String(step), format(epoch), String(samples), format(wallSeconds), format(learningRate),
+         batchLoss.map(format), trainLoss.map(format), trainAccuracy.map(format), testLoss.map(format),
+         testAccuracy.map(format)]
+    }
+
+    private func format(_ x: Double) -> String { x.isFinite ? "\(x)" : (x.isNaN ? "nan" : (x > 0 ? "inf" : "-inf")) }
+}
+
+/// Appends rows to `metrics.csv` and `metrics.jsonl`, flushing each row so that a crash loses nothing written.
+public final class MetricsWriter {
+    private let csv: UnsafeMutablePointer<FILE>
+    private let jsonl: UnsafeMutablePointer<FILE>
+    public let directory: String
+
+    public init(directory: String) throws {
+        self.directory = directory
+        guard let c = fopen(directory + "/metrics.csv", "w") else { throw OutputError(path: directory + "/metrics.csv", errno: errno) }
+        guard let j = fopen(directory + "/metrics.jsonl", "w") else {
+            fclose(c)
+            throw OutputError(path: directory + "/metrics.jsonl", errno: errno)
+        }
+        csv = c
+        jsonl = j
+        try put(MetricsRow.columns.joined(separator: ",") + "\n", csv, "metrics.csv")
+    }
+
+    deinit {
+        fclose(csv)
+        fclose(jsonl)
+    }
+
+    public func append(_ row: MetricsRow) throws {
+        let values = row.values
+        try put(values.map { $0 ?? "" }.joined(separator: ",") + "\n", csv, "metrics.csv")
+        let fields = zip(MetricsRow.columns, values).map { key, value -> String in
+            guard let value else { return "\"\(key)\":null" }
+            if key == "kind" { return "\"\(key)\":\"\(value)\"" }
+            // JSON has no NaN or infinity: write them as strings so every line stays valid JSON.
+            return Double(value)?.isFinite ?? false ? "\"\(key)\":\(value)" : "\"\(key)\":\"\(value)\""
+        }
+        try put("{" + fields.joined(separator: ",") + "}\n", jsonl, "metrics.jsonl")
+    }
+
+    private func put(_ text: String, _ file: UnsafeMutablePointer<FILE>, _ name: String) throws {
+        guard fputs(text, file) >= 0, fflush(file) == 0 else { throw OutputError(path: directory + "/" + name, errno: errno) }
+    }
+}
+
+/// A file or folder that could not be written.
+public struct OutputError: Error, CustomStringConvertible, Sendable {
+    public var path: String
+    public var reason: String
+
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
+    }
+
+    public init(path: String, errno code: Int32) {
+        self.init(path: path, reason: String(cString: strerror(code)))
+    }
+
+    public var description: String { "cannot write \(path): \(reason)" }
+}
+
+/// Writes `text` to `path` through a temporary file and a rename, so a reader sees the old file or the whole
+/// new one, never a part.
+public func writeAtomically(_ text: String, to path: String) throws {
+    try writeAtomically(Data(text.utf8), to: path)
+}
+
+public func writeAtomically(_ data: Data, to path: String) throws {
+    let temporary = path + ".tmp"
+    do {
+        try data.write(to: URL(fileURLWithPath: temporary))
+        guard rename(temporary, path) == 0 else { throw OutputError(path: path, errno: errno) }
+    } catch let error as OutputError {
+        throw error
+    } catch {
+        throw OutputError(path: path, reason: "\(error.localizedDescription)")
+    }
+}
