@@ -1,0 +1,119 @@
+// The data-parallel invariant with in-process ranks: N ranks compute what one rank computes on the whole batch.
+import Collectives
+import Datasets
+import Foundation
+import Models
+import Numerics
+import Testing
+import Training
+
+@Suite("Data parallelism (in-process ranks)")
+struct DataParallelTests {
+    static let data = SyntheticClassification(count: 97, featureCount: 12, classCount: 3, noise: 0.8, seed: 4, test: false)
+    static let model = MLP(sizes: [12, 10, 3])
+
+    /// The mean gradient and loss over `indices` computed by one process.
+    func singleProcessGradient(_ theta: [Float], _ indices: [Int32]) -> ([Float], Double) {
+        var g = [Float](repeating: 0, count: Self.model.parameterCount)
+        let t = indices.withUnsafeBufferPointer { idx in
+            theta.withUnsafeBufferPointer { th in
+                g.withUnsafeMutableBufferPointer {
+                    Self.model.accumulateGradient(parameters: th.baseAddress!, gradient: $0.baseAddress!, dataset: Self.data,
+                                                  indices: idx, workspace: Self.model.makeWorkspace(capacity: 128))
+                }
+            }
+        }
+        return (g.map { $0 / Float(indices.count) }, t.lossSum / Double(indices.count))
+    }
+
+    @Test("uneven shards (including empty ones) average to the gradient of the whole batch",
+          arguments: [(2, 97), (3, 97), (4, 10), (5, 3)])
+    func unevenShards(ranks: Int, batch: Int) throws {
+        let theta = Self.model.initialParameters(seed: 8)
+        let indices = (0..<Int32(batch)).map { $0 }
+        let (expected, expectedLoss) = singleProcessGradient(theta, indices)
+        let results = try InProcessGroup.run(ranks: ranks) { comm -> ([Float], Double, Int) in
+            // Deliberately uneven: rank r takes a share proportional to r + 1 (rank 0 the smallest).
+            let weights = (0..<comm.size).map { $0 + 1 }
+            let total = weights.reduce(0, +)
+            var bounds = [0]
+            for w in weights { bounds.append(min(batch, bounds.last! + (batch * w + total - 1) / total)) }
+            bounds[comm.size] = batch
+            let mine = Array(indices[bounds[comm.rank]..<max(bounds[comm.rank], bounds[comm.rank + 1])])
+            let averager = GradientAverager(parameterCount: Self.model.parameterCount)
+            averager.reset()
+            let ws = Self.model.makeWorkspace(capacity: 16)
+            mine.withUnsafeBufferPointer { idx in
+                theta.withUnsafeBufferPointer { th in
+                    averager.withLocalSums { g, loss, count in
+                        let t = Self.model.accumulateGradient(parameters: th.baseAddress!, gradient: g, dataset: Self.data,
+                                                              indices: idx, workspace: ws)
+                        loss = Float(t.lossSum)
+                        count = Float(t.count)
+                    }
+                }
+            }
+            let average = try averager.average(over: comm)
+            return (averager.withGradient { Array($0) }, average.loss, average.count)
+        }
+        for (gradient, loss, count) in results {
+            #expect(count == batch)
+            #expect(abs(loss - expectedLoss) <= 1e-5 * expectedLoss)
+            for i in gradient.indices {
+                #expect(abs(gradient[i] - expected[i]) <= 1e-5 * max(1, abs(expected[i])), "θ[\(i)]")
+            }
+        }
+        #expect(Set(results.map { fingerprint($0.0) }).count == 1)  // every rank holds the same bits
+    }
+
+    func config(batch: RunConfig.Batch, steps: Int) throws -> RunConfig {
+        var c = try RunConfig.load(yaml: """
+            data: {source: synthetic, train_samples: 300, test_samples: 50, features: 10, classes: 3}
+            model: {hidden: [16]}
+            optimizer: {name: momentum, lr: 0.05}
+            training: {epochs: 1, log_every: 1, hash_check_every: 2, chunk: 32}
+            """, fileName: "test")
+        c.training.batch = batch
+        c.training.steps = steps
+        return c
+    }
+
+    @Test("training on 1, 2 and 3 ranks follows the same trajectory (float rounding apart); ranks stay identical",
+          arguments: [RunConfig.Batch.samples(50), .full])
+    func sameTrajectory(batch: RunConfig.Batch) throws {
+        let c = try config(batch: batch, steps: 6)
+        var finals: [[Float]] = []
+        for ranks in [1, 2, 3] {
+            let params = try InProcessGroup.run(ranks: ranks) { comm -> [Float] in
+                let trainer = try Trainer(config: c, communicator: comm, writeOutput: false,
+                                          console: Console(enabled: false, interactive: false))
+                let result = try trainer.run()
+                #expect(Set(result.rankHashes).count == 1 && result.rankHashes.count == ranks)
+                #expect(result.steps == 6)
+                return trainer.parameters
+            }
+            #expect(Set(params.map(fingerprint)).count == 1)
+            finals.append(params[0])
+        }
+        for other in finals.dropFirst() {
+            let worst = zip(other, finals[0]).map { abs($0 - $1) / max(1, abs($1)) }.max()!
+            #expect(worst < 1e-4, "largest relative difference \(worst)")
+        }
+        // The trajectory really moved: parameters differ from the initial ones.
+        #expect(finals[0] != MLP(sizes: [10, 16, 3]).initialParameters(seed: c.seed))
+    }
+
+    @Test("a global batch smaller than the number of ranks is refused on every rank")
+    func batchSmallerThanRanks() throws {
+        let c = try config(batch: .samples(2), steps: 1)
+        let messages = try InProcessGroup.run(ranks: 3) { comm -> String in
+            do {
+                _ = try Trainer(config: c, communicator: comm, writeOutput: false, console: Console(enabled: false, interactive: false))
+                return "no error"
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(messages == Array(repeating: "config: training.batch: expected a global batch of at least 3 samples (one per rank), found 2", count: 3))
+    }
+}

@@ -1,0 +1,113 @@
+// End-to-end runs of the built `descent` under real mpirun: hashes agree across ranks, full-batch GD is the same
+// at any world size, and bad input stops every rank with one message and no output.
+import Foundation
+import Testing
+
+let mpiAvailable = mpirunPath != nil && descentExecutable != nil
+
+/// A small synthetic run config written to a temporary folder.
+func writeSyntheticConfig(in dir: URL, name: String, extra: String = "") throws -> URL {
+    let url = dir.appendingPathComponent("\(name).yaml")
+    try """
+    name: \(name)
+    seed: 3
+    data: {source: synthetic, train_samples: 600, test_samples: 200, features: 16, classes: 4, noise: 1.5}
+    model: {hidden: [24, 24]}
+    optimizer: {name: momentum, lr: 0.05}
+    training: {batch: 64, epochs: 2, log_every: 5, hash_check_every: 3}
+    output: {dir: \(dir.appendingPathComponent("runs").path)}
+    \(extra)
+    """.write(to: url, atomically: true, encoding: .utf8)
+    return url
+}
+
+@Suite("Under mpirun", .serialized, .enabled(if: mpiAvailable, "mpirun or the descent executable is missing"))
+struct MPITests {
+    @Test("every rank ends with the same parameter hash, and the run folder holds what it promises", arguments: [2, 3])
+    func ranksAgree(ranks: Int) throws {
+        let dir = try temporaryDirectory()
+        let config = try writeSyntheticConfig(in: dir, name: "agree")
+        let r = try runDescent(ranks: ranks, ["train", "--config", config.path], directory: dir)
+        #expect(r.status == 0 && !r.timedOut, "\(r.stderr)")
+        let run = dir.appendingPathComponent("runs/agree")
+        let summary = try #require(
+            JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("summary.json"))) as? [String: Any])
+        let hashes = try #require(summary["rank_hashes"] as? [String])
+        let final = try String(contentsOf: run.appendingPathComponent("final_hash"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(hashes.count == ranks)
+        #expect(Set(hashes) == [final])
+        #expect(r.stdout.contains("final parameter hash \(final)"))
+        #expect(summary["ranks"] as? Int == ranks)
+        // 600 samples / batch 64 = 10 steps per epoch (the last one smaller), 2 epochs.
+        #expect(summary["steps"] as? Int == 20 && summary["samples"] as? Int == 1200)
+        let rows = try readCSV(run.appendingPathComponent("metrics.csv"))
+        let epochs = rows.filter { $0["kind"] == "epoch" }
+        #expect(epochs.map { $0["step"] } == ["10", "20"])
+        #expect(epochs.allSatisfy { Double($0["test_accuracy"] ?? "") != nil && Double($0["train_loss"] ?? "") != nil })
+        #expect(rows.filter { $0["kind"] == "step" }.map { $0["step"]! } == ["5", "10", "15", "20"])
+        let jsonl = try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+        #expect(jsonl.count == rows.count)
+        for line in jsonl { #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) != nil) }
+        let params = try Data(contentsOf: run.appendingPathComponent("parameters.f32"))
+        #expect(params.count == 4 * (summary["parameter_count"] as? Int ?? -1))
+        let resolved = try String(contentsOf: run.appendingPathComponent("config.yaml"), encoding: .utf8)
+        #expect(resolved.contains("lr: 0.05") && resolved.contains("batch: 64"))
+    }
+
+    @Test("full-batch GD gives the same losses at np = 1, 2 and 3 (relative 1e-5)")
+    func fullBatchAcrossWorldSizes() throws {
+        let dir = try temporaryDirectory()
+        var curves: [[Double]] = []
+        for ranks in [1, 2, 3] {
+            let name = "gd\(ranks)"
+            let config = try writeSyntheticConfig(in: dir, name: name, extra: "")
+            let r = try runDescent(ranks: ranks, ["train", "--config", config.path, "--set", "training.batch=full",
+                                                  "--set", "training.epochs=3", "--set", "training.log_every=1",
+                                                  "--set", "optimizer.name=sgd", "--set", "optimizer.lr=0.5"],
+                                   directory: dir)
+            #expect(r.status == 0, "\(r.stderr)")
+            let rows = try readCSV(dir.appendingPathComponent("runs/\(name)/metrics.csv"))
+            let losses = rows.filter { $0["kind"] == "step" }.compactMap { Double($0["batch_loss"] ?? "") }
+            #expect(losses.count == 3)
+            curves.append(losses)
+        }
+        #expect(curves[0][2] < curves[0][0])  // descent descends
+        for curve in curves.dropFirst() {
+            for (a, b) in zip(curve, curves[0]) { #expect(close(a, b, relative: 1e-5), "\(curve) vs \(curves[0])") }
+        }
+    }
+
+    @Test("bad input: one message naming the key or file, non-zero exit, nothing written", arguments: [
+        ("unknown key", ["--set", "optimizer.lrr=0.1"], "optimizer.lrr: expected a known key (did you mean 'optimizer.lr'?)"),
+        ("bad learning rate", ["--set", "optimizer.lr=-1"], "optimizer.lr: expected a number > 0, found '-1'"),
+        ("batch below ranks", ["--set", "training.batch=1"],
+         "training.batch: expected a global batch of at least 2 samples (one per rank), found 1"),
+        ("missing data", ["--set", "data.source=fashion-mnist", "--set", "data.path=/nonexistent/fm"],
+         "data file /nonexistent/fm/train-images-idx3-ubyte.gz: file: expected an IDX file (raw or gzipped), found no such file or directory"),
+        ("missing config", ["--config", "/nonexistent.yaml"], "/nonexistent.yaml: (file): expected a readable YAML config file, found no such file"),
+    ])
+    func badInput(_ label: String, _ arguments: [String], _ message: String) throws {
+        let dir = try temporaryDirectory()
+        let config = try writeSyntheticConfig(in: dir, name: "bad")
+        let r = try runDescent(ranks: 2, ["train", "--config", config.path] + arguments, directory: dir, timeout: 60)
+        #expect(!r.timedOut, "\(label): hung")
+        #expect(r.status != 0, "\(label)")
+        let ours = r.stderr.split(separator: "\n").filter { $0.hasPrefix("descent:") }
+        #expect(ours.count == 1, "\(label): \(r.stderr)")
+        #expect(ours.first?.contains(message) == true, "\(label): \(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("runs/bad").path), "\(label)")
+    }
+
+    @Test("an existing run folder is kept unless --overwrite is given")
+    func existingRunFolder() throws {
+        let dir = try temporaryDirectory()
+        let config = try writeSyntheticConfig(in: dir, name: "again")
+        #expect(try runDescent(ranks: 2, ["train", "--config", config.path], directory: dir).status == 0)
+        let second = try runDescent(ranks: 2, ["train", "--config", config.path], directory: dir)
+        #expect(second.status != 0)
+        #expect(second.stderr.contains("the run folder already exists (pass --overwrite"))
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("runs/again/summary.json").path))
+        #expect(try runDescent(ranks: 2, ["train", "--config", config.path, "--overwrite"], directory: dir).status == 0)
+    }
+}

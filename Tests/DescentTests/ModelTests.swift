@@ -1,0 +1,117 @@
+// The MLP's gradient against finite differences of its own loss, and its bookkeeping.
+import Datasets
+import Models
+import Testing
+
+@Suite("MLP")
+struct MLPTests {
+    /// A small problem whose layers are not multiples of the SIMD width, so vector tails are exercised too.
+    static let data = SyntheticClassification(count: 40, featureCount: 11, classCount: 3, noise: 0.7, seed: 9, test: false)
+    static let model = MLP(sizes: [11, 13, 9, 3])
+
+    func loss(_ theta: [Float], indices: [Int32]) -> Double {
+        let ws = Self.model.makeWorkspace(capacity: 16)
+        return indices.withUnsafeBufferPointer { idx in
+            theta.withUnsafeBufferPointer {
+                Self.model.evaluate(parameters: $0.baseAddress!, dataset: Self.data, indices: idx, workspace: ws).lossSum
+            }
+        }
+    }
+
+    @Test("parameter layout: weights (in, out) then bias, layer by layer")
+    func layout() {
+        let m = Self.model
+        #expect(m.parameterCount == 11 * 13 + 13 + 13 * 9 + 9 + 9 * 3 + 3)
+        #expect(m.layers.map(\.weightOffset) == [0, 156, 282])
+        #expect(m.layers.map(\.biasOffset) == [143, 273, 309])
+        #expect(MLP(sizes: [784, 100, 100, 100, 100, 10]).parameterCount == 109_810)
+    }
+
+    @Test("He initialisation: weight spread √(2/inputs), zero biases")
+    func heInit() {
+        let m = MLP(sizes: [400, 300, 10])
+        let theta = m.initialParameters(seed: 3)
+        let w = theta[0..<(400 * 300)].map(Double.init)
+        let mean = w.reduce(0, +) / Double(w.count)
+        let std = (w.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(w.count)).squareRoot()
+        #expect(abs(mean) < 0.002)
+        #expect(abs(std / (2.0 / 400).squareRoot() - 1) < 0.01)
+        #expect(theta[(400 * 300)..<(400 * 300 + 300)].allSatisfy { $0 == 0 })
+        #expect(m.initialParameters(seed: 3) == theta && m.initialParameters(seed: 4) != theta)
+    }
+
+    /// The summed softmax cross-entropy of the MLP, written out independently in Double from the definition.
+    func referenceLoss(_ theta: [Double], indices: [Int32]) -> Double {
+        let m = Self.model
+        var features = [Float](repeating: 0, count: indices.count * 11), labels = [Int32](repeating: 0, count: indices.count)
+        indices.withUnsafeBufferPointer { Self.data.fill($0, features: &features, labels: &labels) }
+        var total = 0.0
+        for (row, _) in indices.enumerated() {
+            var a = (0..<11).map { Double(features[row * 11 + $0]) }
+            for (l, layer) in m.layers.enumerated() {
+                var z = (0..<layer.outputs).map { theta[layer.biasOffset + $0] }
+                for i in 0..<layer.inputs { for j in 0..<layer.outputs { z[j] += a[i] * theta[layer.weightOffset + i * layer.outputs + j] } }
+                a = l == m.layers.count - 1 ? z : z.map { max($0, 0) }
+            }
+            let top = a.max()!
+            let logSum = top + log(a.map { exp($0 - top) }.reduce(0, +))
+            total += logSum - a[Int(labels[row])]
+        }
+        return total
+    }
+
+    @Test("backpropagation matches central finite differences of an independent Double loss")
+    func finiteDifferences() {
+        let m = Self.model
+        var theta = m.initialParameters(seed: 2)
+        for l in m.layers { for j in 0..<l.outputs { theta[l.biasOffset + j] = 0.05 * Float(j % 5) - 0.1 } }
+        let indices: [Int32] = (0..<40).map { Int32($0) }
+        var gradient = [Float](repeating: 0, count: m.parameterCount)
+        let ws = m.makeWorkspace(capacity: 16)  // 40 samples in chunks of 16: accumulation across chunks is tested too
+        let totals = indices.withUnsafeBufferPointer { idx in
+            theta.withUnsafeBufferPointer { t in
+                gradient.withUnsafeMutableBufferPointer { g in
+                    m.accumulateGradient(parameters: t.baseAddress!, gradient: g.baseAddress!, dataset: Self.data,
+                                         indices: idx, workspace: ws)
+                }
+            }
+        }
+        let thetaD = theta.map(Double.init)
+        #expect(totals.count == 40)
+        #expect(abs(totals.lossSum - referenceLoss(thetaD, indices: indices)) < 1e-4)
+        #expect(abs(loss(theta, indices: indices) - totals.lossSum) < 1e-4)
+        let h = 1e-6
+        var worst = 0.0, worstIndex = -1
+        for i in 0..<m.parameterCount {
+            var plus = thetaD, minus = thetaD
+            plus[i] += h
+            minus[i] -= h
+            let fd = (referenceLoss(plus, indices: indices) - referenceLoss(minus, indices: indices)) / (2 * h)
+            let error = abs(fd - Double(gradient[i])) / max(1, abs(fd))
+            if error > worst { (worst, worstIndex) = (error, i) }
+        }
+        #expect(worst < 1e-4, "largest relative difference \(worst) at θ[\(worstIndex)]")
+    }
+
+    @Test("evaluation counts correct predictions: a model that always says class 2 is right exactly on class-2 samples")
+    func accuracyCounting() {
+        let m = MLP(sizes: [11, 3])
+        var theta = [Float](repeating: 0, count: m.parameterCount)
+        theta[m.layers[0].biasOffset + 2] = 5
+        let indices: [Int32] = (0..<40).map { Int32($0) }
+        let ws = m.makeWorkspace(capacity: 7)
+        let t = indices.withUnsafeBufferPointer { idx in
+            theta.withUnsafeBufferPointer { m.evaluate(parameters: $0.baseAddress!, dataset: Self.data, indices: idx, workspace: ws) }
+        }
+        let expected = indices.filter { Self.data.label(of: Int($0)) == 2 }.count
+        #expect(t.correct == expected && t.count == 40)
+        // Loss of a constant prediction: −log softmax, computed by hand.
+        let pRight = exp(5.0) / (exp(5.0) + 2), pWrong = 1 / (exp(5.0) + 2)
+        let reference = Double(expected) * -log(pRight) + Double(40 - expected) * -log(pWrong)
+        #expect(abs(t.lossSum - reference) < 1e-4 * reference)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
