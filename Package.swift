@@ -24,7 +24,7 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "Numerics", dependencies: ["CBLAS"], swiftSettings: numericSettings),
-        .target(name: "Collectives", dependencies: [], swiftSettings: numericSettings),
+        .target(name: "Collectives", dependencies: ["Numerics"], swiftSettings: numericSettings),
         .target(name: "MPICollectives", dependencies: ["CMPI", "Collectives"], swiftSettings: numericSettings),
         .target(name: "Datasets", dependencies: ["CZlib", "Numerics"], swiftSettings: numericSettings),
         .target(name: "Models", dependencies: ["Numerics", "Datasets"], swiftSettings: numericSettings),

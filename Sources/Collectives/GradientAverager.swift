@@ -1,4 +1,5 @@
 // Turns per-rank gradient sums into the exact gradient of the global batch with one allreduce per step.
+import Numerics
 
 /// Owns the flat exchange buffer `[gradient sums … | loss sum | sample count]` of length parameters + 2.
 ///
@@ -46,9 +47,7 @@ public final class GradientAverager {
             try communicator.allreduce(b, .sum)
             let lossSum = b[parameterCount], count = b[parameterCount + 1]
             precondition(count > 0, "a global batch holds at least one sample")
-            let inverse = 1 / count
-            let g = b.baseAddress!
-            for i in 0..<parameterCount { g[i] *= inverse }
+            Kernels.scale(b.baseAddress!, count: parameterCount, by: 1 / count)
             return Average(loss: Double(lossSum) / Double(count), count: Int(count))
         }
     }

@@ -68,7 +68,8 @@ public enum Kernels {
     /// x ← max(x, 0)
     @inlinable
     public static func relu(_ x: UnsafeMutablePointer<Float>, count: Int) {
-        forEachBlock(count: count, vector: { i in store8(pointwiseMax(load8(x, i), .zero), x, i) },
+        // (the generic pointwiseMax is not specialised across modules; replacing(with:where:) is)
+        forEachBlock(count: count, vector: { i in let v = load8(x, i); store8(v.replacing(with: 0, where: v .<= 0), x, i) },
                      scalar: { i in x[i] = x[i] > 0 ? x[i] : 0 })
     }
 

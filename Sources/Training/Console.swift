@@ -6,11 +6,13 @@ import Foundation
 public final class Console {
     private let interactive: Bool
     private let enabled: Bool
+    private let showProgress: Bool
     private let plainInterval: Double
     private var lastPrint = -Double.infinity
     private var lineOpen = false
 
-    /// How progress is shown: rewriting one terminal line, plain lines, or not at all.
+    /// How progress is shown: rewriting one terminal line, plain lines, or not at all (`off` keeps the
+    /// summary and per-epoch lines).
     public enum Style: String, CaseIterable, Sendable {
         case auto, line, plain, off
     }
@@ -26,11 +28,12 @@ public final class Console {
         case .line: interactive = true
         case .plain, .off: interactive = false
         }
-        self.init(enabled: enabled && style != .off, interactive: interactive)
+        self.init(enabled: enabled, interactive: interactive, showProgress: style != .off)
     }
 
-    public init(enabled: Bool, interactive: Bool, plainInterval: Double = 10) {
+    public init(enabled: Bool, interactive: Bool, showProgress: Bool = true, plainInterval: Double = 10) {
         self.enabled = enabled
+        self.showProgress = showProgress
         self.interactive = interactive
         self.plainInterval = plainInterval
     }
@@ -45,7 +48,7 @@ public final class Console {
 
     /// A progress update; may be skipped if the previous one was recent.
     public func progress(_ text: @autoclosure () -> String, now: Double) {
-        guard enabled else { return }
+        guard enabled && showProgress else { return }
         let interval = interactive ? 0.2 : plainInterval
         guard now - lastPrint >= interval else { return }
         lastPrint = now
