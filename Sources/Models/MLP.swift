@@ -103,35 +103,37 @@ public final class MLP {
     }
 
     /// Adds the gradient of the summed loss over `indices` to `gradient` (which the caller zeroes) and
-    /// returns the summed loss. Processes the samples in chunks of the workspace's capacity, so memory does not
-    /// grow with the number of samples.
+    /// returns the loss and accuracy totals. Processes the samples in chunks of the workspace's capacity, so
+    /// memory does not grow with the number of samples.
     @discardableResult
     public func accumulateGradient(
         parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>,
         dataset: Dataset, indices: UnsafeBufferPointer<Int32>, workspace: Workspace
     ) -> Totals {
-        var totals = Totals()
-        var start = 0
-        while start < indices.count {
-            let n = min(workspace.capacity, indices.count - start)
-            let chunk = UnsafeBufferPointer(rebasing: indices[start..<(start + n)])
-            forward(parameters: parameters, dataset: dataset, indices: chunk, workspace: workspace, totals: &totals)
-            backward(parameters: parameters, gradient: gradient, rows: n, workspace: workspace)
-            start += n
+        passes(over: indices, workspace: workspace, dataset: dataset, parameters: parameters) { rows in
+            backward(parameters: parameters, gradient: gradient, rows: rows, workspace: workspace)
         }
-        return totals
     }
 
     /// Loss sum and number of correct predictions over `indices` (forward passes only).
     public func evaluate(
         parameters: UnsafePointer<Float>, dataset: Dataset, indices: UnsafeBufferPointer<Int32>, workspace: Workspace
     ) -> Totals {
+        passes(over: indices, workspace: workspace, dataset: dataset, parameters: parameters) { _ in }
+    }
+
+    /// Forward passes over `indices` in chunks of the workspace's capacity, calling `afterForward(rows)` after each.
+    private func passes(
+        over indices: UnsafeBufferPointer<Int32>, workspace: Workspace, dataset: Dataset,
+        parameters: UnsafePointer<Float>, afterForward: (Int) -> Void
+    ) -> Totals {
         var totals = Totals()
         var start = 0
         while start < indices.count {
             let n = min(workspace.capacity, indices.count - start)
             let chunk = UnsafeBufferPointer(rebasing: indices[start..<(start + n)])
             forward(parameters: parameters, dataset: dataset, indices: chunk, workspace: workspace, totals: &totals)
+            afterForward(n)
             start += n
         }
         return totals

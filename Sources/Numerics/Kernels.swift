@@ -81,13 +81,6 @@ public enum Kernels {
                      scalar: { i in g[i] = a[i] > 0 ? g[i] : 0 })
     }
 
-    /// Σ x², accumulated in Double over blocks.
-    public static func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double {
-        var total = 0.0
-        for i in 0..<count { total += Double(x[i]) * Double(x[i]) }
-        return total
-    }
-
     /// Bytes scaled to floats: out[i] = Float(bytes[i]) · scale.
     @inlinable
     public static func convert(_ bytes: UnsafePointer<UInt8>, count: Int, scale: Float, into out: UnsafeMutablePointer<Float>) {
