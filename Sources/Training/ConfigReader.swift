@@ -146,8 +146,12 @@ public struct ConfigReader {
         for key in entries.keys.sorted() where !consumed.contains(key) {
             let e = entries[key]!
             var expected = "a known key"
-            if let near = consumed.min(by: { editDistance($0, key) < editDistance($1, key) }),
-               editDistance(near, key) <= max(2, key.count / 3) {
+            // Closest by edit distance; ties go to the longer shared prefix, then alphabetical order, so the
+            // suggestion never depends on set order.
+            func rank(_ k: String) -> (Int, Int, String) {
+                (editDistance(k, key), -zip(k, key).prefix { $0 == $1 }.count, k)
+            }
+            if let near = consumed.min(by: { rank($0) < rank($1) }), editDistance(near, key) <= max(2, key.count / 3) {
                 expected += " (did you mean '\(near)'?)"
             }
             throw ConfigError(source: e.source, key: key, expected: expected, found: "an unknown key")
