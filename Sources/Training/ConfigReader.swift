@@ -148,11 +148,10 @@ public struct ConfigReader {
             var expected = "a known key"
             // Closest by edit distance; ties go to the longer shared prefix, then alphabetical order, so the
             // suggestion never depends on set order.
-            func rank(_ k: String) -> (Int, Int, String) {
-                (editDistance(k, key), -zip(k, key).prefix { $0 == $1 }.count, k)
-            }
-            if let near = consumed.min(by: { rank($0) < rank($1) }), editDistance(near, key) <= max(2, key.count / 3) {
-                expected += " (did you mean '\(near)'?)"
+            let ranked = consumed.map { k in (distance: editDistance(k, key), prefix: -zip(k, key).prefix { $0 == $1 }.count, key: k) }
+            if let near = ranked.min(by: { ($0.distance, $0.prefix, $0.key) < ($1.distance, $1.prefix, $1.key) }),
+               near.distance <= max(2, key.count / 3) {
+                expected += " (did you mean '\(near.key)'?)"
             }
             throw ConfigError(source: e.source, key: key, expected: expected, found: "an unknown key")
         }
