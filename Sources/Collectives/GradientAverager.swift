@@ -52,6 +52,19 @@ public final class GradientAverager {
         }
     }
 
+    /// Scales the averaged gradient so that its global L2 norm is at most `maxNorm`, as torch's
+    /// clip_grad_norm_ does (g ← g · maxNorm / (‖g‖ + 1e-6) when that factor is below 1). Returns ‖g‖ before
+    /// clipping. Every rank holds the same averaged gradient, so every rank clips identically.
+    @discardableResult
+    public func clip(toNorm maxNorm: Double) -> Double {
+        buffer.withUnsafeMutableBufferPointer { b in
+            let norm = Kernels.sumOfSquares(b.baseAddress!, count: parameterCount).squareRoot()
+            let factor = maxNorm / (norm + 1e-6)
+            if factor < 1 { Kernels.scale(b.baseAddress!, count: parameterCount, by: Float(factor)) }
+            return norm
+        }
+    }
+
     /// The averaged gradient (valid after `average(over:)`).
     public func withGradient<T>(_ body: (UnsafeBufferPointer<Float>) throws -> T) rethrows -> T {
         try buffer.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[0..<parameterCount])) }

@@ -38,12 +38,87 @@ public struct OptimizerState: Codable, Equatable, Sendable {
     public var step: Int
     /// Named element-wise buffers (e.g. "momentum"), each as long as the parameter buffer.
     public var buffers: [String: [Float]]
+    /// Named running scalars that are not a function of the step count (NAdam's product of μ_t).
+    public var scalars: [String: Double]
 
-    public init(name: String, step: Int, buffers: [String: [Float]]) {
+    public init(name: String, step: Int, buffers: [String: [Float]], scalars: [String: Double] = [:]) {
         self.name = name
         self.step = step
         self.buffers = buffers
+        self.scalars = scalars
     }
+}
+
+/// The element-wise state of an optimizer: a fixed list of named buffers, each as long as the parameters,
+/// in one zero-initialised allocation.
+public final class StateBuffers {
+    public let names: [String]
+    public let count: Int
+    private let storage: UnsafeMutablePointer<Float>
+
+    public init(_ names: [String], count: Int) {
+        self.names = names
+        self.count = count
+        storage = .allocate(capacity: max(names.count * count, 1))
+        storage.initialize(repeating: 0, count: max(names.count * count, 1))
+    }
+
+    deinit { storage.deallocate() }
+
+    /// The buffer called `name`, or nil when this optimizer does not keep it.
+    public subscript(_ name: String) -> UnsafeMutablePointer<Float>? {
+        names.firstIndex(of: name).map { storage + $0 * count }
+    }
+
+    /// Sets every element of buffer `name` to `value`.
+    public func fill(_ name: String, with value: Float) {
+        self[name]?.update(repeating: value, count: count)
+    }
+
+    /// Copies of all buffers, by name.
+    public func export() -> [String: [Float]] {
+        var out: [String: [Float]] = [:]
+        for (k, name) in names.enumerated() {
+            out[name] = Array(UnsafeBufferPointer(start: storage + k * count, count: count))
+        }
+        return out
+    }
+
+    /// Replaces every buffer from a saved state, which must hold exactly these names at this length.
+    public func load(_ buffers: [String: [Float]], optimizer: String) throws {
+        guard Set(buffers.keys) == Set(names) else {
+            throw OptimizerStateError(detail: "'\(optimizer)' keeps buffers [\(names.joined(separator: ", "))], "
+                                      + "found [\(buffers.keys.sorted().joined(separator: ", "))]")
+        }
+        for (k, name) in names.enumerated() {
+            let b = buffers[name]!
+            guard b.count == count else {
+                throw OptimizerStateError(detail: "'\(optimizer)' buffer '\(name)' must hold \(count) values, found \(b.count)")
+            }
+            if count > 0 { b.withUnsafeBufferPointer { (storage + k * count).update(from: $0.baseAddress!, count: count) } }
+        }
+    }
+}
+
+/// The raw pointers and length of a parameter buffer and its gradient (which must be equally long).
+@inline(__always)
+func flat(_ p: UnsafeMutableBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>)
+    -> (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int) {
+    precondition(p.count == g.count, "parameters and gradient differ in length")
+    guard let pb = p.baseAddress, let gb = g.baseAddress else {
+        // An empty model: point at a dummy so the loops run zero times.
+        let dummy = UnsafeMutablePointer<Float>(bitPattern: MemoryLayout<Float>.alignment)!
+        return (dummy, UnsafePointer(dummy), 0)
+    }
+    return (pb, gb, p.count)
+}
+
+/// Checks that a saved state belongs to the optimizer it is restored into.
+func checkName(_ state: OptimizerState, _ name: String) throws {
+    guard state.name == name else {
+        throw OptimizerStateError(detail: "expected state of '\(name)', found '\(state.name)'")
+    }
+    guard state.step >= 0 else { throw OptimizerStateError(detail: "step must be ≥ 0, found \(state.step)") }
 }
 
 /// A state that does not fit the optimizer it is restored into.

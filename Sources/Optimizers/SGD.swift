@@ -1,32 +1,40 @@
-// Stochastic gradient descent with optional momentum, dampening, Nesterov momentum and L2 weight decay,
-// exactly as torch.optim.SGD (reference/optimizers.md, "SGD"). Plain GD is this rule fed a full-batch gradient.
+// Stochastic gradient descent with momentum, dampening, Nesterov momentum and L2 weight decay, exactly as
+// torch.optim.SGD (reference/optimizers.md, "SGD"), plus the two momentum forms the seeds teach.
+// Plain GD is this rule fed a full-batch gradient.
 import Numerics
 
-/// torch.optim.SGD.
+/// torch.optim.SGD, and the textbook momentum forms as variants.
 ///
-/// Legend: θ parameters, g gradient, b momentum buffer, γ learning rate, μ momentum, τ dampening,
+/// Legend: θ parameters, g gradient, b / v momentum buffer, γ learning rate, μ momentum, τ dampening,
 /// λ weight decay, t step (from 1).
 /// ```
-/// g ← g + λθ                         (if λ ≠ 0)
-/// b ← g  (t = 1),  μb + (1−τ)g  (t > 1)   (if μ ≠ 0)
-/// g ← g + μb  (Nesterov)  or  b
-/// θ ← θ − γg
+/// g ← g + λθ                                  (every form, if λ ≠ 0)
+/// torch:      b ← g (t = 1), μb + (1−τ)g (t > 1);  θ ← θ − γ(g + μb) if Nesterov, else θ − γb
+/// sutskever:  v ← μv − γg;  θ ← θ + v            (seed 001; equals torch while γ is constant)
+/// ewma:       v ← μv + (1−μ)g;  θ ← θ − γv       (seed 003, Andrew Ng's form; μ is his β)
 /// ```
+/// With μ = 0 every form is θ ← θ − γg and keeps no buffer.
 public final class SGD: Optimizer {
+    public enum Form: String, Sendable, CaseIterable {
+        case torch, sutskever, ewma
+    }
+
     public struct Hyperparameters: Equatable, Sendable {
         public var learningRate: Double
         public var momentum: Double = 0
         public var dampening: Double = 0
         public var nesterov: Bool = false
         public var weightDecay: Double = 0
+        public var form: Form = .torch
 
         public init(learningRate: Double, momentum: Double = 0, dampening: Double = 0,
-                    nesterov: Bool = false, weightDecay: Double = 0) {
+                    nesterov: Bool = false, weightDecay: Double = 0, form: Form = .torch) {
             self.learningRate = learningRate
             self.momentum = momentum
             self.dampening = dampening
             self.nesterov = nesterov
             self.weightDecay = weightDecay
+            self.form = form
         }
     }
 
@@ -34,63 +42,56 @@ public final class SGD: Optimizer {
     public let hyperparameters: Hyperparameters
     public var learningRate: Double
     public private(set) var stepCount = 0
-    /// The momentum buffer b; allocated only when μ ≠ 0.
-    private var buffer: [Float]
+    private let buffers: StateBuffers
 
     public init(_ hyperparameters: Hyperparameters, parameterCount: Int, name: String = "sgd") {
         self.hyperparameters = hyperparameters
         self.name = name
         learningRate = hyperparameters.learningRate
-        buffer = hyperparameters.momentum != 0 ? [Float](repeating: 0, count: parameterCount) : []
+        buffers = StateBuffers(hyperparameters.momentum != 0 ? ["momentum_buffer"] : [], count: parameterCount)
     }
 
     public func update(_ parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>) {
-        precondition(parameters.count == gradient.count)
+        let (parameters, gradient, count) = flat(parameters, gradient)
         stepCount += 1
-        let n = parameters.count
-        let θ = parameters.baseAddress!, grad = gradient.baseAddress!
-        let γ = Float(learningRate), λ = Float(hyperparameters.weightDecay)
-        let μ = Float(hyperparameters.momentum), τ = Float(hyperparameters.dampening)
-        guard μ != 0 else {
-            forEachBlock(count: n, vector: { i in
-                store8(load8(θ, i) - γ * (load8(grad, i) + λ * load8(θ, i)), θ, i)
-            }, scalar: { i in
-                θ[i] = θ[i] - γ * (grad[i] + λ * θ[i])
-            })
+        let h = hyperparameters
+        let γ = Float(learningRate), λ = Float(h.weightDecay), μ = Float(h.momentum), τ = Float(h.dampening)
+        let cμ = Float(1 - h.momentum)  // 1 − μ rounded once from Double, as torch does
+        let cτ = Float(1 - h.dampening)  // 1 − τ rounded once from Double, as torch does
+        let first = stepCount == 1, nesterov = h.nesterov
+        guard let buffer = buffers["momentum_buffer"] else {
+            forEachLane(count: count, parameters: parameters, gradient: gradient) { θ, g, _, _, _, _ in
+                θ = θ - γ * (g + λ * θ)
+            }
             return
         }
-        precondition(buffer.count == n, "momentum buffer and parameters differ in length")
-        let first = stepCount == 1, nesterov = hyperparameters.nesterov
-        buffer.withUnsafeMutableBufferPointer { bp in
-            let b = bp.baseAddress!
-            forEachBlock(count: n, vector: { i in
-                let g = load8(grad, i) + λ * load8(θ, i)
-                let bi = first ? g : μ * load8(b, i) + (1 - τ) * g
-                store8(bi, b, i)
-                store8(load8(θ, i) - γ * (nesterov ? g + μ * bi : bi), θ, i)
-            }, scalar: { i in
-                let g = grad[i] + λ * θ[i]
-                let bi = first ? g : μ * b[i] + (1 - τ) * g
-                b[i] = bi
-                θ[i] = θ[i] - γ * (nesterov ? g + μ * bi : bi)
-            })
+        switch h.form {
+        case .torch:
+            forEachLane(count: count, parameters: parameters, gradient: gradient, buffer) { θ, g, b, _, _, _ in
+                let g = g + λ * θ
+                b = first ? g : μ * b + cτ * g
+                θ = θ - γ * (nesterov ? g + μ * b : b)
+            }
+        case .sutskever:
+            forEachLane(count: count, parameters: parameters, gradient: gradient, buffer) { θ, g, v, _, _, _ in
+                v = μ * v - γ * (g + λ * θ)
+                θ = θ + v
+            }
+        case .ewma:
+            forEachLane(count: count, parameters: parameters, gradient: gradient, buffer) { θ, g, v, _, _, _ in
+                v = μ * v + cμ * (g + λ * θ)
+                θ = θ - γ * v
+            }
         }
     }
 
     public func state() -> OptimizerState {
-        OptimizerState(name: name, step: stepCount, buffers: buffer.isEmpty ? [:] : ["momentum": buffer])
+        OptimizerState(name: name, step: stepCount, buffers: buffers.export())
     }
 
-    public func restore(_ state: OptimizerState) throws {
-        guard state.name == name else {
-            throw OptimizerStateError(detail: "expected state of '\(name)', found '\(state.name)'")
-        }
-        if !buffer.isEmpty {
-            guard let b = state.buffers["momentum"], b.count == buffer.count else {
-                throw OptimizerStateError(detail: "expected a momentum buffer of \(buffer.count) values")
-            }
-            buffer = b
-        }
-        stepCount = state.step
+    public func restore(_ saved: OptimizerState) throws {
+        try checkName(saved, name)
+        try buffers.load(saved.buffers, optimizer: name)
+        stepCount = saved.step
     }
 }

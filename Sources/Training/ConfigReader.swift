@@ -131,6 +131,43 @@ public struct ConfigReader {
         }
     }
 
+    /// A list of exactly `count` numbers, each passing `valid`.
+    public mutating func numberList(_ key: String, count: Int, default value: [Double], expected: String,
+                                    _ valid: (Double) -> Bool) throws -> [Double] {
+        guard let e = entry(key) else { return value }
+        guard case .sequence(let seq) = e.node else { throw error(key, e, expected: expected) }
+        let numbers: [Double?] = seq.map { item in
+            guard case .scalar(let s) = item, let v = Double(s.string), v.isFinite else { return nil }
+            return v
+        }
+        guard numbers.count == count, numbers.allSatisfy({ $0.map(valid) == true }) else {
+            let shown = seq.map { item -> String in
+                if case .scalar(let s) = item { return s.string }
+                return Self.describe(item)
+            }
+            throw ConfigError(source: e.source, key: key, expected: expected, found: "[\(shown.joined(separator: ", "))]")
+        }
+        return numbers.map { $0! }
+    }
+
+    /// Where `key`'s value comes from (the file name or "--set"), or nil when it is not given. Does not count
+    /// as reading the key.
+    public func source(of key: String) -> String? {
+        entries[key]?.source
+    }
+
+    /// Fails on the first given key under `prefix` that nobody read but that `owners` lists, naming who reads it
+    /// ("optimizer.rho: expected a key that adam reads (...), found a key of adadelta").
+    public func rejectKeys(_ owners: [String: [String]], prefix: String, expected: String) throws {
+        for key in entries.keys.sorted() where key.hasPrefix(prefix) && !consumed.contains(key) {
+            let short = String(key.dropFirst(prefix.count))
+            if let who = owners[short] {
+                throw ConfigError(source: entries[key]!.source, key: key, expected: expected,
+                                  found: "a key of " + who.joined(separator: ", "))
+            }
+        }
+    }
+
     /// An integer, or one of the given words (e.g. `batch: full`).
     public mutating func integerOrWord(_ key: String, default value: String, words: [String], range: ClosedRange<Int>) throws -> String {
         guard let e = entry(key) else { return value }

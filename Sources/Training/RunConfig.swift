@@ -22,15 +22,6 @@ public struct RunConfig: Equatable, Sendable {
         public var hidden: [Int] = [100, 100, 100, 100]
     }
 
-    public struct Optimizer: Equatable, Sendable {
-        public var name = "momentum"
-        public var learningRate = 0.01
-        public var momentum = 0.9
-        public var dampening = 0.0
-        public var nesterov = false
-        public var weightDecay = 0.0
-    }
-
     public enum Batch: Equatable, Sendable, CustomStringConvertible {
         case samples(Int)
         case full
@@ -56,13 +47,24 @@ public struct RunConfig: Equatable, Sendable {
         public var hashCheckEvery = 100
         /// Evaluate the whole training set at each epoch end (exact train loss and accuracy).
         public var evaluateTrainingSet = true
+        /// Clip the averaged gradient to this global L2 norm (torch's clip_grad_norm_); nil: no clipping.
+        public var clipNorm: Double? = nil
+    }
+
+    /// How the learning rate changes over the run and with the global batch.
+    public struct Schedule: Equatable, Sendable {
+        public var rate = LearningRateSchedule()
+        public var batchScaling = BatchScaling.none
+        /// The global batch the configured lr was tuned for (needed when batchScaling is not none).
+        public var referenceBatch: Int? = nil
     }
 
     public var name = "fashion-momentum"
     public var seed: UInt64 = 1
     public var data = Data()
     public var model = Model()
-    public var optimizer = Optimizer()
+    public var optimizer = OptimizerSettings(.momentum)
+    public var schedule = Schedule()
     public var training = Training()
     /// OpenBLAS threads per rank; nil chooses from the cores and the ranks on this node.
     public var blasThreads: Int? = nil
@@ -72,14 +74,13 @@ public struct RunConfig: Equatable, Sendable {
     public init() {}
 
     /// The optimizer names this build knows.
-    public static let optimizerNames = ["sgd", "momentum"]
+    public static let optimizerNames = OptimizerKind.allCases.map(\.rawValue)
 
     /// Reads `text` (the content of `fileName`), applies `overrides` ("key=value"), validates every key.
     public static func load(yaml text: String, fileName: String, overrides: [String] = []) throws -> RunConfig {
         var r = try ConfigReader(yaml: text, fileName: fileName)
         for o in overrides { try r.override(o) }
         var c = RunConfig()
-        let positive = "a number > 0"
         c.name = try r.string("name", default: c.name)
         if c.name.contains("/") || c.name.hasPrefix(".") {
             throw ConfigError(source: fileName, key: "name", expected: "a plain folder name (no '/', not starting with '.')",
@@ -98,19 +99,8 @@ public struct RunConfig: Equatable, Sendable {
 
         c.model.hidden = try r.integerList("model.hidden", default: c.model.hidden, element: 1...1_000_000)
 
-        let name = try r.string("optimizer.name", default: c.optimizer.name, allowed: optimizerNames)
-        c.optimizer.name = name
-        c.optimizer.learningRate = try r.number("optimizer.lr", default: c.optimizer.learningRate, expected: positive) { $0 > 0 }
-        c.optimizer.momentum = try r.number("optimizer.momentum", default: name == "momentum" ? 0.9 : 0,
-                                            expected: "a number in [0, 1)") { $0 >= 0 && $0 < 1 }
-        c.optimizer.dampening = try r.number("optimizer.dampening", default: 0, expected: "a number in [0, 1]") { $0 >= 0 && $0 <= 1 }
-        c.optimizer.nesterov = try r.boolean("optimizer.nesterov", default: false)
-        c.optimizer.weightDecay = try r.number("optimizer.weight_decay", default: 0, expected: "a number ≥ 0") { $0 >= 0 }
-        if c.optimizer.nesterov && (c.optimizer.momentum == 0 || c.optimizer.dampening != 0) {
-            throw ConfigError(source: fileName, key: "optimizer.nesterov",
-                              expected: "momentum > 0 and dampening 0 with Nesterov momentum",
-                              found: "momentum \(c.optimizer.momentum), dampening \(c.optimizer.dampening)")
-        }
+        c.optimizer = try readOptimizer(&r, prefix: "optimizer.")
+        c.schedule = try readSchedule(&r)
 
         let batch = try r.integerOrWord("training.batch", default: "128", words: ["full"], range: 1...Int(Int32.max))
         c.training.batch = batch == "full" ? .full : .samples(Int(batch)!)
@@ -122,6 +112,8 @@ public struct RunConfig: Equatable, Sendable {
         c.training.logEvery = try r.integer("training.log_every", default: c.training.logEvery, range: 1...Int.max)
         c.training.hashCheckEvery = try r.integer("training.hash_check_every", default: c.training.hashCheckEvery, range: 1...Int.max)
         c.training.evaluateTrainingSet = try r.boolean("training.eval_train", default: c.training.evaluateTrainingSet)
+        let clip = try r.number("training.clip_norm", default: 0, expected: "a number ≥ 0 (0: no clipping)") { $0 >= 0 }
+        c.training.clipNorm = clip > 0 ? clip : nil
 
         let threads = try r.integerOrWord("runtime.blas_threads", default: "auto", words: ["auto"], range: 1...1024)
         c.blasThreads = threads == "auto" ? nil : Int(threads)
@@ -147,12 +139,9 @@ public struct RunConfig: Equatable, Sendable {
         model:
           hidden: [\(model.hidden.map(String.init).joined(separator: ", "))]
         optimizer:
-          name: \(optimizer.name)
-          lr: \(optimizer.learningRate)
-          momentum: \(optimizer.momentum)
-          dampening: \(optimizer.dampening)
-          nesterov: \(optimizer.nesterov)
-          weight_decay: \(optimizer.weightDecay)
+        \(optimizer.yamlLines().map { "  " + $0 }.joined(separator: "\n"))
+        schedule:
+        \(scheduleYAMLLines.map { "  " + $0 }.joined(separator: "\n"))
         training:
           batch: \(training.batch)
           epochs: \(training.epochs)
@@ -162,6 +151,7 @@ public struct RunConfig: Equatable, Sendable {
           log_every: \(training.logEvery)
           hash_check_every: \(training.hashCheckEvery)
           eval_train: \(training.evaluateTrainingSet)
+          clip_norm: \(training.clipNorm ?? 0)
         runtime:
           blas_threads: \(blasThreads.map(String.init) ?? "auto")
         output:
@@ -170,7 +160,130 @@ public struct RunConfig: Equatable, Sendable {
         """
     }
 
+    private var scheduleYAMLLines: [String] {
+        let r = schedule.rate
+        var lines = ["name: \(r.kind.rawValue)", "warmup_steps: \(r.warmupSteps)"]
+        for key in Self.scheduleKeys(r.kind) {
+            switch key {
+            case "step_size": lines.append("step_size: \(r.stepSize)")
+            case "gamma": lines.append("gamma: \(r.gamma)")
+            case "decay_steps": lines.append("decay_steps: \(r.decaySteps.map(String.init) ?? "auto")")
+            default: lines.append("min_lr: \(r.minimumRate)")
+            }
+        }
+        lines.append("batch_scaling: \(schedule.batchScaling.rawValue)")
+        if let b = schedule.referenceBatch { lines.append("reference_batch: \(b)") }
+        return lines
+    }
+
     private func quoted(_ s: String) -> String {
         "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    }
+}
+
+// MARK: optimizer and schedule blocks
+
+extension RunConfig {
+    /// Reads an optimizer block (`<prefix>name`, `<prefix>variant`, then the keys that optimizer reads) and
+    /// checks it; a key that belongs to another optimizer is named as such.
+    static func readOptimizer(_ r: inout ConfigReader, prefix: String) throws -> OptimizerSettings {
+        let name = try r.string(prefix + "name", default: OptimizerKind.momentum.rawValue, allowed: optimizerNames)
+        let kind = OptimizerKind(rawValue: name)!
+        var o = OptimizerSettings(kind)
+        let variant = try r.string(prefix + "variant", default: o.variant)
+        o.variant = variant
+        for key in kind.keys {
+            let rule = OptimizerSettings.rule(for: key)
+            switch key {
+            case "betas":
+                let betas = try r.numberList(prefix + key, count: 2, default: [o.beta1, o.beta2],
+                                             expected: "two numbers in [0, 1), like [0.9, 0.999]", rule.valid)
+                (o.beta1, o.beta2) = (betas[0], betas[1])
+            case "nesterov": o.nesterov = try r.boolean(prefix + key, default: o.nesterov)
+            case "centered": o.centered = try r.boolean(prefix + key, default: o.centered)
+            case "amsgrad": o.amsgrad = try r.boolean(prefix + key, default: o.amsgrad)
+            default:
+                let value = try r.number(prefix + key, default: o.number(key)!, expected: rule.expected, rule.valid)
+                switch key {
+                case "lr": o.learningRate = value
+                case "momentum": o.momentum = value
+                case "dampening": o.dampening = value
+                case "weight_decay": o.weightDecay = value
+                case "eps": o.eps = value
+                case "lr_decay": o.learningRateDecay = value
+                case "initial_accumulator_value": o.initialAccumulatorValue = value
+                case "alpha": o.alpha = value
+                case "rho": o.rho = value
+                case "momentum_decay": o.momentumDecay = value
+                default: preconditionFailure("unhandled optimizer key \(key)")
+                }
+            }
+        }
+        if let e = o.validate() {
+            let key = prefix + e.key
+            throw ConfigError(source: r.source(of: key) ?? r.source(of: prefix + "name") ?? r.fileName, key: key,
+                              expected: e.expected, found: e.key == "variant" ? "'\(variant)'" : e.found)
+        }
+        var owners: [String: [String]] = [:]
+        for k in OptimizerKind.allCases where k != kind {
+            for key in k.keys where !kind.keys.contains(key) { owners[key, default: []].append(k.rawValue) }
+        }
+        try r.rejectKeys(owners, prefix: prefix,
+                         expected: "a key that \(name) reads (" + (["variant"] + kind.keys).joined(separator: ", ") + ")")
+        return o
+    }
+
+    /// The keys a schedule kind reads besides name, warmup and batch scaling.
+    static func scheduleKeys(_ kind: LearningRateSchedule.Kind) -> [String] {
+        switch kind {
+        case .constant: return []
+        case .step: return ["step_size", "gamma"]
+        case .exponential: return ["gamma"]
+        case .cosine: return ["decay_steps", "min_lr"]
+        }
+    }
+
+    static func readSchedule(_ r: inout ConfigReader) throws -> Schedule {
+        var s = Schedule()
+        let name = try r.string("schedule.name", default: "constant",
+                                allowed: LearningRateSchedule.Kind.allCases.map(\.rawValue))
+        let kind = LearningRateSchedule.Kind(rawValue: name)!
+        s.rate = LearningRateSchedule(kind: kind)
+        s.rate.warmupSteps = try r.integer("schedule.warmup_steps", default: 0, range: 0...Int(Int32.max))
+        for key in scheduleKeys(kind) {
+            switch key {
+            case "step_size":
+                s.rate.stepSize = try r.integer("schedule.step_size", default: s.rate.stepSize, range: 1...Int(Int32.max))
+            case "gamma":
+                s.rate.gamma = try r.number("schedule.gamma", default: s.rate.gamma, expected: "a number in (0, 1]") {
+                    $0 > 0 && $0 <= 1
+                }
+            case "decay_steps":
+                let d = try r.integerOrWord("schedule.decay_steps", default: "auto", words: ["auto"], range: 1...Int(Int32.max))
+                s.rate.decaySteps = Int(d)
+            default:
+                s.rate.minimumRate = try r.number("schedule.min_lr", default: 0, expected: "a number ≥ 0") { $0 >= 0 }
+            }
+        }
+        var owners: [String: [String]] = [:]
+        for k in LearningRateSchedule.Kind.allCases where k != kind {
+            for key in scheduleKeys(k) where !scheduleKeys(kind).contains(key) { owners[key, default: []].append(k.rawValue) }
+        }
+        try r.rejectKeys(owners, prefix: "schedule.", expected: "a key that the \(name) schedule reads ("
+                         + (["warmup_steps"] + scheduleKeys(kind) + ["batch_scaling", "reference_batch"]).joined(separator: ", ") + ")")
+
+        s.batchScaling = BatchScaling(rawValue: try r.string(
+            "schedule.batch_scaling", default: "none", allowed: BatchScaling.allCases.map(\.rawValue)))!
+        let reference = try r.integer("schedule.reference_batch", default: 0, range: 0...Int(Int32.max))
+        if s.batchScaling != .none {
+            guard reference > 0 else {
+                throw ConfigError(source: r.source(of: "schedule.reference_batch") ?? r.source(of: "schedule.batch_scaling") ?? r.fileName,
+                                  key: "schedule.reference_batch",
+                                  expected: "the global batch the lr was tuned for (an integer ≥ 1) with batch_scaling \(s.batchScaling.rawValue)",
+                                  found: reference == 0 && r.source(of: "schedule.reference_batch") == nil ? "no value" : "\(reference)")
+            }
+            s.referenceBatch = reference
+        }
+        return s
     }
 }

@@ -90,7 +90,7 @@ public final class Trainer {
 
         let model = MLP(sizes: [trainSet.featureCount] + config.model.hidden + [trainSet.classCount])
         self.model = model
-        optimizer = Self.makeOptimizer(config.optimizer, parameterCount: model.parameterCount)
+        optimizer = config.optimizer.makeOptimizer(parameterCount: model.parameterCount)
         averager = GradientAverager(parameterCount: model.parameterCount)
         let localMost = (globalBatch + size - 1) / size
         workspace = model.makeWorkspace(capacity: min(config.training.chunk, max(localMost, 1)))
@@ -121,16 +121,6 @@ public final class Trainer {
                                         noise: Float(d.noise), seed: config.seed, test: test)
             }
             return (make(d.trainSamples, test: false), make(d.testSamples, test: true))
-        }
-    }
-
-    /// The optimizer a config names.
-    public static func makeOptimizer(_ o: RunConfig.Optimizer, parameterCount: Int) -> Optimizer {
-        switch o.name {
-        default:
-            return SGD(.init(learningRate: o.learningRate, momentum: o.momentum, dampening: o.dampening,
-                             nesterov: o.nesterov, weightDecay: o.weightDecay),
-                       parameterCount: parameterCount, name: o.name)
         }
     }
 
@@ -171,10 +161,19 @@ public final class Trainer {
         let n = trainSet.count
         let stepLimit = config.training.steps
         let plannedSteps = stepLimit ?? (config.training.epochs * ((n + globalBatch - 1) / globalBatch))
+        let schedule = config.schedule
+        let baseRate = schedule.batchScaling.scale(config.optimizer.learningRate, batch: globalBatch,
+                                                   referenceBatch: schedule.referenceBatch ?? globalBatch)
+        let scaled = schedule.batchScaling == .none ? ""
+            : " (\(schedule.batchScaling.rawValue)-scaled from \(config.optimizer.learningRate) at batch \(schedule.referenceBatch!))"
+        let variant = config.optimizer.variant == config.optimizer.kind.variants[0] ? "" : " (\(config.optimizer.variant))"
         console.note("descent: \(size) rank\(size == 1 ? "" : "s"), \(trainSet.summary), model "
                      + model.sizes.map(String.init).joined(separator: "-") + " (\(model.parameterCount) parameters), "
-                     + "\(config.optimizer.name) lr \(config.optimizer.learningRate), batch \(config.training.batch), "
-                     + "\(plannedSteps) steps, BLAS threads \(BLASThreads.count)")
+                     + "\(config.optimizer.kind.rawValue)\(variant) lr \(baseRate)\(scaled)"
+                     + (schedule.rate.kind == .constant && schedule.rate.warmupSteps == 0 ? "" : ", \(schedule.rate.kind.rawValue) schedule")
+                     + (schedule.rate.warmupSteps > 0 ? " after \(schedule.rate.warmupSteps) warmup steps" : "")
+                     + ", batch \(config.training.batch), \(plannedSteps) steps (\((n + globalBatch - 1) / globalBatch) per epoch), "
+                     + "BLAS threads \(BLASThreads.count)")
 
         let start = monotonicSeconds()
         var step = 0, samples = 0
@@ -205,6 +204,8 @@ public final class Trainer {
                 let t1 = monotonicSeconds()
                 let average = try averager.average(over: communicator)
                 let t2 = monotonicSeconds()
+                if let maxNorm = config.training.clipNorm { averager.clip(toNorm: maxNorm) }
+                optimizer.learningRate = schedule.rate.rate(step: step + 1, base: baseRate, totalSteps: plannedSteps)
                 averager.withGradient { g in
                     parameters.withUnsafeMutableBufferPointer { optimizer.update($0, gradient: g) }
                 }
@@ -321,9 +322,11 @@ public final class Trainer {
             "parameter_count": model.parameterCount,
             "parameter_layout": model.parameterSummary,
         ]
-        if let v = r.lastTestLoss { summary["test_loss"] = v }
-        if let v = r.lastTestAccuracy { summary["test_accuracy"] = v }
-        if let v = r.lastTrainLoss { summary["train_loss"] = v }
+        // JSON has no inf or nan: a diverged run records them as text, as metrics.jsonl does.
+        func number(_ v: Double) -> Any { v.isFinite ? v : (v.isNaN ? "nan" : (v > 0 ? "inf" : "-inf")) }
+        if let v = r.lastTestLoss { summary["test_loss"] = number(v) }
+        if let v = r.lastTestAccuracy { summary["test_accuracy"] = number(v) }
+        if let v = r.lastTrainLoss { summary["train_loss"] = number(v) }
         let json = try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])
         try writeAtomically(json, to: dir + "/summary.json")
         try writeAtomically(hexDigest(r.finalHash) + "\n", to: dir + "/final_hash")

@@ -1,6 +1,7 @@
 // Config files and overrides: defaults, typed values, and precise messages for every kind of bad input.
 import Foundation
 import Testing
+import Optimizers
 import Training
 
 @Suite("Config")
@@ -29,7 +30,7 @@ struct ConfigTests {
         }
         let main = try RunConfig.load(yaml: String(contentsOf: dir.appendingPathComponent("default.yaml"), encoding: .utf8),
                                       fileName: "default.yaml")
-        #expect(main.optimizer.name == "momentum" && main.optimizer.learningRate == 0.01 && main.optimizer.momentum == 0.9)
+        #expect(main.optimizer.kind == .momentum && main.optimizer.learningRate == 0.01 && main.optimizer.momentum == 0.9)
         #expect(main.training.batch == .samples(128) && main.training.epochs == 5)
         #expect(main.model.hidden == [100, 100, 100, 100] && main.data.source == .fashionMNIST)
     }
@@ -50,10 +51,36 @@ struct ConfigTests {
         #expect(c.optimizer.nesterov && c.name == "x")
     }
 
-    @Test("the resolved YAML reads back to the same config")
-    func resolvedRoundTrip() throws {
-        let c = try load("", ["training.steps=7", "data.source=synthetic", "runtime.blas_threads=1", "training.batch=full"])
+    @Test("the resolved YAML reads back to the same config, for every optimizer and schedule", arguments: [
+        ["training.steps=7", "data.source=synthetic", "runtime.blas_threads=1", "training.batch=full"],
+        ["optimizer.name=adam", "optimizer.betas=[0.8, 0.99]", "optimizer.amsgrad=true", "optimizer.eps=1e-7",
+         "schedule.name=cosine", "schedule.warmup_steps=10", "schedule.min_lr=1e-5", "training.clip_norm=1.5"],
+        ["optimizer.name=adamw", "optimizer.variant=kingma-ba", "schedule.name=step", "schedule.step_size=100",
+         "schedule.batch_scaling=sqrt", "schedule.reference_batch=256"],
+        ["optimizer.name=rmsprop", "optimizer.centered=true", "optimizer.momentum=0.5", "optimizer.variant=eps-inside-sqrt",
+         "schedule.name=exponential", "schedule.gamma=0.99"],
+        ["optimizer.name=adagrad", "optimizer.lr_decay=0.01", "optimizer.initial_accumulator_value=0.1"],
+        ["optimizer.name=adadelta", "optimizer.rho=0.95"],
+        ["optimizer.name=nadam", "optimizer.momentum_decay=0.01", "schedule.name=cosine", "schedule.decay_steps=500"],
+        ["optimizer.name=angulargrad", "optimizer.variant=tan", "optimizer.weight_decay=0.0001"],
+        ["optimizer.name=momentum", "optimizer.variant=sutskever"],
+        ["optimizer.name=nesterov", "optimizer.momentum=0.95"],
+    ])
+    func resolvedRoundTrip(_ overrides: [String]) throws {
+        let c = try load("", overrides)
         #expect(try load(c.resolvedYAML) == c)
+        #expect(c != RunConfig())
+    }
+
+    @Test("each optimizer starts from torch.optim's defaults", arguments: [
+        ("sgd", 0.01), ("adagrad", 1e-2), ("rmsprop", 1e-2), ("adadelta", 1.0), ("adam", 1e-3), ("adamw", 1e-3),
+        ("nadam", 2e-3), ("angulargrad", 1e-3),
+    ])
+    func optimizerDefaults(_ name: String, _ lr: Double) throws {
+        let c = try load("optimizer: {name: \(name)}")
+        #expect(c.optimizer.learningRate == lr)
+        #expect(c.optimizer.weightDecay == (name == "adamw" ? 1e-2 : 0))
+        #expect(c.optimizer.eps == ["adagrad": 1e-10, "adadelta": 1e-6][name, default: 1e-8])
     }
 
     @Test("bad input names the source, the key, what was expected and what was found", arguments: [
@@ -67,7 +94,38 @@ struct ConfigTests {
         ("training:\n  epochs: 2.5\n", [], "c.yaml: training.epochs: expected an integer in 1...1000000, found '2.5'"),
         ("model:\n  hidden: 100\n", [],
          "c.yaml: model.hidden: expected a list of integers in 1...1000000, like [100, 100], found '100'"),
-        ("optimizer:\n  name: adamw\n", [], "c.yaml: optimizer.name: expected one of sgd, momentum, found 'adamw'"),
+        ("optimizer:\n  name: adamax\n", [],
+         "c.yaml: optimizer.name: expected one of sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, angulargrad, found 'adamax'"),
+        ("optimizer:\n  name: adam\n  variant: sutskever\n", [],
+         "c.yaml: optimizer.variant: expected one of torch, no-bias-correction, kingma-ba for adam, found 'sutskever'"),
+        ("optimizer:\n  name: adam\n", ["optimizer.betas=[0.9, 1.0]"],
+         "--set: optimizer.betas: expected two numbers in [0, 1), like [0.9, 0.999], found [0.9, 1.0]"),
+        ("optimizer:\n  name: nadam\n  betas: 0.9\n", [],
+         "c.yaml: optimizer.betas: expected two numbers in [0, 1), like [0.9, 0.999], found '0.9'"),
+        ("optimizer:\n  name: adamw\n  betas: [-0.1, 0.999]\n", [],
+         "c.yaml: optimizer.betas: expected two numbers in [0, 1), like [0.9, 0.999], found [-0.1, 0.999]"),
+        ("optimizer:\n  name: rmsprop\n  eps: -1e-8\n", [], "c.yaml: optimizer.eps: expected a number ≥ 0, found '-1e-8'"),
+        ("optimizer:\n  name: rmsprop\n  alpha: 1\n", [], "c.yaml: optimizer.alpha: expected a number in [0, 1), found '1'"),
+        ("optimizer:\n  name: adadelta\n  rho: 1.5\n", [], "c.yaml: optimizer.rho: expected a number in [0, 1), found '1.5'"),
+        ("optimizer:\n  name: adam\n  lr: -0.001\n", [], "c.yaml: optimizer.lr: expected a number > 0, found '-0.001'"),
+        ("optimizer:\n  name: adam\n  momentum: 0.9\n", [],
+         "c.yaml: optimizer.momentum: expected a key that adam reads (variant, lr, betas, eps, weight_decay, amsgrad), found a key of sgd, momentum, nesterov, rmsprop"),
+        ("optimizer:\n  name: momentum\n  nesterov: true\n  dampening: 0.1\n", [],
+         "c.yaml: optimizer.nesterov: expected momentum > 0 and dampening 0 with Nesterov momentum, found momentum 0.9, dampening 0.1"),
+        ("optimizer:\n  name: nesterov\n  momentum: 0\n", [],
+         "c.yaml: optimizer.momentum: expected a number in (0, 1) for nesterov, found 0.0"),
+        ("optimizer:\n  name: momentum\n  variant: ewma\n  nesterov: true\n", [],
+         "c.yaml: optimizer.nesterov: expected false with variant ewma (Nesterov is the torch form), found true"),
+        ("optimizer:\n  name: angulargrad\n  variant: sin\n", [],
+         "c.yaml: optimizer.variant: expected one of cos, tan for angulargrad, found 'sin'"),
+        ("schedule:\n  name: linear\n", [],
+         "c.yaml: schedule.name: expected one of constant, step, exponential, cosine, found 'linear'"),
+        ("schedule:\n  name: cosine\n  gamma: 0.5\n", [],
+         "c.yaml: schedule.gamma: expected a key that the cosine schedule reads (warmup_steps, decay_steps, min_lr, batch_scaling, reference_batch), found a key of step, exponential"),
+        ("schedule:\n  batch_scaling: linear\n", [],
+         "c.yaml: schedule.reference_batch: expected the global batch the lr was tuned for (an integer ≥ 1) with batch_scaling linear, found no value"),
+        ("schedule:\n  batch_scaling: cubic\n", [], "c.yaml: schedule.batch_scaling: expected one of none, linear, sqrt, found 'cubic'"),
+        ("training:\n  clip_norm: -1\n", [], "c.yaml: training.clip_norm: expected a number ≥ 0 (0: no clipping), found '-1'"),
         ("optimizer:\n  momentum: 1.0\n", [], "c.yaml: optimizer.momentum: expected a number in [0, 1), found '1.0'"),
         ("optimizer:\n  name: sgd\n  nesterov: true\n", [],
          "c.yaml: optimizer.nesterov: expected momentum > 0 and dampening 0 with Nesterov momentum, found momentum 0.0, dampening 0.0"),

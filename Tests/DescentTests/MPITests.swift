@@ -78,6 +78,33 @@ struct MPITests {
         }
     }
 
+    @Test("every optimizer and variant trains under mpirun -np 2 with equal hashes on both ranks", arguments: [
+        "sgd", "momentum", "momentum sutskever", "momentum ewma", "nesterov", "adagrad", "adagrad eps-inside-sqrt",
+        "rmsprop", "rmsprop eps-inside-sqrt", "adadelta", "adam", "adam no-bias-correction", "adam kingma-ba",
+        "adamw", "nadam", "angulargrad", "angulargrad tan",
+    ])
+    func everyOptimizer(_ choice: String) throws {
+        let parts = choice.split(separator: " ").map(String.init)
+        let dir = try temporaryDirectory()
+        let config = try writeSyntheticConfig(in: dir, name: "opt")
+        // The whole optimizer block is replaced, so each runs with its own defaults.
+        let block = "{name: \(parts[0])" + (parts.count > 1 ? ", variant: \(parts[1])" : "") + "}"
+        let r = try runDescent(ranks: 2, ["train", "--config", config.path, "--set", "optimizer=\(block)",
+                                          "--set", "training.steps=6", "--set", "training.log_every=1"], directory: dir)
+        #expect(r.status == 0 && !r.timedOut, "\(r.stderr)")
+        let run = dir.appendingPathComponent("runs/opt")
+        let summary = try #require(
+            JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("summary.json"))) as? [String: Any])
+        let hashes = try #require(summary["rank_hashes"] as? [String])
+        #expect(hashes.count == 2 && Set(hashes).count == 1)
+        let resolved = try String(contentsOf: run.appendingPathComponent("config.yaml"), encoding: .utf8)
+        #expect(resolved.contains("name: \(parts[0])\n") && resolved.contains("variant: \(parts.count > 1 ? parts[1] : parts[0] == "angulargrad" ? "cos" : "torch")\n"))
+        let losses = try readCSV(run.appendingPathComponent("metrics.csv")).filter { $0["kind"] == "step" }
+            .compactMap { Double($0["batch_loss"] ?? "") }
+        #expect(losses.count == 6 && losses.allSatisfy(\.isFinite))
+        #expect(try String(contentsOf: run.appendingPathComponent("final_hash"), encoding: .utf8).hasPrefix(hashes[0]))
+    }
+
     @Test("bad input: one message naming the key or file, non-zero exit, nothing written", arguments: [
         ("unknown key", ["--set", "optimizer.lrr=0.1"], "optimizer.lrr: expected a known key (did you mean 'optimizer.lr'?)"),
         ("bad learning rate", ["--set", "optimizer.lr=-1"], "optimizer.lr: expected a number > 0, found '-1'"),
@@ -85,6 +112,10 @@ struct MPITests {
          "training.batch: expected a global batch of at least 2 samples (one per rank), found 1"),
         ("missing data", ["--set", "data.source=fashion-mnist", "--set", "data.path=/nonexistent/fm"],
          "data file /nonexistent/fm/train-images-idx3-ubyte.gz: file: expected an IDX file (raw or gzipped), found no such file or directory"),
+        ("unknown variant", ["--set", "optimizer.variant=nesterov"],
+         "optimizer.variant: expected one of torch, sutskever, ewma for momentum, found 'nesterov'"),
+        ("adam β2 of 1", ["--set", "optimizer={name: adam, betas: [0.9, 1]}"],
+         "optimizer.betas: expected two numbers in [0, 1), like [0.9, 0.999], found [0.9, 1]"),
         ("missing config", ["--config", "/nonexistent.yaml"], "/nonexistent.yaml: (file): expected a readable YAML config file, found no such file"),
     ])
     func badInput(_ label: String, _ arguments: [String], _ message: String) throws {

@@ -1,0 +1,58 @@
+// AdaGrad exactly as torch.optim.Adagrad (reference/optimizers.md, "Adagrad"), with ε inside the square root
+// as the variant seeds 000 and 004 write.
+import Numerics
+
+/// torch.optim.Adagrad.
+///
+/// Legend: θ parameters, g gradient, s sum of squared gradients (starts at the initial accumulator value),
+/// γ learning rate, δ learning-rate decay, λ weight decay, ε, t step (from 1).
+/// ```
+/// γ̃ ← γ / (1 + (t−1)δ);  g ← g + λθ;  s ← s + g²
+/// torch:            θ ← θ − γ̃ g / (√s + ε)
+/// eps-inside-sqrt:  θ ← θ − γ̃ g / √(s + ε)
+/// ```
+public final class AdaGrad: Optimizer {
+    public struct Hyperparameters: Equatable, Sendable {
+        public var learningRate = 1e-2
+        public var learningRateDecay = 0.0
+        public var initialAccumulatorValue = 0.0
+        public var eps = 1e-10
+        public var weightDecay = 0.0
+        public var epsInsideSquareRoot = false
+        public init() {}
+    }
+
+    public let name = "adagrad"
+    public let hyperparameters: Hyperparameters
+    public var learningRate: Double
+    public private(set) var stepCount = 0
+    private let buffers: StateBuffers
+
+    public init(_ hyperparameters: Hyperparameters, parameterCount: Int) {
+        self.hyperparameters = hyperparameters
+        learningRate = hyperparameters.learningRate
+        buffers = StateBuffers(["sum"], count: parameterCount)
+        buffers.fill("sum", with: Float(hyperparameters.initialAccumulatorValue))
+    }
+
+    public func update(_ parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>) {
+        let (parameters, gradient, count) = flat(parameters, gradient)
+        stepCount += 1
+        let h = hyperparameters
+        let γ̃ = Float(learningRate / (1 + Double(stepCount - 1) * h.learningRateDecay))
+        let λ = Float(h.weightDecay), ε = Float(h.eps), inside = h.epsInsideSquareRoot
+        forEachLane(count: count, parameters: parameters, gradient: gradient, buffers["sum"]) { θ, g, s, _, _, _ in
+            let g = g + λ * θ
+            s = s + g * g
+            θ = θ - γ̃ * g / (inside ? (s + ε).squareRoot() : s.squareRoot() + ε)
+        }
+    }
+
+    public func state() -> OptimizerState { OptimizerState(name: name, step: stepCount, buffers: buffers.export()) }
+
+    public func restore(_ saved: OptimizerState) throws {
+        try checkName(saved, name)
+        try buffers.load(saved.buffers, optimizer: name)
+        stepCount = saved.step
+    }
+}

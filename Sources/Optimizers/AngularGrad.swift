@@ -1,0 +1,91 @@
+// AngularGrad (Roy et al., 2021), the cos and tan forms of the authors' code (mhaut/AngularGrad), applied per
+// element (reference/optimizers.md, "AngularGrad").
+import Foundation
+import Numerics
+
+/// AngularGrad, cos and tan forms, **per element**.
+///
+/// The authors' code decides per tensor, by a majority vote over the tensor's elements, whether to replace its
+/// stored angle; with all parameters in one flat buffer that vote is ill-defined, so here every element
+/// decides for itself (replace when its new angle is not greater than its stored minimum).
+///
+/// Legend: θ parameters, g gradient, p previous gradient (starts at 0), m v moments, φ angular coefficient,
+/// γ learning rate, β1 β2, λ weight decay, ε, t step (from 1), c1 = 1 − β1ᵗ, c2 = 1 − β2ᵗ.
+/// ```
+/// g ← g + λθ;  m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²
+/// tan A ← |(p − g) / (1 + p·g)|;  A ← atan(tan A) in degrees;  term ← cos A (cos form) or tan A (tan form)
+/// if not (A > A_min):  A_min ← A;  φ ← tanh(|term|)/2 + 1/2        (A_min starts at 0, φ at tanh(0)/2 + 1/2)
+/// p ← g;  θ ← θ − (γ√c2/c1) · φ m / (√v + ε)
+/// ```
+/// As in the authors' code the stored minimum starts at 0 and angles are never negative, so A_min stays 0
+/// and φ changes only where two consecutive gradients are exactly equal (A = 0): there the cos form's φ
+/// becomes tanh(1)/2 + 1/2 ≈ 0.881 and the tan form's stays 1/2. Because A ≤ 0 exactly when tan A ≤ 0,
+/// this keeps φ instead of A_min and the stored term: four buffers (m, v, p, φ) instead of the code's six.
+/// (The two differ only after a gradient has already turned NaN.)
+public final class AngularGrad: Optimizer {
+    public enum Form: String, Sendable, CaseIterable {
+        case cos, tan
+    }
+
+    public struct Hyperparameters: Equatable, Sendable {
+        public var learningRate = 1e-3
+        public var beta1 = 0.9
+        public var beta2 = 0.999
+        public var eps = 1e-8
+        public var weightDecay = 0.0
+        public var form: Form = .cos
+        public init() {}
+    }
+
+    public let name = "angulargrad"
+    public let hyperparameters: Hyperparameters
+    public var learningRate: Double
+    public private(set) var stepCount = 0
+    private let buffers: StateBuffers
+
+    public init(_ hyperparameters: Hyperparameters, parameterCount: Int) {
+        self.hyperparameters = hyperparameters
+        learningRate = hyperparameters.learningRate
+        buffers = StateBuffers(["exp_avg", "exp_avg_sq", "previous_grad", "angular_coeff"], count: parameterCount)
+        buffers.fill("angular_coeff", with: Self.coefficient(0))
+    }
+
+    /// φ = tanh(|term|)/2 + 1/2
+    static func coefficient(_ term: Float) -> Float { Foundation.tanh(abs(term)) * 0.5 + 0.5 }
+
+    public func update(_ parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>) {
+        let (parameters, gradient, count) = flat(parameters, gradient)
+        stepCount += 1
+        let h = hyperparameters, t = Double(stepCount)
+        let stepSize = Float(learningRate * (1 - pow(h.beta2, t)).squareRoot() / (1 - pow(h.beta1, t)))
+        let β1 = Float(h.beta1), β2 = Float(h.beta2), ε = Float(h.eps), λ = Float(h.weightDecay)
+        let cβ2 = Float(1 - h.beta2)  // 1 − β2 rounded once from Double, as torch does
+        let cβ1 = Float(1 - h.beta1)  // 1 − β1 rounded once from Double, as torch does
+        let cosForm = h.form == .cos
+        forEachLane(count: count, parameters: parameters, gradient: gradient, buffers["exp_avg"],
+                    buffers["exp_avg_sq"], buffers["previous_grad"], buffers["angular_coeff"]) { θ, g, m, v, p, φ in
+            let g = g + λ * θ
+            m = β1 * m + cβ1 * g
+            v = β2 * v + cβ2 * g * g
+            let q = (p - g) / (1 + p * g)
+            let tanA = q.replacing(with: -q, where: q .< 0)
+            let replace = .!(tanA .> 0)  // A = atan(tan A)·180/π is > 0 exactly when tan A is
+            if any(replace) {
+                for k in 0..<8 where replace[k] {
+                    let term = cosForm ? 1 / (1 + tanA[k] * tanA[k]).squareRoot() : tanA[k]
+                    φ[k] = Self.coefficient(term)
+                }
+            }
+            p = g
+            θ = θ - stepSize * (m * φ) / (v.squareRoot() + ε)
+        }
+    }
+
+    public func state() -> OptimizerState { OptimizerState(name: name, step: stepCount, buffers: buffers.export()) }
+
+    public func restore(_ saved: OptimizerState) throws {
+        try checkName(saved, name)
+        try buffers.load(saved.buffers, optimizer: name)
+        stepCount = saved.step
+    }
+}

@@ -1,0 +1,76 @@
+// NAdam exactly as torch.optim.NAdam (reference/optimizers.md, "NAdam"): Adam with Nesterov momentum and
+// Dozat's momentum-decay schedule.
+import Foundation
+import Numerics
+
+/// torch.optim.NAdam.
+///
+/// Legend: θ parameters, g gradient, m first moment, v second moment, γ learning rate, β1 β2, ψ momentum
+/// decay, λ weight decay, ε, t step (from 1), Π_t = μ_1 ⋯ μ_t (kept as a running product, as torch does).
+/// ```
+/// g ← g + λθ;  μ_t ← β1 (1 − ½·0.96^{tψ});  μ_{t+1} ← β1 (1 − ½·0.96^{(t+1)ψ})
+/// m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²;  d ← √(v / (1 − β2ᵗ)) + ε
+/// θ ← θ − γ(1 − μ_t)/(1 − Π_t) · g/d − γ μ_{t+1}/(1 − Π_{t+1}) · m/d
+/// ```
+public final class NAdam: Optimizer {
+    public struct Hyperparameters: Equatable, Sendable {
+        public var learningRate = 2e-3
+        public var beta1 = 0.9
+        public var beta2 = 0.999
+        public var eps = 1e-8
+        public var weightDecay = 0.0
+        public var momentumDecay = 4e-3
+        public init() {}
+    }
+
+    public let name = "nadam"
+    public let hyperparameters: Hyperparameters
+    public var learningRate: Double
+    public private(set) var stepCount = 0
+    /// Π_t, the product of every μ so far.
+    private var muProduct = 1.0
+    private let buffers: StateBuffers
+
+    public init(_ hyperparameters: Hyperparameters, parameterCount: Int) {
+        self.hyperparameters = hyperparameters
+        learningRate = hyperparameters.learningRate
+        buffers = StateBuffers(["exp_avg", "exp_avg_sq"], count: parameterCount)
+    }
+
+    public func update(_ parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>) {
+        let (parameters, gradient, count) = flat(parameters, gradient)
+        stepCount += 1
+        let h = hyperparameters, t = Double(stepCount)
+        let μt = h.beta1 * (1 - 0.5 * pow(0.96, t * h.momentumDecay))
+        let μnext = h.beta1 * (1 - 0.5 * pow(0.96, (t + 1) * h.momentumDecay))
+        muProduct *= μt
+        let gradientWeight = Float(learningRate * (1 - μt) / (1 - muProduct))
+        let momentWeight = Float(learningRate * μnext / (1 - muProduct * μnext))
+        let c2 = Float(1 - pow(h.beta2, t))
+        let β1 = Float(h.beta1), β2 = Float(h.beta2), ε = Float(h.eps), λ = Float(h.weightDecay)
+        let cβ2 = Float(1 - h.beta2)  // 1 − β2 rounded once from Double, as torch does
+        let cβ1 = Float(1 - h.beta1)  // 1 − β1 rounded once from Double, as torch does
+        forEachLane(count: count, parameters: parameters, gradient: gradient,
+                    buffers["exp_avg"], buffers["exp_avg_sq"]) { θ, g, m, v, _, _ in
+            let g = g + λ * θ
+            m = β1 * m + cβ1 * g
+            v = β2 * v + cβ2 * g * g
+            let d = (v / c2).squareRoot() + ε
+            θ = θ - gradientWeight * g / d - momentWeight * m / d
+        }
+    }
+
+    public func state() -> OptimizerState {
+        OptimizerState(name: name, step: stepCount, buffers: buffers.export(), scalars: ["mu_product": muProduct])
+    }
+
+    public func restore(_ saved: OptimizerState) throws {
+        try checkName(saved, name)
+        guard let product = saved.scalars["mu_product"], product.isFinite else {
+            throw OptimizerStateError(detail: "'nadam' state needs the scalar 'mu_product'")
+        }
+        try buffers.load(saved.buffers, optimizer: name)
+        muProduct = product
+        stepCount = saved.step
+    }
+}

@@ -1,0 +1,73 @@
+// RMSProp exactly as torch.optim.RMSprop (reference/optimizers.md, "RMSprop"), with ε inside the square root
+// (TensorFlow's and Optax's placement, seed 003's formula) as a variant.
+import Numerics
+
+/// torch.optim.RMSprop.
+///
+/// Legend: θ parameters, g gradient, v mean square, ḡ mean gradient (centered), b momentum buffer,
+/// γ learning rate, α smoothing constant, μ momentum, λ weight decay, ε.
+/// ```
+/// g ← g + λθ;  v ← αv + (1−α)g²;  ṽ ← v
+/// centered:  ḡ ← αḡ + (1−α)g;  ṽ ← v − ḡ²
+/// d ← √ṽ + ε   (eps-inside-sqrt: d ← √(ṽ + ε))
+/// μ > 0:  b ← μb + g/d;  θ ← θ − γb        else  θ ← θ − γ g/d
+/// ```
+public final class RMSProp: Optimizer {
+    public struct Hyperparameters: Equatable, Sendable {
+        public var learningRate = 1e-2
+        public var alpha = 0.99
+        public var eps = 1e-8
+        public var momentum = 0.0
+        public var centered = false
+        public var weightDecay = 0.0
+        public var epsInsideSquareRoot = false
+        public init() {}
+    }
+
+    public let name = "rmsprop"
+    public let hyperparameters: Hyperparameters
+    public var learningRate: Double
+    public private(set) var stepCount = 0
+    private let buffers: StateBuffers
+
+    public init(_ hyperparameters: Hyperparameters, parameterCount: Int) {
+        self.hyperparameters = hyperparameters
+        learningRate = hyperparameters.learningRate
+        buffers = StateBuffers(["square_avg"] + (hyperparameters.centered ? ["grad_avg"] : [])
+                               + (hyperparameters.momentum > 0 ? ["momentum_buffer"] : []), count: parameterCount)
+    }
+
+    public func update(_ parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>) {
+        let (parameters, gradient, count) = flat(parameters, gradient)
+        stepCount += 1
+        let h = hyperparameters
+        let γ = Float(learningRate), α = Float(h.alpha), μ = Float(h.momentum), λ = Float(h.weightDecay)
+        let cα = Float(1 - h.alpha)  // 1 − α rounded once from Double, as torch does
+        let ε = Float(h.eps), inside = h.epsInsideSquareRoot, centered = h.centered, withMomentum = h.momentum > 0
+        forEachLane(count: count, parameters: parameters, gradient: gradient,
+                    buffers["square_avg"], buffers["grad_avg"], buffers["momentum_buffer"]) { θ, g, v, ḡ, b, _ in
+            let g = g + λ * θ
+            v = α * v + cα * g * g
+            var ṽ = v
+            if centered {
+                ḡ = α * ḡ + cα * g
+                ṽ = v - ḡ * ḡ
+            }
+            let d = inside ? (ṽ + ε).squareRoot() : ṽ.squareRoot() + ε
+            if withMomentum {
+                b = μ * b + g / d
+                θ = θ - γ * b
+            } else {
+                θ = θ - γ * g / d
+            }
+        }
+    }
+
+    public func state() -> OptimizerState { OptimizerState(name: name, step: stepCount, buffers: buffers.export()) }
+
+    public func restore(_ saved: OptimizerState) throws {
+        try checkName(saved, name)
+        try buffers.load(saved.buffers, optimizer: name)
+        stepCount = saved.step
+    }
+}
