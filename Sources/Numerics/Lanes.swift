@@ -16,40 +16,46 @@ public func forEachLane(
     body: (inout SIMD8<Float>, SIMD8<Float>, inout SIMD8<Float>, inout SIMD8<Float>, inout SIMD8<Float>,
            inout SIMD8<Float>) -> Void
 ) {
+    // One call site for `body`, so that the compiler inlines it into the loop.
     let zero = SIMD8<Float>()
     var i = 0
-    while i + 8 <= n {
-        var p = load8(θ, i)
-        var sa = a.map { load8($0, i) } ?? zero
-        var sb = b.map { load8($0, i) } ?? zero
-        var sc = c.map { load8($0, i) } ?? zero
-        var sd = d.map { load8($0, i) } ?? zero
-        body(&p, load8(g, i), &sa, &sb, &sc, &sd)
-        store8(p, θ, i)
-        if let a { store8(sa, a, i) }
-        if let b { store8(sb, b, i) }
-        if let c { store8(sc, c, i) }
-        if let d { store8(sd, d, i) }
+    while i < n {
+        var p = zero, gr = zero, sa = zero, sb = zero, sc = zero, sd = zero
+        let full = i + 8 <= n
+        if full {
+            p = load8(θ, i)
+            gr = load8(g, i)
+            if let a { sa = load8(a, i) }
+            if let b { sb = load8(b, i) }
+            if let c { sc = load8(c, i) }
+            if let d { sd = load8(d, i) }
+        } else {
+            for k in 0..<(n - i) {
+                p[k] = θ[i + k]
+                gr[k] = g[i + k]
+                if let a { sa[k] = a[i + k] }
+                if let b { sb[k] = b[i + k] }
+                if let c { sc[k] = c[i + k] }
+                if let d { sd[k] = d[i + k] }
+            }
+        }
+        body(&p, gr, &sa, &sb, &sc, &sd)
+        if full {
+            store8(p, θ, i)
+            if let a { store8(sa, a, i) }
+            if let b { store8(sb, b, i) }
+            if let c { store8(sc, c, i) }
+            if let d { store8(sd, d, i) }
+        } else {
+            for k in 0..<(n - i) {
+                θ[i + k] = p[k]
+                if let a { a[i + k] = sa[k] }
+                if let b { b[i + k] = sb[k] }
+                if let c { c[i + k] = sc[k] }
+                if let d { d[i + k] = sd[k] }
+            }
+        }
         i += 8
-    }
-    guard i < n else { return }
-    let r = n - i
-    var p = zero, gr = zero, sa = zero, sb = zero, sc = zero, sd = zero
-    for k in 0..<r {
-        p[k] = θ[i + k]
-        gr[k] = g[i + k]
-        if let a { sa[k] = a[i + k] }
-        if let b { sb[k] = b[i + k] }
-        if let c { sc[k] = c[i + k] }
-        if let d { sd[k] = d[i + k] }
-    }
-    body(&p, gr, &sa, &sb, &sc, &sd)
-    for k in 0..<r {
-        θ[i + k] = p[k]
-        if let a { a[i + k] = sa[k] }
-        if let b { b[i + k] = sb[k] }
-        if let c { c[i + k] = sc[k] }
-        if let d { d[i + k] = sd[k] }
     }
 }
 

@@ -61,21 +61,17 @@ public final class AngularGrad: Optimizer {
         let β1 = Float(h.beta1), β2 = Float(h.beta2), ε = Float(h.eps), λ = Float(h.weightDecay)
         let cβ2 = Float(1 - h.beta2)  // 1 − β2 rounded once from Double, as torch does
         let cβ1 = Float(1 - h.beta1)  // 1 − β1 rounded once from Double, as torch does
-        let cosForm = h.form == .cos
+        let replaced = Self.coefficient(h.form == .cos ? 1 : 0)  // φ where A = 0: tanh(|cos 0|) or tanh(|tan 0|)
         forEachLane(count: count, parameters: parameters, gradient: gradient, buffers["exp_avg"],
                     buffers["exp_avg_sq"], buffers["previous_grad"], buffers["angular_coeff"]) { θ, g, m, v, p, φ in
             let g = g + λ * θ
             m = β1 * m + cβ1 * g
             v = β2 * v + cβ2 * g * g
+            // tan A = |q|, and A = atan(tan A)·180/π is > 0 exactly when tan A is. Where it is not, q is ±0
+            // (so the term is cos 0 = 1 or tan 0 = 0 and φ a constant) or NaN (and φ becomes NaN, as tanh(NaN)).
             let q = (p - g) / (1 + p * g)
-            let tanA = q.replacing(with: -q, where: q .< 0)
-            let replace = .!(tanA .> 0)  // A = atan(tan A)·180/π is > 0 exactly when tan A is
-            if any(replace) {
-                for k in 0..<8 where replace[k] {
-                    let term = cosForm ? 1 / (1 + tanA[k] * tanA[k]).squareRoot() : tanA[k]
-                    φ[k] = Self.coefficient(term)
-                }
-            }
+            φ = φ.replacing(with: replaced, where: q .== 0)
+            φ = φ.replacing(with: q, where: q .!= q)
             p = g
             θ = θ - stepSize * (m * φ) / (v.squareRoot() + ε)
         }
