@@ -79,6 +79,9 @@ public struct OptimizerSettings: Equatable, Sendable {
         }
     }
 
+    /// What `betas` must be.
+    public static let betasExpected = "two numbers in [0, 1), like [0.9, 0.999]"
+
     /// The rule each numeric key must meet, as (what is expected, test).
     public static func rule(for key: String) -> (expected: String, valid: @Sendable (Double) -> Bool) {
         switch key {
@@ -89,21 +92,21 @@ public struct OptimizerSettings: Equatable, Sendable {
         }
     }
 
+    /// The field behind each numeric key.
+    public static let numberFields: [String: WritableKeyPath<OptimizerSettings, Double>] = [
+        "lr": \.learningRate, "momentum": \.momentum, "dampening": \.dampening, "weight_decay": \.weightDecay,
+        "eps": \.eps, "lr_decay": \.learningRateDecay, "initial_accumulator_value": \.initialAccumulatorValue,
+        "alpha": \.alpha, "rho": \.rho, "momentum_decay": \.momentumDecay,
+    ]
+
+    /// The field behind each true/false key.
+    public static let booleanFields: [String: WritableKeyPath<OptimizerSettings, Bool>] = [
+        "nesterov": \.nesterov, "centered": \.centered, "amsgrad": \.amsgrad,
+    ]
+
     /// The value of a numeric key.
     public func number(_ key: String) -> Double? {
-        switch key {
-        case "lr": return learningRate
-        case "momentum": return momentum
-        case "dampening": return dampening
-        case "weight_decay": return weightDecay
-        case "eps": return eps
-        case "lr_decay": return learningRateDecay
-        case "initial_accumulator_value": return initialAccumulatorValue
-        case "alpha": return alpha
-        case "rho": return rho
-        case "momentum_decay": return momentumDecay
-        default: return nil
-        }
+        Self.numberFields[key].map { self[keyPath: $0] }
     }
 
     /// The first key whose value breaks a rule, or nil. Checks ranges and the rules that join keys.
@@ -116,7 +119,7 @@ public struct OptimizerSettings: Equatable, Sendable {
             if key == "betas" {
                 let rule = Self.rule(for: key)
                 if !rule.valid(beta1) || !rule.valid(beta2) {
-                    return HyperparameterError(key: key, expected: "two numbers in [0, 1), like [0.9, 0.999]",
+                    return HyperparameterError(key: key, expected: Self.betasExpected,
                                                found: "[\(beta1), \(beta2)]")
                 }
             } else if let value = number(key) {
@@ -193,12 +196,12 @@ public struct OptimizerSettings: Equatable, Sendable {
     public func yamlLines() -> [String] {
         var lines = ["name: \(kind.rawValue)", "variant: \(variant)"]
         for key in kind.keys {
-            switch key {
-            case "betas": lines.append("betas: [\(beta1), \(beta2)]")
-            case "nesterov": lines.append("nesterov: \(nesterov)")
-            case "centered": lines.append("centered: \(centered)")
-            case "amsgrad": lines.append("amsgrad: \(amsgrad)")
-            default: lines.append("\(key): \(number(key)!)")
+            if key == "betas" {
+                lines.append("betas: [\(beta1), \(beta2)]")
+            } else if let flag = Self.booleanFields[key] {
+                lines.append("\(key): \(self[keyPath: flag])")
+            } else {
+                lines.append("\(key): \(number(key)!)")
             }
         }
         return lines

@@ -194,29 +194,15 @@ extension RunConfig {
         o.variant = variant
         for key in kind.keys {
             let rule = OptimizerSettings.rule(for: key)
-            switch key {
-            case "betas":
+            if key == "betas" {
                 let betas = try r.numberList(prefix + key, count: 2, default: [o.beta1, o.beta2],
-                                             expected: "two numbers in [0, 1), like [0.9, 0.999]", rule.valid)
+                                             expected: OptimizerSettings.betasExpected, rule.valid)
                 (o.beta1, o.beta2) = (betas[0], betas[1])
-            case "nesterov": o.nesterov = try r.boolean(prefix + key, default: o.nesterov)
-            case "centered": o.centered = try r.boolean(prefix + key, default: o.centered)
-            case "amsgrad": o.amsgrad = try r.boolean(prefix + key, default: o.amsgrad)
-            default:
-                let value = try r.number(prefix + key, default: o.number(key)!, expected: rule.expected, rule.valid)
-                switch key {
-                case "lr": o.learningRate = value
-                case "momentum": o.momentum = value
-                case "dampening": o.dampening = value
-                case "weight_decay": o.weightDecay = value
-                case "eps": o.eps = value
-                case "lr_decay": o.learningRateDecay = value
-                case "initial_accumulator_value": o.initialAccumulatorValue = value
-                case "alpha": o.alpha = value
-                case "rho": o.rho = value
-                case "momentum_decay": o.momentumDecay = value
-                default: preconditionFailure("unhandled optimizer key \(key)")
-                }
+            } else if let flag = OptimizerSettings.booleanFields[key] {
+                o[keyPath: flag] = try r.boolean(prefix + key, default: o[keyPath: flag])
+            } else {
+                let field = OptimizerSettings.numberFields[key]!
+                o[keyPath: field] = try r.number(prefix + key, default: o[keyPath: field], expected: rule.expected, rule.valid)
             }
         }
         if let e = o.validate() {
