@@ -1,6 +1,9 @@
 // One pass over a parameter buffer, its gradient and up to three state buffers, eight lanes at a time: the
 // driver every element-wise optimizer runs its update body through.
 
+/// Eight Float lanes: what an optimizer's update body computes on.
+public typealias F8 = SIMD8<Float>
+
 /// A missing state buffer: its lanes read as zero and are not written.
 public typealias OptionalBuffer = UnsafeMutablePointer<Float>?
 

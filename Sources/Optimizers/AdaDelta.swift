@@ -36,14 +36,16 @@ public final class AdaDelta: Optimizer {
         let h = hyperparameters
         let γ = Float(learningRate), ρ = Float(h.rho), ε = Float(h.eps), λ = Float(h.weightDecay)
         let cρ = Float(1 - h.rho)  // 1 − ρ rounded once from Double, as torch does
-        forEachLane(count: count, parameters: parameters, gradient: gradient,
-                    buffers["square_avg"], buffers["acc_delta"]) { θ, g, v, u, _, _ in
+        @inline(__always)  // a local function, not a closure: always inlined into the loop
+        func body(_ θ: inout F8, _ g: F8, _ v: inout F8, _ u: inout F8, _: inout F8, _: inout F8) {
             let g = g + λ * θ
             v = ρ * v + cρ * g * g
             let Δ = (u + ε).squareRoot() / (v + ε).squareRoot() * g
             u = ρ * u + cρ * Δ * Δ
             θ = θ - γ * Δ
         }
+        forEachLane(count: count, parameters: parameters, gradient: gradient,
+                    buffers["square_avg"], buffers["acc_delta"], body: body)
     }
 
     public func state() -> OptimizerState { OptimizerState(name: name, step: stepCount, buffers: buffers.export()) }

@@ -41,11 +41,13 @@ public final class AdaGrad: Optimizer {
         let h = hyperparameters
         let γ̃ = Float(learningRate / (1 + Double(stepCount - 1) * h.learningRateDecay))
         let λ = Float(h.weightDecay), ε = Float(h.eps), inside = h.epsInsideSquareRoot
-        forEachLane(count: count, parameters: parameters, gradient: gradient, buffers["sum"]) { θ, g, s, _, _, _ in
+        @inline(__always)  // a local function, not a closure: always inlined into the loop
+        func body(_ θ: inout F8, _ g: F8, _ s: inout F8, _: inout F8, _: inout F8, _: inout F8) {
             let g = g + λ * θ
             s = s + g * g
             θ = θ - γ̃ * g / (inside ? (s + ε).squareRoot() : s.squareRoot() + ε)
         }
+        forEachLane(count: count, parameters: parameters, gradient: gradient, buffers["sum"], body: body)
     }
 
     public func state() -> OptimizerState { OptimizerState(name: name, step: stepCount, buffers: buffers.export()) }

@@ -68,8 +68,8 @@ public final class Adam: Optimizer {
         let coupled = h.decoupledWeightDecay ? 0 : Float(h.weightDecay)
         let shrink = h.decoupledWeightDecay ? Float(1 - learningRate * h.weightDecay) : 1
         let amsgrad = h.amsgrad, torchForm = h.form == .torch
-        forEachLane(count: count, parameters: parameters, gradient: gradient,
-                    buffers["exp_avg"], buffers["exp_avg_sq"], buffers["max_exp_avg_sq"]) { θ, g, m, v, vmax, _ in
+        @inline(__always)  // a local function, not a closure: always inlined into the loop
+        func body(_ θ: inout F8, _ g: F8, _ m: inout F8, _ v: inout F8, _ vmax: inout F8, _: inout F8) {
             θ = θ * shrink
             let g = g + coupled * θ
             m = β1 * m + cβ1 * g
@@ -82,6 +82,8 @@ public final class Adam: Optimizer {
             let d = torchForm ? v̄.squareRoot() * b + ε : v̄.squareRoot() + ε
             θ = θ - a * m / d
         }
+        forEachLane(count: count, parameters: parameters, gradient: gradient,
+                    buffers["exp_avg"], buffers["exp_avg_sq"], buffers["max_exp_avg_sq"], body: body)
     }
 
     public func state() -> OptimizerState { OptimizerState(name: name, step: stepCount, buffers: buffers.export()) }

@@ -62,8 +62,8 @@ public final class AngularGrad: Optimizer {
         let cβ2 = Float(1 - h.beta2)  // 1 − β2 rounded once from Double, as torch does
         let cβ1 = Float(1 - h.beta1)  // 1 − β1 rounded once from Double, as torch does
         let replaced = Self.coefficient(h.form == .cos ? 1 : 0)  // φ where A = 0: tanh(|cos 0|) or tanh(|tan 0|)
-        forEachLane(count: count, parameters: parameters, gradient: gradient, buffers["exp_avg"],
-                    buffers["exp_avg_sq"], buffers["previous_grad"], buffers["angular_coeff"]) { θ, g, m, v, p, φ in
+        @inline(__always)  // a local function, not a closure: always inlined into the loop
+        func body(_ θ: inout F8, _ g: F8, _ m: inout F8, _ v: inout F8, _ p: inout F8, _ φ: inout F8) {
             let g = g + λ * θ
             m = β1 * m + cβ1 * g
             v = β2 * v + cβ2 * g * g
@@ -75,6 +75,8 @@ public final class AngularGrad: Optimizer {
             p = g
             θ = θ - stepSize * (m * φ) / (v.squareRoot() + ε)
         }
+        forEachLane(count: count, parameters: parameters, gradient: gradient, buffers["exp_avg"],
+                    buffers["exp_avg_sq"], buffers["previous_grad"], buffers["angular_coeff"], body: body)
     }
 
     public func state() -> OptimizerState { OptimizerState(name: name, step: stepCount, buffers: buffers.export()) }

@@ -50,14 +50,16 @@ public final class NAdam: Optimizer {
         let β1 = Float(h.beta1), β2 = Float(h.beta2), ε = Float(h.eps), λ = Float(h.weightDecay)
         let cβ2 = Float(1 - h.beta2)  // 1 − β2 rounded once from Double, as torch does
         let cβ1 = Float(1 - h.beta1)  // 1 − β1 rounded once from Double, as torch does
-        forEachLane(count: count, parameters: parameters, gradient: gradient,
-                    buffers["exp_avg"], buffers["exp_avg_sq"]) { θ, g, m, v, _, _ in
+        @inline(__always)  // a local function, not a closure: always inlined into the loop
+        func body(_ θ: inout F8, _ g: F8, _ m: inout F8, _ v: inout F8, _: inout F8, _: inout F8) {
             let g = g + λ * θ
             m = β1 * m + cβ1 * g
             v = β2 * v + cβ2 * g * g
             let d = (v / c2).squareRoot() + ε
             θ = θ - gradientWeight * g / d - momentWeight * m / d
         }
+        forEachLane(count: count, parameters: parameters, gradient: gradient,
+                    buffers["exp_avg"], buffers["exp_avg_sq"], body: body)
     }
 
     public func state() -> OptimizerState {

@@ -44,8 +44,8 @@ public final class RMSProp: Optimizer {
         let γ = Float(learningRate), α = Float(h.alpha), μ = Float(h.momentum), λ = Float(h.weightDecay)
         let cα = Float(1 - h.alpha)  // 1 − α rounded once from Double, as torch does
         let ε = Float(h.eps), inside = h.epsInsideSquareRoot, centered = h.centered, withMomentum = h.momentum > 0
-        forEachLane(count: count, parameters: parameters, gradient: gradient,
-                    buffers["square_avg"], buffers["grad_avg"], buffers["momentum_buffer"]) { θ, g, v, ḡ, b, _ in
+        @inline(__always)  // a local function, not a closure: always inlined into the loop
+        func body(_ θ: inout F8, _ g: F8, _ v: inout F8, _ ḡ: inout F8, _ b: inout F8, _: inout F8) {
             let g = g + λ * θ
             v = α * v + cα * g * g
             var ṽ = v
@@ -61,6 +61,8 @@ public final class RMSProp: Optimizer {
                 θ = θ - γ * g / d
             }
         }
+        forEachLane(count: count, parameters: parameters, gradient: gradient,
+                    buffers["square_avg"], buffers["grad_avg"], buffers["momentum_buffer"], body: body)
     }
 
     public func state() -> OptimizerState { OptimizerState(name: name, step: stepCount, buffers: buffers.export()) }

@@ -55,33 +55,41 @@ public final class SGD: Optimizer {
         let (parameters, gradient, count) = flat(parameters, gradient)
         stepCount += 1
         let h = hyperparameters
-        let γ = Float(learningRate), λ = Float(h.weightDecay), μ = Float(h.momentum), τ = Float(h.dampening)
+        let γ = Float(learningRate), λ = Float(h.weightDecay), μ = Float(h.momentum)
         let cμ = Float(1 - h.momentum)  // 1 − μ rounded once from Double, as torch does
         let cτ = Float(1 - h.dampening)  // 1 − τ rounded once from Double, as torch does
         let first = stepCount == 1, nesterov = h.nesterov
         guard let buffer = buffers["momentum_buffer"] else {
-            forEachLane(count: count, parameters: parameters, gradient: gradient) { θ, g, _, _, _, _ in
+            @inline(__always)  // a local function, not a closure: always inlined into the loop
+            func body(_ θ: inout F8, _ g: F8, _: inout F8, _: inout F8, _: inout F8, _: inout F8) {
                 θ = θ - γ * (g + λ * θ)
             }
+            forEachLane(count: count, parameters: parameters, gradient: gradient, body: body)
             return
         }
         switch h.form {
         case .torch:
-            forEachLane(count: count, parameters: parameters, gradient: gradient, buffer) { θ, g, b, _, _, _ in
+            @inline(__always)  // a local function, not a closure: always inlined into the loop
+            func body(_ θ: inout F8, _ g: F8, _ b: inout F8, _: inout F8, _: inout F8, _: inout F8) {
                 let g = g + λ * θ
                 b = first ? g : μ * b + cτ * g
                 θ = θ - γ * (nesterov ? g + μ * b : b)
             }
+            forEachLane(count: count, parameters: parameters, gradient: gradient, buffer, body: body)
         case .sutskever:
-            forEachLane(count: count, parameters: parameters, gradient: gradient, buffer) { θ, g, v, _, _, _ in
+            @inline(__always)  // a local function, not a closure: always inlined into the loop
+            func body(_ θ: inout F8, _ g: F8, _ v: inout F8, _: inout F8, _: inout F8, _: inout F8) {
                 v = μ * v - γ * (g + λ * θ)
                 θ = θ + v
             }
+            forEachLane(count: count, parameters: parameters, gradient: gradient, buffer, body: body)
         case .ewma:
-            forEachLane(count: count, parameters: parameters, gradient: gradient, buffer) { θ, g, v, _, _, _ in
+            @inline(__always)  // a local function, not a closure: always inlined into the loop
+            func body(_ θ: inout F8, _ g: F8, _ v: inout F8, _: inout F8, _: inout F8, _: inout F8) {
                 v = μ * v + cμ * (g + λ * θ)
                 θ = θ - γ * v
             }
+            forEachLane(count: count, parameters: parameters, gradient: gradient, buffer, body: body)
         }
     }
 
