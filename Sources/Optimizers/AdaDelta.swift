@@ -9,7 +9,7 @@ import Numerics
 /// ```
 /// g ← g + λθ;  v ← ρv + (1−ρ)g²;  Δ ← √(u + ε) / √(v + ε) · g;  u ← ρu + (1−ρ)Δ²;  θ ← θ − γΔ
 /// ```
-public final class AdaDelta: Optimizer {
+public final class AdaDelta: BufferedOptimizer {
     public struct Hyperparameters: Equatable, Sendable {
         public var learningRate = 1.0
         public var rho = 0.9
@@ -21,8 +21,8 @@ public final class AdaDelta: Optimizer {
     public let name = "adadelta"
     public let hyperparameters: Hyperparameters
     public var learningRate: Double
-    public private(set) var stepCount = 0
-    private let buffers: StateBuffers
+    public internal(set) var stepCount = 0
+    let buffers: StateBuffers
 
     public init(_ hyperparameters: Hyperparameters, parameterCount: Int) {
         self.hyperparameters = hyperparameters
@@ -46,13 +46,5 @@ public final class AdaDelta: Optimizer {
         }
         forEachLane(count: count, parameters: parameters, gradient: gradient,
                     buffers["square_avg"], buffers["acc_delta"], body: body)
-    }
-
-    public func state() -> OptimizerState { OptimizerState(name: name, step: stepCount, buffers: buffers.export()) }
-
-    public func restore(_ saved: OptimizerState) throws {
-        try checkName(saved, name)
-        try buffers.load(saved.buffers, optimizer: name)
-        stepCount = saved.step
     }
 }

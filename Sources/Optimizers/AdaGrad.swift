@@ -11,7 +11,7 @@ import Numerics
 /// torch:            θ ← θ − γ̃ g / (√s + ε)
 /// eps-inside-sqrt:  θ ← θ − γ̃ g / √(s + ε)
 /// ```
-public final class AdaGrad: Optimizer {
+public final class AdaGrad: BufferedOptimizer {
     public struct Hyperparameters: Equatable, Sendable {
         public var learningRate = 1e-2
         public var learningRateDecay = 0.0
@@ -25,8 +25,8 @@ public final class AdaGrad: Optimizer {
     public let name = "adagrad"
     public let hyperparameters: Hyperparameters
     public var learningRate: Double
-    public private(set) var stepCount = 0
-    private let buffers: StateBuffers
+    public internal(set) var stepCount = 0
+    let buffers: StateBuffers
 
     public init(_ hyperparameters: Hyperparameters, parameterCount: Int) {
         self.hyperparameters = hyperparameters
@@ -48,13 +48,5 @@ public final class AdaGrad: Optimizer {
             θ = θ - γ̃ * g / (inside ? (s + ε).squareRoot() : s.squareRoot() + ε)
         }
         forEachLane(count: count, parameters: parameters, gradient: gradient, buffers["sum"], body: body)
-    }
-
-    public func state() -> OptimizerState { OptimizerState(name: name, step: stepCount, buffers: buffers.export()) }
-
-    public func restore(_ saved: OptimizerState) throws {
-        try checkName(saved, name)
-        try buffers.load(saved.buffers, optimizer: name)
-        stepCount = saved.step
     }
 }

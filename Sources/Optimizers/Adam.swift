@@ -16,7 +16,7 @@ import Numerics
 /// kingma-ba:           θ ← θ − (γ√c2/c1) m / (√v̄ + ε)             (the paper's step-size form, as the
 ///                                                                   'Deep Learning from Scratch' code does it)
 /// ```
-public final class Adam: Optimizer {
+public final class Adam: BufferedOptimizer {
     public enum Form: String, Sendable, CaseIterable {
         case torch
         case noBiasCorrection = "no-bias-correction"
@@ -39,8 +39,8 @@ public final class Adam: Optimizer {
     public let name: String
     public let hyperparameters: Hyperparameters
     public var learningRate: Double
-    public private(set) var stepCount = 0
-    private let buffers: StateBuffers
+    public internal(set) var stepCount = 0
+    let buffers: StateBuffers
 
     public init(_ hyperparameters: Hyperparameters, parameterCount: Int) {
         self.hyperparameters = hyperparameters
@@ -84,13 +84,5 @@ public final class Adam: Optimizer {
         }
         forEachLane(count: count, parameters: parameters, gradient: gradient,
                     buffers["exp_avg"], buffers["exp_avg_sq"], buffers["max_exp_avg_sq"], body: body)
-    }
-
-    public func state() -> OptimizerState { OptimizerState(name: name, step: stepCount, buffers: buffers.export()) }
-
-    public func restore(_ saved: OptimizerState) throws {
-        try checkName(saved, name)
-        try buffers.load(saved.buffers, optimizer: name)
-        stepCount = saved.step
     }
 }

@@ -22,7 +22,7 @@ import Numerics
 /// becomes tanh(1)/2 + 1/2 ≈ 0.881 and the tan form's stays 1/2. Because A ≤ 0 exactly when tan A ≤ 0,
 /// this keeps φ instead of A_min and the stored term: four buffers (m, v, p, φ) instead of the code's six.
 /// (The two differ only after a gradient has already turned NaN.)
-public final class AngularGrad: Optimizer {
+public final class AngularGrad: BufferedOptimizer {
     public enum Form: String, Sendable, CaseIterable {
         case cos, tan
     }
@@ -40,8 +40,8 @@ public final class AngularGrad: Optimizer {
     public let name = "angulargrad"
     public let hyperparameters: Hyperparameters
     public var learningRate: Double
-    public private(set) var stepCount = 0
-    private let buffers: StateBuffers
+    public internal(set) var stepCount = 0
+    let buffers: StateBuffers
 
     public init(_ hyperparameters: Hyperparameters, parameterCount: Int) {
         self.hyperparameters = hyperparameters
@@ -77,13 +77,5 @@ public final class AngularGrad: Optimizer {
         }
         forEachLane(count: count, parameters: parameters, gradient: gradient, buffers["exp_avg"],
                     buffers["exp_avg_sq"], buffers["previous_grad"], buffers["angular_coeff"], body: body)
-    }
-
-    public func state() -> OptimizerState { OptimizerState(name: name, step: stepCount, buffers: buffers.export()) }
-
-    public func restore(_ saved: OptimizerState) throws {
-        try checkName(saved, name)
-        try buffers.load(saved.buffers, optimizer: name)
-        stepCount = saved.step
     }
 }

@@ -26,10 +26,10 @@ public final class NAdam: Optimizer {
     public let name = "nadam"
     public let hyperparameters: Hyperparameters
     public var learningRate: Double
-    public private(set) var stepCount = 0
+    public internal(set) var stepCount = 0
     /// Π_t, the product of every μ so far.
     private var muProduct = 1.0
-    private let buffers: StateBuffers
+    let buffers: StateBuffers
 
     public init(_ hyperparameters: Hyperparameters, parameterCount: Int) {
         self.hyperparameters = hyperparameters

@@ -100,6 +100,23 @@ public final class StateBuffers {
     }
 }
 
+/// An optimizer whose whole state is its step count and named element-wise buffers: `state()` and `restore(_:)`
+/// come from here.
+protocol BufferedOptimizer: Optimizer {
+    var stepCount: Int { get set }
+    var buffers: StateBuffers { get }
+}
+
+extension BufferedOptimizer {
+    public func state() -> OptimizerState { OptimizerState(name: name, step: stepCount, buffers: buffers.export()) }
+
+    public func restore(_ saved: OptimizerState) throws {
+        try checkName(saved, name)
+        try buffers.load(saved.buffers, optimizer: name)
+        stepCount = saved.step
+    }
+}
+
 /// The raw pointers and length of a parameter buffer and its gradient (which must be equally long).
 @inline(__always)
 func flat(_ p: UnsafeMutableBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>)

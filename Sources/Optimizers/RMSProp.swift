@@ -12,7 +12,7 @@ import Numerics
 /// d ← √ṽ + ε   (eps-inside-sqrt: d ← √(ṽ + ε))
 /// μ > 0:  b ← μb + g/d;  θ ← θ − γb        else  θ ← θ − γ g/d
 /// ```
-public final class RMSProp: Optimizer {
+public final class RMSProp: BufferedOptimizer {
     public struct Hyperparameters: Equatable, Sendable {
         public var learningRate = 1e-2
         public var alpha = 0.99
@@ -27,8 +27,8 @@ public final class RMSProp: Optimizer {
     public let name = "rmsprop"
     public let hyperparameters: Hyperparameters
     public var learningRate: Double
-    public private(set) var stepCount = 0
-    private let buffers: StateBuffers
+    public internal(set) var stepCount = 0
+    let buffers: StateBuffers
 
     public init(_ hyperparameters: Hyperparameters, parameterCount: Int) {
         self.hyperparameters = hyperparameters
@@ -63,13 +63,5 @@ public final class RMSProp: Optimizer {
         }
         forEachLane(count: count, parameters: parameters, gradient: gradient,
                     buffers["square_avg"], buffers["grad_avg"], buffers["momentum_buffer"], body: body)
-    }
-
-    public func state() -> OptimizerState { OptimizerState(name: name, step: stepCount, buffers: buffers.export()) }
-
-    public func restore(_ saved: OptimizerState) throws {
-        try checkName(saved, name)
-        try buffers.load(saved.buffers, optimizer: name)
-        stepCount = saved.step
     }
 }

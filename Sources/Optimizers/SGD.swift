@@ -14,7 +14,7 @@ import Numerics
 /// ewma:       v ← μv + (1−μ)g;  θ ← θ − γv       (seed 003, Andrew Ng's form; μ is his β)
 /// ```
 /// With μ = 0 every form is θ ← θ − γg and keeps no buffer.
-public final class SGD: Optimizer {
+public final class SGD: BufferedOptimizer {
     public enum Form: String, Sendable, CaseIterable {
         case torch, sutskever, ewma
     }
@@ -41,8 +41,8 @@ public final class SGD: Optimizer {
     public let name: String
     public let hyperparameters: Hyperparameters
     public var learningRate: Double
-    public private(set) var stepCount = 0
-    private let buffers: StateBuffers
+    public internal(set) var stepCount = 0
+    let buffers: StateBuffers
 
     public init(_ hyperparameters: Hyperparameters, parameterCount: Int, name: String = "sgd") {
         self.hyperparameters = hyperparameters
@@ -91,15 +91,5 @@ public final class SGD: Optimizer {
             }
             forEachLane(count: count, parameters: parameters, gradient: gradient, buffer, body: body)
         }
-    }
-
-    public func state() -> OptimizerState {
-        OptimizerState(name: name, step: stepCount, buffers: buffers.export())
-    }
-
-    public func restore(_ saved: OptimizerState) throws {
-        try checkName(saved, name)
-        try buffers.load(saved.buffers, optimizer: name)
-        stepCount = saved.step
     }
 }
