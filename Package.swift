@@ -29,9 +29,10 @@ let package = Package(
         .target(name: "Datasets", dependencies: ["CZlib", "Numerics"], swiftSettings: numericSettings),
         .target(name: "Models", dependencies: ["Numerics", "Datasets"], swiftSettings: numericSettings),
         .target(name: "Optimizers", dependencies: ["Numerics"], swiftSettings: numericSettings),
+        .target(name: "Reports", swiftSettings: numericSettings),
         .target(
             name: "Training",
-            dependencies: ["Numerics", "Collectives", "Datasets", "Models", "Optimizers", "Yams"],
+            dependencies: ["Numerics", "Collectives", "Datasets", "Models", "Optimizers", "Reports", "Yams"],
             swiftSettings: numericSettings
         ),
         .executableTarget(
@@ -44,7 +45,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DescentTests",
-            dependencies: ["Training", "Collectives", "Datasets", "Models", "Optimizers", "Numerics", "descent"],
+            dependencies: ["Training", "Collectives", "Datasets", "Models", "Optimizers", "Numerics", "Reports", "CZlib", "descent"],
             swiftSettings: numericSettings
         ),
     ],

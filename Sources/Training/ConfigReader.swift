@@ -62,6 +62,9 @@ public struct ConfigReader {
             }
             if case .mapping = v {
                 try flatten(v, prefix: prefix + name + ".", source: source)
+            } else if case .sequence(let items) = v, !items.isEmpty, items.allSatisfy({ if case .mapping = $0 { return true } else { return false } }) {
+                // A list of blocks (`optimizers: [{name: sgd}, ...]`) becomes `optimizers[0].name`, ...
+                for (k, item) in items.enumerated() { try flatten(item, prefix: prefix + name + "[\(k)].", source: source) }
             } else {
                 entries[prefix + name] = Entry(node: v, source: source)
             }
@@ -148,6 +151,18 @@ public struct ConfigReader {
             throw ConfigError(source: e.source, key: key, expected: expected, found: "[\(shown.joined(separator: ", "))]")
         }
         return numbers.map { $0! }
+    }
+
+    /// The number of blocks in the list `key` (read as `key[0].…`, `key[1].…`), or nil when it is not given.
+    /// A value that is not a list of mappings fails with `expected`.
+    public mutating func blockCount(_ key: String, expected: String) throws -> Int? {
+        if let e = entry(key) { throw error(key, e, expected: expected) }
+        var count = 0
+        for k in entries.keys where k.hasPrefix(key + "[") {
+            let rest = k.dropFirst(key.count + 1)
+            if let close = rest.firstIndex(of: "]"), let index = Int(rest[..<close]), index >= 0 { count = max(count, index + 1) }
+        }
+        return count == 0 ? nil : count
     }
 
     /// Where `key`'s value comes from (the file name or "--set"), or nil when it is not given. Does not count

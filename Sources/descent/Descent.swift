@@ -1,4 +1,5 @@
-// The command line: `descent train --config FILE [--set key=value ...]`, run on every rank under mpirun.
+// The command line: `descent train --config FILE [--set key=value ...]`, run on every rank under mpirun;
+// `descent path` for optimizer paths on 2-D test functions; `descent time-optimizers`.
 import ArgumentParser
 import Collectives
 import Foundation
@@ -11,7 +12,7 @@ struct Descent: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "descent",
         abstract: "Data-parallel training under mpirun, to compare gradient descent and its optimizers.",
-        subcommands: [Train.self, TimeOptimizers.self]
+        subcommands: [Train.self, PathCommand.self, TimeOptimizers.self]
     )
 
     /// Usage errors are printed by one rank only, so `mpirun -np 4` shows one message, not four.

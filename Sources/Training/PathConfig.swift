@@ -1,0 +1,142 @@
+// The configuration of `descent path`: a test function, a start point, a number of steps, optional gradient
+// noise, the plotting window and a list of optimizers, each with its own hyperparameters.
+import Models
+import Optimizers
+import Reports
+
+public struct PathConfig: Equatable, Sendable {
+    /// One optimizer on the picture: the name it is shown under and its settings.
+    public struct Entry: Equatable, Sendable {
+        public var label: String
+        public var settings: OptimizerSettings
+    }
+
+    public var name = "path"
+    public var function = TestFunction.bowl
+    public var start = SIMD2<Double>(-7, 2)
+    public var steps = 100
+    /// σ of the Gaussian noise added to each gradient component (0: exact gradients).
+    public var noise = 0.0
+    /// Seed of the noise stream (every optimizer sees the same noise sequence).
+    public var seed: UInt64 = 1
+    public var window: (x: ClosedRange<Double>, y: ClosedRange<Double>) = TestFunction.bowl.window
+    public var contours = ContourSpacing.auto
+    public var levels = 20
+    public var optimizers: [Entry] = []
+    public var outputDirectory = "runs"
+
+    public static func == (a: PathConfig, b: PathConfig) -> Bool {
+        a.name == b.name && a.function == b.function && a.start == b.start && a.steps == b.steps && a.noise == b.noise
+            && a.seed == b.seed && a.window.x == b.window.x && a.window.y == b.window.y && a.contours == b.contours
+            && a.levels == b.levels && a.optimizers == b.optimizers && a.outputDirectory == b.outputDirectory
+    }
+
+    public init() {}
+
+    static let listExpected = "a list of optimizer blocks, like [{name: sgd, lr: 0.1}, {name: adam, lr: 0.3}]"
+
+    /// Reads `text` (the content of `fileName`), applies `overrides` ("key=value"), validates every key.
+    public static func load(yaml text: String, fileName: String, overrides: [String] = []) throws -> PathConfig {
+        var r = try ConfigReader(yaml: text, fileName: fileName)
+        for o in overrides { try r.override(o) }
+        var c = PathConfig()
+        c.name = try r.string("name", default: c.name)
+        if c.name.contains("/") || c.name.hasPrefix(".") {
+            throw ConfigError(source: r.source(of: "name") ?? fileName, key: "name",
+                              expected: "a plain folder name (no '/', not starting with '.')", found: "'\(c.name)'")
+        }
+        c.function = TestFunction(rawValue: try r.string(
+            "function", default: c.function.rawValue, allowed: TestFunction.allCases.map(\.rawValue)))!
+        let start = try r.numberList("start", count: 2, default: [c.function.start.x, c.function.start.y],
+                                     expected: "two numbers [x, y]") { _ in true }
+        c.start = SIMD2(start[0], start[1])
+        c.steps = try r.integer("steps", default: c.steps, range: 1...1_000_000)
+        c.noise = try r.number("noise", default: 0, expected: "a number ≥ 0 (σ of the gradient noise)") { $0 >= 0 }
+        c.seed = UInt64(try r.integer("seed", default: Int(c.seed), range: 0...Int.max))
+
+        c.window = c.function.window
+        c.window.x = try readRange(&r, "plot.x", default: c.window.x)
+        c.window.y = try readRange(&r, "plot.y", default: c.window.y)
+        c.contours = ContourSpacing(rawValue: try r.string(
+            "plot.contours", default: c.contours.rawValue, allowed: ContourSpacing.allCases.map(\.rawValue)))!
+        c.levels = try r.integer("plot.levels", default: c.levels, range: 0...200)
+
+        guard let count = try r.blockCount("optimizers", expected: listExpected) else {
+            throw ConfigError(source: fileName, key: "optimizers", expected: listExpected, found: "no optimizers")
+        }
+        var labelKeys: [String: String] = [:]
+        for k in 0..<count {
+            let prefix = "optimizers[\(k)]."
+            guard r.source(of: prefix + "name") != nil else {
+                throw ConfigError(source: fileName, key: prefix + "name",
+                                  expected: "an optimizer name (" + RunConfig.optimizerNames.joined(separator: ", ") + ")",
+                                  found: "no name")
+            }
+            let explicitLabel = try r.string(prefix + "label", default: "")
+            let settings = try RunConfig.readOptimizer(&r, prefix: prefix)
+            c.optimizers.append(Entry(label: explicitLabel, settings: settings))
+            labelKeys[prefix] = explicitLabel
+        }
+        // Default labels: the name, or name and rate when a name appears more than once.
+        let names = c.optimizers.map(\.settings.kind.rawValue)
+        for k in c.optimizers.indices where c.optimizers[k].label.isEmpty {
+            let s = c.optimizers[k].settings
+            c.optimizers[k].label = names.filter { $0 == s.kind.rawValue }.count > 1
+                ? "\(s.kind.rawValue) lr \(shortNumber(s.learningRate))" : s.kind.rawValue
+        }
+        for k in c.optimizers.indices {
+            if let first = c.optimizers[..<k].firstIndex(where: { $0.label == c.optimizers[k].label }) {
+                let key = "optimizers[\(k)].label"
+                throw ConfigError(source: r.source(of: key) ?? r.source(of: "optimizers[\(k)].name") ?? fileName, key: key,
+                                  expected: "a label that tells it apart from optimizers[\(first)]",
+                                  found: "'\(c.optimizers[k].label)' twice")
+            }
+        }
+        c.outputDirectory = try r.string("output.dir", default: c.outputDirectory)
+        try r.rejectUnknownKeys()
+        return c
+    }
+
+    private static func readRange(_ r: inout ConfigReader, _ key: String, default value: ClosedRange<Double>) throws -> ClosedRange<Double> {
+        let v = try r.numberList(key, count: 2, default: [value.lowerBound, value.upperBound],
+                                 expected: "two numbers [low, high] with low < high") { _ in true }
+        guard v[0] < v[1] else {
+            throw ConfigError(source: r.source(of: key) ?? r.fileName, key: key,
+                              expected: "two numbers [low, high] with low < high", found: "[\(v[0]), \(v[1])]")
+        }
+        return v[0]...v[1]
+    }
+
+    /// The configuration with every default filled in, as YAML that `load` reads back to the same value.
+    public var resolvedYAML: String {
+        var lines = [
+            "name: \(name)",
+            "function: \(function.rawValue)    # \(function.formula)",
+            "start: [\(start.x), \(start.y)]",
+            "steps: \(steps)",
+            "noise: \(noise)",
+            "seed: \(seed)",
+            "plot:",
+            "  x: [\(window.x.lowerBound), \(window.x.upperBound)]",
+            "  y: [\(window.y.lowerBound), \(window.y.upperBound)]",
+            "  contours: \(contours.rawValue)",
+            "  levels: \(levels)",
+            "optimizers:",
+        ]
+        for e in optimizers {
+            let block = ["label: \"\(e.label.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\""]
+                + e.settings.yamlLines()
+            lines.append("  - " + block[0])
+            lines.append(contentsOf: block.dropFirst().map { "    " + $0 })
+        }
+        lines.append("output:")
+        lines.append("  dir: \"\(outputDirectory.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\"")
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// A number as people write it: 0.1, 1.5, 1e-05.
+func shortNumber(_ x: Double) -> String {
+    let s = "\(x)"
+    return s.hasSuffix(".0") ? String(s.dropLast(2)) : s
+}

@@ -1,0 +1,104 @@
+// `descent path`: optimizer paths on a 2-D test function, as CSV and SVG pictures. One process, no MPI.
+import ArgumentParser
+import Foundation
+import Models
+import Training
+
+struct PathCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "path",
+        abstract: "Run optimizers on a 2-D test function; write their paths (CSV) and pictures (SVG).",
+        discussion: "Presets are the files configs/path-<name>.yaml: dlfs, rosenbrock, beale, saddle, long-valley, "
+            + "himmelblau, rastrigin, noise. Output goes to <output.dir>/<name>/ (default runs/<name>/)."
+    )
+
+    @Option(name: .shortAndLong, help: "A path config file.")
+    var config: String?
+
+    @Option(help: "A preset name: configs/path-<name>.yaml, looked up from the working directory and from the executable's folder upwards.")
+    var preset: String?
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key, e.g. --set optimizers[1].lr=0.2.", valueName: "key=value"))
+    var overrides: [String] = []
+
+    @Flag(help: "List the test functions and the presets found, then exit.")
+    var list = false
+
+    func validate() throws {
+        if !list && (config == nil) == (preset == nil) {
+            throw ValidationError("give either --config FILE or --preset NAME")
+        }
+    }
+
+    func run() throws {
+        if list { return printList() }
+        do {
+            let file = try config ?? presetFile(preset!)
+            let text: String
+            do {
+                text = try String(contentsOfFile: file, encoding: .utf8)
+            } catch {
+                let reason = FileManager.default.fileExists(atPath: file) ? "an unreadable file" : "no such file"
+                throw ConfigError(source: file, key: "(file)", expected: "a readable YAML path config", found: reason)
+            }
+            let pathConfig = try PathConfig.load(yaml: text, fileName: file, overrides: overrides)
+            let started = Date()
+            let trajectories = PathLab.run(pathConfig)
+            let folder = try PathLab.write(pathConfig, trajectories)
+            print(PathLab.summary(pathConfig, trajectories))
+            print("wrote \(folder)/: paths.csv, paths.svg, f.svg, figure.svg, config.yaml "
+                  + String(format: "(%.2f s)", Date().timeIntervalSince(started)))
+        } catch let error as ConfigError {
+            FileHandle.standardError.write(Data("descent: error: \(error)\n".utf8))
+            throw ExitCode(1)
+        } catch let error as OutputError {
+            FileHandle.standardError.write(Data("descent: error: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+
+    /// Folders searched for `configs/path-<name>.yaml`: the working directory, then the executable's folder and
+    /// its parents (so `.build/release/descent` finds the repository's configs from anywhere).
+    static func searchFolders() -> [String] {
+        var folders = [FileManager.default.currentDirectoryPath]
+        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        while url.path != "/" && !url.path.isEmpty {
+            folders.append(url.path)
+            url.deleteLastPathComponent()
+        }
+        return folders
+    }
+
+    static func presets() -> [String] {
+        for folder in searchFolders() {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: folder + "/configs")) ?? []
+            let presets = names.filter { $0.hasPrefix("path-") && $0.hasSuffix(".yaml") }
+                .map { String($0.dropFirst(5).dropLast(5)) }.sorted()
+            if !presets.isEmpty { return presets }
+        }
+        return []
+    }
+
+    func presetFile(_ name: String) throws -> String {
+        for folder in Self.searchFolders() {
+            let file = folder + "/configs/path-\(name).yaml"
+            if FileManager.default.fileExists(atPath: file) { return file }
+        }
+        let known = Self.presets()
+        throw ConfigError(source: "--preset", key: name,
+                          expected: known.isEmpty ? "a preset file configs/path-\(name).yaml (none found here or beside the executable)"
+                                                  : "one of " + known.joined(separator: ", "),
+                          found: "no file configs/path-\(name).yaml")
+    }
+
+    func printList() {
+        print("functions:")
+        for f in TestFunction.allCases {
+            let m = f.minima.map { "(\(String(format: "%.4g", $0.x)), \(String(format: "%.4g", $0.y)))" }.joined(separator: ", ")
+            print("  " + f.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0) + f.formula)
+            print("  " + String(repeating: " ", count: 12) + "\(f.minimaName) \(m); start (\(f.start.x), \(f.start.y))")
+        }
+        let presets = Self.presets()
+        print("presets: " + (presets.isEmpty ? "none found" : presets.joined(separator: ", ")))
+    }
+}
