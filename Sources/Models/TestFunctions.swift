@@ -18,7 +18,8 @@ public enum TestFunction: String, CaseIterable, Sendable {
     /// f = 0.1 (√(1 + x²) − 1) + 5 y² — a long valley: steep walls (curvature 10 across) and a floor that slopes
     /// gently (gradient ≤ 0.1 along it) down to the minimum 0 at (0, 0). Start (−9, 1.5).
     case longValley = "long-valley"
-    /// f = (x² + y − 11)² + (x + y² − 7)² — Himmelblau (1972): four minima, all 0. Start (0, 0).
+    /// f = (x² + y − 11)² + (x + y² − 7)² — Himmelblau (1972): four minima, all 0. Start (−0.27, −0.93), beside
+    /// the local maximum at (−0.2708, −0.9230), where small differences pick different minima.
     case himmelblau
     /// f = 20 + x² − 10 cos 2πx + y² − 10 cos 2πy — Rastrigin (A = 10): a bowl covered in local minima.
     /// Global minimum 0 at (0, 0); start (2.2, 2.7); window ±5.12.
@@ -119,7 +120,7 @@ public enum TestFunction: String, CaseIterable, Sendable {
         case .beale: return SIMD2(1, 1.5)
         case .saddle: return SIMD2(-1.5, 0.001)
         case .longValley: return SIMD2(-9, 1.5)
-        case .himmelblau: return SIMD2(0, 0)
+        case .himmelblau: return SIMD2(-0.27, -0.93)
         case .rastrigin: return SIMD2(2.2, 2.7)
         }
     }

@@ -12,17 +12,18 @@ public struct Series: Sendable {
     public var lineWidth: Double
     /// Draw a small dot at every point (for short paths, so single steps can be seen).
     public var dots: Bool
-    /// Draw a hollow circle at the first point.
-    public var startCircle: Bool
+    /// Draw a hollow circle at the first point and a filled one at the last, so that where a path ends can be
+    /// seen even where other paths cover it.
+    public var endpoints: Bool
 
     public init(label: String, points: [SIMD2<Double>], style: SeriesStyle? = nil, lineWidth: Double = 1.8,
-                dots: Bool = false, startCircle: Bool = false) {
+                dots: Bool = false, endpoints: Bool = false) {
         self.label = label
         self.points = points
         self.style = style
         self.lineWidth = lineWidth
         self.dots = dots
-        self.startCircle = startCircle
+        self.endpoints = endpoints
     }
 }
 
@@ -184,7 +185,7 @@ public struct Chart: Sendable {
         for (k, s) in series.enumerated() {
             let style = s.style ?? Palette.style(k)
             var attributes = [("d", pathData([s.points], sx, sy)), ("fill", "none"), ("stroke", style.colour),
-                              ("stroke-width", svgNumber(s.lineWidth)), ("stroke-linejoin", "round"),
+                              ("stroke-width", svgNumber(s.lineWidth)), ("stroke-opacity", "0.85"), ("stroke-linejoin", "round"),
                               ("stroke-linecap", "round")]
             if let dash = style.dash { attributes.append(("stroke-dasharray", dash)) }
             w.element("path", attributes)
@@ -195,9 +196,17 @@ public struct Chart: Sendable {
                 }
                 w.close("g")
             }
-            if s.startCircle, let p = s.points.first, visible(p, sx, sy) {
+        }
+        // Endpoints above every line.
+        for (k, s) in series.enumerated() where s.endpoints {
+            let style = s.style ?? Palette.style(k)
+            if let p = s.points.first, visible(p, sx, sy) {
                 w.element("circle", [("cx", svgNumber(sx.pixel(p.x))), ("cy", svgNumber(sy.pixel(p.y))), ("r", "5"),
                                      ("fill", "white"), ("stroke", style.colour), ("stroke-width", "1.5")])
+            }
+            if let p = s.points.last, s.points.count > 1, visible(p, sx, sy) {
+                w.element("circle", [("cx", svgNumber(sx.pixel(p.x))), ("cy", svgNumber(sy.pixel(p.y))), ("r", "4"),
+                                     ("fill", style.colour), ("stroke", "white"), ("stroke-width", "1")])
             }
         }
         for m in markers where visible(m.point, sx, sy) {

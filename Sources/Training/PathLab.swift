@@ -72,8 +72,27 @@ public enum PathLab {
 
     static func pointText(_ p: SIMD2<Double>) -> String { "(\(shortNumber(p.x)), \(shortNumber(p.y)))" }
 
+    /// The label with the settings that differ from the optimizer's defaults (the rate always), and a note
+    /// when the path diverged: "momentum (sutskever, lr 0.1)".
     static func legendLabel(_ t: Trajectory) -> String {
-        t.divergedAt.map { "\(t.label) (diverged at step \($0))" } ?? t.label
+        let s = t.settings
+        let defaults = OptimizerSettings(s.kind)
+        var parts = s.variant == defaults.variant ? [] : [s.variant]
+        for line in s.yamlLines().dropFirst(2)
+        where !defaults.yamlLines().contains(line) || line.hasPrefix("lr:") || (line.hasPrefix("weight_decay:") && s.weightDecay != 0) {
+            let words = line.split(separator: " ").map { $0.hasSuffix(".0") || $0.hasSuffix(".0]") || $0.hasSuffix(".0,")
+                ? $0.replacingOccurrences(of: ".0", with: "") : String($0) }
+            parts.append(words.joined(separator: " ").replacingOccurrences(of: ": ", with: " ").replacingOccurrences(of: ":", with: ""))
+        }
+        var text = t.label + " (" + parts.joined(separator: ", ") + ")"
+        if let d = t.divergedAt { text += " diverged at step \(d)" }
+        return text
+    }
+
+    /// "Beale: sgd, adam" — or "Beale: 10 optimizers" when the names would not fit in `width` pixels.
+    static func title(_ f: TestFunction, _ trajectories: [Trajectory], width: Double) -> String {
+        let names = "\(f.title): " + trajectories.map(\.label).joined(separator: ", ")
+        return Double(names.count) * 10.5 <= width - 20 ? names : "\(f.title): \(trajectories.count) optimizers"
     }
 
     /// What the run was: function, start, steps and noise, for subtitles and the console.
@@ -84,7 +103,7 @@ public enum PathLab {
     /// The paths over the contour lines of f, the minima marked.
     public static func pathChart(_ c: PathConfig, _ trajectories: [Trajectory], title: String? = nil) -> Chart {
         let f = c.function
-        var chart = Chart(title: title ?? "\(f.title): " + trajectories.map(\.label).joined(separator: ", "),
+        var chart = Chart(title: title ?? "",
                           subtitle: (f.title == f.formula ? "" : "f = \(f.formula) · ") + runText(c),
                           x: Axis("x", domain: c.window.x), y: Axis("y", domain: c.window.y))
         let grid = Grid(x: c.window.x, y: c.window.y, nx: 240, ny: 240) { f.value($0, $1) }
@@ -92,10 +111,11 @@ public enum PathLab {
         chart.contours = contours(grid, levels: levels.levels)
         chart.series = trajectories.map { t in
             Series(label: legendLabel(t), points: t.points.map { SIMD2(Double($0.x), Double($0.y)) },
-                   lineWidth: 1.8, dots: c.steps <= 80, startCircle: true)
+                   lineWidth: 1.8, dots: c.steps <= 80, endpoints: true)
         }
         chart.markers = f.minima.map { Marker(point: $0, label: markerLabel(f, $0)) }
         chart.sizePlot(width: 480, height: 480)
+        if title == nil { chart.title = Self.title(f, trajectories, width: chart.width) }
         return chart
     }
 
@@ -108,9 +128,22 @@ public enum PathLab {
     public static func valueChart(_ c: PathConfig, _ trajectories: [Trajectory], title: String? = nil, legend: Bool = true) -> Chart {
         let f = c.function
         let log = f.minimumValue == 0
+        // The axis shows what the paths picture shows: values up to the largest f in the window (or at the
+        // start), so a diverging path leaves the chart instead of flattening everything else.
+        let grid = Grid(x: c.window.x, y: c.window.y, nx: 60, ny: 60) { f.value($0, $1) }
+        let inWindow = grid.values.filter(\.isFinite) + trajectories.map { $0.points[0].f }
+        let reached = trajectories.flatMap { $0.points.map(\.f) }.filter { $0.isFinite && (!log || $0 > 0) }
+        let yDomain: ClosedRange<Double>
+        if log {
+            let top = inWindow.max()!
+            let lo = max(reached.min() ?? top * 1e-3, top * 1e-30)
+            yDomain = pow(10, floor(log10(lo)))...pow(10, ceil(log10(max(top, lo * 10))))
+        } else {
+            yDomain = padded(inWindow.min()!...inWindow.max()!, by: 0.04)
+        }
         var chart = Chart(title: title ?? "\(f.title): f against step", subtitle: runText(c),
                           x: Axis("step", domain: 0...Double(c.steps)),
-                          y: Axis(log ? "f(x, y), log scale" : "f(x, y)", scale: log ? .log : .linear))
+                          y: Axis(log ? "f(x, y), log scale" : "f(x, y)", scale: log ? .log : .linear, domain: yDomain))
         chart.series = trajectories.map { t in
             Series(label: legendLabel(t), points: t.points.map { SIMD2(Double($0.step), $0.f) }, lineWidth: 1.8)
         }
