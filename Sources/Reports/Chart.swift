@@ -86,7 +86,7 @@ public struct Chart: Sendable {
     var legendEntries: [(label: String, kind: LegendKind)] {
         guard legend else { return [] }
         return series.enumerated().map { ($0.element.label, .line($0.element.style ?? Palette.style($0.offset), $0.element.dots)) }
-            + markers.map { ($0.label, .star) }
+            + markers.map(\.label).uniqued().map { ($0, .star) }
     }
 
     enum LegendKind {
@@ -177,7 +177,7 @@ public struct Chart: Sendable {
         if !contours.isEmpty {
             w.open("g", [("fill", "none"), ("stroke", "#b4b4b4"), ("stroke-width", "0.9")])
             for level in contours {
-                let d = pathData(level.lines, sx, sy)
+                let d = pathData(level.lines, sx, sy, spacing: 4)
                 if !d.isEmpty { w.element("path", [("d", d), ("data-level", tickLabel(level.level))]) }
             }
             w.close("g")
@@ -197,7 +197,11 @@ public struct Chart: Sendable {
                 w.close("g")
             }
         }
-        // Endpoints above every line.
+        // Marked points above the lines, endpoints above them.
+        for m in markers where visible(m.point, sx, sy) {
+            w.element("path", [("d", starPath(sx.pixel(m.point.x), sy.pixel(m.point.y), 8)), ("fill", "#000000"),
+                               ("stroke", "#ffffff"), ("stroke-width", "1")])
+        }
         for (k, s) in series.enumerated() where s.endpoints {
             let style = s.style ?? Palette.style(k)
             if let p = s.points.first, visible(p, sx, sy) {
@@ -208,10 +212,6 @@ public struct Chart: Sendable {
                 w.element("circle", [("cx", svgNumber(sx.pixel(p.x))), ("cy", svgNumber(sy.pixel(p.y))), ("r", "4"),
                                      ("fill", style.colour), ("stroke", "white"), ("stroke-width", "1")])
             }
-        }
-        for m in markers where visible(m.point, sx, sy) {
-            w.element("path", [("d", starPath(sx.pixel(m.point.x), sy.pixel(m.point.y), 8)), ("fill", "#000000"),
-                               ("stroke", "#ffffff"), ("stroke-width", "1")])
         }
         w.close("g")
         w.element("rect", [("x", svgNumber(left)), ("y", svgNumber(top)), ("width", svgNumber(right - left)),
@@ -252,16 +252,21 @@ public struct Chart: Sendable {
     }
 
     /// SVG path data for polylines; a point that cannot be drawn (not finite, ≤ 0 on a log axis) breaks the line.
-    private func pathData(_ lines: [[SIMD2<Double>]], _ sx: Scale, _ sy: Scale) -> String {
+    /// With `spacing`, points closer than that many pixels to the last one drawn are left out (a line's last
+    /// point is always kept), which shrinks dense contour lines without visible change.
+    private func pathData(_ lines: [[SIMD2<Double>]], _ sx: Scale, _ sy: Scale, spacing: Double = 0) -> String {
         var d = ""
         for points in lines {
             var pen = false
-            for p in points {
+            var last = SIMD2<Double>(.infinity, .infinity)
+            for (k, p) in points.enumerated() {
                 guard usable(p, sx, sy) else { pen = false; continue }
                 // Far-away points are pulled in so renderers never see huge coordinates; the clip hides them.
-                let px = min(max(sx.pixel(p.x), -1e5), 1e5), py = min(max(sy.pixel(p.y), -1e5), 1e5)
-                d += (pen ? "L" : (d.isEmpty ? "M" : " M")) + svgNumber(px) + " " + svgNumber(py)
+                let q = SIMD2(min(max(sx.pixel(p.x), -1e5), 1e5), min(max(sy.pixel(p.y), -1e5), 1e5))
+                if pen && spacing > 0 && k != points.count - 1 && ((q.x - last.x) * (q.x - last.x) + (q.y - last.y) * (q.y - last.y)).squareRoot() < spacing { continue }
+                d += (pen ? "L" : (d.isEmpty ? "M" : " M")) + svgNumber(q.x) + " " + svgNumber(q.y)
                 pen = true
+                last = q
             }
         }
         return d
@@ -309,5 +314,13 @@ public struct Figure: Sendable {
             x += c.width
         }
         return w.document(width: width, height: height)
+    }
+}
+
+extension Array where Element: Hashable {
+    /// The elements in order, each first occurrence only.
+    func uniqued() -> [Element] {
+        var seen = Set<Element>()
+        return filter { seen.insert($0).inserted }
     }
 }

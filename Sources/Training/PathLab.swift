@@ -113,15 +113,14 @@ public enum PathLab {
             Series(label: legendLabel(t), points: t.points.map { SIMD2(Double($0.x), Double($0.y)) },
                    lineWidth: 1.8, dots: c.steps <= 80, endpoints: true)
         }
-        chart.markers = f.minima.map { Marker(point: $0, label: markerLabel(f, $0)) }
+        chart.markers = f.minima.map { Marker(point: $0, label: f.minima.count > 1 ? "\(f.minima.count) minima, f = 0" : markerLabel(f, $0)) }
         chart.sizePlot(width: 480, height: 480)
         if title == nil { chart.title = Self.title(f, trajectories, width: chart.width) }
         return chart
     }
 
     static func markerLabel(_ f: TestFunction, _ p: SIMD2<Double>) -> String {
-        let name = f.minimaName == "minima" ? "minimum" : f.minimaName
-        return "\(name) (\(String(format: "%.3g", p.x)), \(String(format: "%.3g", p.y)))"
+        "\(f.minimaName) (\(String(format: "%.3g", p.x)), \(String(format: "%.3g", p.y)))"
     }
 
     /// f against step: a log axis when f has a known minimum of 0 (zeros are left out), linear otherwise.

@@ -96,7 +96,7 @@ struct PathCommand: ParsableCommand {
         for f in TestFunction.allCases {
             let m = f.minima.map { "(\(String(format: "%.4g", $0.x)), \(String(format: "%.4g", $0.y)))" }.joined(separator: ", ")
             print("  " + f.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0) + f.formula)
-            print("  " + String(repeating: " ", count: 12) + "\(f.minimaName) \(m); start (\(f.start.x), \(f.start.y))")
+            print("  " + String(repeating: " ", count: 12) + "\(f.minimaName) \(m); start (" + String(format: "%g, %g", f.start.x, f.start.y) + ")")
         }
         let presets = Self.presets()
         print("presets: " + (presets.isEmpty ? "none found" : presets.joined(separator: ", ")))
