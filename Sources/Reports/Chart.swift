@@ -184,7 +184,7 @@ public struct Chart: Sendable {
         }
         for (k, s) in series.enumerated() {
             let style = s.style ?? Palette.style(k)
-            var attributes = [("d", pathData([s.points], sx, sy)), ("fill", "none"), ("stroke", style.colour),
+            var attributes = [("d", pathData([s.points], sx, sy, spacing: 0.75)), ("fill", "none"), ("stroke", style.colour),
                               ("stroke-width", svgNumber(s.lineWidth)), ("stroke-opacity", "0.85"), ("stroke-linejoin", "round"),
                               ("stroke-linecap", "round")]
             if let dash = style.dash { attributes.append(("stroke-dasharray", dash)) }
