@@ -1,19 +1,21 @@
 // Turns per-rank gradient sums into the exact gradient of the global batch with one allreduce per step.
 import Numerics
 
-/// Owns the flat exchange buffer `[gradient sums … | loss sum | sample count]` of length parameters + 2.
+/// Owns the flat exchange buffer `[gradient sums … | loss sum | sample count | |g_i|²]` of length parameters + 3.
 ///
 /// Each rank accumulates the *sums* over its own samples into `buffer`; `average()` adds the buffers of all
 /// ranks in a single allreduce and divides by the global sample count. Because sums (not means) are reduced,
-/// shards of unequal size — even empty ones — give exactly the gradient of the whole global batch.
+/// shards of unequal size — even empty ones — give exactly the gradient of the whole global batch. The last slot
+/// carries the squared norm of the rank's own mean gradient, so the same allreduce also yields Σ_i |g_i|² for the
+/// gradient noise scale.
 public final class GradientAverager {
     public let parameterCount: Int
-    /// The exchange buffer: gradient sums in `0..<parameterCount`, then loss sum, then sample count.
+    /// The exchange buffer: gradient sums in `0..<parameterCount`, then loss sum, sample count, and |g_i|².
     public private(set) var buffer: [Float]
 
     public init(parameterCount: Int) {
         self.parameterCount = parameterCount
-        buffer = [Float](repeating: 0, count: parameterCount + 2)
+        buffer = [Float](repeating: 0, count: parameterCount + 3)
     }
 
     /// Clears the buffer before a step's local accumulation.
@@ -31,12 +33,23 @@ public final class GradientAverager {
         }
     }
 
+    /// Records |g_i|², the squared norm of this rank's mean gradient (0 for an empty shard), in the exchange
+    /// buffer. Call it after the local accumulation and before `average(over:)`.
+    public func recordLocalSquaredNorm() {
+        buffer.withUnsafeMutableBufferPointer { b in
+            let count = Double(b[parameterCount + 1])
+            b[parameterCount + 2] = count > 0 ? Float(Kernels.sumOfSquares(b.baseAddress!, count: parameterCount) / (count * count)) : 0
+        }
+    }
+
     /// The result of an averaging step.
     public struct Average {
         /// Mean loss over the global batch.
         public var loss: Double
         /// Number of samples in the global batch.
         public var count: Int
+        /// Σ_i |g_i|² over the ranks (0 unless each rank called `recordLocalSquaredNorm()`).
+        public var localSquaredNormSum: Double
     }
 
     /// Sums the buffers of all ranks (one allreduce) and divides the gradient by the global count.
@@ -48,7 +61,8 @@ public final class GradientAverager {
             let lossSum = b[parameterCount], count = b[parameterCount + 1]
             precondition(count > 0, "a global batch holds at least one sample")
             Kernels.scale(b.baseAddress!, count: parameterCount, by: 1 / count)
-            return Average(loss: Double(lossSum) / Double(count), count: Int(count))
+            return Average(loss: Double(lossSum) / Double(count), count: Int(count),
+                           localSquaredNormSum: Double(b[parameterCount + 2]))
         }
     }
 
@@ -63,6 +77,11 @@ public final class GradientAverager {
             if factor < 1 { Kernels.scale(b.baseAddress!, count: parameterCount, by: Float(factor)) }
             return norm
         }
+    }
+
+    /// |ḡ|², the squared norm of the averaged gradient (valid after `average(over:)`).
+    public func squaredNorm() -> Double {
+        buffer.withUnsafeBufferPointer { Kernels.sumOfSquares($0.baseAddress!, count: parameterCount) }
     }
 
     /// The averaged gradient (valid after `average(over:)`).

@@ -73,7 +73,8 @@ public struct Chart: Sendable {
     }
 
     /// A standalone SVG document.
-    public func svg() -> String { Figure([self]).svg() }
+    /// A standalone SVG document; `id` prefixes its element ids (give each picture in one HTML page its own).
+    public func svg(id: String = "c") -> String { Figure([self]).svg(id: id) }
 
     // MARK: layout
 
@@ -299,7 +300,8 @@ public struct Figure: Sendable {
     public var width: Double { charts.map(\.width).reduce(0, +) }
     public var height: Double { (charts.map(\.height).max() ?? 0) + header }
 
-    public func svg() -> String {
+    /// The SVG document; `id` prefixes its element ids (give each picture in one HTML page its own).
+    public func svg(id: String = "c") -> String {
         var w = SVGWriter()
         w.element("rect", [("width", "100%"), ("height", "100%"), ("fill", "#ffffff")])
         if let title {
@@ -310,7 +312,7 @@ public struct Figure: Sendable {
         }
         var x = 0.0
         for (k, c) in charts.enumerated() {
-            c.render(into: &w, x: x, y: header, id: "c\(k)")
+            c.render(into: &w, x: x, y: header, id: "\(id)\(k)")
             x += c.width
         }
         return w.document(width: width, height: height)

@@ -17,14 +17,17 @@ public struct MetricsRow: Sendable {
     public var trainAccuracy: Double?
     public var testLoss: Double?
     public var testAccuracy: Double?
+    /// The simple gradient noise scale B_simple over the steps since the previous row of the same kind (needs
+    /// two or more ranks with samples).
+    public var noiseScale: Double?
 
     public static let columns = ["kind", "step", "epoch", "samples", "wall_s", "lr", "batch_loss",
-                                 "train_loss", "train_accuracy", "test_loss", "test_accuracy"]
+                                 "train_loss", "train_accuracy", "test_loss", "test_accuracy", "noise_scale"]
 
     var values: [String?] {
         [kind.rawValue, String(step), format(epoch), String(samples), format(wallSeconds), format(learningRate),
          batchLoss.map(format), trainLoss.map(format), trainAccuracy.map(format), testLoss.map(format),
-         testAccuracy.map(format)]
+         testAccuracy.map(format), noiseScale.map(format)]
     }
 
     private func format(_ x: Double) -> String { x.isFinite ? "\(x)" : (x.isNaN ? "nan" : (x > 0 ? "inf" : "-inf")) }

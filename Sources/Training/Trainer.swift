@@ -30,6 +30,8 @@ public struct RunResult: Sendable {
     public var lastTestLoss: Double?
     public var lastTestAccuracy: Double?
     public var lastTrainLoss: Double?
+    /// B_simple over the last epoch (nil with fewer than two ranks holding samples).
+    public var lastNoiseScale: Double?
 
     public var samplesPerSecond: Double { Double(samples) / trainSeconds }
 }
@@ -51,6 +53,8 @@ public final class Trainer {
     private let workspace: MLP.Workspace
     private let console: Console
     private var metrics: MetricsWriter?
+    /// Every metrics row written so far (rank 0 with output), for the run report.
+    public private(set) var history: [MetricsRow] = []
     private let globalBatch: Int
 
     /// Loads data, builds the model and optimizer, broadcasts rank 0's initial parameters and (on rank 0)
@@ -179,6 +183,7 @@ public final class Trainer {
         var step = 0, samples = 0
         var compute = 0.0, reduce = 0.0, update = 0.0
         var windowLoss = 0.0, windowSteps = 0, epochLoss = 0.0, epochSteps = 0
+        var windowNoise = NoiseScale(), epochNoise = NoiseScale(), lastNoise: Double?
         var last = (train: Double?.none, trainAccuracy: Double?.none, test: Double?.none, testAccuracy: Double?.none)
         var epoch = 0
         var finished = false
@@ -201,9 +206,17 @@ public final class Trainer {
                         }
                     }
                 }
+                averager.recordLocalSquaredNorm()
                 let t1 = monotonicSeconds()
                 let average = try averager.average(over: communicator)
                 let t2 = monotonicSeconds()
+                if size > 1, let e = NoiseScale.estimate(
+                    localSquaredNormSum: average.localSquaredNormSum,
+                    localCounts: (0..<size).map { shard(of: plan.batch(k), rank: $0, size: size).count },
+                    globalSquaredNorm: averager.squaredNorm()) {
+                    windowNoise.add(e)
+                    epochNoise.add(e)
+                }
                 if let maxNorm = config.training.clipNorm { averager.clip(toNorm: maxNorm) }
                 optimizer.learningRate = schedule.rate.rate(step: step + 1, base: baseRate, totalSteps: plannedSteps)
                 averager.withGradient { g in
@@ -219,8 +232,8 @@ public final class Trainer {
                 if step % config.training.logEvery == 0 {
                     try write(MetricsRow(kind: .step, step: step, epoch: Double(samples) / Double(n), samples: samples,
                                          wallSeconds: t3 - start, learningRate: optimizer.learningRate,
-                                         batchLoss: windowLoss / Double(windowSteps)))
-                    windowLoss = 0; windowSteps = 0
+                                         batchLoss: windowLoss / Double(windowSteps), noiseScale: windowNoise.value))
+                    windowLoss = 0; windowSteps = 0; windowNoise = NoiseScale()
                 }
                 if step % config.training.hashCheckEvery == 0 { try checkReplicasAgree(step: step) }
                 let rate = Double(samples) / max(compute + reduce + update, 1e-9)
@@ -244,12 +257,14 @@ public final class Trainer {
                                      wallSeconds: monotonicSeconds() - start, learningRate: optimizer.learningRate,
                                      batchLoss: epochSteps > 0 ? epochLoss / Double(epochSteps) : nil,
                                      trainLoss: train?.loss, trainAccuracy: train?.accuracy,
-                                     testLoss: test.loss, testAccuracy: test.accuracy)
+                                     testLoss: test.loss, testAccuracy: test.accuracy, noiseScale: epochNoise.value)
+                lastNoise = epochNoise.value
                 try write(row)
                 console.note("epoch \(fixed(row.epoch, 2)) step \(step): batch loss \(fixed(row.batchLoss ?? .nan, 4))"
                              + (train.map { ", train loss \(fixed($0.loss, 4)) acc \(fixed($0.accuracy, 4))" } ?? "")
-                             + ", test loss \(fixed(test.loss, 4)) acc \(fixed(test.accuracy, 4))")
-                epochLoss = 0; epochSteps = 0
+                             + ", test loss \(fixed(test.loss, 4)) acc \(fixed(test.accuracy, 4))"
+                             + (epochNoise.value.map { ", noise scale \(Int($0.rounded()))" } ?? ""))
+                epochLoss = 0; epochSteps = 0; epochNoise = NoiseScale()
             }
         }
 
@@ -263,7 +278,7 @@ public final class Trainer {
             finalHash: hash, rankHashes: hashes, steps: step, samples: samples, trainSeconds: phases[0],
             computeSeconds: phases[1], allreduceSeconds: phases[2], optimizerSeconds: phases[3],
             peakResidentBytes: rss, lastTestLoss: last.test, lastTestAccuracy: last.testAccuracy,
-            lastTrainLoss: last.train)
+            lastTrainLoss: last.train, lastNoiseScale: lastNoise)
         try finish(result)
         return result
     }
@@ -293,7 +308,9 @@ public final class Trainer {
     }
 
     private func write(_ row: MetricsRow) throws {
-        try metrics?.append(row)
+        guard let metrics else { return }
+        try metrics.append(row)
+        history.append(row)
     }
 
     /// Rank 0: the summary file, the final parameters and hash, and the closing lines.
@@ -327,10 +344,26 @@ public final class Trainer {
         if let v = r.lastTestLoss { summary["test_loss"] = number(v) }
         if let v = r.lastTestAccuracy { summary["test_accuracy"] = number(v) }
         if let v = r.lastTrainLoss { summary["train_loss"] = number(v) }
+        if let v = r.lastNoiseScale { summary["noise_scale"] = number(v) }
         let json = try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])
         try writeAtomically(json, to: dir + "/summary.json")
         try writeAtomically(hexDigest(r.finalHash) + "\n", to: dir + "/final_hash")
         try writeAtomically(parameters.withUnsafeBytes { Data($0) }, to: dir + "/parameters.f32")
-        console.note("results in \(dir)/ (metrics.csv, metrics.jsonl, summary.json, parameters.f32)")
+        var figures: [(String, String)] = [
+            ("ranks", "\(communicator.size)"), ("steps", "\(r.steps)"), ("samples", "\(r.samples)"),
+            ("training seconds", fixed(r.trainSeconds, 2)), ("samples/s", "\(Int(r.samplesPerSecond))"),
+            ("compute / allreduce / optimizer s", "\(fixed(r.computeSeconds, 2)) / \(fixed(r.allreduceSeconds, 2)) / \(fixed(r.optimizerSeconds, 2))"),
+        ]
+        if let v = r.lastTrainLoss { figures.append(("final training loss", fixed(v, 4))) }
+        if let v = r.lastTestLoss { figures.append(("final test loss", fixed(v, 4))) }
+        if let v = r.lastTestAccuracy { figures.append(("final test accuracy", fixed(v, 4))) }
+        if let v = r.lastNoiseScale { figures.append(("noise scale B_simple, last epoch", "\(Int(v.rounded()))")) }
+        figures.append(("final parameter hash", hexDigest(r.finalHash)))
+        let optimizer = config.optimizer.kind.rawValue + " lr \(config.optimizer.learningRate)"
+        try RunReport.write(directory: dir, name: config.name,
+                            subtitle: "\(trainSet.summary), model " + model.sizes.map(String.init).joined(separator: "-")
+                                + ", \(optimizer), batch \(config.training.batch)",
+                            figures: figures, rows: history, config: config.resolvedYAML)
+        console.note("results in \(dir)/ (report.html, metrics.csv, metrics.jsonl, summary.json, parameters.f32, *.svg)")
     }
 }

@@ -46,6 +46,16 @@ struct MPITests {
         #expect(epochs.map { $0["step"] } == ["10", "20"])
         #expect(epochs.allSatisfy { Double($0["test_accuracy"] ?? "") != nil && Double($0["train_loss"] ?? "") != nil })
         #expect(rows.filter { $0["kind"] == "step" }.map { $0["step"]! } == ["5", "10", "15", "20"])
+        // With two or more ranks every row carries a positive noise scale, and the summary the last epoch's.
+        #expect(rows.allSatisfy { (Double($0["noise_scale"] ?? "") ?? 0) > 0 }, "\(rows.map { $0["noise_scale"] ?? "-" })")
+        #expect((summary["noise_scale"] as? Double).map { $0 > 0 } == true)
+        // The report: charts that parse as XML, and an HTML page that embeds them.
+        for chart in ["loss.svg", "accuracy.svg", "noise_scale.svg"] {
+            let svg = try String(contentsOf: run.appendingPathComponent(chart), encoding: .utf8)
+            #expect(xmlError(svg) == nil, "\(chart): \(xmlError(svg) ?? "")")
+        }
+        let html = try String(contentsOf: run.appendingPathComponent("report.html"), encoding: .utf8)
+        #expect(html.components(separatedBy: "<svg ").count == 4 && html.contains(final))
         let jsonl = try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
         #expect(jsonl.count == rows.count)
         for line in jsonl { #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) != nil) }
