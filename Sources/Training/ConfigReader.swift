@@ -134,6 +134,16 @@ public struct ConfigReader {
         }
     }
 
+    /// A list of scalars as text (`[32, 128, full]`), or nil when the key is not given.
+    public mutating func wordList(_ key: String, expected: String) throws -> [String]? {
+        guard let e = entry(key) else { return nil }
+        guard case .sequence(let seq) = e.node, !seq.isEmpty else { throw error(key, e, expected: expected) }
+        return try seq.map { item in
+            guard case .scalar(let s) = item, !s.string.isEmpty else { throw error(key, e, expected: expected) }
+            return s.string
+        }
+    }
+
     /// A list of exactly `count` numbers, each passing `valid`.
     public mutating func numberList(_ key: String, count: Int, default value: [Double], expected: String,
                                     _ valid: (Double) -> Bool) throws -> [Double] {

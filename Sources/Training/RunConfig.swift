@@ -80,6 +80,15 @@ public struct RunConfig: Equatable, Sendable {
     public static func load(yaml text: String, fileName: String, overrides: [String] = []) throws -> RunConfig {
         var r = try ConfigReader(yaml: text, fileName: fileName)
         for o in overrides { try r.override(o) }
+        let c = try read(&r)
+        try r.rejectUnknownKeys()
+        return c
+    }
+
+    /// Reads and validates every training key from `r`, leaving other keys for the caller (which then rejects
+    /// what nobody read).
+    static func read(_ r: inout ConfigReader) throws -> RunConfig {
+        let fileName = r.fileName
         var c = RunConfig()
         c.name = try r.string("name", default: c.name)
         if c.name.contains("/") || c.name.hasPrefix(".") {
@@ -118,8 +127,6 @@ public struct RunConfig: Equatable, Sendable {
         let threads = try r.integerOrWord("runtime.blas_threads", default: "auto", words: ["auto"], range: 1...1024)
         c.blasThreads = threads == "auto" ? nil : Int(threads)
         c.outputDirectory = try r.string("output.dir", default: c.outputDirectory)
-
-        try r.rejectUnknownKeys()
         return c
     }
 

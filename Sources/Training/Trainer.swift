@@ -1,5 +1,6 @@
 // The data-parallel training loop: every rank computes gradient sums over its slice of each global batch, one
-// allreduce averages them, every rank applies the same optimizer step.
+// allreduce averages them, every rank applies the same optimizer step. Several replicas of the model, one per
+// optimizer, can train on the same mini-batches with one allreduce per step for all of them.
 import Collectives
 import Datasets
 import Foundation
@@ -36,6 +37,41 @@ public struct RunResult: Sendable {
     public var samplesPerSecond: Double { Double(samples) / trainSeconds }
 }
 
+/// One model trained by one optimizer: parameters, optimizer, output folder and record.
+public final class Replica {
+    public let label: String
+    /// The config this replica follows (the run's, with its own optimizer and name).
+    public let config: RunConfig
+    public let optimizer: Optimizer
+    /// θ: the flat parameter buffer, identical on every rank.
+    public internal(set) var parameters: [Float]
+    /// Where rank 0 writes this replica's files; nil on other ranks or without output.
+    public let directory: String?
+    var metrics: MetricsWriter?
+    /// Every metrics row written so far (rank 0 with output), for reports.
+    public internal(set) var history: [MetricsRow] = []
+    public internal(set) var result: RunResult?
+
+    var windowLoss = 0.0, epochLoss = 0.0
+    var windowNoise = NoiseScale(), epochNoise = NoiseScale(), lastNoise: Double?
+    var last = (train: Double?.none, trainAccuracy: Double?.none, test: Double?.none, testAccuracy: Double?.none)
+    var update = 0.0
+
+    init(label: String, config: RunConfig, optimizer: Optimizer, parameters: [Float], directory: String?) {
+        self.label = label
+        self.config = config
+        self.optimizer = optimizer
+        self.parameters = parameters
+        self.directory = directory
+    }
+
+    func write(_ row: MetricsRow) throws {
+        guard let metrics else { return }
+        try metrics.append(row)
+        history.append(row)
+    }
+}
+
 /// One training run on one rank. Create it on every rank with the same config, then call `run()` on every rank.
 public final class Trainer {
     public let config: RunConfig
@@ -43,28 +79,37 @@ public final class Trainer {
     public let trainSet: Dataset
     public let testSet: Dataset
     public let model: MLP
-    public let optimizer: Optimizer
-    /// θ: the flat parameter buffer, identical on every rank.
-    public private(set) var parameters: [Float]
-    /// Where rank 0 writes `config.yaml`, metrics and the summary; nil on other ranks or without output.
+    /// The models being trained: one, or one per optimizer of a comparison.
+    public let replicas: [Replica]
+    /// Where rank 0 writes the run's files; nil on other ranks or without output.
     public let runDirectory: String?
+    /// Optimizer steps the run will take.
+    public let plannedSteps: Int
+    /// Steps between step rows.
+    public let logEvery: Int
+
+    /// The first replica's parameters, optimizer and record (the only ones of a plain run).
+    public var parameters: [Float] { replicas[0].parameters }
+    public var optimizer: Optimizer { replicas[0].optimizer }
+    public var history: [MetricsRow] { replicas[0].history }
 
     private let averager: GradientAverager
     private let workspace: MLP.Workspace
     private let console: Console
-    private var metrics: MetricsWriter?
-    /// Every metrics row written so far (rank 0 with output), for the run report.
-    public private(set) var history: [MetricsRow] = []
     private let globalBatch: Int
 
-    /// Loads data, builds the model and optimizer, broadcasts rank 0's initial parameters and (on rank 0)
+    /// Loads data, builds the model and optimizers, broadcasts rank 0's initial parameters and (on rank 0)
     /// creates the run folder. Every failure is collective: all ranks throw, before any output is written.
     ///
     /// - Parameters:
     ///   - writeOutput: create `<output.dir>/<name>/` on rank 0 (tests may train without files).
     ///   - overwrite: replace an existing run folder instead of refusing.
+    ///   - rows: when set, log a step row often enough to give at least this many rows over the run (a
+    ///     comparison wants curves, whatever `log_every` says).
+    ///   - optimizers: train one replica per (label, optimizer), all from the same initial parameters on the
+    ///     same mini-batches; each writes into `<run folder>/<label>/`. nil: one model with `config.optimizer`.
     public init(config: RunConfig, communicator: Communicator, writeOutput: Bool = true, overwrite: Bool = false,
-                console: Console? = nil) throws {
+                console: Console? = nil, rows: Int? = nil, optimizers: [(label: String, settings: OptimizerSettings)]? = nil) throws {
         self.config = config
         self.communicator = communicator
         let rank = communicator.rank, size = communicator.size
@@ -79,6 +124,14 @@ public final class Trainer {
         case .samples(let n): globalBatch = min(n, trainSet.count)
         }
         self.globalBatch = globalBatch
+        let stepsPerEpoch = (trainSet.count + globalBatch - 1) / globalBatch
+        let planned = config.training.steps ?? config.training.epochs * stepsPerEpoch
+        plannedSteps = planned
+        if let rows {
+            logEvery = max(1, min(config.training.logEvery, planned / rows))
+        } else {
+            logEvery = config.training.logEvery
+        }
         if globalBatch < size {
             throw AgreedFailure(description: ConfigError(
                 source: "config", key: "training.batch",
@@ -94,22 +147,42 @@ public final class Trainer {
 
         let model = MLP(sizes: [trainSet.featureCount] + config.model.hidden + [trainSet.classCount])
         self.model = model
-        optimizer = config.optimizer.makeOptimizer(parameterCount: model.parameterCount)
-        averager = GradientAverager(parameterCount: model.parameterCount)
+        let plan = optimizers ?? [(config.name, config.optimizer)]
+        averager = GradientAverager(parameterCount: model.parameterCount, replicas: plan.count)
         let localMost = (globalBatch + size - 1) / size
         workspace = model.makeWorkspace(capacity: min(config.training.chunk, max(localMost, 1)))
 
         // Rank 0's initial parameters are the run's; the broadcast makes that true whatever the others drew.
         var initial = rank == 0 ? model.initialParameters(seed: config.seed) : [Float](repeating: 0, count: model.parameterCount)
         try communicator.broadcast(&initial, root: 0)
-        parameters = initial
 
         let directory = config.outputDirectory + "/" + config.name
         let runDirectory = writeOutput && rank == 0 ? directory : nil
         self.runDirectory = runDirectory
-        metrics = try communicator.collectively {
-            guard let runDirectory else { return nil }
-            return try Self.createRunDirectory(runDirectory, config: config, overwrite: overwrite)
+        replicas = plan.map { entry in
+            var c = config
+            c.optimizer = entry.settings
+            let folder = optimizers == nil ? runDirectory : runDirectory.map { $0 + "/" + entry.label }
+            if optimizers != nil { c.name = entry.label }
+            return Replica(label: entry.label, config: c, optimizer: entry.settings.makeOptimizer(parameterCount: model.parameterCount),
+                           parameters: initial, directory: folder)
+        }
+        let replicas = self.replicas
+        let single = optimizers == nil
+        try communicator.collectively {
+            guard let runDirectory else { return }
+            try Self.createRunDirectory(runDirectory, overwrite: overwrite)
+            if single {
+                try writeAtomically(config.resolvedYAML, to: runDirectory + "/config.yaml")
+                replicas[0].metrics = try MetricsWriter(directory: runDirectory)
+            } else {
+                for r in replicas {
+                    try Self.createRunDirectory(r.directory!, overwrite: true)
+                    // Each replica's folder is a complete run record: its config trains it alone.
+                    try writeAtomically(r.config.resolvedYAML, to: r.directory! + "/config.yaml")
+                    r.metrics = try MetricsWriter(directory: r.directory!)
+                }
+            }
         }
     }
 
@@ -136,7 +209,8 @@ public final class Trainer {
         return max(1, cores / max(local, 1))
     }
 
-    static func createRunDirectory(_ path: String, config: RunConfig, overwrite: Bool) throws -> MetricsWriter {
+    /// Creates an empty run folder; an existing one is replaced only with `overwrite`.
+    static func createRunDirectory(_ path: String, overwrite: Bool) throws {
         let fm = FileManager.default
         if fm.fileExists(atPath: path) {
             guard overwrite else {
@@ -152,28 +226,33 @@ public final class Trainer {
         } catch {
             throw OutputError(path: path, reason: error.localizedDescription)
         }
-        try writeAtomically(config.resolvedYAML, to: path + "/config.yaml")
-        return try MetricsWriter(directory: path)
     }
 
     // MARK: the loop
 
-    /// Trains to the configured epochs or steps and returns the measurements (identical hashes on all ranks).
+    /// Trains to the configured epochs or steps and returns the first replica's measurements (identical hashes
+    /// on all ranks); every replica's are in `replicas[k].result`.
     @discardableResult
     public func run() throws -> RunResult {
         let rank = communicator.rank, size = communicator.size
         let n = trainSet.count
         let stepLimit = config.training.steps
-        let plannedSteps = stepLimit ?? (config.training.epochs * ((n + globalBatch - 1) / globalBatch))
         let schedule = config.schedule
-        let baseRate = schedule.batchScaling.scale(config.optimizer.learningRate, batch: globalBatch,
-                                                   referenceBatch: schedule.referenceBatch ?? globalBatch)
+        let baseRates = replicas.map { r in
+            schedule.batchScaling.scale(r.config.optimizer.learningRate, batch: globalBatch,
+                                        referenceBatch: schedule.referenceBatch ?? globalBatch)
+        }
         let scaled = schedule.batchScaling == .none ? ""
-            : " (\(schedule.batchScaling.rawValue)-scaled from \(config.optimizer.learningRate) at batch \(schedule.referenceBatch!))"
-        let variant = config.optimizer.variant == config.optimizer.kind.variants[0] ? "" : " (\(config.optimizer.variant))"
+            : " (\(schedule.batchScaling.rawValue)-scaled at batch \(schedule.referenceBatch!))"
+        let optimizers = zip(replicas, baseRates).map { r, rate -> String in
+            let o = r.config.optimizer
+            let variant = o.variant == o.kind.variants[0] ? "" : " (\(o.variant))"
+            return "\(o.kind.rawValue)\(variant) lr \(rate)"
+        }
         console.note("descent: \(size) rank\(size == 1 ? "" : "s"), \(trainSet.summary), model "
                      + model.sizes.map(String.init).joined(separator: "-") + " (\(model.parameterCount) parameters), "
-                     + "\(config.optimizer.kind.rawValue)\(variant) lr \(baseRate)\(scaled)"
+                     + (replicas.count > 1 ? "\(replicas.count) replicas on the same batches: " : "")
+                     + optimizers.joined(separator: ", ") + scaled
                      + (schedule.rate.kind == .constant && schedule.rate.warmupSteps == 0 ? "" : ", \(schedule.rate.kind.rawValue) schedule")
                      + (schedule.rate.warmupSteps > 0 ? " after \(schedule.rate.warmupSteps) warmup steps" : "")
                      + ", batch \(config.training.batch), \(plannedSteps) steps (\((n + globalBatch - 1) / globalBatch) per epoch), "
@@ -181,10 +260,8 @@ public final class Trainer {
 
         let start = monotonicSeconds()
         var step = 0, samples = 0
-        var compute = 0.0, reduce = 0.0, update = 0.0
-        var windowLoss = 0.0, windowSteps = 0, epochLoss = 0.0, epochSteps = 0
-        var windowNoise = NoiseScale(), epochNoise = NoiseScale(), lastNoise: Double?
-        var last = (train: Double?.none, trainAccuracy: Double?.none, test: Double?.none, testAccuracy: Double?.none)
+        var compute = 0.0, reduce = 0.0
+        var windowSteps = 0, epochSteps = 0
         var epoch = 0
         var finished = false
 
@@ -195,51 +272,66 @@ public final class Trainer {
                 let mine = shard(of: plan.batch(k), rank: rank, size: size)
                 let t0 = monotonicSeconds()
                 averager.reset()
-                plan.order.withUnsafeBufferPointer { order in
-                    parameters.withUnsafeBufferPointer { theta in
-                        averager.withLocalSums { gradient, lossSum, count in
-                            let t = model.accumulateGradient(
-                                parameters: theta.baseAddress!, gradient: gradient, dataset: trainSet,
-                                indices: UnsafeBufferPointer(rebasing: order[mine]), workspace: workspace)
-                            lossSum = Float(t.lossSum)
-                            count = Float(t.count)
+                for (r, replica) in replicas.enumerated() {
+                    plan.order.withUnsafeBufferPointer { order in
+                        replica.parameters.withUnsafeBufferPointer { theta in
+                            averager.withLocalSums(replica: r) { gradient, lossSum, count in
+                                let t = model.accumulateGradient(
+                                    parameters: theta.baseAddress!, gradient: gradient, dataset: trainSet,
+                                    indices: UnsafeBufferPointer(rebasing: order[mine]), workspace: workspace)
+                                lossSum = Float(t.lossSum)
+                                count = Float(t.count)
+                            }
                         }
                     }
                 }
                 averager.recordLocalSquaredNorm()
                 let t1 = monotonicSeconds()
-                let average = try averager.average(over: communicator)
+                let averages = try averager.averageAll(over: communicator)
                 let t2 = monotonicSeconds()
-                if size > 1, let e = NoiseScale.estimate(
-                    localSquaredNormSum: average.localSquaredNormSum,
-                    localCounts: (0..<size).map { shard(of: plan.batch(k), rank: $0, size: size).count },
-                    globalSquaredNorm: averager.squaredNorm()) {
-                    windowNoise.add(e)
-                    epochNoise.add(e)
+                let counts = size > 1 ? (0..<size).map { shard(of: plan.batch(k), rank: $0, size: size).count } : []
+                var t3 = t2
+                for (r, replica) in replicas.enumerated() {
+                    let u0 = monotonicSeconds()
+                    if size > 1, let e = NoiseScale.estimate(localSquaredNormSum: averages[r].localSquaredNormSum,
+                                                              localCounts: counts, globalSquaredNorm: averager.squaredNorm(replica: r)) {
+                        replica.windowNoise.add(e)
+                        replica.epochNoise.add(e)
+                    }
+                    if let maxNorm = config.training.clipNorm { averager.clip(toNorm: maxNorm, replica: r) }
+                    replica.optimizer.learningRate = schedule.rate.rate(step: step + 1, base: baseRates[r], totalSteps: plannedSteps)
+                    averager.withGradient(replica: r) { g in
+                        replica.parameters.withUnsafeMutableBufferPointer { replica.optimizer.update($0, gradient: g) }
+                    }
+                    t3 = monotonicSeconds()
+                    replica.update += t3 - u0
+                    replica.windowLoss += averages[r].loss
+                    replica.epochLoss += averages[r].loss
                 }
-                if let maxNorm = config.training.clipNorm { averager.clip(toNorm: maxNorm) }
-                optimizer.learningRate = schedule.rate.rate(step: step + 1, base: baseRate, totalSteps: plannedSteps)
-                averager.withGradient { g in
-                    parameters.withUnsafeMutableBufferPointer { optimizer.update($0, gradient: g) }
-                }
-                let t3 = monotonicSeconds()
-                compute += t1 - t0; reduce += t2 - t1; update += t3 - t2
+                compute += t1 - t0; reduce += t2 - t1
                 step += 1
-                samples += average.count
-                windowLoss += average.loss; windowSteps += 1
-                epochLoss += average.loss; epochSteps += 1
+                samples += averages[0].count
+                windowSteps += 1
+                epochSteps += 1
 
-                if step % config.training.logEvery == 0 {
-                    try write(MetricsRow(kind: .step, step: step, epoch: Double(samples) / Double(n), samples: samples,
-                                         wallSeconds: t3 - start, learningRate: optimizer.learningRate,
-                                         batchLoss: windowLoss / Double(windowSteps), noiseScale: windowNoise.value))
-                    windowLoss = 0; windowSteps = 0; windowNoise = NoiseScale()
+                if step % logEvery == 0 {
+                    for replica in replicas {
+                        try replica.write(MetricsRow(
+                            kind: .step, step: step, epoch: Double(samples) / Double(n), samples: samples,
+                            wallSeconds: t3 - start, learningRate: replica.optimizer.learningRate,
+                            batchLoss: replica.windowLoss / Double(windowSteps), noiseScale: replica.windowNoise.value))
+                        replica.windowLoss = 0
+                        replica.windowNoise = NoiseScale()
+                    }
+                    windowSteps = 0
                 }
                 if step % config.training.hashCheckEvery == 0 { try checkReplicasAgree(step: step) }
-                let rate = Double(samples) / max(compute + reduce + update, 1e-9)
+                let busy = compute + reduce + replicas.map(\.update).reduce(0, +)
+                let rate = Double(samples) / max(busy, 1e-9)
                 console.progress(
-                    "epoch \(epoch + 1) step \(step)/\(plannedSteps) loss \(fixed(average.loss, 4)) "
-                    + "\(Int(rate)) samples/s ETA \(durationText(Double((plannedSteps - step) * globalBatch) / rate))",
+                    "epoch \(epoch + 1) step \(step)/\(plannedSteps) loss "
+                    + averages.map { fixed($0.loss, 4) }.joined(separator: "/")
+                    + " \(Int(rate)) samples/s ETA \(durationText(Double((plannedSteps - step) * globalBatch) / rate))",
                     now: t3)
                 if let stepLimit, step >= stepLimit {
                     finished = true
@@ -250,45 +342,55 @@ public final class Trainer {
             if stepLimit == nil && epoch >= config.training.epochs { finished = true }
             // An evaluation row at every epoch end, and at the end of a run that stops mid-epoch.
             if epochSteps > 0 {
-                let train = config.training.evaluateTrainingSet ? try evaluate(trainSet) : nil
-                let test = try evaluate(testSet)
-                last = (train?.loss, train?.accuracy, test.loss, test.accuracy)
-                let row = MetricsRow(kind: .epoch, step: step, epoch: Double(samples) / Double(n), samples: samples,
-                                     wallSeconds: monotonicSeconds() - start, learningRate: optimizer.learningRate,
-                                     batchLoss: epochSteps > 0 ? epochLoss / Double(epochSteps) : nil,
-                                     trainLoss: train?.loss, trainAccuracy: train?.accuracy,
-                                     testLoss: test.loss, testAccuracy: test.accuracy, noiseScale: epochNoise.value)
-                lastNoise = epochNoise.value
-                try write(row)
-                console.note("epoch \(fixed(row.epoch, 2)) step \(step): batch loss \(fixed(row.batchLoss ?? .nan, 4))"
-                             + (train.map { ", train loss \(fixed($0.loss, 4)) acc \(fixed($0.accuracy, 4))" } ?? "")
-                             + ", test loss \(fixed(test.loss, 4)) acc \(fixed(test.accuracy, 4))"
-                             + (epochNoise.value.map { ", noise scale \(Int($0.rounded()))" } ?? ""))
-                epochLoss = 0; epochSteps = 0; epochNoise = NoiseScale()
+                for replica in replicas {
+                    let train = config.training.evaluateTrainingSet ? try evaluate(trainSet, replica.parameters) : nil
+                    let test = try evaluate(testSet, replica.parameters)
+                    replica.last = (train?.loss, train?.accuracy, test.loss, test.accuracy)
+                    let row = MetricsRow(kind: .epoch, step: step, epoch: Double(samples) / Double(n), samples: samples,
+                                         wallSeconds: monotonicSeconds() - start, learningRate: replica.optimizer.learningRate,
+                                         batchLoss: replica.epochLoss / Double(epochSteps),
+                                         trainLoss: train?.loss, trainAccuracy: train?.accuracy,
+                                         testLoss: test.loss, testAccuracy: test.accuracy, noiseScale: replica.epochNoise.value)
+                    replica.lastNoise = replica.epochNoise.value
+                    try replica.write(row)
+                    console.note((replicas.count > 1 ? "\(replica.label): " : "")
+                                 + "epoch \(fixed(row.epoch, 2)) step \(step): batch loss \(fixed(row.batchLoss ?? .nan, 4))"
+                                 + (train.map { ", train loss \(fixed($0.loss, 4)) acc \(fixed($0.accuracy, 4))" } ?? "")
+                                 + ", test loss \(fixed(test.loss, 4)) acc \(fixed(test.accuracy, 4))"
+                                 + (replica.epochNoise.value.map { ", noise scale \(Int($0.rounded()))" } ?? ""))
+                    replica.epochLoss = 0
+                    replica.epochNoise = NoiseScale()
+                }
+                epochSteps = 0
             }
         }
 
         try checkReplicasAgree(step: step)
-        let hash = fingerprint(parameters)
-        let hashes = try communicator.allGather(Int64(bitPattern: hash)).map { UInt64(bitPattern: $0) }
-        var phases = [compute + reduce + update, compute, reduce, update]
-        try communicator.allreduce(&phases, .max)
         let rss = try communicator.allGather(Double(peakResidentBytes())).map { Int($0) }
-        let result = RunResult(
-            finalHash: hash, rankHashes: hashes, steps: step, samples: samples, trainSeconds: phases[0],
-            computeSeconds: phases[1], allreduceSeconds: phases[2], optimizerSeconds: phases[3],
-            peakResidentBytes: rss, lastTestLoss: last.test, lastTestAccuracy: last.testAccuracy,
-            lastTrainLoss: last.train, lastNoiseScale: lastNoise)
-        try finish(result)
-        return result
+        for replica in replicas {
+            let hash = fingerprint(replica.parameters)
+            let hashes = try communicator.allGather(Int64(bitPattern: hash)).map { UInt64(bitPattern: $0) }
+            // Shared phases (compute, allreduce) are split evenly between replicas; each has its own optimizer time.
+            let share = 1 / Double(replicas.count)
+            var phases = [(compute + reduce) * share + replica.update, compute * share, reduce * share, replica.update]
+            try communicator.allreduce(&phases, .max)
+            let result = RunResult(
+                finalHash: hash, rankHashes: hashes, steps: step, samples: samples, trainSeconds: phases[0],
+                computeSeconds: phases[1], allreduceSeconds: phases[2], optimizerSeconds: phases[3],
+                peakResidentBytes: rss, lastTestLoss: replica.last.test, lastTestAccuracy: replica.last.testAccuracy,
+                lastTrainLoss: replica.last.train, lastNoiseScale: replica.lastNoise)
+            replica.result = result
+            try finish(replica, result)
+        }
+        return replicas[0].result!
     }
 
-    /// Loss and accuracy of the current parameters over a whole data set, each rank evaluating its share.
-    public func evaluate(_ dataset: Dataset) throws -> (loss: Double, accuracy: Double) {
+    /// Loss and accuracy of `parameters` over a whole data set, each rank evaluating its share.
+    public func evaluate(_ dataset: Dataset, _ parameters: [Float]? = nil) throws -> (loss: Double, accuracy: Double) {
         let mine = shard(of: 0..<dataset.count, rank: communicator.rank, size: communicator.size)
         let indices = (Int32(mine.lowerBound)..<Int32(mine.upperBound)).map { $0 }
         let t = indices.withUnsafeBufferPointer { idx in
-            parameters.withUnsafeBufferPointer { theta in
+            (parameters ?? self.parameters).withUnsafeBufferPointer { theta in
                 model.evaluate(parameters: theta.baseAddress!, dataset: dataset, indices: idx, workspace: workspace)
             }
         }
@@ -297,33 +399,32 @@ public final class Trainer {
         return (totals[0] / totals[2], totals[1] / totals[2])
     }
 
-    /// Compares a hash of θ across ranks; a mismatch stops every rank with the step at which it was seen.
+    /// Compares a hash of every replica's θ across ranks; a mismatch stops every rank with the step at which it
+    /// was seen.
     public func checkReplicasAgree(step: Int) throws {
-        let hash = fingerprint(parameters)
-        guard try communicator.allAgree(on: hash) else {
-            let all = try communicator.allGather(Int64(bitPattern: hash)).map { hexDigest(UInt64(bitPattern: $0)) }
-            throw AgreedFailure(description: "parameters differ between ranks at step \(step) "
-                                + "(hashes by rank: \(all.joined(separator: ", "))); the replicas are no longer identical")
+        for replica in replicas {
+            let hash = fingerprint(replica.parameters)
+            guard try communicator.allAgree(on: hash) else {
+                let all = try communicator.allGather(Int64(bitPattern: hash)).map { hexDigest(UInt64(bitPattern: $0)) }
+                throw AgreedFailure(description: "parameters" + (replicas.count > 1 ? " of \(replica.label)" : "")
+                                    + " differ between ranks at step \(step) "
+                                    + "(hashes by rank: \(all.joined(separator: ", "))); the replicas are no longer identical")
+            }
         }
     }
 
-    private func write(_ row: MetricsRow) throws {
-        guard let metrics else { return }
-        try metrics.append(row)
-        history.append(row)
-    }
-
-    /// Rank 0: the summary file, the final parameters and hash, and the closing lines.
-    private func finish(_ r: RunResult) throws {
+    /// Rank 0: the summary file, the final parameters and hash, the report, and the closing lines.
+    private func finish(_ replica: Replica, _ r: RunResult) throws {
         let mb = r.peakResidentBytes.map { fixed(Double($0) / 1e6, 1) }
-        console.note("done: \(r.steps) steps, \(r.samples) samples in \(fixed(r.trainSeconds, 2)) s of training "
+        let who = replicas.count > 1 ? "\(replica.label): " : ""
+        console.note(who + "done: \(r.steps) steps, \(r.samples) samples in \(fixed(r.trainSeconds, 2)) s of training "
                      + "(\(Int(r.samplesPerSecond)) samples/s; compute \(fixed(r.computeSeconds, 2)) s, "
                      + "allreduce \(fixed(r.allreduceSeconds, 2)) s, optimizer \(fixed(r.optimizerSeconds, 2)) s), "
                      + "peak RSS per rank \(mb.joined(separator: ", ")) MB")
-        console.note("final parameter hash \(hexDigest(r.finalHash)) (equal on all \(communicator.size) ranks)")
-        guard let dir = runDirectory else { return }
+        console.note(who + "final parameter hash \(hexDigest(r.finalHash)) (equal on all \(communicator.size) ranks)")
+        guard let dir = replica.directory else { return }
         var summary: [String: Any] = [
-            "name": config.name,
+            "name": replica.config.name,
             "ranks": communicator.size,
             "blas_threads": BLASThreads.count,
             "steps": r.steps,
@@ -348,7 +449,7 @@ public final class Trainer {
         let json = try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])
         try writeAtomically(json, to: dir + "/summary.json")
         try writeAtomically(hexDigest(r.finalHash) + "\n", to: dir + "/final_hash")
-        try writeAtomically(parameters.withUnsafeBytes { Data($0) }, to: dir + "/parameters.f32")
+        try writeAtomically(replica.parameters.withUnsafeBytes { Data($0) }, to: dir + "/parameters.f32")
         var figures: [(String, String)] = [
             ("ranks", "\(communicator.size)"), ("steps", "\(r.steps)"), ("samples", "\(r.samples)"),
             ("training seconds", fixed(r.trainSeconds, 2)), ("samples/s", "\(Int(r.samplesPerSecond))"),
@@ -359,11 +460,11 @@ public final class Trainer {
         if let v = r.lastTestAccuracy { figures.append(("final test accuracy", fixed(v, 4))) }
         if let v = r.lastNoiseScale { figures.append(("noise scale B_simple, last epoch", "\(Int(v.rounded()))")) }
         figures.append(("final parameter hash", hexDigest(r.finalHash)))
-        let optimizer = config.optimizer.kind.rawValue + " lr \(config.optimizer.learningRate)"
-        try RunReport.write(directory: dir, name: config.name,
+        let o = replica.config.optimizer
+        try RunReport.write(directory: dir, name: replica.config.name,
                             subtitle: "\(trainSet.summary), model " + model.sizes.map(String.init).joined(separator: "-")
-                                + ", \(optimizer), batch \(config.training.batch)",
-                            figures: figures, rows: history, config: config.resolvedYAML)
-        console.note("results in \(dir)/ (report.html, metrics.csv, metrics.jsonl, summary.json, parameters.f32, *.svg)")
+                                + ", \(o.kind.rawValue) lr \(o.learningRate), batch \(config.training.batch)",
+                            figures: figures, rows: replica.history, config: replica.config.resolvedYAML)
+        console.note(who + "results in \(dir)/ (report.html, metrics.csv, metrics.jsonl, summary.json, parameters.f32, *.svg)")
     }
 }

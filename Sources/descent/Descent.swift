@@ -12,7 +12,7 @@ struct Descent: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "descent",
         abstract: "Data-parallel training under mpirun, to compare gradient descent and its optimizers.",
-        subcommands: [Train.self, PathCommand.self, TimeOptimizers.self]
+        subcommands: [Train.self, Compare.self, PathCommand.self, TimeOptimizers.self]
     )
 
     /// Usage errors are printed by one rank only, so `mpirun -np 4` shows one message, not four.
@@ -57,11 +57,33 @@ struct Train: ParsableCommand {
 
     /// Runs training and turns failures into one message and an exit status on every rank.
     func train(on communicator: MPICommunicator) -> Int32 {
-        do {
+        onEveryRank(communicator) {
             let runConfig = try communicator.collectively { try loadConfig() }
             let console = Console(enabled: communicator.rank == 0, style: progress)
             let trainer = try Trainer(config: runConfig, communicator: communicator, overwrite: overwrite, console: console)
             try trainer.run()
+        }
+    }
+
+    func loadConfig() throws -> RunConfig {
+        try RunConfig.load(yaml: readConfigFile(config), fileName: config, overrides: overrides)
+    }
+}
+
+/// The text of a config file, or a ConfigError naming it.
+func readConfigFile(_ path: String) throws -> String {
+    do {
+        return try String(contentsOfFile: path, encoding: .utf8)
+    } catch {
+        let reason = FileManager.default.fileExists(atPath: path) ? "an unreadable file" : "no such file"
+        throw ConfigError(source: path, key: "(file)", expected: "a readable YAML config file", found: reason)
+    }
+}
+
+/// Runs `body` on every rank and turns failures into one message and an exit status on every rank.
+func onEveryRank(_ communicator: MPICommunicator, _ body: () throws -> Void) -> Int32 {
+        do {
+            try body()
             return 0
         } catch let failure as FailedOnThisRank {
             report(failure.description, rank: communicator.rank, of: communicator.size)
@@ -75,22 +97,44 @@ struct Train: ParsableCommand {
             communicator.abort("error: \(error)", code: 1)
         }
         return 1
-    }
+}
 
-    func loadConfig() throws -> RunConfig {
-        let text: String
-        do {
-            text = try String(contentsOfFile: config, encoding: .utf8)
-        } catch {
-            let reason = FileManager.default.fileExists(atPath: config) ? "an unreadable file" : "no such file"
-            throw ConfigError(source: config, key: "(file)", expected: "a readable YAML config file", found: reason)
+func report(_ message: String, rank: Int?, of size: Int) {
+    let prefix = size > 1 && rank != nil && rank != 0 ? "descent: rank \(rank!): error: " : "descent: error: "
+    FileHandle.standardError.write(Data((prefix + message + "\n").utf8))
+}
+
+struct Compare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train the variants of a comparison in one launch (global batch sizes, or optimizers on one data stream).",
+        discussion: "The config is a training config with a compare: block (see configs/sgd-vs-gd.yaml and "
+            + "configs/dlfs-optimizers.yaml). Results go to <output.dir>/<name>/: report.html, comparison.csv, charts, "
+            + "and one run folder per variant."
+    )
+
+    @Option(name: .shortAndLong, help: "The YAML config file with a compare: block.")
+    var config: String
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key, e.g. --set compare.target_loss=0.5.", valueName: "key=value"))
+    var overrides: [String] = []
+
+    @Flag(help: "Replace an existing comparison folder of the same name.")
+    var overwrite = false
+
+    @Option(help: "Progress display: auto, line, plain, off.")
+    var progress: Console.Style = .auto
+
+    func run() throws {
+        let communicator = try MPICommunicator.world()
+        let status = onEveryRank(communicator) {
+            let c = try communicator.collectively {
+                try CompareConfig.load(yaml: readConfigFile(config), fileName: config, overrides: overrides)
+            }
+            let console = Console(enabled: communicator.rank == 0, style: progress)
+            try Comparison(config: c, communicator: communicator, overwrite: overwrite, console: console).run()
         }
-        return try RunConfig.load(yaml: text, fileName: config, overrides: overrides)
-    }
-
-    func report(_ message: String, rank: Int?, of size: Int) {
-        let prefix = size > 1 && rank != nil && rank != 0 ? "descent: rank \(rank!): error: " : "descent: error: "
-        FileHandle.standardError.write(Data((prefix + message + "\n").utf8))
+        MPICommunicator.finalize()
+        if status != 0 { throw ExitCode(status) }
     }
 }
 

@@ -1,0 +1,119 @@
+// `descent compare`: one training config plus a `compare:` block that lists the variants to train in one launch —
+// global batch sizes (SGD against full-batch GD), or optimizers trained as replicas on one data stream.
+import Optimizers
+
+public struct CompareConfig: Equatable, Sendable {
+    /// One variant: its label and the training config it runs.
+    public struct Variant: Equatable, Sendable {
+        public var label: String
+        public var config: RunConfig
+    }
+
+    public enum Mode: String, Sendable {
+        /// One training run per global batch size, one after another.
+        case batches
+        /// One model replica per optimizer, all fed the same mini-batches, one allreduce per step for all.
+        case optimizers
+    }
+
+    public var base: RunConfig
+    public var mode: Mode
+    public var variants: [Variant]
+    /// The training loss whose first crossing is reported (time, steps, epochs to reach it); nil: not reported.
+    public var targetLoss: Double?
+    /// The YAML of the compare block as read (for the resolved config).
+    public var blockYAML: [String]
+
+    static let batchesExpected = "a list of global batch sizes (integers ≥ 1 or full), like [32, 128, 1024, full]"
+
+    public static func load(yaml text: String, fileName: String, overrides: [String] = []) throws -> CompareConfig {
+        var r = try ConfigReader(yaml: text, fileName: fileName)
+        for o in overrides { try r.override(o) }
+        let base = try RunConfig.read(&r)
+        let target = try r.number("compare.target_loss", default: 0, expected: "a loss > 0 (0: not reported)") { $0 >= 0 }
+        let batchWords = try r.wordList("compare.batches", expected: batchesExpected)
+        let optimizerCount = try r.blockCount("compare.optimizers", expected: PathConfig.listExpected)
+        var c = CompareConfig(base: base, mode: .batches, variants: [], targetLoss: target > 0 ? target : nil, blockYAML: [])
+        switch (batchWords, optimizerCount) {
+        case (nil, nil), (.some, .some):
+            throw ConfigError(source: fileName, key: "compare", expected: "exactly one of compare.batches or compare.optimizers",
+                              found: batchWords == nil ? "neither" : "both")
+        case (let words?, nil):
+            let rates = try r.numberList("compare.lr", count: words.count, default: [], expected:
+                "one learning rate per batch size (\(words.count) numbers > 0), or no compare.lr") { $0 > 0 }
+            let epochs = try r.integerList("compare.epochs", default: [], element: 1...1_000_000)
+            if !epochs.isEmpty && epochs.count != words.count {
+                throw ConfigError(source: r.source(of: "compare.epochs") ?? fileName, key: "compare.epochs",
+                                  expected: "one epoch count per batch size (\(words.count) integers), or no compare.epochs",
+                                  found: "\(epochs.count) values")
+            }
+            for (k, word) in words.enumerated() {
+                var v = base
+                if word == "full" {
+                    v.training.batch = .full
+                } else if let n = Int(word), n >= 1 {
+                    v.training.batch = .samples(n)
+                } else {
+                    throw ConfigError(source: r.source(of: "compare.batches") ?? fileName, key: "compare.batches",
+                                      expected: batchesExpected, found: "'\(word)'")
+                }
+                if !rates.isEmpty { v.optimizer.learningRate = rates[k] }
+                if !epochs.isEmpty { v.training.epochs = epochs[k] }
+                let label = "batch \(word)" + (rates.isEmpty ? "" : " lr \(shortNumber(rates[k]))")
+                    + (epochs.isEmpty ? "" : " \(epochs[k]) epochs")
+                v.name = label.replacingOccurrences(of: " ", with: "-")
+                c.variants.append(Variant(label: label, config: v))
+            }
+            for k in c.variants.indices where c.variants[..<k].contains(where: { $0.label == c.variants[k].label }) {
+                throw ConfigError(source: r.source(of: "compare.batches") ?? fileName, key: "compare.batches",
+                                  expected: "variants that differ in batch, lr or epochs",
+                                  found: "'\(c.variants[k].label)' twice")
+            }
+            c.blockYAML = ["batches: [\(words.joined(separator: ", "))]"]
+                + (rates.isEmpty ? [] : ["lr: [\(rates.map { "\($0)" }.joined(separator: ", "))]"])
+                + (epochs.isEmpty ? [] : ["epochs: [\(epochs.map(String.init).joined(separator: ", "))]"])
+        case (nil, let count?):
+            c.mode = .optimizers
+            for k in 0..<count {
+                let prefix = "compare.optimizers[\(k)]."
+                guard r.source(of: prefix + "name") != nil else {
+                    throw ConfigError(source: fileName, key: prefix + "name",
+                                      expected: "an optimizer name (" + RunConfig.optimizerNames.joined(separator: ", ") + ")",
+                                      found: "no name")
+                }
+                let label = try r.string(prefix + "label", default: "")
+                var v = base
+                v.optimizer = try RunConfig.readOptimizer(&r, prefix: prefix)
+                c.variants.append(Variant(label: label, config: v))
+            }
+            let names = c.variants.map(\.config.optimizer.kind.rawValue)
+            for k in c.variants.indices where c.variants[k].label.isEmpty {
+                let o = c.variants[k].config.optimizer
+                c.variants[k].label = names.filter { $0 == o.kind.rawValue }.count > 1
+                    ? "\(o.kind.rawValue) lr \(shortNumber(o.learningRate))" : o.kind.rawValue
+            }
+            for k in c.variants.indices {
+                if let first = c.variants[..<k].firstIndex(where: { $0.label == c.variants[k].label }) {
+                    let key = "compare.optimizers[\(k)].label"
+                    throw ConfigError(source: r.source(of: key) ?? fileName, key: key,
+                                      expected: "a label that tells it apart from compare.optimizers[\(first)]",
+                                      found: "'\(c.variants[k].label)' twice")
+                }
+                c.variants[k].config.name = c.variants[k].label.replacingOccurrences(of: " ", with: "-")
+                    .replacingOccurrences(of: "/", with: "-")
+            }
+            c.blockYAML = ["optimizers:"] + c.variants.flatMap { v -> [String] in
+                let lines = ["label: \"\(v.label)\""] + v.config.optimizer.yamlLines()
+                return ["  - " + lines[0]] + lines.dropFirst().map { "    " + $0 }
+            }
+        }
+        if let t = c.targetLoss { c.blockYAML.append("target_loss: \(t)") }
+        try r.rejectUnknownKeys()
+        return c
+    }
+
+    /// The base config's YAML with the compare block appended; it loads back as the same comparison.
+    public var resolvedYAML: String {
+        base.resolvedYAML + "compare:\n" + blockYAML.map { "  " + $0 }.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,142 @@
+// `descent compare`: config messages, a batch-size comparison end to end under mpirun, and optimizer replicas
+// that are bit-identical to the same optimizers trained alone.
+import Foundation
+import Testing
+@testable import Training
+
+@Suite struct CompareConfigTests {
+    func message(_ yaml: String) -> String {
+        do {
+            _ = try CompareConfig.load(yaml: yaml, fileName: "cmp.yaml")
+            return "no error"
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test("batch variants take their batch, rate and epochs; optimizer variants their settings")
+    func variants() throws {
+        let b = try CompareConfig.load(yaml: "compare: {batches: [32, full], lr: [0.1, 0.5], epochs: [2, 20], target_loss: 0.4}\n",
+                                       fileName: "cmp.yaml")
+        #expect(b.mode == .batches && b.targetLoss == 0.4)
+        #expect(b.variants.map(\.label) == ["batch 32 lr 0.1 2 epochs", "batch full lr 0.5 20 epochs"])
+        #expect(b.variants.map(\.config.training.batch) == [.samples(32), .full])
+        #expect(b.variants.map(\.config.optimizer.learningRate) == [0.1, 0.5])
+        #expect(b.variants.map(\.config.training.epochs) == [2, 20])
+        #expect(try CompareConfig.load(yaml: b.resolvedYAML, fileName: "again.yaml") == b)
+        let o = try CompareConfig.load(yaml: "compare:\n  optimizers:\n    - {name: sgd, lr: 0.1}\n    - {name: adam}\n    - {name: adam, lr: 0.01, label: fast}\n",
+                                       fileName: "cmp.yaml")
+        #expect(o.mode == .optimizers && o.variants.map(\.label) == ["sgd", "adam lr 0.001", "fast"])
+        #expect(o.variants.map(\.config.optimizer.kind) == [.sgd, .adam, .adam])
+        #expect(try CompareConfig.load(yaml: o.resolvedYAML, fileName: "again.yaml") == o)
+    }
+
+    @Test("bad compare blocks name the key, what was expected and what was found")
+    func errors() {
+        #expect(message("name: x\n") == "cmp.yaml: compare: expected exactly one of compare.batches or compare.optimizers, found neither")
+        #expect(message("compare: {batches: [32], optimizers: [{name: sgd}]}\n")
+                == "cmp.yaml: compare: expected exactly one of compare.batches or compare.optimizers, found both")
+        #expect(message("compare: {batches: [32, all]}\n")
+                == "cmp.yaml: compare.batches: expected a list of global batch sizes (integers ≥ 1 or full), like [32, 128, 1024, full], found 'all'")
+        #expect(message("compare: {batches: [32, 64], lr: [0.1]}\n")
+                == "cmp.yaml: compare.lr: expected one learning rate per batch size (2 numbers > 0), or no compare.lr, found [0.1]")
+        #expect(message("compare: {batches: [32, 32]}\n")
+                == "cmp.yaml: compare.batches: expected variants that differ in batch, lr or epochs, found 'batch 32' twice")
+        #expect(message("compare: {optimizers: [{name: adam, rho: 0.9}]}\n")
+                == "cmp.yaml: compare.optimizers[0].rho: expected a key that adam reads (variant, lr, betas, eps, weight_decay, "
+                + "amsgrad), found a key of adadelta")
+        #expect(message("compare: {batches: [32], target_los: 1}\n")
+                == "cmp.yaml: compare.target_los: expected a known key (did you mean 'compare.target_loss'?), found an unknown key")
+    }
+
+    @Test("the target loss is first reached by a step row's batch loss or an epoch row's training loss")
+    func firstReach() {
+        let rows = [MetricsRow(kind: .step, step: 5, epoch: 0.5, samples: 50, wallSeconds: 1, learningRate: 0.1, batchLoss: 0.9),
+                    MetricsRow(kind: .epoch, step: 10, epoch: 1, samples: 100, wallSeconds: 2, learningRate: 0.1, batchLoss: 0.8,
+                               trainLoss: 0.45),
+                    MetricsRow(kind: .step, step: 15, epoch: 1.5, samples: 150, wallSeconds: 3, learningRate: 0.1, batchLoss: 0.4)]
+        #expect(Comparison.firstReach(rows, target: 0.5)?.step == 10)
+        #expect(Comparison.firstReach(rows, target: 0.42)?.step == 15)
+        #expect(Comparison.firstReach(rows, target: 0.1) == nil)
+    }
+}
+
+/// A synthetic comparison config.
+func writeCompareConfig(in dir: URL, name: String, compare: String) throws -> URL {
+    let url = dir.appendingPathComponent("\(name).yaml")
+    try """
+    name: \(name)
+    seed: 5
+    data: {source: synthetic, train_samples: 480, test_samples: 160, features: 12, classes: 3, noise: 1.2}
+    model: {hidden: [16, 16]}
+    optimizer: {name: sgd, lr: 0.05}
+    training: {batch: 32, epochs: 2, hash_check_every: 4}
+    output: {dir: \(dir.appendingPathComponent("runs").path)}
+    compare:
+    \(compare)
+    """.write(to: url, atomically: true, encoding: .utf8)
+    return url
+}
+
+@Suite("compare under mpirun", .serialized, .enabled(if: mpiAvailable, "mpirun or the descent executable is missing"))
+struct CompareMPITests {
+    @Test("a batch-size comparison (including full-batch GD) runs end to end and leaves its report")
+    func batches() throws {
+        let dir = try temporaryDirectory("compare")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let config = try writeCompareConfig(in: dir, name: "sizes", compare: "  batches: [16, 64, full]\n  lr: [0.05, 0.1, 0.3]\n  target_loss: 0.9")
+        let r = try runDescent(ranks: 2, ["compare", "--config", config.path, "--progress", "off"], directory: dir)
+        #expect(r.status == 0 && !r.timedOut, "\(r.stderr)")
+        let run = dir.appendingPathComponent("runs/sizes")
+        let rows = try readCSV(run.appendingPathComponent("comparison.csv"))
+        #expect(rows.map { $0["batch"]! } == ["16", "64", "full"])
+        // 480 samples: 30, 8 and 1 steps per epoch, 2 epochs each.
+        #expect(rows.map { $0["steps"]! } == ["60", "16", "2"])
+        #expect(rows.allSatisfy { Double($0["final_test_accuracy"] ?? "") != nil })
+        for variant in ["batch-16-lr-0.05", "batch-64-lr-0.1", "batch-full-lr-0.3"] {
+            let hash = try String(contentsOf: run.appendingPathComponent("\(variant)/final_hash"), encoding: .utf8)
+            #expect(rows.contains { hash.hasPrefix($0["final_hash"]!) }, "\(variant)")
+        }
+        for chart in ["loss_vs_epoch.svg", "loss_vs_step.svg", "loss_vs_seconds.svg", "test_accuracy.svg"] {
+            let svg = try String(contentsOf: run.appendingPathComponent(chart), encoding: .utf8)
+            #expect(xmlError(svg) == nil, "\(chart)")
+        }
+        let html = try String(contentsOf: run.appendingPathComponent("report.html"), encoding: .utf8)
+        #expect(html.contains("batch full lr 0.3") && html.components(separatedBy: "<svg ").count >= 5)
+    }
+
+    @Test("optimizer replicas on one data stream are bit-identical to each optimizer trained alone")
+    func replicasMatchAlone() throws {
+        let dir = try temporaryDirectory("replicas")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let config = try writeCompareConfig(in: dir, name: "family", compare: """
+              optimizers:
+                - {name: sgd, lr: 0.05}
+                - {name: momentum, lr: 0.02, momentum: 0.9}
+                - {name: adam, lr: 0.003}
+                - {name: adagrad, lr: 0.05, label: ada}
+            """)
+        let r = try runDescent(ranks: 2, ["compare", "--config", config.path, "--progress", "off"], directory: dir)
+        #expect(r.status == 0 && !r.timedOut, "\(r.stderr)")
+        let run = dir.appendingPathComponent("runs/family")
+        let rows = try readCSV(run.appendingPathComponent("comparison.csv"))
+        #expect(rows.map { $0["variant"]! } == ["sgd", "momentum", "adam", "ada"])
+        #expect(Set(rows.map { $0["final_hash"]! }).count == 4)
+        for label in ["sgd", "momentum", "adam", "ada"] {
+            // Each replica's folder holds the config that trains it alone: same seed, data, model and optimizer.
+            let alone = try runDescent(ranks: 2, ["train", "--config", run.appendingPathComponent("\(label)/config.yaml").path,
+                                                  "--progress", "off", "--set", "output.dir=\(dir.appendingPathComponent("alone").path)"],
+                                       directory: dir)
+            #expect(alone.status == 0, "\(alone.stderr)")
+            let together = try String(contentsOf: run.appendingPathComponent("\(label)/final_hash"), encoding: .utf8)
+            let single = try String(contentsOf: dir.appendingPathComponent("alone/\(label)/final_hash"), encoding: .utf8)
+            #expect(together == single, "\(label): \(together) together, \(single) alone")
+            // And the epoch rows' losses and accuracies (the comparison logs step rows more often).
+            let epochRows = { (url: URL) in try readCSV(url).filter { $0["kind"] == "epoch" }
+                .map { [$0["batch_loss"]!, $0["train_loss"]!, $0["test_loss"]!, $0["test_accuracy"]!] } }
+            let a = try epochRows(run.appendingPathComponent("\(label)/metrics.csv"))
+            #expect(a.count == 2)
+            #expect(a == (try epochRows(dir.appendingPathComponent("alone/\(label)/metrics.csv"))))
+        }
+    }
+}
