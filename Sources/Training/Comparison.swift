@@ -99,7 +99,7 @@ public final class Comparison {
         for x in [RunReport.XAxis.epoch, .step, .seconds] {
             charts.append(("loss_vs_\(x.rawValue).svg", RunReport.curves(
                 "training loss against \(x == .epoch ? "epochs" : x == .step ? "steps" : "wall seconds")",
-                subtitle: "mini-batch loss, smoothed; dots: training-set loss at epoch ends" , x: x.label,
+                subtitle: "mini-batch loss, smoothed (Kaiser window of 11 rows, β 2)", x: x.label,
                 y: "cross-entropy loss", log: true,
                 outcomes.enumerated().map { k, o in (o.label, RunReport.smoothedBatchLoss(o.rows, x: x), style(k)) })))
         }
