@@ -426,6 +426,7 @@ public final class Trainer {
         var summary: [String: Any] = [
             "name": replica.config.name,
             "ranks": communicator.size,
+            "global_batch": globalBatch,
             "blas_threads": BLASThreads.count,
             "steps": r.steps,
             "samples": r.samples,

@@ -12,7 +12,7 @@ struct Descent: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "descent",
         abstract: "Data-parallel training under mpirun, to compare gradient descent and its optimizers.",
-        subcommands: [Train.self, Compare.self, PathCommand.self, TimeOptimizers.self]
+        subcommands: [Train.self, Compare.self, PathCommand.self, ScalingReportCommand.self, TimeOptimizers.self]
     )
 
     /// Usage errors are printed by one rank only, so `mpirun -np 4` shows one message, not four.
@@ -174,6 +174,30 @@ struct TimeOptimizers: ParsableCommand {
             print(label.padding(toLength: 24, withPad: " ", startingAt: 0)
                   + String(format: "%10.1f  %12.2f  (%.1f..%.1f)", median * 1e6, median * 1e9 / Double(parameters),
                            rounds.first! * 1e6, rounds.last! * 1e6))
+        }
+    }
+}
+
+struct ScalingReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scaling-report",
+        abstract: "Tabulate a scaling sweep (folders np-<N>/ with summary.json, as launch/scale writes them).",
+        discussion: "Writes scaling.csv, scaling.svg, phases.svg and report.html into the folder and prints the table."
+    )
+
+    @Argument(help: "The sweep folder, e.g. runs/fashion-momentum-scale-strong.")
+    var directory: String
+
+    @Option(help: "strong (fixed global batch) or weak (fixed batch per rank); used in titles.")
+    var mode = "strong"
+
+    func run() throws {
+        do {
+            print(try ScalingReport.write(directory, mode: mode))
+            print("scaling report in \(directory)/ (report.html, scaling.csv, scaling.svg, phases.svg)")
+        } catch let error as OutputError {
+            FileHandle.standardError.write(Data("descent: error: \(error)\n".utf8))
+            throw ExitCode(1)
         }
     }
 }

@@ -140,3 +140,34 @@ struct CompareMPITests {
         }
     }
 }
+
+@Suite("scaling sweep under mpirun", .serialized, .enabled(if: mpiAvailable, "mpirun or the descent executable is missing"))
+struct ScalingSweepTests {
+    @Test("launch/scale runs np 1 and 2 on synthetic data and tabulates throughput, speedup and step phases",
+          arguments: ["strong", "weak"])
+    func sweep(_ mode: String) throws {
+        let dir = try temporaryDirectory("scale")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let config = try writeSyntheticConfig(in: dir, name: "tiny")
+        let exe = try #require(descentExecutable)
+        let r = try runProgram("/bin/bash", [packageRoot.appendingPathComponent("launch/scale").path, config.path],
+                               environment: ["DESCENT": exe.path, "NPS": "1 2", "STEPS": "12", "MODE": mode, "PER_RANK": "32",
+                                             "OUT": dir.path], directory: dir, timeout: 240)
+        #expect(r.status == 0 && !r.timedOut, "\(r.stderr)")
+        let folder = dir.appendingPathComponent("tiny-scale-\(mode)")
+        let rows = try readCSV(folder.appendingPathComponent("scaling.csv"))
+        #expect(rows.map { $0["ranks"]! } == ["1", "2"])
+        #expect(rows.map { $0["global_batch"]! } == (mode == "strong" ? ["64", "64"] : ["32", "64"]))
+        #expect(rows[0]["speedup"] == "1.00" && rows[0]["efficiency"] == "1.00")
+        for row in rows {
+            let step = try #require(Double(row["step_ms"]!))
+            let parts = ["compute_ms", "allreduce_ms", "optimizer_ms"].compactMap { Double(row[$0]!) }
+            #expect(parts.count == 3 && parts.allSatisfy { $0 >= 0 } && step > 0)
+        }
+        #expect(r.stdout.contains("ranks") && r.stdout.contains("speedup"))
+        for chart in ["scaling.svg", "phases.svg"] {
+            #expect(xmlError(try String(contentsOf: folder.appendingPathComponent(chart), encoding: .utf8)) == nil)
+        }
+        #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("report.html").path))
+    }
+}
