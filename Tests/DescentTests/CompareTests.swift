@@ -1,6 +1,7 @@
 // `descent compare`: config messages, a batch-size comparison end to end under mpirun, and optimizer replicas
 // that are bit-identical to the same optimizers trained alone.
 import Foundation
+import Reports
 import Testing
 @testable import Training
 
@@ -103,6 +104,19 @@ struct CompareMPITests {
         }
         let html = try String(contentsOf: run.appendingPathComponent("report.html"), encoding: .utf8)
         #expect(html.contains("batch full lr 0.3") && html.components(separatedBy: "<svg ").count >= 5)
+        // Rendered, each chart shows every variant's colour (where rsvg-convert is installed).
+        if let rsvg = rsvgConvert {
+            for chart in ["loss_vs_epoch.svg", "test_accuracy.svg", "batch-16-lr-0.05/loss.svg"] {
+                let png = dir.appendingPathComponent("chart.png")
+                let render = try runProgram(rsvg, [run.appendingPathComponent(chart).path, "-o", png.path])
+                try #require(render.status == 0, "\(render.stderr)")
+                let image = try readPNG(Data(contentsOf: png))
+                let lines = chart.hasPrefix("batch-") ? 2 : 3
+                for k in 0..<lines {
+                    #expect(pixelCount(image, near: Palette.style(k).colour) >= 20, "\(chart): series \(k) missing")
+                }
+            }
+        }
     }
 
     @Test("optimizer replicas on one data stream are bit-identical to each optimizer trained alone")
