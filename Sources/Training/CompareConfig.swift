@@ -32,9 +32,9 @@ public struct CompareConfig: Equatable, Sendable {
         let base = try RunConfig.read(&r)
         let target = try r.number("compare.target_loss", default: 0, expected: "a loss > 0 (0: not reported)") { $0 >= 0 }
         let batchWords = try r.wordList("compare.batches", expected: batchesExpected)
-        let optimizerCount = try r.blockCount("compare.optimizers", expected: PathConfig.listExpected)
+        let optimizers = try RunConfig.readOptimizerList(&r, key: "compare.optimizers")
         var c = CompareConfig(base: base, mode: .batches, variants: [], targetLoss: target > 0 ? target : nil, blockYAML: [])
-        switch (batchWords, optimizerCount) {
+        switch (batchWords, optimizers) {
         case (nil, nil), (.some, .some):
             throw ConfigError(source: fileName, key: "compare", expected: "exactly one of compare.batches or compare.optimizers",
                               found: batchWords == nil ? "neither" : "both")
@@ -61,7 +61,7 @@ public struct CompareConfig: Equatable, Sendable {
                 if !epochs.isEmpty { v.training.epochs = epochs[k] }
                 let label = "batch \(word)" + (rates.isEmpty ? "" : " lr \(shortNumber(rates[k]))")
                     + (epochs.isEmpty ? "" : " \(epochs[k]) epochs")
-                v.name = label.replacingOccurrences(of: " ", with: "-")
+                v.name = RunConfig.folderName(label)
                 c.variants.append(Variant(label: label, config: v))
             }
             for k in c.variants.indices where c.variants[..<k].contains(where: { $0.label == c.variants[k].label }) {
@@ -72,35 +72,13 @@ public struct CompareConfig: Equatable, Sendable {
             c.blockYAML = ["batches: [\(words.joined(separator: ", "))]"]
                 + (rates.isEmpty ? [] : ["lr: [\(rates.map { "\($0)" }.joined(separator: ", "))]"])
                 + (epochs.isEmpty ? [] : ["epochs: [\(epochs.map(String.init).joined(separator: ", "))]"])
-        case (nil, let count?):
+        case (nil, let list?):
             c.mode = .optimizers
-            for k in 0..<count {
-                let prefix = "compare.optimizers[\(k)]."
-                guard r.source(of: prefix + "name") != nil else {
-                    throw ConfigError(source: fileName, key: prefix + "name",
-                                      expected: "an optimizer name (" + RunConfig.optimizerNames.joined(separator: ", ") + ")",
-                                      found: "no name")
-                }
-                let label = try r.string(prefix + "label", default: "")
+            c.variants = list.map { entry in
                 var v = base
-                v.optimizer = try RunConfig.readOptimizer(&r, prefix: prefix)
-                c.variants.append(Variant(label: label, config: v))
-            }
-            let names = c.variants.map(\.config.optimizer.kind.rawValue)
-            for k in c.variants.indices where c.variants[k].label.isEmpty {
-                let o = c.variants[k].config.optimizer
-                c.variants[k].label = names.filter { $0 == o.kind.rawValue }.count > 1
-                    ? "\(o.kind.rawValue) lr \(shortNumber(o.learningRate))" : o.kind.rawValue
-            }
-            for k in c.variants.indices {
-                if let first = c.variants[..<k].firstIndex(where: { $0.label == c.variants[k].label }) {
-                    let key = "compare.optimizers[\(k)].label"
-                    throw ConfigError(source: r.source(of: key) ?? fileName, key: key,
-                                      expected: "a label that tells it apart from compare.optimizers[\(first)]",
-                                      found: "'\(c.variants[k].label)' twice")
-                }
-                c.variants[k].config.name = c.variants[k].label.replacingOccurrences(of: " ", with: "-")
-                    .replacingOccurrences(of: "/", with: "-")
+                v.optimizer = entry.settings
+                v.name = RunConfig.folderName(entry.label)
+                return Variant(label: entry.label, config: v)
             }
             c.blockYAML = ["optimizers:"] + c.variants.flatMap { v -> [String] in
                 let lines = ["label: \"\(v.label)\""] + v.config.optimizer.yamlLines()

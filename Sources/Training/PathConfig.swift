@@ -61,37 +61,10 @@ public struct PathConfig: Equatable, Sendable {
             "plot.contours", default: c.contours.rawValue, allowed: ContourSpacing.allCases.map(\.rawValue)))!
         c.levels = try r.integer("plot.levels", default: c.levels, range: 0...200)
 
-        guard let count = try r.blockCount("optimizers", expected: listExpected) else {
+        guard let list = try RunConfig.readOptimizerList(&r, key: "optimizers") else {
             throw ConfigError(source: fileName, key: "optimizers", expected: listExpected, found: "no optimizers")
         }
-        var labelKeys: [String: String] = [:]
-        for k in 0..<count {
-            let prefix = "optimizers[\(k)]."
-            guard r.source(of: prefix + "name") != nil else {
-                throw ConfigError(source: fileName, key: prefix + "name",
-                                  expected: "an optimizer name (" + RunConfig.optimizerNames.joined(separator: ", ") + ")",
-                                  found: "no name")
-            }
-            let explicitLabel = try r.string(prefix + "label", default: "")
-            let settings = try RunConfig.readOptimizer(&r, prefix: prefix)
-            c.optimizers.append(Entry(label: explicitLabel, settings: settings))
-            labelKeys[prefix] = explicitLabel
-        }
-        // Default labels: the name, or name and rate when a name appears more than once.
-        let names = c.optimizers.map(\.settings.kind.rawValue)
-        for k in c.optimizers.indices where c.optimizers[k].label.isEmpty {
-            let s = c.optimizers[k].settings
-            c.optimizers[k].label = names.filter { $0 == s.kind.rawValue }.count > 1
-                ? "\(s.kind.rawValue) lr \(shortNumber(s.learningRate))" : s.kind.rawValue
-        }
-        for k in c.optimizers.indices {
-            if let first = c.optimizers[..<k].firstIndex(where: { $0.label == c.optimizers[k].label }) {
-                let key = "optimizers[\(k)].label"
-                throw ConfigError(source: r.source(of: key) ?? r.source(of: "optimizers[\(k)].name") ?? fileName, key: key,
-                                  expected: "a label that tells it apart from optimizers[\(first)]",
-                                  found: "'\(c.optimizers[k].label)' twice")
-            }
-        }
+        c.optimizers = list.map { Entry(label: $0.label, settings: $0.settings) }
         c.outputDirectory = try r.string("output.dir", default: c.outputDirectory)
         try r.rejectUnknownKeys()
         return c

@@ -226,6 +226,43 @@ extension RunConfig {
         return o
     }
 
+    /// A folder name for a label: spaces and slashes become '-'.
+    static func folderName(_ label: String) -> String {
+        label.replacingOccurrences(of: " ", with: "-").replacingOccurrences(of: "/", with: "-")
+    }
+
+    /// Reads a list of optimizer blocks (`<key>[0].name`, …, each with an optional `label`), or nil when `key`
+    /// is not given. A label defaults to the name, or to name and rate when a name appears more than once;
+    /// labels must differ.
+    static func readOptimizerList(_ r: inout ConfigReader, key: String) throws -> [(label: String, settings: OptimizerSettings)]? {
+        guard let count = try r.blockCount(key, expected: PathConfig.listExpected) else { return nil }
+        var list: [(label: String, settings: OptimizerSettings)] = []
+        for k in 0..<count {
+            let prefix = "\(key)[\(k)]."
+            guard r.source(of: prefix + "name") != nil else {
+                throw ConfigError(source: r.fileName, key: prefix + "name",
+                                  expected: "an optimizer name (" + optimizerNames.joined(separator: ", ") + ")", found: "no name")
+            }
+            let label = try r.string(prefix + "label", default: "")
+            list.append((label, try readOptimizer(&r, prefix: prefix)))
+        }
+        let names = list.map(\.settings.kind.rawValue)
+        for k in list.indices where list[k].label.isEmpty {
+            let s = list[k].settings
+            list[k].label = names.filter { $0 == s.kind.rawValue }.count > 1
+                ? "\(s.kind.rawValue) lr \(shortNumber(s.learningRate))" : s.kind.rawValue
+        }
+        for k in list.indices {
+            if let first = list[..<k].firstIndex(where: { $0.label == list[k].label }) {
+                let labelKey = "\(key)[\(k)].label"
+                throw ConfigError(source: r.source(of: labelKey) ?? r.source(of: "\(key)[\(k)].name") ?? r.fileName, key: labelKey,
+                                  expected: "a label that tells it apart from \(key)[\(first)]",
+                                  found: "'\(list[k].label)' twice")
+            }
+        }
+        return list
+    }
+
     /// The keys a schedule kind reads besides name, warmup and batch scaling.
     static func scheduleKeys(_ kind: LearningRateSchedule.Kind) -> [String] {
         switch kind {

@@ -107,7 +107,8 @@ public final class Trainer {
     ///   - rows: when set, log a step row often enough to give at least this many rows over the run (a
     ///     comparison wants curves, whatever `log_every` says).
     ///   - optimizers: train one replica per (label, optimizer), all from the same initial parameters on the
-    ///     same mini-batches; each writes into `<run folder>/<label>/`. nil: one model with `config.optimizer`.
+    ///     same mini-batches; each writes into `<run folder>/<label>/` (spaces and '/' as '-'). nil: one model
+    ///     with `config.optimizer`.
     public init(config: RunConfig, communicator: Communicator, writeOutput: Bool = true, overwrite: Bool = false,
                 console: Console? = nil, rows: Int? = nil, optimizers: [(label: String, settings: OptimizerSettings)]? = nil) throws {
         self.config = config
@@ -162,8 +163,8 @@ public final class Trainer {
         replicas = plan.map { entry in
             var c = config
             c.optimizer = entry.settings
-            let folder = optimizers == nil ? runDirectory : runDirectory.map { $0 + "/" + entry.label }
-            if optimizers != nil { c.name = entry.label }
+            if optimizers != nil { c.name = RunConfig.folderName(entry.label) }
+            let folder = optimizers == nil ? runDirectory : runDirectory.map { $0 + "/" + c.name }
             return Replica(label: entry.label, config: c, optimizer: entry.settings.makeOptimizer(parameterCount: model.parameterCount),
                            parameters: initial, directory: folder)
         }
@@ -285,7 +286,8 @@ public final class Trainer {
                         }
                     }
                 }
-                averager.recordLocalSquaredNorm()
+                // The noise scale needs two ranks with samples; one rank skips the two extra passes over g.
+                if size > 1 { averager.recordLocalSquaredNorm() }
                 let t1 = monotonicSeconds()
                 let averages = try averager.averageAll(over: communicator)
                 let t2 = monotonicSeconds()

@@ -34,14 +34,7 @@ struct PathCommand: ParsableCommand {
         if list { return printList() }
         do {
             let file = try config ?? presetFile(preset!)
-            let text: String
-            do {
-                text = try String(contentsOfFile: file, encoding: .utf8)
-            } catch {
-                let reason = FileManager.default.fileExists(atPath: file) ? "an unreadable file" : "no such file"
-                throw ConfigError(source: file, key: "(file)", expected: "a readable YAML path config", found: reason)
-            }
-            let pathConfig = try PathConfig.load(yaml: text, fileName: file, overrides: overrides)
+            let pathConfig = try PathConfig.load(yaml: readConfigFile(file), fileName: file, overrides: overrides)
             let started = Date()
             let trajectories = PathLab.run(pathConfig)
             let folder = try PathLab.write(pathConfig, trajectories)
