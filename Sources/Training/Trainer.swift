@@ -286,16 +286,19 @@ public final class Trainer {
                         }
                     }
                 }
-                // The noise scale needs two ranks with samples; one rank skips the two extra passes over g.
-                if size > 1 { averager.recordLocalSquaredNorm() }
+                // The noise scale needs two ranks with samples, and is measured on every n-th step only (an
+                // unbiased subsample of the window's steps): the other steps skip two passes over g.
+                let every = config.training.noiseScaleEvery
+                let measure = size > 1 && every > 0 && step % every == 0
+                if measure { averager.recordLocalSquaredNorm() }
                 let t1 = monotonicSeconds()
                 let averages = try averager.averageAll(over: communicator)
                 let t2 = monotonicSeconds()
-                let counts = size > 1 ? (0..<size).map { shard(of: plan.batch(k), rank: $0, size: size).count } : []
+                let counts = measure ? (0..<size).map { shard(of: plan.batch(k), rank: $0, size: size).count } : []
                 var t3 = t2
                 for (r, replica) in replicas.enumerated() {
                     let u0 = monotonicSeconds()
-                    if size > 1, let e = NoiseScale.estimate(localSquaredNormSum: averages[r].localSquaredNormSum,
+                    if measure, let e = NoiseScale.estimate(localSquaredNormSum: averages[r].localSquaredNormSum,
                                                               localCounts: counts, globalSquaredNorm: averager.squaredNorm(replica: r)) {
                         replica.windowNoise.add(e)
                         replica.epochNoise.add(e)
