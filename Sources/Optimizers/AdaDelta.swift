@@ -10,30 +10,23 @@ import Numerics
 /// g ← g + λθ;  v ← ρv + (1−ρ)g²;  Δ ← √(u + ε) / √(v + ε) · g;  u ← ρu + (1−ρ)Δ²;  θ ← θ − γΔ
 /// ```
 public final class AdaDelta: BufferedOptimizer {
-    public struct Hyperparameters: Equatable, Sendable {
-        public var learningRate = 1.0
-        public var rho = 0.9
-        public var eps = 1e-6
-        public var weightDecay = 0.0
-        public init() {}
-    }
-
     public let name = "adadelta"
-    public let hyperparameters: Hyperparameters
+    /// The settings it was built from (the fields its rule reads).
+    public let settings: OptimizerSettings
     public var learningRate: Double
     public internal(set) var stepCount = 0
     let buffers: StateBuffers
 
-    public init(_ hyperparameters: Hyperparameters, parameterCount: Int) {
-        self.hyperparameters = hyperparameters
-        learningRate = hyperparameters.learningRate
+    public init(_ settings: OptimizerSettings, parameterCount: Int) {
+        self.settings = settings
+        learningRate = settings.learningRate
         buffers = StateBuffers(["square_avg", "acc_delta"], count: parameterCount)
     }
 
     public func update(_ parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>) {
         let (parameters, gradient, count) = flat(parameters, gradient)
         stepCount += 1
-        let h = hyperparameters
+        let h = settings
         let γ = Float(learningRate), ρ = Float(h.rho), ε = Float(h.eps), λ = Float(h.weightDecay)
         let cρ = Float(1 - h.rho)  // 1 − ρ rounded once from Double, as torch does
         @inline(__always)  // a local function, not a closure: always inlined into the loop

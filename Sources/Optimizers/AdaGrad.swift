@@ -12,33 +12,24 @@ import Numerics
 /// eps-inside-sqrt:  θ ← θ − γ̃ g / √(s + ε)
 /// ```
 public final class AdaGrad: BufferedOptimizer {
-    public struct Hyperparameters: Equatable, Sendable {
-        public var learningRate = 1e-2
-        public var learningRateDecay = 0.0
-        public var initialAccumulatorValue = 0.0
-        public var eps = 1e-10
-        public var weightDecay = 0.0
-        public var epsInsideSquareRoot = false
-        public init() {}
-    }
-
     public let name = "adagrad"
-    public let hyperparameters: Hyperparameters
+    /// The settings it was built from (the fields its rule reads).
+    public let settings: OptimizerSettings
     public var learningRate: Double
     public internal(set) var stepCount = 0
     let buffers: StateBuffers
 
-    public init(_ hyperparameters: Hyperparameters, parameterCount: Int) {
-        self.hyperparameters = hyperparameters
-        learningRate = hyperparameters.learningRate
+    public init(_ settings: OptimizerSettings, parameterCount: Int) {
+        self.settings = settings
+        learningRate = settings.learningRate
         buffers = StateBuffers(["sum"], count: parameterCount)
-        buffers.fill("sum", with: Float(hyperparameters.initialAccumulatorValue))
+        buffers.fill("sum", with: Float(settings.initialAccumulatorValue))
     }
 
     public func update(_ parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>) {
         let (parameters, gradient, count) = flat(parameters, gradient)
         stepCount += 1
-        let h = hyperparameters
+        let h = settings
         let γ̃ = Float(learningRate / (1 + Double(stepCount - 1) * h.learningRateDecay))
         let λ = Float(h.weightDecay), ε = Float(h.eps), inside = h.epsInsideSquareRoot
         @inline(__always)  // a local function, not a closure: always inlined into the loop

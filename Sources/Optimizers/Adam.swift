@@ -23,41 +23,31 @@ public final class Adam: BufferedOptimizer {
         case kingmaBa = "kingma-ba"
     }
 
-    public struct Hyperparameters: Equatable, Sendable {
-        public var learningRate = 1e-3
-        public var beta1 = 0.9
-        public var beta2 = 0.999
-        public var eps = 1e-8
-        public var weightDecay = 0.0
-        /// Decoupled (AdamW) instead of coupled L2 decay.
-        public var decoupledWeightDecay = false
-        public var amsgrad = false
-        public var form: Form = .torch
-        public init() {}
-    }
-
     public let name: String
-    public let hyperparameters: Hyperparameters
+    /// The settings it was built from (the fields its rule reads).
+    public let settings: OptimizerSettings
+    let form: Form
     public var learningRate: Double
     public internal(set) var stepCount = 0
     let buffers: StateBuffers
 
-    public init(_ hyperparameters: Hyperparameters, parameterCount: Int) {
-        self.hyperparameters = hyperparameters
-        name = hyperparameters.decoupledWeightDecay ? "adamw" : "adam"
-        learningRate = hyperparameters.learningRate
-        buffers = StateBuffers(["exp_avg", "exp_avg_sq"] + (hyperparameters.amsgrad ? ["max_exp_avg_sq"] : []),
+    public init(_ settings: OptimizerSettings, parameterCount: Int) {
+        self.settings = settings
+        form = Form(rawValue: settings.variant)!
+        name = settings.kind.rawValue
+        learningRate = settings.learningRate
+        buffers = StateBuffers(["exp_avg", "exp_avg_sq"] + (settings.amsgrad ? ["max_exp_avg_sq"] : []),
                                count: parameterCount)
     }
 
     public func update(_ parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>) {
         let (parameters, gradient, count) = flat(parameters, gradient)
         stepCount += 1
-        let h = hyperparameters, t = Double(stepCount)
+        let h = settings, t = Double(stepCount)
         let c1 = 1 - pow(h.beta1, t), c2 = 1 - pow(h.beta2, t)
         // θ ← θ − a·m / (√v̄·b + ε) covers all three forms.
         let a: Float, b: Float
-        switch h.form {
+        switch form {
         case .torch: (a, b) = (Float(learningRate / c1), Float(1 / c2.squareRoot()))
         case .noBiasCorrection: (a, b) = (Float(learningRate), 1)
         case .kingmaBa: (a, b) = (Float(learningRate * c2.squareRoot() / c1), 1)
@@ -67,7 +57,7 @@ public final class Adam: BufferedOptimizer {
         let cβ1 = Float(1 - h.beta1)  // 1 − β1 rounded once from Double, as torch does
         let coupled = h.decoupledWeightDecay ? 0 : Float(h.weightDecay)
         let shrink = h.decoupledWeightDecay ? Float(1 - learningRate * h.weightDecay) : 1
-        let amsgrad = h.amsgrad, torchForm = h.form == .torch
+        let amsgrad = h.amsgrad, torchForm = form == .torch
         @inline(__always)  // a local function, not a closure: always inlined into the loop
         func body(_ θ: inout F8, _ g: F8, _ m: inout F8, _ v: inout F8, _ vmax: inout F8, _: inout F8) {
             θ = θ * shrink

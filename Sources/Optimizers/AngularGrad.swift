@@ -27,25 +27,18 @@ public final class AngularGrad: BufferedOptimizer {
         case cos, tan
     }
 
-    public struct Hyperparameters: Equatable, Sendable {
-        public var learningRate = 1e-3
-        public var beta1 = 0.9
-        public var beta2 = 0.999
-        public var eps = 1e-8
-        public var weightDecay = 0.0
-        public var form: Form = .cos
-        public init() {}
-    }
-
     public let name = "angulargrad"
-    public let hyperparameters: Hyperparameters
+    /// The settings it was built from (the fields its rule reads).
+    public let settings: OptimizerSettings
+    let form: Form
     public var learningRate: Double
     public internal(set) var stepCount = 0
     let buffers: StateBuffers
 
-    public init(_ hyperparameters: Hyperparameters, parameterCount: Int) {
-        self.hyperparameters = hyperparameters
-        learningRate = hyperparameters.learningRate
+    public init(_ settings: OptimizerSettings, parameterCount: Int) {
+        self.settings = settings
+        form = Form(rawValue: settings.variant)!
+        learningRate = settings.learningRate
         buffers = StateBuffers(["exp_avg", "exp_avg_sq", "previous_grad", "angular_coeff"], count: parameterCount)
         buffers.fill("angular_coeff", with: Self.coefficient(0))
     }
@@ -56,12 +49,12 @@ public final class AngularGrad: BufferedOptimizer {
     public func update(_ parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>) {
         let (parameters, gradient, count) = flat(parameters, gradient)
         stepCount += 1
-        let h = hyperparameters, t = Double(stepCount)
+        let h = settings, t = Double(stepCount)
         let stepSize = Float(learningRate * (1 - pow(h.beta2, t)).squareRoot() / (1 - pow(h.beta1, t)))
         let β1 = Float(h.beta1), β2 = Float(h.beta2), ε = Float(h.eps), λ = Float(h.weightDecay)
         let cβ2 = Float(1 - h.beta2)  // 1 − β2 rounded once from Double, as torch does
         let cβ1 = Float(1 - h.beta1)  // 1 − β1 rounded once from Double, as torch does
-        let replaced = Self.coefficient(h.form == .cos ? 1 : 0)  // φ where A = 0: tanh(|cos 0|) or tanh(|tan 0|)
+        let replaced = Self.coefficient(form == .cos ? 1 : 0)  // φ where A = 0: tanh(|cos 0|) or tanh(|tan 0|)
         @inline(__always)  // a local function, not a closure: always inlined into the loop
         func body(_ θ: inout F8, _ g: F8, _ m: inout F8, _ v: inout F8, _ p: inout F8, _ φ: inout F8) {
             let g = g + λ * θ

@@ -13,34 +13,25 @@ import Numerics
 /// θ ← θ − γ(1 − μ_t)/(1 − Π_t) · g/d − γ μ_{t+1}/(1 − Π_{t+1}) · m/d
 /// ```
 public final class NAdam: Optimizer {
-    public struct Hyperparameters: Equatable, Sendable {
-        public var learningRate = 2e-3
-        public var beta1 = 0.9
-        public var beta2 = 0.999
-        public var eps = 1e-8
-        public var weightDecay = 0.0
-        public var momentumDecay = 4e-3
-        public init() {}
-    }
-
     public let name = "nadam"
-    public let hyperparameters: Hyperparameters
+    /// The settings it was built from (the fields its rule reads).
+    public let settings: OptimizerSettings
     public var learningRate: Double
     public internal(set) var stepCount = 0
     /// Π_t, the product of every μ so far.
     private var muProduct = 1.0
     let buffers: StateBuffers
 
-    public init(_ hyperparameters: Hyperparameters, parameterCount: Int) {
-        self.hyperparameters = hyperparameters
-        learningRate = hyperparameters.learningRate
+    public init(_ settings: OptimizerSettings, parameterCount: Int) {
+        self.settings = settings
+        learningRate = settings.learningRate
         buffers = StateBuffers(["exp_avg", "exp_avg_sq"], count: parameterCount)
     }
 
     public func update(_ parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>) {
         let (parameters, gradient, count) = flat(parameters, gradient)
         stepCount += 1
-        let h = hyperparameters, t = Double(stepCount)
+        let h = settings, t = Double(stepCount)
         let μt = h.beta1 * (1 - 0.5 * pow(0.96, t * h.momentumDecay))
         let μnext = h.beta1 * (1 - 0.5 * pow(0.96, (t + 1) * h.momentumDecay))
         muProduct *= μt

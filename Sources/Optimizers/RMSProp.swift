@@ -13,34 +13,24 @@ import Numerics
 /// μ > 0:  b ← μb + g/d;  θ ← θ − γb        else  θ ← θ − γ g/d
 /// ```
 public final class RMSProp: BufferedOptimizer {
-    public struct Hyperparameters: Equatable, Sendable {
-        public var learningRate = 1e-2
-        public var alpha = 0.99
-        public var eps = 1e-8
-        public var momentum = 0.0
-        public var centered = false
-        public var weightDecay = 0.0
-        public var epsInsideSquareRoot = false
-        public init() {}
-    }
-
     public let name = "rmsprop"
-    public let hyperparameters: Hyperparameters
+    /// The settings it was built from (the fields its rule reads).
+    public let settings: OptimizerSettings
     public var learningRate: Double
     public internal(set) var stepCount = 0
     let buffers: StateBuffers
 
-    public init(_ hyperparameters: Hyperparameters, parameterCount: Int) {
-        self.hyperparameters = hyperparameters
-        learningRate = hyperparameters.learningRate
-        buffers = StateBuffers(["square_avg"] + (hyperparameters.centered ? ["grad_avg"] : [])
-                               + (hyperparameters.momentum > 0 ? ["momentum_buffer"] : []), count: parameterCount)
+    public init(_ settings: OptimizerSettings, parameterCount: Int) {
+        self.settings = settings
+        learningRate = settings.learningRate
+        buffers = StateBuffers(["square_avg"] + (settings.centered ? ["grad_avg"] : [])
+                               + (settings.momentum > 0 ? ["momentum_buffer"] : []), count: parameterCount)
     }
 
     public func update(_ parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>) {
         let (parameters, gradient, count) = flat(parameters, gradient)
         stepCount += 1
-        let h = hyperparameters
+        let h = settings
         let γ = Float(learningRate), α = Float(h.alpha), μ = Float(h.momentum), λ = Float(h.weightDecay)
         let cα = Float(1 - h.alpha)  // 1 − α rounded once from Double, as torch does
         let ε = Float(h.eps), inside = h.epsInsideSquareRoot, centered = h.centered, withMomentum = h.momentum > 0

@@ -19,42 +19,26 @@ public final class SGD: BufferedOptimizer {
         case torch, sutskever, ewma
     }
 
-    public struct Hyperparameters: Equatable, Sendable {
-        public var learningRate: Double
-        public var momentum: Double = 0
-        public var dampening: Double = 0
-        public var nesterov: Bool = false
-        public var weightDecay: Double = 0
-        public var form: Form = .torch
-
-        public init(learningRate: Double, momentum: Double = 0, dampening: Double = 0,
-                    nesterov: Bool = false, weightDecay: Double = 0, form: Form = .torch) {
-            self.learningRate = learningRate
-            self.momentum = momentum
-            self.dampening = dampening
-            self.nesterov = nesterov
-            self.weightDecay = weightDecay
-            self.form = form
-        }
-    }
-
     public let name: String
-    public let hyperparameters: Hyperparameters
+    /// The settings it was built from (the fields its rule reads).
+    public let settings: OptimizerSettings
+    let form: Form
     public var learningRate: Double
     public internal(set) var stepCount = 0
     let buffers: StateBuffers
 
-    public init(_ hyperparameters: Hyperparameters, parameterCount: Int, name: String = "sgd") {
-        self.hyperparameters = hyperparameters
-        self.name = name
-        learningRate = hyperparameters.learningRate
-        buffers = StateBuffers(hyperparameters.momentum != 0 ? ["momentum_buffer"] : [], count: parameterCount)
+    public init(_ settings: OptimizerSettings, parameterCount: Int) {
+        self.settings = settings
+        form = Form(rawValue: settings.variant)!
+        name = settings.kind.rawValue
+        learningRate = settings.learningRate
+        buffers = StateBuffers(settings.momentum != 0 ? ["momentum_buffer"] : [], count: parameterCount)
     }
 
     public func update(_ parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>) {
         let (parameters, gradient, count) = flat(parameters, gradient)
         stepCount += 1
-        let h = hyperparameters
+        let h = settings
         let γ = Float(learningRate), λ = Float(h.weightDecay), μ = Float(h.momentum)
         let cμ = Float(1 - h.momentum)  // 1 − μ rounded once from Double, as torch does
         let cτ = Float(1 - h.dampening)  // 1 − τ rounded once from Double, as torch does
@@ -67,7 +51,7 @@ public final class SGD: BufferedOptimizer {
             forEachLane(count: count, parameters: parameters, gradient: gradient, body: body)
             return
         }
-        switch h.form {
+        switch form {
         case .torch:
             @inline(__always)  // a local function, not a closure: always inlined into the loop
             func body(_ θ: inout F8, _ g: F8, _ b: inout F8, _: inout F8, _: inout F8, _: inout F8) {

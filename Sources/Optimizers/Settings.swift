@@ -154,43 +154,20 @@ public struct OptimizerSettings: Equatable, Sendable {
     public func makeOptimizer(parameterCount n: Int) -> Optimizer {
         precondition(validate() == nil, "invalid optimizer settings: \(validate()!)")
         switch kind {
-        case .sgd, .momentum, .nesterov:
-            return SGD(.init(learningRate: learningRate, momentum: momentum, dampening: dampening,
-                             nesterov: nesterov, weightDecay: weightDecay, form: SGD.Form(rawValue: variant)!),
-                       parameterCount: n, name: kind.rawValue)
-        case .adagrad:
-            var h = AdaGrad.Hyperparameters()
-            h.learningRate = learningRate; h.learningRateDecay = learningRateDecay
-            h.initialAccumulatorValue = initialAccumulatorValue; h.eps = eps; h.weightDecay = weightDecay
-            h.epsInsideSquareRoot = variant == "eps-inside-sqrt"
-            return AdaGrad(h, parameterCount: n)
-        case .rmsprop:
-            var h = RMSProp.Hyperparameters()
-            h.learningRate = learningRate; h.alpha = alpha; h.eps = eps; h.momentum = momentum
-            h.centered = centered; h.weightDecay = weightDecay; h.epsInsideSquareRoot = variant == "eps-inside-sqrt"
-            return RMSProp(h, parameterCount: n)
-        case .adadelta:
-            var h = AdaDelta.Hyperparameters()
-            h.learningRate = learningRate; h.rho = rho; h.eps = eps; h.weightDecay = weightDecay
-            return AdaDelta(h, parameterCount: n)
-        case .adam, .adamw:
-            var h = Adam.Hyperparameters()
-            h.learningRate = learningRate; h.beta1 = beta1; h.beta2 = beta2; h.eps = eps
-            h.weightDecay = weightDecay; h.decoupledWeightDecay = kind == .adamw; h.amsgrad = amsgrad
-            h.form = Adam.Form(rawValue: variant)!
-            return Adam(h, parameterCount: n)
-        case .nadam:
-            var h = NAdam.Hyperparameters()
-            h.learningRate = learningRate; h.beta1 = beta1; h.beta2 = beta2; h.eps = eps
-            h.weightDecay = weightDecay; h.momentumDecay = momentumDecay
-            return NAdam(h, parameterCount: n)
-        case .angulargrad:
-            var h = AngularGrad.Hyperparameters()
-            h.learningRate = learningRate; h.beta1 = beta1; h.beta2 = beta2; h.eps = eps
-            h.weightDecay = weightDecay; h.form = AngularGrad.Form(rawValue: variant)!
-            return AngularGrad(h, parameterCount: n)
+        case .sgd, .momentum, .nesterov: return SGD(self, parameterCount: n)
+        case .adagrad: return AdaGrad(self, parameterCount: n)
+        case .rmsprop: return RMSProp(self, parameterCount: n)
+        case .adadelta: return AdaDelta(self, parameterCount: n)
+        case .adam, .adamw: return Adam(self, parameterCount: n)
+        case .nadam: return NAdam(self, parameterCount: n)
+        case .angulargrad: return AngularGrad(self, parameterCount: n)
         }
     }
+
+    /// ε inside the square root (the `eps-inside-sqrt` variant of AdaGrad and RMSProp).
+    var epsInsideSquareRoot: Bool { variant == "eps-inside-sqrt" }
+    /// Decoupled weight decay (AdamW) instead of coupled L2 decay.
+    var decoupledWeightDecay: Bool { kind == .adamw }
 
     /// The settings as the YAML lines of an `optimizer:` block (name, variant, then every key it reads).
     public func yamlLines() -> [String] {
