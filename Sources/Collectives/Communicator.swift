@@ -40,9 +40,34 @@ public protocol Communicator: AnyObject {
     /// Ends every rank of the job at once, with `message` on standard error. Only for failures that the ranks
     /// cannot agree on (one rank alone cannot continue); errors seen by all ranks are thrown instead.
     func abort(_ message: String, code: Int32) -> Never
+
+    /// Tells a watching implementation what the rank is doing (the optimizer step, −1 before the first, and a
+    /// phase name), so that a collective that never completes can be reported by step and phase.
+    func setContext(step: Int, phase: StaticString)
 }
 
 extension Communicator {
+    public func setContext(step: Int, phase: StaticString) {}
+
+    /// Root's text on every rank (the others pass anything; lengths may differ).
+    public func broadcast(text: String, root: Int = 0) throws -> String {
+        var length: [Int64] = [rank == root ? Int64(text.utf8.count) : 0]
+        try allreduce(&length, .max)
+        var bytes = [UInt8](repeating: 0, count: Int(length[0]))
+        if rank == root { bytes = Array(text.utf8) }
+        try bytes.withUnsafeMutableBytes { try broadcast($0, root: root) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Root's bytes on every rank (the others pass nil).
+    public func broadcast(bytes: [UInt8]?, root: Int = 0) throws -> [UInt8] {
+        var length: [Int64] = [rank == root ? Int64(bytes?.count ?? 0) : 0]
+        try allreduce(&length, .max)
+        var out = rank == root ? (bytes ?? []) : [UInt8](repeating: 0, count: Int(length[0]))
+        try out.withUnsafeMutableBytes { try broadcast($0, root: root) }
+        return out
+    }
+
     /// Sums `values` over all ranks, in place.
     public func allreduceSum(_ values: inout [Float]) throws {
         try values.withUnsafeMutableBufferPointer { try allreduce($0, .sum) }

@@ -3,7 +3,8 @@
 import Numerics
 
 /// Owns the flat exchange buffer
-/// `[replica 0 gradient sums | … | replica K−1 gradient sums | K loss sums | sample count | K values |g_i|²]`.
+/// `[replica 0 gradient sums | … | replica K−1 gradient sums | K loss sums | sample count | K values |g_i|² |
+///   K × ranks non-finite flags | stop request]`.
 ///
 /// Each rank accumulates the *sums* over its own samples into `buffer`; `average()` adds the buffers of all
 /// ranks in a single allreduce and divides by the global sample count. Because sums (not means) are reduced,
@@ -12,22 +13,65 @@ import Numerics
 /// Σ_i |g_i|² for the gradient noise scale. Element-wise sums do not depend on the buffer's length, so a
 /// replica's gradient is the same as if it were exchanged alone (bit for bit with two ranks, where a sum has
 /// one order).
+///
+/// The guards ride in the same allreduce: each rank raises its own flag slot for a replica whose local loss or
+/// gradient is not finite, and a stop slot when it was asked to stop (a signal). After the exchange every rank
+/// sees the same flags, so every rank takes the same decision without another message.
 public final class GradientAverager {
     public let parameterCount: Int
     public let replicas: Int
+    /// Ranks in the group (one non-finite flag per rank and replica).
+    public let ranks: Int
     /// The exchange buffer (see the type's description).
     public private(set) var buffer: [Float]
 
-    public init(parameterCount: Int, replicas: Int = 1) {
-        precondition(replicas >= 1)
+    public init(parameterCount: Int, replicas: Int = 1, ranks: Int = 1) {
+        precondition(replicas >= 1 && ranks >= 1)
         self.parameterCount = parameterCount
         self.replicas = replicas
-        buffer = [Float](repeating: 0, count: replicas * parameterCount + 2 * replicas + 1)
+        self.ranks = ranks
+        buffer = [Float](repeating: 0, count: replicas * parameterCount + 2 * replicas + 1 + replicas * ranks + 1)
     }
 
     private var lossSlot: Int { replicas * parameterCount }
     private var countSlot: Int { replicas * parameterCount + replicas }
     private var normSlot: Int { countSlot + 1 }
+    private var flagSlot: Int { normSlot + replicas }
+    private var stopSlot: Int { flagSlot + replicas * ranks }
+
+    /// Checks this rank's local loss sum and gradient sums of `replica` and, when any is NaN or ±∞, raises this
+    /// rank's flag for it. Call after the local accumulation and before `average(over:)`. Returns whether
+    /// they were finite.
+    @discardableResult
+    public func flagLocalNonFinite(replica: Int, rank: Int) -> Bool {
+        buffer.withUnsafeMutableBufferPointer { b in
+            let finite = b[lossSlot + replica].isFinite
+                && Kernels.allFinite(b.baseAddress! + replica * parameterCount, count: parameterCount)
+            if !finite { b[flagSlot + replica * ranks + rank] = 1 }
+            return finite
+        }
+    }
+
+    /// Makes this rank's local sums of `replica` non-finite (fault injection: a NaN produced on one rank).
+    public func poisonLocalSums(replica: Int) {
+        buffer.withUnsafeMutableBufferPointer { b in
+            b[replica * parameterCount] = .nan
+            b[lossSlot + replica] = .nan
+        }
+    }
+
+    /// Asks every rank to stop after this step (this rank received a signal).
+    public func requestStop() {
+        buffer[stopSlot] = 1
+    }
+
+    /// After `average(over:)`: the ranks whose local sums of `replica` were not finite (the same on every rank).
+    public func nonFiniteRanks(replica: Int) -> [Int] {
+        (0..<ranks).filter { buffer[flagSlot + replica * ranks + $0] != 0 }
+    }
+
+    /// After `average(over:)`: whether any rank asked to stop.
+    public var stopRequested: Bool { buffer[stopSlot] != 0 }
 
     /// Clears the buffer before a step's local accumulation.
     public func reset() {

@@ -11,6 +11,10 @@ public protocol Dataset: AnyObject {
     /// A short description for logs ("fashion-mnist train (60000 × 784)").
     var summary: String { get }
 
+    /// The files the samples came from, each with its size on disk and a fingerprint of its content (empty for
+    /// generated data), so that ranks can check they read the same data.
+    var files: [(path: String, identity: String)] { get }
+
     /// Writes the samples `indices` as rows of `features` (indices.count × featureCount, scaled to floats)
     /// and their labels.
     func fill(

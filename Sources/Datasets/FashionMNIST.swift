@@ -8,6 +8,7 @@ public final class ByteImageDataset: Dataset {
     public let featureCount: Int
     public let classCount: Int
     public let summary: String
+    public let files: [(path: String, identity: String)]
     private let pixels: [UInt8]
     private let labelBytes: [UInt8]
 
@@ -29,6 +30,11 @@ public final class ByteImageDataset: Dataset {
         self.classCount = classCount
         pixels = images.bytes
         labelBytes = labels.bytes
+        files = [images, labels].map { f in
+            var info = stat()
+            let size = stat(f.path, &info) == 0 ? Int(info.st_size) : -1
+            return (f.path, "\(size) bytes, content \(hexDigest(fingerprint(bytesOf: f.bytes)))")
+        }
         summary = "\(name) (\(count) × \(images.dimensions.dropFirst().map(String.init).joined(separator: "×")))"
     }
 

@@ -8,6 +8,7 @@ public final class SyntheticClassification: Dataset {
     public let count: Int
     public let featureCount: Int
     public let classCount: Int
+    public var files: [(path: String, identity: String)] { [] }
     public let noise: Float
     public let summary: String
     private let seed: UInt64

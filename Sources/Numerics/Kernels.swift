@@ -89,4 +89,14 @@ public enum Kernels {
             store8(SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: b)) * scale, out, i)
         }, scalar: { i in out[i] = Float(bytes[i]) * scale })
     }
+
+    /// True when every value is finite (no NaN, no ±∞): x·0 is 0 for finite x and NaN otherwise, so one
+    /// multiply-add per element decides it, in vector code.
+    @inlinable
+    public static func allFinite(_ x: UnsafePointer<Float>, count: Int) -> Bool {
+        var acc = SIMD8<Float>(repeating: 0)
+        var tail: Float = 0
+        forEachBlock(count: count, vector: { i in acc += load8(x, i) * 0 }, scalar: { i in tail += x[i] * 0 })
+        return acc.sum() + tail == 0
+    }
 }

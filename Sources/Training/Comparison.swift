@@ -48,7 +48,7 @@ public final class Comparison {
                 c.outputDirectory = parent
                 console.note("== \(v.label)")
                 let trainer = try Trainer(config: c, communicator: communicator, writeOutput: directory != nil,
-                                          overwrite: true, console: console, rows: 200)
+                                          overwrite: true, console: console, rows: 200, checkpoints: false)
                 let result = try trainer.run()
                 outcomes.append(Outcome(label: v.label, config: c, result: result, rows: trainer.history))
             }
@@ -58,7 +58,7 @@ public final class Comparison {
             // The replicas write into <output.dir>/<name>/<label>/, the folder this comparison created.
             let trainer = try Trainer(config: c, communicator: communicator, writeOutput: directory != nil, overwrite: true,
                                       console: console, rows: 200,
-                                      optimizers: config.variants.map { ($0.label, $0.config.optimizer) })
+                                      optimizers: config.variants.map { ($0.label, $0.config.optimizer) }, checkpoints: false)
             try trainer.run()
             outcomes = trainer.replicas.map { Outcome(label: $0.label, config: $0.config, result: $0.result!, rows: $0.history) }
         }

@@ -71,6 +71,20 @@ public struct ConfigReader {
         }
     }
 
+    /// Every key with its value as text (lists as `[a, b]`), for comparing two configs key by key.
+    public var values: [String: String] {
+        entries.mapValues { Self.text($0.node) }
+    }
+
+    static func text(_ node: Node) -> String {
+        switch node {
+        case .scalar(let s): return s.string
+        case .sequence(let s): return "[" + s.map(text).joined(separator: ", ") + "]"
+        case .mapping(let m): return "{" + m.map { "\(text($0.key)): \(text($0.value))" }.joined(separator: ", ") + "}"
+        case .alias: return "*alias"
+        }
+    }
+
     // MARK: typed access
 
     private mutating func entry(_ key: String) -> Entry? {

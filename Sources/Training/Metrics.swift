@@ -2,8 +2,8 @@
 import Foundation
 
 /// One metrics row. Optional values are empty in CSV and null in JSONL.
-public struct MetricsRow: Sendable {
-    public enum Kind: String, Sendable { case step, epoch }
+public struct MetricsRow: Codable, Sendable {
+    public enum Kind: String, Codable, Sendable { case step, epoch }
     public var kind: Kind
     public var step: Int
     /// Data passes completed (samples seen ÷ training-set size).
@@ -39,6 +39,7 @@ public final class MetricsWriter {
     private let jsonl: UnsafeMutablePointer<FILE>
     public let directory: String
 
+    /// Creates (or empties) `metrics.csv` and `metrics.jsonl` in `directory`.
     public init(directory: String) throws {
         self.directory = directory
         guard let c = fopen(directory + "/metrics.csv", "w") else { throw OutputError(path: directory + "/metrics.csv", errno: errno) }
@@ -49,6 +50,12 @@ public final class MetricsWriter {
         csv = c
         jsonl = j
         try put(MetricsRow.columns.joined(separator: ",") + "\n", csv, "metrics.csv")
+    }
+
+    /// Starts the files again with `rows` (a resumed run's record up to its checkpoint), then appends.
+    public convenience init(directory: String, rows: [MetricsRow]) throws {
+        try self.init(directory: directory)
+        for row in rows { try append(row) }
     }
 
     deinit {

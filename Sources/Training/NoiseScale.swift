@@ -3,7 +3,7 @@
 // mean gradient over its b_i samples and the global mean over all B.
 
 /// Unbiased estimates of |G|² and tr(Σ) from one step, and their running sums over a window of steps.
-public struct NoiseScale: Sendable {
+public struct NoiseScale: Codable, Sendable {
     /// One step's estimates.
     ///
     /// With E|g_i|² = |G|² + tr(Σ)/b_i for a rank's mean over b_i samples and E|ḡ|² = |G|² + tr(Σ)/B for the

@@ -1,5 +1,6 @@
 // The typed, validated configuration of a training run, its defaults, and its resolved YAML form.
 import Datasets
+import Numerics
 import Optimizers
 
 /// Everything a training run is told. Built only through `load`, which validates every key.
@@ -62,6 +63,37 @@ public struct RunConfig: Equatable, Sendable {
         public var referenceBatch: Int? = nil
     }
 
+    /// When and how checkpoints are written, and whether a run continues from one.
+    public struct Checkpoint: Equatable, Sendable {
+        /// Steps between checkpoints (0: only at the end of the run and on SIGTERM/SIGUSR1).
+        public var every = 500
+        /// Committed checkpoints kept; older ones are deleted once a newer one is committed.
+        public var keep = 3
+        /// Continue from the newest committed checkpoint of the run folder when there is one.
+        public var resume = false
+    }
+
+    /// What to do when a rank's loss or gradient is not finite.
+    public enum NonFinitePolicy: String, CaseIterable, Sendable {
+        /// Save the last good state (the parameters before the step) and stop every rank.
+        case stop
+        /// Skip the optimizer update on every rank and go on with the next batch.
+        case skip
+        /// Apply the update anyway (watch a run diverge).
+        case ignore
+    }
+
+    /// Collective guards against bad numbers and hung ranks.
+    public struct Guards: Equatable, Sendable {
+        public var nonFinite = NonFinitePolicy.stop
+        /// With `skip`: stop after this many skipped steps in a row.
+        public var maxSkips = 10
+        /// Stop when a step's mean loss exceeds this multiple of the first step's loss (0: never).
+        public var divergence = 100.0
+        /// Seconds a collective may wait for the other ranks before the job is aborted (0: wait forever).
+        public var collectiveTimeout = 300.0
+    }
+
     public var name = "fashion-momentum"
     public var seed: UInt64 = 1
     public var data = Data()
@@ -69,6 +101,8 @@ public struct RunConfig: Equatable, Sendable {
     public var optimizer = OptimizerSettings(.momentum)
     public var schedule = Schedule()
     public var training = Training()
+    public var checkpoint = Checkpoint()
+    public var guards = Guards()
     /// OpenBLAS threads per rank; nil chooses from the cores and the ranks on this node.
     public var blasThreads: Int? = nil
     /// Folder that receives `<name>/`.
@@ -128,6 +162,17 @@ public struct RunConfig: Equatable, Sendable {
         let clip = try r.number("training.clip_norm", default: 0, expected: "a number ≥ 0 (0: no clipping)") { $0 >= 0 }
         c.training.clipNorm = clip > 0 ? clip : nil
 
+        c.checkpoint.every = try r.integer("checkpoint.every", default: c.checkpoint.every, range: 0...Int.max)
+        c.checkpoint.keep = try r.integer("checkpoint.keep", default: c.checkpoint.keep, range: 1...1_000_000)
+        c.checkpoint.resume = try r.string("checkpoint.resume", default: "never", allowed: ["never", "auto"]) == "auto"
+        c.guards.nonFinite = NonFinitePolicy(rawValue: try r.string(
+            "guards.non_finite", default: c.guards.nonFinite.rawValue, allowed: NonFinitePolicy.allCases.map(\.rawValue)))!
+        c.guards.maxSkips = try r.integer("guards.max_skips", default: c.guards.maxSkips, range: 1...Int.max)
+        c.guards.divergence = try r.number("guards.divergence", default: c.guards.divergence,
+                                           expected: "a factor > 1, or 0 for no divergence guard") { $0 == 0 || $0 > 1 }
+        c.guards.collectiveTimeout = try r.number("guards.collective_timeout", default: c.guards.collectiveTimeout,
+                                                  expected: "seconds ≥ 0 (0: no deadline)") { $0 >= 0 && $0.isFinite }
+
         let threads = try r.integerOrWord("runtime.blas_threads", default: "auto", words: ["auto"], range: 1...1024)
         c.blasThreads = threads == "auto" ? nil : Int(threads)
         c.outputDirectory = try r.string("output.dir", default: c.outputDirectory)
@@ -164,6 +209,15 @@ public struct RunConfig: Equatable, Sendable {
           noise_scale_every: \(training.noiseScaleEvery)
           eval_train: \(training.evaluateTrainingSet)
           clip_norm: \(training.clipNorm ?? 0)
+        checkpoint:
+          every: \(checkpoint.every)
+          keep: \(checkpoint.keep)
+          resume: \(checkpoint.resume ? "auto" : "never")
+        guards:
+          non_finite: \(guards.nonFinite.rawValue)
+          max_skips: \(guards.maxSkips)
+          divergence: \(guards.divergence)
+          collective_timeout: \(guards.collectiveTimeout)
         runtime:
           blas_threads: \(blasThreads.map(String.init) ?? "auto")
         output:
@@ -321,4 +375,43 @@ extension RunConfig {
         }
         return s
     }
+}
+
+// MARK: comparing configs
+
+extension RunConfig {
+    /// One key whose value differs between two configs.
+    public struct Difference: Equatable, Sendable {
+        public var key: String
+        public var this: String
+        public var other: String
+    }
+
+    /// The keys of the resolved form whose values differ, sorted.
+    public func differences(from other: RunConfig) -> [Difference] {
+        // Both texts come from `resolvedYAML`, which always parses.
+        let a = (try? ConfigReader(yaml: resolvedYAML, fileName: "this"))?.values ?? [:]
+        let b = (try? ConfigReader(yaml: other.resolvedYAML, fileName: "other"))?.values ?? [:]
+        return Set(a.keys).union(b.keys).sorted().compactMap { key in
+            let x = a[key] ?? "(none)", y = b[key] ?? "(none)"
+            return x == y ? nil : Difference(key: key, this: x, other: y)
+        }
+    }
+
+    /// Keys that change what is computed from a checkpoint on: everything except output, logging, measuring,
+    /// checkpoint and guard settings, and the run's length (unless the schedule depends on it).
+    public func trajectoryDifferences(from other: RunConfig) -> [Difference] {
+        let free: Set<String> = ["name", "output.dir", "training.log_every", "training.hash_check_every",
+                                 "training.noise_scale_every", "training.eval_train", "runtime.blas_threads"]
+        let lengthMatters = schedule.rate.kind == .cosine && schedule.rate.decaySteps == nil
+            || other.schedule.rate.kind == .cosine && other.schedule.rate.decaySteps == nil
+        return differences(from: other).filter { d in
+            if free.contains(d.key) || d.key.hasPrefix("checkpoint.") || d.key.hasPrefix("guards.") { return false }
+            if d.key == "training.epochs" || d.key == "training.steps" { return lengthMatters }
+            return true
+        }
+    }
+
+    /// A fingerprint of the resolved config.
+    public var hash: UInt64 { fingerprint(bytesOf: Array(resolvedYAML.utf8)) }
 }

@@ -56,6 +56,10 @@ public final class Replica {
     var windowNoise = NoiseScale(), epochNoise = NoiseScale(), lastNoise: Double?
     var last = (train: Double?.none, trainAccuracy: Double?.none, test: Double?.none, testAccuracy: Double?.none)
     var update = 0.0
+    /// The first step's mean loss (the divergence guard's yardstick).
+    var firstLoss: Double?
+    /// Steps whose update was skipped because a loss or gradient was not finite: in a row, and in all.
+    var skippedInRow = 0, skipped = 0
 
     init(label: String, config: RunConfig, optimizer: Optimizer, parameters: [Float], directory: String?) {
         self.label = label
@@ -93,10 +97,15 @@ public final class Trainer {
     public var optimizer: Optimizer { replicas[0].optimizer }
     public var history: [MetricsRow] { replicas[0].history }
 
-    private let averager: GradientAverager
-    private let workspace: MLP.Workspace
-    private let console: Console
-    private let globalBatch: Int
+    let averager: GradientAverager
+    let workspace: MLP.Workspace
+    let console: Console
+    let globalBatch: Int
+    /// Where checkpoints go (every rank knows it; rank 0 writes); nil when this run keeps none.
+    public let checkpointDirectory: String?
+    /// The checkpoint this run continues from, if any.
+    public private(set) var resumedFrom: (path: String, header: CheckpointHeader)?
+    let faults: FaultPlan?
 
     /// Loads data, builds the model and optimizers, broadcasts rank 0's initial parameters and (on rank 0)
     /// creates the run folder. Every failure is collective: all ranks throw, before any output is written.
@@ -109,14 +118,29 @@ public final class Trainer {
     ///   - optimizers: train one replica per (label, optimizer), all from the same initial parameters on the
     ///     same mini-batches; each writes into `<run folder>/<label>/` (spaces and '/' as '-'). nil: one model
     ///     with `config.optimizer`.
+    ///   - checkpoints: write checkpoints into `<run folder>/checkpoints/` as `config.checkpoint` says, and
+    ///     resume from them when `config.checkpoint.resume` is set (needs `writeOutput` and a single model).
+    ///   - resumeFrom: continue from this checkpoint file instead of the folder's newest committed one.
+    ///   - faults: a fault to inject (tests of the guards).
     public init(config: RunConfig, communicator: Communicator, writeOutput: Bool = true, overwrite: Bool = false,
-                console: Console? = nil, rows: Int? = nil, optimizers: [(label: String, settings: OptimizerSettings)]? = nil) throws {
+                console: Console? = nil, rows: Int? = nil, optimizers: [(label: String, settings: OptimizerSettings)]? = nil,
+                checkpoints: Bool = true, resumeFrom: String? = nil, faults: FaultPlan? = nil) throws {
+        var config = config
+        let rank = communicator.rank, size = communicator.size
+        if let faults, faults.kind == .config, faults.rank == rank { config.seed &+= 1 }
         self.config = config
         self.communicator = communicator
-        let rank = communicator.rank, size = communicator.size
+        self.faults = faults
         self.console = console ?? Console(enabled: rank == 0, style: .auto)
+        communicator.setContext(step: -1, phase: "startup")
+        if let watched = communicator as? WatchedCommunicator { watched.watchdog.deadline = config.guards.collectiveTimeout }
 
+        // Agreement before work: the same config everywhere, then the same data.
+        try Agreement.check(config, on: communicator)
         let (trainSet, testSet) = try communicator.collectively { try Self.loadData(config) }
+        for file in trainSet.files + testSet.files {
+            try Agreement.check("data file \(file.path)", file.identity, on: communicator)
+        }
         self.trainSet = trainSet
         self.testSet = testSet
         let globalBatch: Int
@@ -149,7 +173,7 @@ public final class Trainer {
         let model = MLP(sizes: [trainSet.featureCount] + config.model.hidden + [trainSet.classCount])
         self.model = model
         let plan = optimizers ?? [(config.name, config.optimizer)]
-        averager = GradientAverager(parameterCount: model.parameterCount, replicas: plan.count)
+        averager = GradientAverager(parameterCount: model.parameterCount, replicas: plan.count, ranks: size)
         let localMost = (globalBatch + size - 1) / size
         workspace = model.makeWorkspace(capacity: min(config.training.chunk, max(localMost, 1)))
 
@@ -170,9 +194,26 @@ public final class Trainer {
         }
         let replicas = self.replicas
         let single = optimizers == nil
+        let checkpointDirectory = writeOutput && single && checkpoints ? CheckpointStore.directory(ofRun: directory) : nil
+        self.checkpointDirectory = checkpointDirectory
+        if let checkpointDirectory, config.checkpoint.resume || resumeFrom != nil {
+            if overwrite {
+                throw AgreedFailure(description: "--overwrite and --resume contradict each other: "
+                                    + "--overwrite starts the run again, --resume continues it; choose one")
+            }
+            resumedFrom = try resume(from: resumeFrom, directory: checkpointDirectory)
+        }
+        let resumed = resumedFrom != nil
         try communicator.collectively {
             guard let runDirectory else { return }
-            try Self.createRunDirectory(runDirectory, overwrite: overwrite)
+            if resumed {
+                // The folder stays; its record is rewritten up to the checkpoint and continues from there.
+                try writeAtomically(config.resolvedYAML, to: runDirectory + "/config.yaml")
+                replicas[0].metrics = try MetricsWriter(directory: runDirectory, rows: replicas[0].history)
+                return
+            }
+            // With resume requested but nothing committed yet, the folder holds no work to lose.
+            try Self.createRunDirectory(runDirectory, overwrite: overwrite || (checkpointDirectory != nil && config.checkpoint.resume))
             if single {
                 try writeAtomically(config.resolvedYAML, to: runDirectory + "/config.yaml")
                 replicas[0].metrics = try MetricsWriter(directory: runDirectory)
@@ -259,18 +300,38 @@ public final class Trainer {
                      + ", batch \(config.training.batch), \(plannedSteps) steps (\((n + globalBatch - 1) / globalBatch) per epoch), "
                      + "BLAS threads \(BLASThreads.count)")
 
-        let start = monotonicSeconds()
-        var step = 0, samples = 0
-        var compute = 0.0, reduce = 0.0
-        var windowSteps = 0, epochSteps = 0
-        var epoch = 0
-        var finished = false
+        var position = startPosition
+        let start = monotonicSeconds() - position.wall
+        var step = position.step, samples = position.samples
+        var compute = position.compute, reduce = position.reduce
+        var windowSteps = position.windowSteps, epochSteps = position.epochSteps
+        var epoch = position.epoch, firstBatch = position.batch
+        var finished = step >= plannedSteps
+        let guards = config.guards
+        StopSignals.install()
 
         while !finished {
             let plan = EpochPlan(seed: config.seed, epoch: epoch, sampleCount: n, batchSize: globalBatch,
                                  shuffle: config.training.shuffle)
-            for k in 0..<plan.batchCount {
+            let orderHash = plan.order.withUnsafeBytes { fingerprint(bytes: $0) }
+            if let (path, header) = resumedFrom, epoch == header.epoch, hexDigest(orderHash) != header.orderHash {
+                throw AgreedFailure(description: "checkpoint \(path): the sample order of epoch \(epoch + 1) derived again "
+                                    + "differs from the one it was written with (fingerprint \(hexDigest(orderHash)), "
+                                    + "recorded \(header.orderHash)); was it written by another build?")
+            }
+            var k = firstBatch
+            firstBatch = 0
+            var saveAtEnd = false, stopping = false
+            /// The state after `step` steps, with the next step at batch `next` of this epoch.
+            func here(_ next: Int) -> RunPosition {
+                RunPosition(step: step, epoch: next == plan.batchCount ? epoch + 1 : epoch,
+                            batch: next == plan.batchCount ? 0 : next, samples: samples, windowSteps: windowSteps,
+                            epochSteps: epochSteps, compute: compute, reduce: reduce, wall: monotonicSeconds() - start)
+            }
+            while k < plan.batchCount {
                 let mine = shard(of: plan.batch(k), rank: rank, size: size)
+                faults?.act(rank: rank, step: step + 1)
+                communicator.setContext(step: step + 1, phase: "gradient exchange")
                 let t0 = monotonicSeconds()
                 averager.reset()
                 for (r, replica) in replicas.enumerated() {
@@ -285,7 +346,10 @@ public final class Trainer {
                             }
                         }
                     }
+                    if let faults, faults.strikes(.nan, rank: rank, step: step + 1) { averager.poisonLocalSums(replica: r) }
+                    averager.flagLocalNonFinite(replica: r, rank: rank)
                 }
+                if StopSignals.pending != 0 { averager.requestStop() }
                 // The noise scale needs two ranks with samples, and is measured on every n-th step only (an
                 // unbiased subsample of the window's steps): the other steps skip two passes over g.
                 let every = config.training.noiseScaleEvery
@@ -294,9 +358,48 @@ public final class Trainer {
                 let t1 = monotonicSeconds()
                 let averages = try averager.averageAll(over: communicator)
                 let t2 = monotonicSeconds()
+
+                // Guards: every rank sees the same flags and losses, so every rank decides alike.
+                var skip = [Bool](repeating: false, count: replicas.count)
+                for (r, replica) in replicas.enumerated() {
+                    let bad = averager.nonFiniteRanks(replica: r)
+                    if bad.isEmpty {
+                        replica.skippedInRow = 0
+                    } else {
+                        let what = "non-finite loss or gradient" + (replicas.count > 1 ? " of \(replica.label)" : "")
+                            + " in step \(step + 1) on rank\(bad.count > 1 ? "s" : "") " + bad.map(String.init).joined(separator: ", ")
+                        switch guards.nonFinite {
+                        case .stop:
+                            let saved = try saveCheckpoint(here(k), orderHash: orderHash)
+                            throw AgreedFailure(description: what + "; stopped (guards.non_finite: stop)"
+                                + (saved.map { ". The last good state (after step \(step)) is in \($0)" } ?? "")
+                                + "; to skip such steps instead, set guards.non_finite: skip")
+                        case .skip:
+                            replica.skippedInRow += 1
+                            replica.skipped += 1
+                            skip[r] = true
+                            console.note(what + ": update skipped on every rank (guards.non_finite: skip)")
+                            if replica.skippedInRow > guards.maxSkips {
+                                throw AgreedFailure(description: what + "; \(replica.skippedInRow) steps in a row were "
+                                                    + "skipped, more than guards.max_skips (\(guards.maxSkips)); stopped")
+                            }
+                        case .ignore:
+                            break
+                        }
+                    }
+                    let loss = averages[r].loss
+                    if replica.firstLoss == nil, loss.isFinite { replica.firstLoss = loss }
+                    if guards.divergence > 0, let first = replica.firstLoss, loss.isFinite, loss > guards.divergence * first {
+                        throw AgreedFailure(description: "the loss" + (replicas.count > 1 ? " of \(replica.label)" : "")
+                            + " diverged in step \(step + 1): \(fixed(loss, 4)) is more than \(shortNumber(guards.divergence))× "
+                            + "the first step's \(fixed(first, 4)) (guards.divergence); lower optimizer.lr, add "
+                            + "training.clip_norm, or raise guards.divergence")
+                    }
+                }
+
                 let counts = measure ? (0..<size).map { shard(of: plan.batch(k), rank: $0, size: size).count } : []
                 var t3 = t2
-                for (r, replica) in replicas.enumerated() {
+                for (r, replica) in replicas.enumerated() where !skip[r] {
                     let u0 = monotonicSeconds()
                     if measure, let e = NoiseScale.estimate(localSquaredNormSum: averages[r].localSquaredNormSum,
                                                               localCounts: counts, globalSquaredNorm: averager.squaredNorm(replica: r)) {
@@ -315,6 +418,7 @@ public final class Trainer {
                 }
                 compute += t1 - t0; reduce += t2 - t1
                 step += 1
+                k += 1
                 samples += averages[0].count
                 windowSteps += 1
                 epochSteps += 1
@@ -330,7 +434,10 @@ public final class Trainer {
                     }
                     windowSteps = 0
                 }
-                if step % config.training.hashCheckEvery == 0 { try checkReplicasAgree(step: step) }
+                if step % config.training.hashCheckEvery == 0 {
+                    communicator.setContext(step: step, phase: "parameter hash check")
+                    try checkReplicasAgree(step: step)
+                }
                 let busy = compute + reduce + replicas.map(\.update).reduce(0, +)
                 let rate = Double(samples) / max(busy, 1e-9)
                 console.progress(
@@ -338,15 +445,28 @@ public final class Trainer {
                     + averages.map { fixed($0.loss, 4) }.joined(separator: "/")
                     + " \(Int(rate)) samples/s ETA \(durationText(Double((plannedSteps - step) * globalBatch) / rate))",
                     now: t3)
-                if let stepLimit, step >= stepLimit {
+                let limitReached = stepLimit.map { step >= $0 } ?? false
+                let due = config.checkpoint.every > 0 && step % config.checkpoint.every == 0
+                stopping = averager.stopRequested
+                // A checkpoint that falls on the epoch's last step, the run's last step or a stop waits for the
+                // epoch's evaluation row.
+                if due && k < plan.batchCount && !limitReached && !stopping {
+                    try saveCheckpoint(here(k), orderHash: orderHash)
+                } else if due {
+                    saveAtEnd = true
+                }
+                if stopping { break }
+                if limitReached {
                     finished = true
                     break
                 }
             }
-            epoch += 1
-            if stepLimit == nil && epoch >= config.training.epochs { finished = true }
-            // An evaluation row at every epoch end, and at the end of a run that stops mid-epoch.
-            if epochSteps > 0 {
+            let epochDone = k == plan.batchCount
+            if epochDone && stepLimit == nil && epoch + 1 >= config.training.epochs { finished = true }
+            // An evaluation row at every epoch end, and at the end of a run that stops mid-epoch (not when a
+            // signal stops it: the continued run writes that epoch's row).
+            if epochSteps > 0 && (epochDone || finished) {
+                communicator.setContext(step: step, phase: "evaluation")
                 for replica in replicas {
                     let train = config.training.evaluateTrainingSet ? try evaluate(trainSet, replica.parameters) : nil
                     let test = try evaluate(testSet, replica.parameters)
@@ -362,14 +482,27 @@ public final class Trainer {
                                  + "epoch \(fixed(row.epoch, 2)) step \(step): batch loss \(fixed(row.batchLoss ?? .nan, 4))"
                                  + (train.map { ", train loss \(fixed($0.loss, 4)) acc \(fixed($0.accuracy, 4))" } ?? "")
                                  + ", test loss \(fixed(test.loss, 4)) acc \(fixed(test.accuracy, 4))"
-                                 + (replica.epochNoise.value.map { ", noise scale \(Int($0.rounded()))" } ?? ""))
-                    replica.epochLoss = 0
-                    replica.epochNoise = NoiseScale()
+                                 + (replica.epochNoise.value.map { ", noise scale \(Int($0.rounded()))" } ?? "")
+                                 + (replica.skipped > 0 ? ", \(replica.skipped) skipped step\(replica.skipped == 1 ? "" : "s")" : ""))
+                    if epochDone {
+                        replica.epochLoss = 0
+                        replica.epochNoise = NoiseScale()
+                    }
                 }
-                epochSteps = 0
+                if epochDone { epochSteps = 0 }
             }
+            if saveAtEnd || stopping || finished {
+                let path = try saveCheckpoint(here(k), orderHash: orderHash)
+                if stopping {
+                    let own = StopSignals.pending
+                    throw StopRequested(step: step, checkpoint: path,
+                                        signal: own != 0 ? StopSignals.name(own) : "a stop signal (SIGTERM or SIGUSR1) received by another rank")
+                }
+            }
+            if epochDone { epoch += 1 }
         }
 
+        communicator.setContext(step: step, phase: "results")
         try checkReplicasAgree(step: step)
         let rss = try communicator.allGather(Double(peakResidentBytes())).map { Int($0) }
         for replica in replicas {

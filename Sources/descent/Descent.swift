@@ -45,29 +45,44 @@ struct Train: ParsableCommand {
     @Flag(help: "Replace an existing run folder of the same name.")
     var overwrite = false
 
+    @Flag(help: "Continue from the newest committed checkpoint of the run folder (start at step 0 when there is none). Same as --set checkpoint.resume=auto.")
+    var resume = false
+
+    @Option(help: ArgumentHelp("Continue from this checkpoint file (e.g. an older one after a corrupt newest one).", valueName: "file"))
+    var resumeFrom: String?
+
     @Option(help: "Progress display: auto, line (one updating terminal line), plain (a line every 10 s), off.")
     var progress: Console.Style = .auto
 
     func run() throws {
-        let communicator = try MPICommunicator.world()
+        let communicator = try watchedWorld()
         let status = train(on: communicator)
         MPICommunicator.finalize()
         if status != 0 { throw ExitCode(status) }
     }
 
     /// Runs training and turns failures into one message and an exit status on every rank.
-    func train(on communicator: MPICommunicator) -> Int32 {
+    func train(on communicator: Communicator) -> Int32 {
         onEveryRank(communicator) {
+            let faults = try communicator.collectively { try FaultPlan.fromEnvironment() }
+            try Agreement.check("the build", Agreement.buildIdentity, on: communicator)
             let runConfig = try communicator.collectively { try loadConfig() }
             let console = Console(enabled: communicator.rank == 0, style: progress)
-            let trainer = try Trainer(config: runConfig, communicator: communicator, overwrite: overwrite, console: console)
+            let trainer = try Trainer(config: runConfig, communicator: communicator, overwrite: overwrite, console: console,
+                                      resumeFrom: resumeFrom, faults: faults)
             try trainer.run()
         }
     }
 
     func loadConfig() throws -> RunConfig {
-        try RunConfig.load(yaml: readConfigFile(config), fileName: config, overrides: overrides)
+        try RunConfig.load(yaml: readConfigFile(config), fileName: config,
+                           overrides: overrides + (resume ? ["checkpoint.resume=auto"] : []))
     }
+}
+
+/// MPI_COMM_WORLD under a watchdog (its deadline becomes the config's once that is read).
+func watchedWorld() throws -> WatchedCommunicator {
+    WatchedCommunicator(try MPICommunicator.world(), deadline: RunConfig().guards.collectiveTimeout)
 }
 
 /// The text of a config file, or a ConfigError naming it.
@@ -81,10 +96,13 @@ func readConfigFile(_ path: String) throws -> String {
 }
 
 /// Runs `body` on every rank and turns failures into one message and an exit status on every rank.
-func onEveryRank(_ communicator: MPICommunicator, _ body: () throws -> Void) -> Int32 {
+func onEveryRank(_ communicator: Communicator, _ body: () throws -> Void) -> Int32 {
         do {
             try body()
             return 0
+        } catch let stop as StopRequested {
+            if communicator.rank == 0 { FileHandle.standardError.write(Data("descent: \(stop)\n".utf8)) }
+            return Trainer.stoppedStatus
         } catch let failure as FailedOnThisRank {
             report(failure.description, rank: communicator.rank, of: communicator.size)
         } catch is FailedOnAnotherRank {
@@ -125,7 +143,7 @@ struct Compare: ParsableCommand {
     var progress: Console.Style = .auto
 
     func run() throws {
-        let communicator = try MPICommunicator.world()
+        let communicator = try watchedWorld()
         let status = onEveryRank(communicator) {
             let c = try communicator.collectively {
                 try CompareConfig.load(yaml: readConfigFile(config), fileName: config, overrides: overrides)

@@ -1,0 +1,85 @@
+// Fault injection: one switch, DESCENT_FAULT, that makes one rank misbehave at one step, so that every guard
+// is exercised under a real mpirun.
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `DESCENT_FAULT=KIND[,rank=R][,step=S]` (rank 0 and step 1 by default):
+/// - `kill`: the rank sends itself SIGKILL during step S (a node dies);
+/// - `exit`: the rank exits alone with status 3 during step S, without telling the others;
+/// - `term`: the rank receives SIGTERM during step S (what a batch system sends before a time limit);
+/// - `nan`: the rank's local loss and gradient of step S become NaN;
+/// - `stall`: the rank stops making progress during step S (sleeps until killed);
+/// - `config`: the rank reads a different seed than the others (a config edited on one node);
+/// - `crash-in-commit`: the rank dies after writing the first checkpoint at or after step S and before
+///   committing it.
+public struct FaultPlan: Equatable, Sendable {
+    public enum Kind: String, CaseIterable, Sendable {
+        case kill, exit, term, nan, stall, config
+        case crashInCommit = "crash-in-commit"
+    }
+
+    public var kind: Kind
+    public var rank: Int
+    public var step: Int
+
+    public static let variable = "DESCENT_FAULT"
+
+    /// The plan in the environment, or nil when the variable is unset or empty.
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> FaultPlan? {
+        guard let text = environment[variable], !text.isEmpty else { return nil }
+        return try parse(text)
+    }
+
+    public static func parse(_ text: String) throws -> FaultPlan {
+        let expected = "KIND[,rank=R][,step=S] with KIND one of " + Kind.allCases.map(\.rawValue).joined(separator: ", ")
+        let parts = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard let first = parts.first, let kind = Kind(rawValue: first) else {
+            throw ConfigError(source: "environment", key: variable, expected: expected, found: "'\(text)'")
+        }
+        var plan = FaultPlan(kind: kind, rank: 0, step: 1)
+        for part in parts.dropFirst() {
+            let kv = part.split(separator: "=", maxSplits: 1).map(String.init)
+            guard kv.count == 2, let value = Int(kv[1]), value >= 0 else {
+                throw ConfigError(source: "environment", key: variable, expected: expected, found: "'\(part)' in '\(text)'")
+            }
+            switch kv[0] {
+            case "rank": plan.rank = value
+            case "step" where value >= 1: plan.step = value
+            default: throw ConfigError(source: "environment", key: variable, expected: expected, found: "'\(part)' in '\(text)'")
+            }
+        }
+        return plan
+    }
+
+    /// Whether this plan strikes `rank` now, at optimizer step `step` (counted from 1).
+    func strikes(_ kind: Kind, rank: Int, step: Int) -> Bool {
+        self.kind == kind && self.rank == rank && self.step == step
+    }
+
+    /// Carries out a process-level fault (kill, exit, term, stall) if it strikes `rank` at `step`.
+    func act(rank: Int, step: Int) {
+        guard self.rank == rank, self.step == step else { return }
+        let now = Date().timeIntervalSince1970
+        func say(_ what: String) {
+            FileHandle.standardError.write(Data("descent: fault injection: rank \(rank) \(what) at step \(step) (unix time \(now))\n".utf8))
+        }
+        switch kind {
+        case .kill:
+            say("sends itself SIGKILL")
+            kill(getpid(), SIGKILL)
+        case .exit:
+            say("exits alone with status 3")
+            Glibc.exit(3)
+        case .term:
+            say("receives SIGTERM")
+            kill(getpid(), SIGTERM)
+        case .stall:
+            say("stalls")
+            while true { sleep(3600) }
+        default:
+            break
+        }
+    }
+}

@@ -1,0 +1,176 @@
+// The trainer's side of checkpoints: what goes into one, writing it on rank 0, and continuing from one on every
+// rank.
+import Collectives
+import Datasets
+import Foundation
+import Numerics
+import Optimizers
+
+/// The position and running totals a run continues from.
+struct RunPosition {
+    var step = 0, epoch = 0, batch = 0, samples = 0
+    var windowSteps = 0, epochSteps = 0
+    var compute = 0.0, reduce = 0.0, wall = 0.0
+}
+
+/// A run stopped at a step boundary because a rank received SIGTERM or SIGUSR1; its state is committed.
+public struct StopRequested: Error, CustomStringConvertible, Sendable {
+    public var step: Int
+    public var checkpoint: String?
+    public var signal: String
+    public var description: String {
+        "stopped at step \(step) on \(signal)" + (checkpoint.map { "; checkpoint \($0) committed, continue with --resume" } ?? "")
+    }
+}
+
+extension Trainer {
+    /// Exit status after a stop on a signal with the state committed (128 + SIGTERM, as a shell reports it).
+    public static let stoppedStatus: Int32 = 143
+
+    /// The checkpoint bytes for the current state, with the next step at (`epoch`, `batch`).
+    func snapshot(_ p: RunPosition, orderHash: UInt64) throws -> [UInt8] {
+        var buffers: [CheckpointHeader.Buffer] = [], data: [[Float]] = []
+        var records: [CheckpointHeader.ReplicaRecord] = []
+        for (k, r) in replicas.enumerated() {
+            let state = r.optimizer.state()
+            buffers.append(.init(name: "\(k)/parameters", count: r.parameters.count))
+            data.append(r.parameters)
+            for name in state.buffers.keys.sorted() {
+                buffers.append(.init(name: "\(k)/optimizer/\(name)", count: state.buffers[name]!.count))
+                data.append(state.buffers[name]!)
+            }
+            records.append(.init(
+                label: r.label, optimizer: state.name, optimizerStep: state.step, scalars: state.scalars,
+                windowLoss: r.windowLoss, epochLoss: r.epochLoss, windowNoise: r.windowNoise, epochNoise: r.epochNoise,
+                lastNoise: r.lastNoise, lastTrainLoss: r.last.train, lastTrainAccuracy: r.last.trainAccuracy,
+                lastTestLoss: r.last.test, lastTestAccuracy: r.last.testAccuracy, updateSeconds: r.update,
+                firstLoss: r.firstLoss, skippedInRow: r.skippedInRow, skipped: r.skipped, history: r.history))
+        }
+        let header = CheckpointHeader(
+            format: Int(CheckpointStore.formatVersion), step: p.step, epoch: p.epoch, batch: p.batch, samples: p.samples,
+            ranks: communicator.size, configHash: hexDigest(config.hash), config: config.resolvedYAML,
+            random: .init(generator: "xoshiro256** (seed, stream = epoch), Fisher-Yates", seed: config.seed, stream: p.epoch),
+            orderHash: hexDigest(orderHash), parameterCount: model.parameterCount,
+            windowSteps: p.windowSteps, epochSteps: p.epochSteps, computeSeconds: p.compute, reduceSeconds: p.reduce,
+            wallSeconds: p.wall, replicas: records, buffers: buffers)
+        return try CheckpointStore.encode(header, buffers: data)
+    }
+
+    /// Commits a checkpoint of the current state (rank 0 writes; a failure stops every rank). Returns its path.
+    @discardableResult
+    func saveCheckpoint(_ p: RunPosition, orderHash: UInt64) throws -> String? {
+        guard let directory = checkpointDirectory else { return nil }
+        communicator.setContext(step: p.step, phase: "checkpoint")
+        let rank = communicator.rank
+        let faults = self.faults
+        let path: String? = try communicator.collectively {
+            guard rank == 0 else { return nil }
+            let bytes = try snapshot(p, orderHash: orderHash)
+            return try CheckpointStore.commit(bytes, step: p.step, directory: directory, keep: config.checkpoint.keep) {
+                if let faults, faults.kind == .crashInCommit, faults.rank == 0, p.step >= faults.step {
+                    FileHandle.standardError.write(Data(("descent: fault injection: rank 0 dies after writing "
+                        + "\(CheckpointStore.fileName(step: p.step)) and before committing it\n").utf8))
+                    kill(getpid(), SIGKILL)
+                }
+            }
+        }
+        if let path { console.note("checkpoint \(path) (step \(p.step))") }
+        return path ?? directory + "/" + CheckpointStore.fileName(step: p.step)
+    }
+
+    /// Rank 0 finds and verifies the checkpoint, every rank receives its bytes, checks that it fits this run
+    /// and restores it. Returns nil (start at step 0) when resume was asked for but nothing is committed yet.
+    func resume(from explicit: String?, directory: String) throws -> (path: String, header: CheckpointHeader)? {
+        let rank = communicator.rank
+        let found: (path: String, bytes: [UInt8])? = try communicator.collectively {
+            guard rank == 0 else { return nil }
+            if let explicit { return (explicit, try CheckpointStore.load(explicit)) }
+            guard let record = try CheckpointStore.latest(in: directory) else { return nil }
+            let path = directory + "/" + record.file
+            let bytes: [UInt8]
+            do {
+                bytes = try CheckpointStore.load(path)
+            } catch let error as CheckpointError {
+                let older = CheckpointStore.others(in: directory, except: record.file)
+                throw CheckpointError(file: error.file, problem: error.problem + (older.isEmpty ? "" :
+                    "; older checkpoints: " + older.joined(separator: ", ") + " (continue from one with --resume-from FILE)"))
+            }
+            guard hexDigest(CheckpointStore.storedFingerprint(bytes)) == record.fingerprint else {
+                throw CheckpointError(file: path, problem: "its fingerprint differs from the one in the commit record LATEST")
+            }
+            return (path, bytes)
+        }
+        let path = try communicator.broadcast(text: found?.path ?? "", root: 0)
+        if path.isEmpty {
+            console.note("no committed checkpoint in \(directory); starting at step 0")
+            return nil
+        }
+        let bytes = try communicator.broadcast(bytes: found?.bytes, root: 0)
+        return try communicator.collectively {
+            let (header, buffers) = try CheckpointStore.decode(bytes, file: path)
+            try restore(header, buffers, file: path)
+            console.note("resuming from \(path): step \(header.step), epoch \(header.epoch + 1), batch \(header.batch) "
+                         + "(written by \(header.ranks) rank\(header.ranks == 1 ? "" : "s"))")
+            return (path, header)
+        }
+    }
+
+    /// Checks that a decoded checkpoint belongs to this run and loads it into the replicas.
+    func restore(_ h: CheckpointHeader, _ buffers: [String: [Float]], file: String) throws {
+        func fail(_ problem: String) -> CheckpointError { CheckpointError(file: file, problem: problem) }
+        let saved: RunConfig
+        do {
+            saved = try RunConfig.load(yaml: h.config, fileName: file + " (its config)")
+        } catch {
+            throw fail("its config cannot be read by this build (\(error))")
+        }
+        let changed = config.trajectoryDifferences(from: saved)
+        guard changed.isEmpty else {
+            throw fail("the config differs from the checkpoint's in keys that change the trajectory: "
+                       + changed.map { "\($0.key) (checkpoint: \($0.other), now: \($0.this))" }.joined(separator: ", ")
+                       + "; resume with the checkpoint's values, or start a new run (--set name=... or --overwrite)")
+        }
+        guard h.ranks == communicator.size else {
+            throw fail("it was written by \(h.ranks) rank\(h.ranks == 1 ? "" : "s") and this job has \(communicator.size); "
+                       + "resume with -np \(h.ranks): another number of ranks adds the gradient sums in another order, "
+                       + "so the run would not continue bit-exactly")
+        }
+        guard h.parameterCount == model.parameterCount, h.replicas.count == replicas.count else {
+            throw fail("it holds \(h.replicas.count) model(s) of \(h.parameterCount) parameters; this run has "
+                       + "\(replicas.count) of \(model.parameterCount)")
+        }
+        for (k, (r, saved)) in zip(replicas, h.replicas).enumerated() {
+            guard let theta = buffers["\(k)/parameters"], theta.count == model.parameterCount else {
+                throw fail("parameters of model \(k) are missing or of the wrong length")
+            }
+            var state: [String: [Float]] = [:]
+            let prefix = "\(k)/optimizer/"
+            for (name, b) in buffers where name.hasPrefix(prefix) { state[String(name.dropFirst(prefix.count))] = b }
+            do {
+                try r.optimizer.restore(OptimizerState(name: saved.optimizer, step: saved.optimizerStep, buffers: state,
+                                                       scalars: saved.scalars))
+            } catch {
+                throw fail("\(error)")
+            }
+            r.parameters = theta
+            r.windowLoss = saved.windowLoss
+            r.epochLoss = saved.epochLoss
+            r.windowNoise = saved.windowNoise
+            r.epochNoise = saved.epochNoise
+            r.lastNoise = saved.lastNoise
+            r.last = (saved.lastTrainLoss, saved.lastTrainAccuracy, saved.lastTestLoss, saved.lastTestAccuracy)
+            r.update = saved.updateSeconds
+            r.firstLoss = saved.firstLoss
+            r.skippedInRow = saved.skippedInRow
+            r.skipped = saved.skipped
+            r.history = saved.history
+        }
+    }
+
+    /// The position stored in the checkpoint this run resumed from (step 0 otherwise).
+    var startPosition: RunPosition {
+        guard let h = resumedFrom?.header else { return RunPosition() }
+        return RunPosition(step: h.step, epoch: h.epoch, batch: h.batch, samples: h.samples, windowSteps: h.windowSteps,
+                           epochSteps: h.epochSteps, compute: h.computeSeconds, reduce: h.reduceSeconds, wall: h.wallSeconds)
+    }
+}
