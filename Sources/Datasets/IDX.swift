@@ -57,13 +57,18 @@ public struct IDXFile: Sendable {
         guard gotMagic == 4 else { throw fail("header", "4 magic bytes", "\(gotMagic) bytes (file too short)") }
         let magicText = magic.map { hexByte($0) }.joined()
         guard magic[0] == 0, magic[1] == 0 else {
-            throw fail("magic", "00 00 08 0\(expectedRank) (IDX, unsigned bytes)", magicText)
+            let printable = magic.allSatisfy { (0x20...0x7e).contains($0) || $0 == 0x0a || $0 == 0x0d || $0 == 0x09 }
+            let text = magic.map { $0 == 0x0a ? "\\n" : $0 == 0x0d ? "\\r" : $0 == 0x09 ? "\\t" : String(UnicodeScalar($0)) }.joined()
+            throw fail("magic", "00 00 08 0\(expectedRank) (IDX, unsigned bytes)", magicText + (printable
+                ? " (text \"\(text)\": a web page or an error message saved under this name, not the data file)" : ""))
         }
         guard magic[2] == 0x08 else {
             throw fail("magic: element type", "0x08 (unsigned byte)", "0x\(hexByte(magic[2]))")
         }
         guard Int(magic[3]) == expectedRank else {
-            throw fail("magic: number of dimensions", "\(expectedRank)", "\(magic[3])")
+            let hint = expectedRank == 3 && magic[3] == 1 ? " (a label file: are the image and label files swapped?)"
+                : expectedRank == 1 && magic[3] == 3 ? " (an image file: are the image and label files swapped?)" : ""
+            throw fail("magic: number of dimensions", "\(expectedRank)", "\(magic[3])" + hint)
         }
 
         var header = [UInt8](repeating: 0, count: 4 * expectedRank)

@@ -106,6 +106,8 @@ public final class Trainer {
     /// The checkpoint this run continues from, if any.
     public private(set) var resumedFrom: (path: String, header: CheckpointHeader)?
     let faults: FaultPlan?
+    /// The step of the last checkpoint this process committed (or resumed from).
+    var lastCheckpointStep: Int?
 
     /// Loads data, builds the model and optimizers, broadcasts rank 0's initial parameters and (on rank 0)
     /// creates the run folder. Every failure is collective: all ranks throw, before any output is written.

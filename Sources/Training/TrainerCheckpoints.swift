@@ -60,10 +60,14 @@ extension Trainer {
     @discardableResult
     func saveCheckpoint(_ p: RunPosition, orderHash: UInt64) throws -> String? {
         guard let directory = checkpointDirectory else { return nil }
+        let path = directory + "/" + CheckpointStore.fileName(step: p.step)
+        // A stop right after a checkpoint finds the same state already committed.
+        if lastCheckpointStep == p.step { return path }
+        lastCheckpointStep = p.step
         communicator.setContext(step: p.step, phase: "checkpoint")
         let rank = communicator.rank
         let faults = self.faults
-        let path: String? = try communicator.collectively {
+        let written: String? = try communicator.collectively {
             guard rank == 0 else { return nil }
             let bytes = try snapshot(p, orderHash: orderHash)
             return try CheckpointStore.commit(bytes, step: p.step, directory: directory, keep: config.checkpoint.keep) {
@@ -74,8 +78,8 @@ extension Trainer {
                 }
             }
         }
-        if let path { console.note("checkpoint \(path) (step \(p.step))") }
-        return path ?? directory + "/" + CheckpointStore.fileName(step: p.step)
+        if let written { console.note("checkpoint \(written) (step \(p.step))") }
+        return path
     }
 
     /// Rank 0 finds and verifies the checkpoint, every rank receives its bytes, checks that it fits this run

@@ -81,11 +81,13 @@ func runProgram(_ path: String, _ arguments: [String], environment extra: [Strin
 }
 
 /// Runs `descent ARGS` under `mpirun -np N` (N = 0: without mpirun).
-func runDescent(ranks: Int, _ arguments: [String], directory: URL, timeout: Double = 180) throws -> ProcessOutput {
+func runDescent(ranks: Int, _ arguments: [String], directory: URL, environment: [String: String] = [:],
+                timeout: Double = 180) throws -> ProcessOutput {
     let exe = try #require(descentExecutable, "the descent executable was not built")
-    if ranks == 0 { return try runProgram(exe.path, arguments, directory: directory, timeout: timeout) }
+    if ranks == 0 { return try runProgram(exe.path, arguments, environment: environment, directory: directory, timeout: timeout) }
     let mpirun = try #require(mpirunPath, "mpirun is not installed")
-    return try runProgram(mpirun, ["-np", String(ranks), exe.path] + arguments, directory: directory, timeout: timeout)
+    return try runProgram(mpirun, ["-np", String(ranks), exe.path] + arguments, environment: environment,
+                          directory: directory, timeout: timeout)
 }
 
 /// Parses a CSV file with a header into rows of column → value.

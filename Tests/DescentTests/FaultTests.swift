@@ -1,0 +1,366 @@
+// Faults under real mpirun: a killed rank, a crash inside a checkpoint commit, damaged checkpoints, a config that
+// differs on one rank, NaN on one rank, a stalled rank, a rank that exits alone, a stop signal, bad data files.
+// Every fault must end the whole job quickly with one clear message, and a resumed run must end on exactly the
+// hash of a run that was never interrupted.
+import Foundation
+import Optimizers
+import Testing
+
+/// 600 samples at batch 64: 10 steps per epoch, 30 steps in all, a checkpoint every 4 steps.
+func writeFaultConfig(in dir: URL, name: String = "f", optimizer: String = "{name: momentum, lr: 0.05}", extra: String = "") throws -> URL {
+    let url = dir.appendingPathComponent("\(name).yaml")
+    try """
+    name: \(name)
+    seed: 3
+    data: {source: synthetic, train_samples: 600, test_samples: 200, features: 16, classes: 4, noise: 1.5}
+    model: {hidden: [24, 24]}
+    optimizer: \(optimizer)
+    training: {batch: 64, epochs: 3, log_every: 5, hash_check_every: 3}
+    checkpoint: {every: 4, keep: 2}
+    output: {dir: \(dir.appendingPathComponent("runs").path)}
+    \(extra)
+    """.write(to: url, atomically: true, encoding: .utf8)
+    return url
+}
+
+/// The hash a finished run printed.
+func finalHash(_ r: ProcessOutput) -> String? {
+    guard let range = r.stdout.range(of: "final parameter hash ") else { return nil }
+    return String(r.stdout[range.upperBound...].prefix(16))
+}
+
+/// descent's own lines on standard error (not Open MPI's).
+func ownLines(_ r: ProcessOutput) -> [String] {
+    r.stderr.split(separator: "\n").map(String.init).filter { $0.hasPrefix("descent:") }
+}
+
+/// metrics.csv without the wall-clock column, which differs between any two runs.
+func metricsWithoutWallTime(_ run: URL) throws -> [[String: String]] {
+    try readCSV(run.appendingPathComponent("metrics.csv")).map { var row = $0; row["wall_s"] = nil; return row }
+}
+
+/// The unix time the fault-injection line reports.
+func faultTime(_ r: ProcessOutput) -> Double? {
+    guard let range = r.stderr.range(of: "(unix time ") else { return nil }
+    return Double(r.stderr[range.upperBound...].prefix { $0 != ")" })
+}
+
+/// Processes whose command line mentions `text` (a test's unique folder).
+func processesMentioning(_ text: String) throws -> [String] {
+    let r = try runProgram("/usr/bin/pgrep", ["-f", text], timeout: 10)
+    return r.stdout.split(separator: "\n").map(String.init)
+}
+
+@Suite("Faults and resume under mpirun", .serialized, .enabled(if: mpiAvailable, "mpirun or the descent executable is missing"))
+struct FaultTests {
+    static let optimizers: [(String, String)] = OptimizerKind.allCases.map { ($0.rawValue, "{name: \($0.rawValue)}") } + [
+        ("adam amsgrad", "{name: adam, amsgrad: true}"),
+        ("rmsprop centered momentum", "{name: rmsprop, lr: 0.001, centered: true, momentum: 0.9}"),
+    ]
+
+    static let killCases: [(ranks: Int, label: String, optimizer: String)] =
+        optimizers.map { (2, $0.0, $0.1) } + [(3, "momentum", "{name: momentum, lr: 0.05}"), (3, "adam", "{name: adam}")]
+
+    @Test("SIGKILL of one rank mid-epoch ends the job within 10 s, leaves no process, and --resume ends on the uninterrupted hash",
+          arguments: killCases)
+    func killAndResume(_ c: (ranks: Int, label: String, optimizer: String)) throws {
+        let dir = try temporaryDirectory("descent-kill")
+        let reference = try writeFaultConfig(in: dir, name: "reference", optimizer: c.optimizer)
+        let whole = try runDescent(ranks: c.ranks, ["train", "--config", reference.path], directory: dir)
+        #expect(whole.status == 0, "\(c.label): \(whole.stderr)")
+        let expected = try #require(finalHash(whole), "\(c.label): \(whole.stdout)")
+
+        let config = try writeFaultConfig(in: dir, name: "killed", optimizer: c.optimizer)
+        // Step 15 is mid-epoch 2; the last checkpoint before it is step 12.
+        let killed = try runDescent(ranks: c.ranks, ["train", "--config", config.path], directory: dir,
+                                    environment: ["DESCENT_FAULT": "kill,rank=\(c.ranks - 1),step=15"], timeout: 60)
+        let ended = Date().timeIntervalSince1970
+        #expect(!killed.timedOut && killed.status != 0, "\(c.label): \(killed.stderr)")
+        let kill = try #require(faultTime(killed), "\(c.label): \(killed.stderr)")
+        #expect(ended - kill < 10, "\(c.label): the job took \(ended - kill) s to end after the kill")
+        #expect(try processesMentioning(dir.path).isEmpty, "\(c.label): processes left after the job ended")
+        let run = dir.appendingPathComponent("runs/killed")
+        let latest = try String(contentsOf: run.appendingPathComponent("checkpoints/LATEST"), encoding: .utf8)
+        #expect(latest.contains("\"step\":12"), "\(c.label): \(latest)")
+        print("kill \(c.label) np \(c.ranks): job ended \(String(format: "%.2f", ended - kill)) s after the kill, "
+              + "2 completed steps lost (13, 14)")
+
+        let resumed = try runDescent(ranks: c.ranks, ["train", "--config", config.path, "--resume"], directory: dir)
+        #expect(resumed.status == 0, "\(c.label): \(resumed.stderr)")
+        #expect(resumed.stdout.contains("resuming from \(run.path)/checkpoints/step-000000012.ckpt: step 12"), "\(resumed.stdout)")
+        #expect(finalHash(resumed) == expected, "\(c.label): resumed \(finalHash(resumed) ?? "none"), uninterrupted \(expected)")
+        // The record is whole too: the same rows and values as the uninterrupted run.
+        #expect(try metricsWithoutWallTime(run) == metricsWithoutWallTime(dir.appendingPathComponent("runs/reference")))
+        // Two checkpoints are kept (the newest is the final one).
+        let kept = try FileManager.default.contentsOfDirectory(atPath: run.appendingPathComponent("checkpoints").path).sorted()
+        #expect(kept == ["LATEST", "step-000000028.ckpt", "step-000000030.ckpt"], "\(kept)")
+    }
+
+    @Test("a crash between writing a checkpoint and committing it: resume takes the previous committed one")
+    func crashInCommit() throws {
+        let dir = try temporaryDirectory("descent-commit")
+        let reference = try writeFaultConfig(in: dir, name: "reference")
+        let expected = try #require(finalHash(try runDescent(ranks: 2, ["train", "--config", reference.path], directory: dir)))
+        let config = try writeFaultConfig(in: dir, name: "torn")
+        let crashed = try runDescent(ranks: 2, ["train", "--config", config.path], directory: dir,
+                                     environment: ["DESCENT_FAULT": "crash-in-commit,step=10"], timeout: 60)
+        #expect(crashed.status != 0 && !crashed.timedOut)
+        let checkpoints = dir.appendingPathComponent("runs/torn/checkpoints")
+        // step 12 was written whole but never committed; LATEST still names step 8.
+        #expect(FileManager.default.fileExists(atPath: checkpoints.appendingPathComponent("step-000000012.ckpt").path))
+        let latest = try String(contentsOf: checkpoints.appendingPathComponent("LATEST"), encoding: .utf8)
+        #expect(latest.contains("step-000000008.ckpt"), "\(latest)")
+        let resumed = try runDescent(ranks: 2, ["train", "--config", config.path, "--resume"], directory: dir)
+        #expect(resumed.stdout.contains("checkpoints/step-000000008.ckpt: step 8"), "\(resumed.stdout)")
+        #expect(finalHash(resumed) == expected)
+    }
+
+    @Test("a damaged checkpoint is rejected on every rank with a message naming the file and the problem", arguments: [
+        ("flipped byte", "checksum mismatch"),
+        ("truncated", "truncated or extended: the frame announces"),
+        ("wrong version", "format version 7, but this build reads version 1"),
+        ("not a checkpoint", "not a descent checkpoint"),
+    ])
+    func damagedCheckpoint(_ damage: String, _ problem: String) throws {
+        let dir = try temporaryDirectory("descent-damaged")
+        let config = try writeFaultConfig(in: dir, name: "damaged")
+        #expect(try runDescent(ranks: 2, ["train", "--config", config.path], directory: dir).status == 0)
+        let file = dir.appendingPathComponent("runs/damaged/checkpoints/step-000000030.ckpt")
+        var bytes = [UInt8](try Data(contentsOf: file))
+        switch damage {
+        case "flipped byte": bytes[bytes.count / 2] ^= 0x10
+        case "truncated": bytes.removeLast(bytes.count / 3)
+        case "wrong version": bytes[8] = 7
+        default: bytes = Array("<html>not found</html>\n".utf8) + [UInt8](repeating: 0, count: 64)
+        }
+        try Data(bytes).write(to: file)
+        for ranks in [2, 3] {
+            let r = try runDescent(ranks: ranks, ["train", "--config", config.path, "--resume"], directory: dir, timeout: 60)
+            #expect(r.status != 0 && !r.timedOut, "\(damage)")
+            let lines = ownLines(r).filter { $0.contains("error") }
+            #expect(lines.count == 1, "\(damage): \(r.stderr)")
+            #expect(lines.first?.contains("checkpoint \(file.path): \(problem)") == true, "\(damage): \(r.stderr)")
+            // The message points at the older checkpoint that is still good.
+            #expect(lines.first?.contains("older checkpoints: step-000000028.ckpt") == true, "\(damage): \(r.stderr)")
+        }
+        // The older one resumes (and finishes at once: it is 2 steps before the end).
+        let older = dir.appendingPathComponent("runs/damaged/checkpoints/step-000000028.ckpt").path
+        let r = try runDescent(ranks: 2, ["train", "--config", config.path, "--resume-from", older], directory: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+    }
+
+    @Test("a resume that would change the trajectory is refused, naming the keys; harmless changes are allowed")
+    func resumeWithChangedConfig() throws {
+        let dir = try temporaryDirectory("descent-changed")
+        let config = try writeFaultConfig(in: dir, name: "changed")
+        #expect(try runDescent(ranks: 2, ["train", "--config", config.path, "--set", "training.steps=12"], directory: dir).status == 0)
+        let refused = try runDescent(ranks: 2, ["train", "--config", config.path, "--resume", "--set", "optimizer.lr=0.1",
+                                                "--set", "training.batch=32"], directory: dir)
+        #expect(refused.status != 0)
+        #expect(ownLines(refused).count == 1, "\(refused.stderr)")
+        #expect(refused.stderr.contains("the config differs from the checkpoint's in keys that change the trajectory: "
+                                        + "optimizer.lr (checkpoint: 0.05, now: 0.1), training.batch (checkpoint: 64, now: 32)"),
+                "\(refused.stderr)")
+        let ranks = try runDescent(ranks: 3, ["train", "--config", config.path, "--resume"], directory: dir)
+        #expect(ranks.stderr.contains("it was written by 2 ranks and this job has 3"), "\(ranks.stderr)")
+        // More steps and another log interval do not change what is computed: allowed, and the result equals a
+        // run that went straight to the end.
+        let extended = try runDescent(ranks: 2, ["train", "--config", config.path, "--resume", "--set", "training.log_every=2"],
+                                      directory: dir)
+        #expect(extended.status == 0, "\(extended.stderr)")
+        let reference = try writeFaultConfig(in: dir, name: "reference")
+        #expect(finalHash(extended) == finalHash(try runDescent(ranks: 2, ["train", "--config", reference.path], directory: dir)))
+    }
+
+    @Test("a config that differs on one rank stops every rank before step 0, naming the rank and the key", arguments: [2, 3])
+    func mismatchedConfig(ranks: Int) throws {
+        let dir = try temporaryDirectory("descent-mismatch")
+        let config = try writeFaultConfig(in: dir, name: "mismatch")
+        let r = try runDescent(ranks: ranks, ["train", "--config", config.path], directory: dir,
+                               environment: ["DESCENT_FAULT": "config,rank=\(ranks - 1)"], timeout: 60)
+        #expect(r.status != 0 && !r.timedOut)
+        let lines = ownLines(r)
+        #expect(lines.count == 1, "\(r.stderr)")
+        #expect(lines.first?.contains("rank \(ranks - 1)'s config differs from rank 0's before step 0: seed (rank 0: 3, rank \(ranks - 1): 4)") == true,
+                "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("runs/mismatch").path))
+    }
+
+    @Test("NaN on one rank with guards.non_finite: stop saves the last good state and stops every rank; resume finishes on the clean hash",
+          arguments: [2, 3])
+    func nanStop(ranks: Int) throws {
+        let dir = try temporaryDirectory("descent-nan")
+        let reference = try writeFaultConfig(in: dir, name: "reference")
+        let expected = try #require(finalHash(try runDescent(ranks: ranks, ["train", "--config", reference.path], directory: dir)))
+        let config = try writeFaultConfig(in: dir, name: "nan")
+        let r = try runDescent(ranks: ranks, ["train", "--config", config.path], directory: dir,
+                               environment: ["DESCENT_FAULT": "nan,rank=1,step=7"], timeout: 60)
+        #expect(r.status != 0 && !r.timedOut)
+        #expect(ownLines(r).filter { $0.contains("error") }.count == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("non-finite loss or gradient in step 7 on rank 1; stopped (guards.non_finite: stop). "
+                                  + "The last good state (after step 6) is in"), "\(r.stderr)")
+        // The injected NaN was transient: continuing from the saved state gives the clean run's result.
+        let resumed = try runDescent(ranks: ranks, ["train", "--config", config.path, "--resume"], directory: dir)
+        #expect(resumed.stdout.contains("step-000000006.ckpt: step 6"), "\(resumed.stdout)")
+        #expect(finalHash(resumed) == expected)
+    }
+
+    @Test("NaN on one rank with guards.non_finite: skip skips that update on every rank, whichever rank it was")
+    func nanSkip() throws {
+        let dir = try temporaryDirectory("descent-skip")
+        let config = try writeFaultConfig(in: dir, name: "skip", extra: "guards: {non_finite: skip}")
+        let clean = try #require(finalHash(try runDescent(ranks: 2, ["train", "--config", config.path], directory: dir)))
+        var hashes: [String] = []
+        for rank in [0, 1] {
+            let r = try runDescent(ranks: 2, ["train", "--config", config.path, "--overwrite"], directory: dir,
+                                   environment: ["DESCENT_FAULT": "nan,rank=\(rank),step=7"])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stdout.contains("non-finite loss or gradient in step 7 on rank \(rank): update skipped on every rank"))
+            #expect(r.stdout.contains("1 skipped step"))
+            hashes.append(try #require(finalHash(r)))
+        }
+        #expect(hashes[0] == hashes[1])
+        #expect(hashes[0] != clean, "skipping a step must change the result")
+        let losses = try readCSV(dir.appendingPathComponent("runs/skip/metrics.csv")).compactMap { Double($0["batch_loss"] ?? "") }
+        #expect(losses.allSatisfy { $0.isFinite })
+    }
+
+    @Test("a loss that explodes stops the run with the divergence guard's message")
+    func divergence() throws {
+        let dir = try temporaryDirectory("descent-diverge")
+        let config = try writeFaultConfig(in: dir, name: "diverge", optimizer: "{name: sgd, lr: 5}", extra: "guards: {divergence: 3}")
+        let r = try runDescent(ranks: 2, ["train", "--config", config.path], directory: dir, timeout: 60)
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("the loss diverged in step 2: ") && r.stderr.contains("more than 3× the first step's"), "\(r.stderr)")
+    }
+
+    @Test("a stalled rank: the watchdog aborts the job, naming the step and phase", arguments: [2, 3])
+    func stall(ranks: Int) throws {
+        let dir = try temporaryDirectory("descent-stall")
+        let config = try writeFaultConfig(in: dir, name: "stall", extra: "guards: {collective_timeout: 2}")
+        let start = Date()
+        let r = try runDescent(ranks: ranks, ["train", "--config", config.path], directory: dir,
+                               environment: ["DESCENT_FAULT": "stall,rank=1,step=5"], timeout: 60)
+        #expect(!r.timedOut && r.status != 0)
+        #expect(Date().timeIntervalSince(start) < 20)
+        #expect(r.stderr.contains("allreduce in phase 'gradient exchange' at step 5 did not complete within 2 s "
+                                  + "(guards.collective_timeout): another rank has stalled or died; aborting the job"), "\(r.stderr)")
+        #expect(try processesMentioning(dir.path).isEmpty)
+    }
+
+    @Test("a rank that exits alone ends the job within 10 s", arguments: [2, 3])
+    func loneExit(ranks: Int) throws {
+        let dir = try temporaryDirectory("descent-exit")
+        let config = try writeFaultConfig(in: dir, name: "exit")
+        let r = try runDescent(ranks: ranks, ["train", "--config", config.path], directory: dir,
+                               environment: ["DESCENT_FAULT": "exit,rank=1,step=5"], timeout: 60)
+        let ended = Date().timeIntervalSince1970
+        #expect(!r.timedOut && r.status != 0)
+        let exit = try #require(faultTime(r), "\(r.stderr)")
+        #expect(ended - exit < 10)
+        #expect(try processesMentioning(dir.path).isEmpty)
+    }
+
+    @Test("SIGTERM on one rank: every rank stops at the same step boundary with a committed checkpoint (status 143); resume matches")
+    func signalStop() throws {
+        let dir = try temporaryDirectory("descent-term")
+        let reference = try writeFaultConfig(in: dir, name: "reference")
+        let expected = try #require(finalHash(try runDescent(ranks: 2, ["train", "--config", reference.path], directory: dir)))
+        let config = try writeFaultConfig(in: dir, name: "term")
+        let r = try runDescent(ranks: 2, ["train", "--config", config.path], directory: dir,
+                               environment: ["DESCENT_FAULT": "term,rank=1,step=13"], timeout: 60)
+        #expect(r.status == 143, "\(r.stderr)")
+        #expect(r.stderr.contains("stopped at step 13 on a stop signal (SIGTERM or SIGUSR1) received by another rank; checkpoint "),
+                "\(r.stderr)")
+        let latest = try String(contentsOf: dir.appendingPathComponent("runs/term/checkpoints/LATEST"), encoding: .utf8)
+        #expect(latest.contains("\"step\":13"))
+        let resumed = try runDescent(ranks: 2, ["train", "--config", config.path, "--resume"], directory: dir)
+        #expect(finalHash(resumed) == expected)
+    }
+
+    @Test("DESCENT_FAULT that cannot be read is refused, naming the variable")
+    func badFaultSwitch() throws {
+        let dir = try temporaryDirectory("descent-badfault")
+        let config = try writeFaultConfig(in: dir, name: "badfault")
+        let r = try runDescent(ranks: 2, ["train", "--config", config.path], directory: dir,
+                               environment: ["DESCENT_FAULT": "explode,rank=1"], timeout: 60)
+        #expect(r.status != 0)
+        #expect(ownLines(r).count == 1 && r.stderr.contains("DESCENT_FAULT: expected KIND[,rank=R][,step=S]"), "\(r.stderr)")
+    }
+}
+
+@Suite("Bad data files under mpirun", .serialized, .enabled(if: mpiAvailable, "mpirun or the descent executable is missing"))
+struct BadDataFileTests {
+    /// A Fashion-MNIST-shaped folder with 100 training and 20 test images of 4×4, gzipped, then `damage` applied.
+    static func dataFolder(in dir: URL, damage: String) throws -> URL {
+        let folder = dir.appendingPathComponent("fm")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        for (prefix, n) in [("train", 100), ("t10k", 20)] {
+            var labels = (0..<n).map { UInt8($0 % 10) }
+            var labelCount = n
+            if prefix == "train" && damage == "label out of range" { labels[37] = 10 }
+            if prefix == "train" && damage == "counts differ" { labelCount = n - 1; labels.removeLast() }
+            let images = folder.appendingPathComponent("\(prefix)-images-idx3-ubyte")
+            let labelFile = folder.appendingPathComponent("\(prefix)-labels-idx1-ubyte")
+            try write(idxBytes(dimensions: [n, 4, 4], payload: (0..<(n * 16)).map { UInt8($0 % 251) }), to: images)
+            try write(idxBytes(dimensions: [labelCount], payload: labels), to: labelFile)
+            _ = try gzip(images)
+            _ = try gzip(labelFile)
+            try FileManager.default.removeItem(at: images)
+            try FileManager.default.removeItem(at: labelFile)
+        }
+        let images = folder.appendingPathComponent("train-images-idx3-ubyte.gz")
+        let labels = folder.appendingPathComponent("train-labels-idx1-ubyte.gz")
+        switch damage {
+        case "truncated gzip":
+            let bytes = try Data(contentsOf: images)
+            try bytes.prefix(bytes.count / 2).write(to: images)
+        case "HTML page as gzip":
+            try "<!DOCTYPE html><html><body>404 Not Found</body></html>\n".write(to: images, atomically: true, encoding: .utf8)
+        case "images and labels swapped":
+            let tmp = folder.appendingPathComponent("swap")
+            try FileManager.default.moveItem(at: images, to: tmp)
+            try FileManager.default.moveItem(at: labels, to: images)
+            try FileManager.default.moveItem(at: tmp, to: labels)
+        default:
+            break
+        }
+        return folder
+    }
+
+    @Test("each bad data file: one message naming the file and the problem, non-zero exit on every rank, nothing written",
+          arguments: [
+              ("truncated gzip", "train-images-idx3-ubyte.gz: ", "file truncated"),
+              ("HTML page as gzip", "train-images-idx3-ubyte.gz: magic: ",
+               "found 3c21444f (text \"<!DO\": a web page or an error message saved under this name, not the data file)"),
+              ("images and labels swapped", "train-images-idx3-ubyte.gz: magic: number of dimensions: ",
+               "expected 3, found 1 (a label file: are the image and label files swapped?)"),
+              ("counts differ", "train-labels-idx1-ubyte.gz: label count: ", "expected 100 (the number of images in"),
+              ("label out of range", "train-labels-idx1-ubyte.gz: label 37: ", "expected a class in 0..<10, found 10"),
+          ])
+    func badDataFile(_ damage: String, _ field: String, _ problem: String) throws {
+        let dir = try temporaryDirectory("descent-data")
+        let folder = try Self.dataFolder(in: dir, damage: damage)
+        let config = try writeFaultConfig(in: dir, name: "data", extra: "")
+        for ranks in [2, 3] {
+            let r = try runDescent(ranks: ranks, ["train", "--config", config.path, "--set", "data={source: fashion-mnist, path: \(folder.path)}",
+                                                  "--set", "training.batch=16"], directory: dir, timeout: 60)
+            #expect(r.status != 0 && !r.timedOut, "\(damage)")
+            let lines = ownLines(r)
+            #expect(lines.count == 1, "\(damage): \(r.stderr)")
+            #expect(lines.first?.contains("data file \(folder.path)/\(field)") == true, "\(damage): \(r.stderr)")
+            #expect(lines.first?.contains(problem) == true, "\(damage): \(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("runs/data").path), "\(damage): output written")
+        }
+    }
+
+    @Test("the undamaged folder trains (so the damaged cases fail for their damage alone)")
+    func goodFolder() throws {
+        let dir = try temporaryDirectory("descent-data")
+        let folder = try Self.dataFolder(in: dir, damage: "none")
+        let config = try writeFaultConfig(in: dir, name: "data")
+        let r = try runDescent(ranks: 2, ["train", "--config", config.path, "--set", "data={source: fashion-mnist, path: \(folder.path)}",
+                                          "--set", "training.batch=16"], directory: dir, timeout: 60)
+        #expect(r.status == 0, "\(r.stderr)")
+    }
+}
