@@ -165,11 +165,12 @@ public final class MLP {
                 let label = Int(ws.labels[r])
                 var maximum = z[0], argmax = 0
                 for c in 1..<classes where z[c] > maximum { maximum = z[c]; argmax = c }
+                // loss = log Σ exp(z − max) − (z_label − max): finite even when exp(z_label − max) underflows to 0
+                let shiftedLabel = z[label] - maximum
                 var sum: Float = 0
                 for c in 0..<classes { z[c] = expf(z[c] - maximum); sum += z[c] }
                 let inverse = 1 / sum
-                // loss = log Σ exp(z) − z_label, computed from the shifted values
-                totals.lossSum += Double(logf(sum)) - Double(logf(z[label]))
+                totals.lossSum += Double(logf(sum)) - Double(shiftedLabel)
                 for c in 0..<classes { z[c] *= inverse }
                 if argmax == label { totals.correct += 1 }
             }

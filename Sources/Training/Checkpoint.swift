@@ -42,6 +42,7 @@ public struct CheckpointHeader: Codable, Sendable {
         public var firstLoss: Double?
         public var skippedInRow: Int
         public var skipped: Int
+        public var divergingInRow: Int
         public var history: [MetricsRow]
     }
 

@@ -88,8 +88,10 @@ public struct RunConfig: Equatable, Sendable {
         public var nonFinite = NonFinitePolicy.stop
         /// With `skip`: stop after this many skipped steps in a row.
         public var maxSkips = 10
-        /// Stop when a step's mean loss exceeds this multiple of the first step's loss (0: never).
+        /// Stop when the mean loss stays above this multiple of the first step's loss (0: never) …
         public var divergence = 100.0
+        /// … for this many steps in a row (a single spike, like RMSProp's second step, is not divergence).
+        public var divergenceSteps = 10
         /// Seconds a collective may wait for the other ranks before the job is aborted (0: wait forever).
         public var collectiveTimeout = 300.0
     }
@@ -170,6 +172,7 @@ public struct RunConfig: Equatable, Sendable {
         c.guards.maxSkips = try r.integer("guards.max_skips", default: c.guards.maxSkips, range: 1...Int.max)
         c.guards.divergence = try r.number("guards.divergence", default: c.guards.divergence,
                                            expected: "a factor > 1, or 0 for no divergence guard") { $0 == 0 || $0 > 1 }
+        c.guards.divergenceSteps = try r.integer("guards.divergence_steps", default: c.guards.divergenceSteps, range: 1...Int.max)
         c.guards.collectiveTimeout = try r.number("guards.collective_timeout", default: c.guards.collectiveTimeout,
                                                   expected: "seconds ≥ 0 (0: no deadline)") { $0 >= 0 && $0.isFinite }
 
@@ -217,6 +220,7 @@ public struct RunConfig: Equatable, Sendable {
           non_finite: \(guards.nonFinite.rawValue)
           max_skips: \(guards.maxSkips)
           divergence: \(guards.divergence)
+          divergence_steps: \(guards.divergenceSteps)
           collective_timeout: \(guards.collectiveTimeout)
         runtime:
           blas_threads: \(blasThreads.map(String.init) ?? "auto")

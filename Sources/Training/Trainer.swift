@@ -60,6 +60,8 @@ public final class Replica {
     var firstLoss: Double?
     /// Steps whose update was skipped because a loss or gradient was not finite: in a row, and in all.
     var skippedInRow = 0, skipped = 0
+    /// Steps in a row whose loss was above the divergence threshold.
+    var divergingInRow = 0
 
     init(label: String, config: RunConfig, optimizer: Optimizer, parameters: [Float], directory: String?) {
         self.label = label
@@ -392,10 +394,16 @@ public final class Trainer {
                     let loss = averages[r].loss
                     if replica.firstLoss == nil, loss.isFinite { replica.firstLoss = loss }
                     if guards.divergence > 0, let first = replica.firstLoss, loss.isFinite, loss > guards.divergence * first {
-                        throw AgreedFailure(description: "the loss" + (replicas.count > 1 ? " of \(replica.label)" : "")
-                            + " diverged in step \(step + 1): \(fixed(loss, 4)) is more than \(shortNumber(guards.divergence))× "
-                            + "the first step's \(fixed(first, 4)) (guards.divergence); lower optimizer.lr, add "
-                            + "training.clip_norm, or raise guards.divergence")
+                        replica.divergingInRow += 1
+                        if replica.divergingInRow >= guards.divergenceSteps {
+                            let steps = guards.divergenceSteps
+                            throw AgreedFailure(description: "the loss" + (replicas.count > 1 ? " of \(replica.label)" : "")
+                                + " diverged in step \(step + 1): \(fixed(loss, 4)) is more than \(shortNumber(guards.divergence))× "
+                                + "the first step's \(fixed(first, 4))" + (steps > 1 ? ", \(steps) steps in a row" : "")
+                                + " (guards.divergence); lower optimizer.lr, add training.clip_norm, or raise guards.divergence")
+                        }
+                    } else {
+                        replica.divergingInRow = 0
                     }
                 }
 

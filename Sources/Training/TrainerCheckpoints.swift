@@ -44,7 +44,8 @@ extension Trainer {
                 windowLoss: r.windowLoss, epochLoss: r.epochLoss, windowNoise: r.windowNoise, epochNoise: r.epochNoise,
                 lastNoise: r.lastNoise, lastTrainLoss: r.last.train, lastTrainAccuracy: r.last.trainAccuracy,
                 lastTestLoss: r.last.test, lastTestAccuracy: r.last.testAccuracy, updateSeconds: r.update,
-                firstLoss: r.firstLoss, skippedInRow: r.skippedInRow, skipped: r.skipped, history: r.history))
+                firstLoss: r.firstLoss, skippedInRow: r.skippedInRow, skipped: r.skipped, divergingInRow: r.divergingInRow,
+                history: r.history))
         }
         let header = CheckpointHeader(
             format: Int(CheckpointStore.formatVersion), step: p.step, epoch: p.epoch, batch: p.batch, samples: p.samples,
@@ -167,6 +168,7 @@ extension Trainer {
             r.firstLoss = saved.firstLoss
             r.skippedInRow = saved.skippedInRow
             r.skipped = saved.skipped
+            r.divergingInRow = saved.divergingInRow
             r.history = saved.history
         }
     }

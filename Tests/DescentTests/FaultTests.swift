@@ -228,7 +228,7 @@ struct FaultTests {
     @Test("a loss that explodes stops the run with the divergence guard's message")
     func divergence() throws {
         let dir = try temporaryDirectory("descent-diverge")
-        let config = try writeFaultConfig(in: dir, name: "diverge", optimizer: "{name: sgd, lr: 5}", extra: "guards: {divergence: 3}")
+        let config = try writeFaultConfig(in: dir, name: "diverge", optimizer: "{name: sgd, lr: 5}", extra: "guards: {divergence: 3, divergence_steps: 1}")
         let r = try runDescent(ranks: 2, ["train", "--config", config.path], directory: dir, timeout: 60)
         #expect(r.status != 0)
         #expect(r.stderr.contains("the loss diverged in step 2: ") && r.stderr.contains("more than 3× the first step's"), "\(r.stderr)")

@@ -110,6 +110,22 @@ struct MLPTests {
         let reference = Double(expected) * -log(pRight) + Double(40 - expected) * -log(pWrong)
         #expect(abs(t.lossSum - reference) < 1e-4 * reference)
     }
+
+    @Test("a confidently wrong prediction has a large finite loss, not infinity (exp of the label's logit underflows)")
+    func confidentlyWrong() {
+        let m = MLP(sizes: [11, 3])
+        var theta = [Float](repeating: 0, count: m.parameterCount)
+        theta[m.layers[0].biasOffset + 2] = 200  // class 2's logit is 200 above the others: e^−200 underflows in Float
+        let indices: [Int32] = (0..<40).map { Int32($0) }
+        let ws = m.makeWorkspace(capacity: 7)
+        let t = indices.withUnsafeBufferPointer { idx in
+            theta.withUnsafeBufferPointer { m.evaluate(parameters: $0.baseAddress!, dataset: Self.data, indices: idx, workspace: ws) }
+        }
+        let wrong = indices.filter { Self.data.label(of: Int($0)) != 2 }.count
+        // −log softmax = log(e^200 + 2) − 0 ≈ 200 for a wrong sample, log(1 + 2e^−200) ≈ 0 for a right one.
+        #expect(wrong > 0 && t.lossSum.isFinite)
+        #expect(abs(t.lossSum - 200 * Double(wrong)) < 1e-3 * 200 * Double(wrong))
+    }
 }
 
 #if canImport(Glibc)
