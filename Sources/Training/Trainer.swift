@@ -595,6 +595,8 @@ public final class Trainer {
         if let v = r.lastTestAccuracy { summary["test_accuracy"] = number(v) }
         if let v = r.lastTrainLoss { summary["train_loss"] = number(v) }
         if let v = r.lastNoiseScale { summary["noise_scale"] = number(v) }
+        if let (path, header) = resumedFrom { summary["resumed_from"] = ["checkpoint": path, "step": header.step] }
+        if replica.skipped > 0 { summary["skipped_steps"] = replica.skipped }
         let json = try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])
         try writeAtomically(json, to: dir + "/summary.json")
         try writeAtomically(hexDigest(r.finalHash) + "\n", to: dir + "/final_hash")
