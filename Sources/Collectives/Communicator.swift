@@ -51,12 +51,7 @@ extension Communicator {
 
     /// Root's text on every rank (the others pass anything; lengths may differ).
     public func broadcast(text: String, root: Int = 0) throws -> String {
-        var length: [Int64] = [rank == root ? Int64(text.utf8.count) : 0]
-        try allreduce(&length, .max)
-        var bytes = [UInt8](repeating: 0, count: Int(length[0]))
-        if rank == root { bytes = Array(text.utf8) }
-        try bytes.withUnsafeMutableBytes { try broadcast($0, root: root) }
-        return String(decoding: bytes, as: UTF8.self)
+        String(decoding: try broadcast(bytes: rank == root ? Array(text.utf8) : nil, root: root), as: UTF8.self)
     }
 
     /// Root's bytes on every rank (the others pass nil).
