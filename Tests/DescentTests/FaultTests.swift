@@ -8,19 +8,8 @@ import Testing
 
 /// 600 samples at batch 64: 10 steps per epoch, 30 steps in all, a checkpoint every 4 steps.
 func writeFaultConfig(in dir: URL, name: String = "f", optimizer: String = "{name: momentum, lr: 0.05}", extra: String = "") throws -> URL {
-    let url = dir.appendingPathComponent("\(name).yaml")
-    try """
-    name: \(name)
-    seed: 3
-    data: {source: synthetic, train_samples: 600, test_samples: 200, features: 16, classes: 4, noise: 1.5}
-    model: {hidden: [24, 24]}
-    optimizer: \(optimizer)
-    training: {batch: 64, epochs: 3, log_every: 5, hash_check_every: 3}
-    checkpoint: {every: 4, keep: 2}
-    output: {dir: \(dir.appendingPathComponent("runs").path)}
-    \(extra)
-    """.write(to: url, atomically: true, encoding: .utf8)
-    return url
+    try writeSyntheticConfig(in: dir, name: name, optimizer: optimizer, epochs: 3,
+                             extra: "checkpoint: {every: 4, keep: 2}\n" + extra)
 }
 
 /// The hash a finished run printed.

@@ -6,15 +6,16 @@ import Testing
 let mpiAvailable = mpirunPath != nil && descentExecutable != nil
 
 /// A small synthetic run config written to a temporary folder.
-func writeSyntheticConfig(in dir: URL, name: String, extra: String = "") throws -> URL {
+func writeSyntheticConfig(in dir: URL, name: String, optimizer: String = "{name: momentum, lr: 0.05}", epochs: Int = 2,
+                          extra: String = "") throws -> URL {
     let url = dir.appendingPathComponent("\(name).yaml")
     try """
     name: \(name)
     seed: 3
     data: {source: synthetic, train_samples: 600, test_samples: 200, features: 16, classes: 4, noise: 1.5}
     model: {hidden: [24, 24]}
-    optimizer: {name: momentum, lr: 0.05}
-    training: {batch: 64, epochs: 2, log_every: 5, hash_check_every: 3}
+    optimizer: \(optimizer)
+    training: {batch: 64, epochs: \(epochs), log_every: 5, hash_check_every: 3}
     output: {dir: \(dir.appendingPathComponent("runs").path)}
     \(extra)
     """.write(to: url, atomically: true, encoding: .utf8)
