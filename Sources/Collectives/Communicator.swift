@@ -37,6 +37,15 @@ public protocol Communicator: AnyObject {
     /// Copies `root`'s bytes into every other rank's buffer.
     func broadcast(_ bytes: UnsafeMutableRawBufferPointer, root: Int) throws
 
+    /// A personalised exchange (MPI_Alltoallv): this rank sends the `send.counts[s]` floats at `send.offsets[s]`
+    /// of `send.buffer` to rank s, and receives rank q's floats for it at `receive.offsets[q]` of
+    /// `receive.buffer` (`receive.counts[q]` of them, matching what q sends).
+    func allToAll(_ send: Pieces<UnsafeBufferPointer<Float>>, _ receive: Pieces<UnsafeMutableBufferPointer<Float>>) throws
+
+    /// Completes `buffer` on every rank from every rank's own piece (MPI_Allgatherv in place): rank q
+    /// contributes the `pieces.counts[q]` floats at `pieces.offsets[q]`.
+    func allGather(_ pieces: Pieces<UnsafeMutableBufferPointer<Float>>) throws
+
     /// Ends every rank of the job at once, with `message` on standard error. Only for failures that the ranks
     /// cannot agree on (one rank alone cannot continue); errors seen by all ranks are thrown instead.
     func abort(_ message: String, code: Int32) -> Never
@@ -44,6 +53,29 @@ public protocol Communicator: AnyObject {
     /// Tells a watching implementation what the rank is doing (the optimizer step, −1 before the first, and a
     /// phase name), so that a collective that never completes can be reported by step and phase.
     func setContext(step: Int, phase: StaticString)
+}
+
+/// A buffer cut into one piece per rank: piece q is `counts[q]` elements from `offsets[q]`.
+public struct Pieces<Buffer> {
+    public var buffer: Buffer
+    public var counts: [Int]
+    public var offsets: [Int]
+
+    public init(_ buffer: Buffer, counts: [Int], offsets: [Int]) {
+        precondition(counts.count == offsets.count)
+        self.buffer = buffer
+        self.counts = counts
+        self.offsets = offsets
+    }
+
+    /// Pieces laid end to end from offset 0.
+    public init(_ buffer: Buffer, counts: [Int]) {
+        var offsets: [Int] = [], next = 0
+        for c in counts { offsets.append(next); next += c }
+        self.init(buffer, counts: counts, offsets: offsets)
+    }
+
+    public func range(_ q: Int) -> Range<Int> { offsets[q]..<(offsets[q] + counts[q]) }
 }
 
 extension Communicator {

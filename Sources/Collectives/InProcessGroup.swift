@@ -127,6 +127,40 @@ public final class InProcessCommunicator: Communicator {
         }
     }
 
+    public func allToAll(_ send: Pieces<UnsafeBufferPointer<Float>>, _ receive: Pieces<UnsafeMutableBufferPointer<Float>>) throws {
+        // Publish where this rank's pieces are; each rank then copies what every rank sends it.
+        let me = rank
+        var published = send
+        withUnsafeMutablePointer(to: &published) { p in
+            group.exchange(rank: rank, pointer: UnsafeMutableRawPointer(p)) { all in
+                for (q, pointer) in all.enumerated() {
+                    let from = pointer.assumingMemoryBound(to: Pieces<UnsafeBufferPointer<Float>>.self).pointee
+                    precondition(from.counts[me] == receive.counts[q], "allToAll: counts differ between ranks")
+                    for i in 0..<receive.counts[q] {
+                        receive.buffer[receive.offsets[q] + i] = from.buffer[from.offsets[me] + i]
+                    }
+                }
+            }
+        }
+    }
+
+    public func allGather(_ pieces: Pieces<UnsafeMutableBufferPointer<Float>>) throws {
+        // Each rank publishes a copy of its own piece, so that no rank reads a buffer its owner is writing.
+        let own = Array(pieces.buffer[pieces.range(rank)])
+        own.withUnsafeBufferPointer { copy in
+            var published = copy
+            withUnsafeMutablePointer(to: &published) { p in
+                group.exchange(rank: rank, pointer: UnsafeMutableRawPointer(p)) { all in
+                    for (q, pointer) in all.enumerated() where q != rank {
+                        let piece = pointer.assumingMemoryBound(to: UnsafeBufferPointer<Float>.self).pointee
+                        precondition(piece.count == pieces.counts[q], "allGather: counts differ between ranks")
+                        for i in 0..<piece.count { pieces.buffer[pieces.offsets[q] + i] = piece[i] }
+                    }
+                }
+            }
+        }
+    }
+
     public func abort(_ message: String, code: Int32) -> Never {
         fatalError("in-process rank \(rank) aborted: \(message)")
     }

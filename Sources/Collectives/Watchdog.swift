@@ -107,6 +107,14 @@ public final class WatchedCommunicator: Communicator {
         try watchdog.watch("broadcast") { try inner.broadcast(bytes, root: root) }
     }
 
+    public func allToAll(_ send: Pieces<UnsafeBufferPointer<Float>>, _ receive: Pieces<UnsafeMutableBufferPointer<Float>>) throws {
+        try watchdog.watch("all-to-all exchange") { try inner.allToAll(send, receive) }
+    }
+
+    public func allGather(_ pieces: Pieces<UnsafeMutableBufferPointer<Float>>) throws {
+        try watchdog.watch("allgather") { try inner.allGather(pieces) }
+    }
+
     public func abort(_ message: String, code: Int32) -> Never {
         inner.abort(message, code: code)
     }

@@ -1,4 +1,4 @@
-// The global order of samples in one epoch and the slice of each global batch that a rank owns.
+// The global order of samples in one epoch, the same on every rank.
 import Numerics
 
 /// One epoch's permutation of sample indices. It depends only on (seed, epoch) — never on the number of
@@ -33,12 +33,4 @@ public struct EpochPlan: Sendable {
         let lo = k * batchSize
         return lo..<min(lo + batchSize, order.count)
     }
-}
-
-/// The contiguous, balanced part of `range` that `rank` of `size` owns: sizes differ by at most one, the
-/// lower ranks take the extra samples.
-public func shard(of range: Range<Int>, rank: Int, size: Int) -> Range<Int> {
-    let n = range.count, base = n / size, extra = n % size
-    let lo = range.lowerBound + rank * base + min(rank, extra)
-    return lo..<(lo + base + (rank < extra ? 1 : 0))
 }

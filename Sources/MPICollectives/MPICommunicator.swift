@@ -115,3 +115,37 @@ public final class MPICommunicator: Communicator {
         exit(code)
     }
 }
+
+extension MPICommunicator {
+    /// MPI counts and offsets are Int32.
+    private func int32s(_ values: [Int], _ operation: String) throws -> [Int32] {
+        try values.map {
+            guard let v = Int32(exactly: $0) else {
+                throw CollectiveError(operation: operation, detail: "\($0) floats exceed MPI's 32-bit counts")
+            }
+            return v
+        }
+    }
+
+    public func allToAll(_ send: Pieces<UnsafeBufferPointer<Float>>, _ receive: Pieces<UnsafeMutableBufferPointer<Float>>) throws {
+        let sc = try int32s(send.counts, "MPI_Alltoallv"), so = try int32s(send.offsets, "MPI_Alltoallv")
+        let rc = try int32s(receive.counts, "MPI_Alltoallv"), ro = try int32s(receive.offsets, "MPI_Alltoallv")
+        // Empty buffers still need a valid address.
+        var spare: Float = 0
+        try withUnsafeMutablePointer(to: &spare) { spare in
+            try check(MPI_Alltoallv(send.buffer.baseAddress ?? UnsafePointer(spare), sc, so, CMPI_FLOAT,
+                                    receive.buffer.baseAddress ?? spare, rc, ro, CMPI_FLOAT, CMPI_COMM_WORLD),
+                      "MPI_Alltoallv")
+        }
+    }
+
+    public func allGather(_ pieces: Pieces<UnsafeMutableBufferPointer<Float>>) throws {
+        guard size > 1 else { return }
+        let c = try int32s(pieces.counts, "MPI_Allgatherv"), o = try int32s(pieces.offsets, "MPI_Allgatherv")
+        var spare: Float = 0
+        try withUnsafeMutablePointer(to: &spare) { spare in
+            try check(MPI_Allgatherv(CMPI_IN_PLACE, 0, CMPI_FLOAT, pieces.buffer.baseAddress ?? spare, c, o, CMPI_FLOAT,
+                                     CMPI_COMM_WORLD), "MPI_Allgatherv")
+        }
+    }
+}

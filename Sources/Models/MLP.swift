@@ -102,16 +102,21 @@ public final class MLP {
         public var count: Int = 0
     }
 
-    /// Adds the gradient of the summed loss over `indices` to `gradient` (which the caller zeroes) and
-    /// returns the loss and accuracy totals. Processes the samples in chunks of the workspace's capacity, so
-    /// memory does not grow with the number of samples.
+    /// Adds the gradient of the summed loss over `indices` to `gradient` and returns the loss and accuracy
+    /// totals. Processes the samples in passes of the workspace's capacity, so memory does not grow with the
+    /// number of samples.
+    ///
+    /// - Parameter overwrite: the first pass writes `gradient` instead of adding to it (no need to zero it
+    ///   first; the result is bit-identical to adding to zeros). With no samples nothing is written.
     @discardableResult
     public func accumulateGradient(
         parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>,
-        dataset: Dataset, indices: UnsafeBufferPointer<Int32>, workspace: Workspace
+        dataset: Dataset, indices: UnsafeBufferPointer<Int32>, workspace: Workspace, overwrite: Bool = false
     ) -> Totals {
-        passes(over: indices, workspace: workspace, dataset: dataset, parameters: parameters) { rows in
-            backward(parameters: parameters, gradient: gradient, rows: rows, workspace: workspace)
+        var first = overwrite
+        return passes(over: indices, workspace: workspace, dataset: dataset, parameters: parameters) { rows in
+            backward(parameters: parameters, gradient: gradient, rows: rows, workspace: workspace, overwrite: first)
+            first = false
         }
     }
 
@@ -178,9 +183,11 @@ public final class MLP {
         totals.count += rows
     }
 
-    /// Adds ∂(summed loss)/∂θ for the rows of the last forward pass to `gradient`.
+    /// Adds ∂(summed loss)/∂θ for the rows of the last forward pass to `gradient`, or writes it there when
+    /// `overwrite` is set.
     private func backward(
-        parameters theta: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, rows: Int, workspace ws: Workspace
+        parameters theta: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, rows: Int, workspace ws: Workspace,
+        overwrite: Bool
     ) {
         let classes = sizes.last!
         // dZ of the last layer = softmax − onehot, in place over the probabilities.
@@ -193,7 +200,8 @@ public final class MLP {
             // dW (inputs, outputs) += inputᵀ (inputs, rows) · dZ (rows, outputs)
             gemm(.transposed, .none, m: layer.inputs, n: layer.outputs, k: rows,
                  a: input, lda: layer.inputs, b: delta, ldb: layer.outputs,
-                 beta: 1, c: gradient + layer.weightOffset, ldc: layer.outputs)
+                 beta: overwrite ? 0 : 1, c: gradient + layer.weightOffset, ldc: layer.outputs)
+            if overwrite { (gradient + layer.biasOffset).update(repeating: 0, count: layer.outputs) }
             Kernels.accumulateColumnSums(of: delta, rows: rows, columns: layer.outputs, into: gradient + layer.biasOffset)
             guard l > 0 else { break }
             // dA (rows, inputs) = dZ (rows, outputs) · Wᵀ (outputs, inputs); then through the ReLU.

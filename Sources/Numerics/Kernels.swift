@@ -34,6 +34,13 @@ public func forEachBlock(count: Int, vector: (Int) -> Void, scalar: (Int) -> Voi
 }
 
 public enum Kernels {
+    /// out ← a + b (element-wise; `out` may be `a` or `b`)
+    @inlinable
+    public static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {
+        forEachBlock(count: count, vector: { i in store8(load8(a, i) + load8(b, i), out, i) },
+                     scalar: { i in out[i] = a[i] + b[i] })
+    }
+
     /// x ← α·x
     @inlinable
     public static func scale(_ x: UnsafeMutablePointer<Float>, count: Int, by alpha: Float) {

@@ -1,4 +1,5 @@
 // The typed, validated configuration of a training run, its defaults, and its resolved YAML form.
+import Collectives
 import Datasets
 import Numerics
 import Optimizers
@@ -40,8 +41,26 @@ public struct RunConfig: Equatable, Sendable {
         /// When set, the run stops after this many optimizer steps instead.
         public var steps: Int? = nil
         public var shuffle = true
-        /// Samples per forward/backward chunk on one rank: bounds memory for large local batches.
-        public var chunk = 1024
+        /// How the ranks' gradients are added: bit-identical for any number of ranks, or MPI's allreduce.
+        public var reduction = Reduction.deterministic
+        /// Samples per forward/backward pass (nil: automatic, see `chunkSize`). With the deterministic
+        /// reduction the chunks are also the fixed grid whose sums are added along one tree.
+        public var chunk: Int? = nil
+
+        /// The chunk size for a global batch of `globalBatch` samples: `chunk` when set; otherwise 1024 for the
+        /// mpi reduction, and for the deterministic one a sixteenth of the batch as a power of two, within
+        /// 64…1024 (but at most half the batch, so that two ranks share it): passes of at least 64 samples keep
+        /// the matrix products efficient, and large batches get 16 chunks or more to share out. It depends on
+        /// the batch only, never on the number of ranks.
+        public func chunkSize(globalBatch: Int) -> Int {
+            if let chunk { return chunk }
+            guard reduction == .deterministic else { return 1024 }
+            func powerOfTwo(atMost n: Int) -> Int { n < 1 ? 1 : 1 << (Int.bitWidth - 1 - n.leadingZeroBitCount) }
+            let floor = min(64, powerOfTwo(atMost: globalBatch / 2))
+            return min(1024, max(floor, powerOfTwo(atMost: globalBatch / 16)))
+        }
+
+        public init() {}
         /// Steps between metric rows.
         public var logEvery = 50
         /// Steps between cross-rank parameter-hash checks.
@@ -156,7 +175,10 @@ public struct RunConfig: Equatable, Sendable {
         let steps = try r.integer("training.steps", default: 0, range: 0...Int(Int32.max))
         c.training.steps = steps > 0 ? steps : nil
         c.training.shuffle = try r.boolean("training.shuffle", default: c.training.shuffle)
-        c.training.chunk = try r.integer("training.chunk", default: c.training.chunk, range: 1...1_000_000)
+        c.training.reduction = Reduction(rawValue: try r.string(
+            "training.reduction", default: c.training.reduction.rawValue, allowed: Reduction.allCases.map(\.rawValue)))!
+        let chunk = try r.integerOrWord("training.chunk", default: "auto", words: ["auto"], range: 1...1_000_000)
+        c.training.chunk = chunk == "auto" ? nil : Int(chunk)
         c.training.logEvery = try r.integer("training.log_every", default: c.training.logEvery, range: 1...Int.max)
         c.training.hashCheckEvery = try r.integer("training.hash_check_every", default: c.training.hashCheckEvery, range: 1...Int.max)
         c.training.noiseScaleEvery = try r.integer("training.noise_scale_every", default: c.training.noiseScaleEvery, range: 0...Int.max)
@@ -178,6 +200,12 @@ public struct RunConfig: Equatable, Sendable {
 
         let threads = try r.integerOrWord("runtime.blas_threads", default: "auto", words: ["auto"], range: 1...1024)
         c.blasThreads = threads == "auto" ? nil : Int(threads)
+        if c.training.reduction == .deterministic, let n = c.blasThreads, n > 1 {
+            throw ConfigError(source: r.source(of: "runtime.blas_threads") ?? fileName, key: "runtime.blas_threads",
+                              expected: "1 or auto with training.reduction: deterministic (OpenBLAS splits a product "
+                                  + "between its threads in a way that changes its last bits; run more ranks instead, "
+                                  + "or set training.reduction: mpi)", found: "\(n)")
+        }
         c.outputDirectory = try r.string("output.dir", default: c.outputDirectory)
         return c
     }
@@ -206,7 +234,8 @@ public struct RunConfig: Equatable, Sendable {
           epochs: \(training.epochs)
           steps: \(training.steps ?? 0)
           shuffle: \(training.shuffle)
-          chunk: \(training.chunk)
+          reduction: \(training.reduction.rawValue)
+          chunk: \(training.chunk.map(String.init) ?? "auto")
           log_every: \(training.logEvery)
           hash_check_every: \(training.hashCheckEvery)
           noise_scale_every: \(training.noiseScaleEvery)

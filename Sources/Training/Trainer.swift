@@ -170,6 +170,9 @@ public final class Trainer {
 
         if let threads = config.blasThreads {
             BLASThreads.count = threads
+        } else if config.training.reduction == .deterministic {
+            // One thread per rank: the bits of a product must not depend on how many cores a rank was given.
+            BLASThreads.count = 1
         } else if size > 1 {
             BLASThreads.count = Self.automaticBLASThreads()
         }
@@ -177,9 +180,12 @@ public final class Trainer {
         let model = MLP(sizes: [trainSet.featureCount] + config.model.hidden + [trainSet.classCount])
         self.model = model
         let plan = optimizers ?? [(config.name, config.optimizer)]
-        averager = GradientAverager(parameterCount: model.parameterCount, replicas: plan.count, ranks: size)
+        let chunk = config.training.chunkSize(globalBatch: globalBatch)
+        averager = GradientAverager(parameterCount: model.parameterCount, replicas: plan.count, ranks: size, rank: rank,
+                                    reduction: config.training.reduction, chunk: chunk)
+        // Deterministic: every pass is one chunk of the fixed grid. mpi: passes of up to `chunk` samples of a shard.
         let localMost = (globalBatch + size - 1) / size
-        workspace = model.makeWorkspace(capacity: min(config.training.chunk, max(localMost, 1)))
+        workspace = model.makeWorkspace(capacity: config.training.reduction == .deterministic ? chunk : min(chunk, max(localMost, 1)))
 
         // Rank 0's initial parameters are the run's; the broadcast makes that true whatever the others drew.
         var initial = rank == 0 ? model.initialParameters(seed: config.seed) : [Float](repeating: 0, count: model.parameterCount)
@@ -333,32 +339,29 @@ public final class Trainer {
                             epochSteps: epochSteps, compute: compute, reduce: reduce, wall: monotonicSeconds() - start)
             }
             while k < plan.batchCount {
-                let mine = shard(of: plan.batch(k), rank: rank, size: size)
+                let batch = plan.batch(k)
                 faults?.act(rank: rank, step: step + 1)
                 communicator.setContext(step: step + 1, phase: "gradient exchange")
                 let t0 = monotonicSeconds()
-                averager.reset()
-                for (r, replica) in replicas.enumerated() {
-                    plan.order.withUnsafeBufferPointer { order in
-                        replica.parameters.withUnsafeBufferPointer { theta in
-                            averager.withLocalSums(replica: r) { gradient, lossSum, count in
-                                let t = model.accumulateGradient(
-                                    parameters: theta.baseAddress!, gradient: gradient, dataset: trainSet,
-                                    indices: UnsafeBufferPointer(rebasing: order[mine]), workspace: workspace)
-                                lossSum = Float(t.lossSum)
-                                count = Float(t.count)
-                            }
+                // The noise scale needs two small batches, and is measured on every n-th step only (an unbiased
+                // subsample of the window's steps): the other steps skip a pass over each small batch's sums.
+                let every = config.training.noiseScaleEvery
+                let measure = every > 0 && step % every == 0 && averager.smallBatches(count: batch.count) >= 2
+                plan.order.withUnsafeBufferPointer { order in
+                    averager.accumulate(count: batch.count, measureNoise: measure) { r, positions, gradient in
+                        replicas[r].parameters.withUnsafeBufferPointer { theta in
+                            let indices = (batch.lowerBound + positions.lowerBound)..<(batch.lowerBound + positions.upperBound)
+                            return model.accumulateGradient(
+                                parameters: theta.baseAddress!, gradient: gradient, dataset: trainSet,
+                                indices: UnsafeBufferPointer(rebasing: order[indices]), workspace: workspace, overwrite: true).lossSum
                         }
                     }
+                }
+                for r in replicas.indices {
                     if let faults, faults.strikes(.nan, rank: rank, step: step + 1) { averager.poisonLocalSums(replica: r) }
-                    averager.flagLocalNonFinite(replica: r, rank: rank)
+                    averager.flagLocalNonFinite(replica: r)
                 }
                 if StopSignals.pending != 0 { averager.requestStop() }
-                // The noise scale needs two ranks with samples, and is measured on every n-th step only (an
-                // unbiased subsample of the window's steps): the other steps skip two passes over g.
-                let every = config.training.noiseScaleEvery
-                let measure = size > 1 && every > 0 && step % every == 0
-                if measure { averager.recordLocalSquaredNorm() }
                 let t1 = monotonicSeconds()
                 let averages = try averager.averageAll(over: communicator)
                 let t2 = monotonicSeconds()
@@ -407,12 +410,12 @@ public final class Trainer {
                     }
                 }
 
-                let counts = measure ? (0..<size).map { shard(of: plan.batch(k), rank: $0, size: size).count } : []
                 var t3 = t2
                 for (r, replica) in replicas.enumerated() where !skip[r] {
                     let u0 = monotonicSeconds()
-                    if measure, let e = NoiseScale.estimate(localSquaredNormSum: averages[r].localSquaredNormSum,
-                                                              localCounts: counts, globalSquaredNorm: averager.squaredNorm(replica: r)) {
+                    if measure, let e = NoiseScale.estimate(localSquaredNormSum: averages[r].smallBatchSquaredNormSum,
+                                                              localCounts: averager.smallBatchCounts,
+                                                              globalSquaredNorm: averager.squaredNorm(replica: r)) {
                         replica.windowNoise.add(e)
                         replica.epochNoise.add(e)
                     }
@@ -533,18 +536,41 @@ public final class Trainer {
         return replicas[0].result!
     }
 
-    /// Loss and accuracy of `parameters` over a whole data set, each rank evaluating its share.
+    /// Loss and accuracy of `parameters` over a whole data set, each rank evaluating its share. With the
+    /// deterministic reduction the share is a run of whole chunks and the chunks' loss sums are added in chunk
+    /// order on every rank (each rank fills its own chunks' slots of one allreduce, which is exact), so the
+    /// result does not depend on the number of ranks.
     public func evaluate(_ dataset: Dataset, _ parameters: [Float]? = nil) throws -> (loss: Double, accuracy: Double) {
-        let mine = shard(of: 0..<dataset.count, rank: communicator.rank, size: communicator.size)
-        let indices = (Int32(mine.lowerBound)..<Int32(mine.upperBound)).map { $0 }
-        let t = indices.withUnsafeBufferPointer { idx in
-            (parameters ?? self.parameters).withUnsafeBufferPointer { theta in
-                model.evaluate(parameters: theta.baseAddress!, dataset: dataset, indices: idx, workspace: workspace)
+        let (rank, size) = (communicator.rank, communicator.size)
+        let n = dataset.count
+        func totals(_ range: Range<Int>) -> MLP.Totals {
+            let indices = (Int32(range.lowerBound)..<Int32(range.upperBound)).map { $0 }
+            return indices.withUnsafeBufferPointer { idx in
+                (parameters ?? self.parameters).withUnsafeBufferPointer { theta in
+                    model.evaluate(parameters: theta.baseAddress!, dataset: dataset, indices: idx, workspace: workspace)
+                }
             }
         }
-        var totals = [t.lossSum, Double(t.correct), Double(t.count)]
-        try communicator.allreduce(&totals, .sum)
-        return (totals[0] / totals[2], totals[1] / totals[2])
+        switch config.training.reduction {
+        case .mpi:
+            let t = totals(shard(of: 0..<n, rank: rank, size: size))
+            var sums = [t.lossSum, Double(t.correct), Double(t.count)]
+            try communicator.allreduce(&sums, .sum)
+            return (sums[0] / sums[2], sums[1] / sums[2])
+        case .deterministic:
+            let chunk = workspace.capacity, chunks = (n + chunk - 1) / chunk
+            // [loss sum of each chunk | correct | count]
+            var slots = [Double](repeating: 0, count: chunks + 2)
+            for c in shard(of: 0..<chunks, rank: rank, size: size) {
+                let t = totals((c * chunk)..<min((c + 1) * chunk, n))
+                slots[c] = t.lossSum
+                slots[chunks] += Double(t.correct)
+                slots[chunks + 1] += Double(t.count)
+            }
+            try communicator.allreduce(&slots, .sum)
+            let loss = slots[0..<chunks].reduce(0, +)
+            return (loss / slots[chunks + 1], slots[chunks] / slots[chunks + 1])
+        }
     }
 
     /// Compares a hash of every replica's θ across ranks; a mismatch stops every rank with the step at which it

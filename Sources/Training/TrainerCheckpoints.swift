@@ -125,7 +125,10 @@ extension Trainer {
         func fail(_ problem: String) -> CheckpointError { CheckpointError(file: file, problem: problem) }
         let saved: RunConfig
         do {
-            saved = try RunConfig.load(yaml: h.config, fileName: file + " (its config)")
+            // Checkpoints from before training.reduction existed were written with MPI's allreduce.
+            let before = try ConfigReader(yaml: h.config, fileName: file).values["training.reduction"] == nil
+            saved = try RunConfig.load(yaml: h.config, fileName: file + " (its config)",
+                                       overrides: before ? ["training.reduction=mpi", "training.chunk=1024"] : [])
         } catch {
             throw fail("its config cannot be read by this build (\(error))")
         }
@@ -135,10 +138,10 @@ extension Trainer {
                        + changed.map { "\($0.key) (checkpoint: \($0.other), now: \($0.this))" }.joined(separator: ", ")
                        + "; resume with the checkpoint's values, or start a new run (--set name=... or --overwrite)")
         }
-        guard h.ranks == communicator.size else {
-            throw fail("it was written by \(h.ranks) rank\(h.ranks == 1 ? "" : "s") and this job has \(communicator.size); "
-                       + "resume with -np \(h.ranks): another number of ranks adds the gradient sums in another order, "
-                       + "so the run would not continue bit-exactly")
+        if h.ranks != communicator.size && config.training.reduction == .mpi {
+            console.note("\(file) was written by \(h.ranks) rank\(h.ranks == 1 ? "" : "s") and this job has \(communicator.size): "
+                         + "with training.reduction: mpi the gradient sums are added in another order, so the run goes on "
+                         + "within float rounding of the \(h.ranks)-rank run, not bit for bit")
         }
         guard h.parameterCount == model.parameterCount, h.replicas.count == replicas.count else {
             throw fail("it holds \(h.replicas.count) model(s) of \(h.parameterCount) parameters; this run has "

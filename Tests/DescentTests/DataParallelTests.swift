@@ -26,44 +26,45 @@ struct DataParallelTests {
         return (g.map { $0 / Float(indices.count) }, t.lossSum / Double(indices.count))
     }
 
-    @Test("uneven shards (including empty ones) average to the gradient of the whole batch",
-          arguments: [(2, 97), (3, 97), (4, 10), (5, 3)])
-    func unevenShards(ranks: Int, batch: Int) throws {
+    @Test("uneven and empty shards average to the gradient of the whole batch; deterministic gives the same bits for any number of ranks",
+          arguments: [Reduction.mpi, .deterministic])
+    func unevenShards(reduction: Reduction) throws {
         let theta = Self.model.initialParameters(seed: 8)
-        let indices = (0..<Int32(batch)).map { $0 }
-        let (expected, expectedLoss) = singleProcessGradient(theta, indices)
-        let results = try InProcessGroup.run(ranks: ranks) { comm -> ([Float], Double, Int) in
-            // Deliberately uneven: rank r takes a share proportional to r + 1 (rank 0 the smallest).
-            let weights = (0..<comm.size).map { $0 + 1 }
-            let total = weights.reduce(0, +)
-            var bounds = [0]
-            for w in weights { bounds.append(min(batch, bounds.last! + (batch * w + total - 1) / total)) }
-            bounds[comm.size] = batch
-            let mine = Array(indices[bounds[comm.rank]..<max(bounds[comm.rank], bounds[comm.rank + 1])])
-            let averager = GradientAverager(parameterCount: Self.model.parameterCount)
-            averager.reset()
-            let ws = Self.model.makeWorkspace(capacity: 16)
-            mine.withUnsafeBufferPointer { idx in
-                theta.withUnsafeBufferPointer { th in
-                    averager.withLocalSums { g, loss, count in
-                        let t = Self.model.accumulateGradient(parameters: th.baseAddress!, gradient: g, dataset: Self.data,
-                                                              indices: idx, workspace: ws)
-                        loss = Float(t.lossSum)
-                        count = Float(t.count)
+        var hashes: [Int: Set<UInt64>] = [:]
+        // (ranks, batch): 97 samples in chunks of 8 give 13 chunks (blocks of several sizes per rank); 10 and 3
+        // samples on 4 and 5 ranks leave ranks with no samples.
+        for (ranks, batch) in [(1, 97), (2, 97), (3, 97), (4, 97), (7, 97), (4, 10), (5, 3)] {
+            let indices = (0..<Int32(batch)).map { $0 }
+            let (expected, expectedLoss) = singleProcessGradient(theta, indices)
+            let results = try InProcessGroup.run(ranks: ranks) { comm -> ([Float], Double, Int) in
+                let averager = GradientAverager(parameterCount: Self.model.parameterCount, ranks: comm.size, rank: comm.rank,
+                                                reduction: reduction, chunk: 8)
+                let ws = Self.model.makeWorkspace(capacity: 8)
+                indices.withUnsafeBufferPointer { idx in
+                    theta.withUnsafeBufferPointer { th in
+                        averager.accumulate(count: batch, measureNoise: false) { _, positions, g in
+                            Self.model.accumulateGradient(parameters: th.baseAddress!, gradient: g, dataset: Self.data,
+                                                          indices: UnsafeBufferPointer(rebasing: idx[positions]), workspace: ws,
+                                                          overwrite: true).lossSum
+                        }
                     }
                 }
+                let average = try averager.average(over: comm)
+                return (averager.withGradient { Array($0) }, average.loss, average.count)
             }
-            let average = try averager.average(over: comm)
-            return (averager.withGradient { Array($0) }, average.loss, average.count)
-        }
-        for (gradient, loss, count) in results {
-            #expect(count == batch)
-            #expect(abs(loss - expectedLoss) <= 1e-5 * expectedLoss)
-            for i in gradient.indices {
-                #expect(abs(gradient[i] - expected[i]) <= 1e-5 * max(1, abs(expected[i])), "θ[\(i)]")
+            for (gradient, loss, count) in results {
+                #expect(count == batch)
+                #expect(abs(loss - expectedLoss) <= 1e-5 * expectedLoss)
+                for i in gradient.indices {
+                    #expect(abs(gradient[i] - expected[i]) <= 1e-5 * max(1, abs(expected[i])), "θ[\(i)]")
+                }
             }
+            #expect(Set(results.map { fingerprint($0.0) }).count == 1)  // every rank holds the same bits
+            hashes[batch, default: []].insert(fingerprint(results[0].0))
         }
-        #expect(Set(results.map { fingerprint($0.0) }).count == 1)  // every rank holds the same bits
+        if reduction == .deterministic {
+            #expect(hashes.values.allSatisfy { $0.count == 1 }, "one gradient per batch, whatever the number of ranks")
+        }
     }
 
     func config(batch: RunConfig.Batch, steps: Int) throws -> RunConfig {
@@ -78,10 +79,12 @@ struct DataParallelTests {
         return c
     }
 
-    @Test("training on 1, 2 and 3 ranks follows the same trajectory (float rounding apart); ranks stay identical",
-          arguments: [RunConfig.Batch.samples(50), .full])
-    func sameTrajectory(batch: RunConfig.Batch) throws {
-        let c = try config(batch: batch, steps: 6)
+    @Test("training on 1, 2 and 3 ranks follows the same trajectory (bit for bit with the deterministic reduction, within float rounding with mpi); ranks stay identical",
+          arguments: [RunConfig.Batch.samples(50), .full], [Reduction.deterministic, .mpi])
+    func sameTrajectory(batch: RunConfig.Batch, reduction: Reduction) throws {
+        var c = try config(batch: batch, steps: 6)
+        c.training.reduction = reduction
+        c.training.chunk = 8  // 50 samples: 7 chunks; the full 300: 38
         var finals: [[Float]] = []
         for ranks in [1, 2, 3] {
             let params = try InProcessGroup.run(ranks: ranks) { comm -> [Float] in
@@ -96,6 +99,9 @@ struct DataParallelTests {
             finals.append(params[0])
         }
         for other in finals.dropFirst() {
+            if reduction == .deterministic {
+                #expect(fingerprint(other) == fingerprint(finals[0]))
+            }
             let worst = zip(other, finals[0]).map { abs($0 - $1) / max(1, abs($1)) }.max()!
             #expect(worst < 1e-4, "largest relative difference \(worst)")
         }

@@ -1,6 +1,7 @@
 // IDX reading and validation, Fashion-MNIST loading, epoch plans and sharding.
 import Datasets
 import Foundation
+import Numerics
 import Testing
 
 /// Bytes of an IDX file: magic, big-endian dimensions, payload.

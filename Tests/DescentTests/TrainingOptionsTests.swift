@@ -49,10 +49,9 @@ struct TrainingOptionsTests {
     @Test("clip(toNorm:) scales the averaged gradient to the limit and reports the norm before clipping")
     func clipKernel() throws {
         let averager = GradientAverager(parameterCount: 11)
-        averager.withLocalSums { g, loss, count in
+        averager.accumulate(count: 2, measureNoise: false) { _, _, g in
             for i in 0..<11 { g[i] = i == 3 ? 6 : (i == 9 ? 8 : 0) }  // sums over 2 samples: mean (0, …, 3, …, 4, …)
-            loss = 1
-            count = 2
+            return 1
         }
         try averager.average(over: SingleProcessCommunicator())
         #expect(averager.clip(toNorm: 10) == 5)  // under the limit: unchanged
