@@ -150,8 +150,6 @@ struct FaultTests {
         #expect(refused.stderr.contains("the config differs from the checkpoint's in keys that change the trajectory: "
                                         + "optimizer.lr (checkpoint: 0.05, now: 0.1), training.batch (checkpoint: 64, now: 32)"),
                 "\(refused.stderr)")
-        let ranks = try runDescent(ranks: 3, ["train", "--config", config.path, "--resume"], directory: dir)
-        #expect(ranks.stderr.contains("it was written by 2 ranks and this job has 3"), "\(ranks.stderr)")
         // More steps and another log interval do not change what is computed: allowed, and the result equals a
         // run that went straight to the end.
         let extended = try runDescent(ranks: 2, ["train", "--config", config.path, "--resume", "--set", "training.log_every=2"],
@@ -232,7 +230,7 @@ struct FaultTests {
                                environment: ["DESCENT_FAULT": "stall,rank=1,step=5"], timeout: 60)
         #expect(!r.timedOut && r.status != 0)
         #expect(Date().timeIntervalSince(start) < 20)
-        #expect(r.stderr.contains("allreduce in phase 'gradient exchange' at step 5 did not complete within 2 s "
+        #expect(r.stderr.contains("all-to-all exchange in phase 'gradient exchange' at step 5 did not complete within 2 s "
                                   + "(guards.collective_timeout): another rank has stalled or died; aborting the job"), "\(r.stderr)")
         #expect(try processesMentioning(dir.path).isEmpty)
     }

@@ -68,7 +68,7 @@ struct MPITests {
         #expect(resolved.contains("lr: 0.05") && resolved.contains("batch: 64"))
     }
 
-    @Test("full-batch GD gives the same losses at np = 1, 2 and 3 (relative 1e-5)")
+    @Test("with reduction: mpi, full-batch GD gives the same losses at np = 1, 2 and 3 (relative 1e-5)")
     func fullBatchAcrossWorldSizes() throws {
         let dir = try temporaryDirectory()
         var curves: [[Double]] = []
@@ -77,7 +77,8 @@ struct MPITests {
             let config = try writeSyntheticConfig(in: dir, name: name, extra: "")
             let r = try runDescent(ranks: ranks, ["train", "--config", config.path, "--set", "training.batch=full",
                                                   "--set", "training.epochs=3", "--set", "training.log_every=1",
-                                                  "--set", "optimizer.name=sgd", "--set", "optimizer.lr=0.5"],
+                                                  "--set", "optimizer.name=sgd", "--set", "optimizer.lr=0.5",
+                                                  "--set", "training.reduction=mpi"],
                                    directory: dir)
             #expect(r.status == 0, "\(r.stderr)")
             let rows = try readCSV(dir.appendingPathComponent("runs/\(name)/metrics.csv"))

@@ -80,13 +80,13 @@ func runProgram(_ path: String, _ arguments: [String], environment extra: [Strin
                          stderr: String(decoding: captured.err, as: UTF8.self), timedOut: timedOut)
 }
 
-/// Runs `descent ARGS` under `mpirun -np N` (N = 0: without mpirun).
+/// Runs `descent ARGS` under `mpirun [MPIRUN ARGS] -np N` (N = 0: without mpirun).
 func runDescent(ranks: Int, _ arguments: [String], directory: URL, environment: [String: String] = [:],
-                timeout: Double = 180) throws -> ProcessOutput {
+                mpirunArguments: [String] = [], timeout: Double = 180) throws -> ProcessOutput {
     let exe = try #require(descentExecutable, "the descent executable was not built")
     if ranks == 0 { return try runProgram(exe.path, arguments, environment: environment, directory: directory, timeout: timeout) }
     let mpirun = try #require(mpirunPath, "mpirun is not installed")
-    return try runProgram(mpirun, ["-np", String(ranks), exe.path] + arguments, environment: environment,
+    return try runProgram(mpirun, mpirunArguments + ["-np", String(ranks), exe.path] + arguments, environment: environment,
                           directory: directory, timeout: timeout)
 }
 

@@ -1,0 +1,123 @@
+// The deterministic reduction's promise under real mpirun: the same parameters and metrics, bit for bit, on 1,
+// 2, 3 and 4 ranks, for every optimizer, for full-batch GD and on Fashion-MNIST; a checkpoint resumes on another
+// number of ranks; Open MPI's choice of allreduce algorithm changes `reduction: mpi` and not the deterministic one.
+import Datasets
+import Foundation
+import Optimizers
+import Testing
+
+/// The final hash and metrics (without wall time) of one finished run, or nil with the failure recorded.
+func finishedRun(_ r: ProcessOutput, _ run: URL, _ label: String) throws -> (hash: String, metrics: [[String: String]])? {
+    #expect(r.status == 0 && !r.timedOut, "\(label): \(r.stderr)")
+    guard let hash = finalHash(r) else {
+        Issue.record("\(label): no final hash in \(r.stdout)")
+        return nil
+    }
+    return (hash, try metricsWithoutWallTime(run))
+}
+
+@Suite("Same bits on any number of ranks", .serialized, .enabled(if: mpiAvailable, "mpirun or the descent executable is missing"))
+struct SameBitsTests {
+    /// Trains `config` with `sets` at each world size and expects one hash and one metrics table for all of them.
+    /// Returns the hash.
+    @discardableResult
+    func expectSameBits(_ config: URL, name: String, ranks: [Int], sets: [String], in dir: URL,
+                        mpirunArguments: [String] = []) throws -> String? {
+        var runs: [(ranks: Int, hash: String, metrics: [[String: String]])] = []
+        for n in ranks {
+            let r = try runDescent(ranks: n, ["train", "--config", config.path, "--overwrite"] + sets.flatMap { ["--set", $0] },
+                                   directory: dir, mpirunArguments: mpirunArguments)
+            guard let run = try finishedRun(r, dir.appendingPathComponent("runs/\(name)"), "\(name) at np \(n)") else { return nil }
+            runs.append((n, run.hash, run.metrics))
+        }
+        for other in runs.dropFirst() {
+            #expect(other.hash == runs[0].hash, "\(name): np \(other.ranks) ends on \(other.hash), np \(runs[0].ranks) on \(runs[0].hash)")
+            #expect(other.metrics == runs[0].metrics, "\(name): the metrics at np \(other.ranks) differ from np \(runs[0].ranks)")
+        }
+        // Metrics that were really evaluated: losses and accuracies in the epoch rows.
+        #expect(runs[0].metrics.contains { Double($0["test_loss"] ?? "") != nil && Double($0["batch_loss"] ?? "") != nil })
+        return runs[0].hash
+    }
+
+    @Test("20 steps of every optimizer give one hash and one metrics table at np = 1, 2, 3 and 4",
+          arguments: OptimizerKind.allCases.map(\.rawValue))
+    func everyOptimizer(_ optimizer: String) throws {
+        let dir = try temporaryDirectory("descent-bits")
+        // Batch 64 in chunks of 8: 8 chunks, so 3 ranks own 3, 3 and 2 of them, in blocks of 2 + 1, 1 + 2 and 2.
+        let config = try writeSyntheticConfig(in: dir, name: "bits", optimizer: "{name: \(optimizer)}",
+                                              extra: "checkpoint: {every: 0}")
+        try expectSameBits(config, name: "bits", ranks: [1, 2, 3, 4],
+                           sets: ["training.steps=20", "training.chunk=8", "training.log_every=2"], in: dir)
+    }
+
+    @Test("full-batch GD gives one hash and one metrics table at np = 1, 2, 3 and 4")
+    func fullBatch() throws {
+        let dir = try temporaryDirectory("descent-bits-gd")
+        let config = try writeSyntheticConfig(in: dir, name: "gd", optimizer: "{name: sgd, lr: 0.5}")
+        // 600 samples in the automatic chunks of 64: 10 chunks.
+        try expectSameBits(config, name: "gd", ranks: [1, 2, 3, 4],
+                           sets: ["training.batch=full", "training.epochs=5", "training.log_every=1"], in: dir)
+    }
+
+    @Test("one epoch on Fashion-MNIST gives one hash and one metrics table at np = 1 and 2",
+          .enabled(if: FileManager.default.fileExists(atPath: FashionMNIST.defaultDirectory + "/train-images-idx3-ubyte.gz"),
+                   "dataset-fashion-mnist is not installed"))
+    func fashionMNIST() throws {
+        let dir = try temporaryDirectory("descent-bits-fashion")
+        let config = packageRoot.appendingPathComponent("configs/default.yaml")
+        try expectSameBits(config, name: "fashion-momentum", ranks: [1, 2],
+                           sets: ["training.epochs=1", "output.dir=\(dir.appendingPathComponent("runs").path)",
+                                  "checkpoint.every=0"], in: dir)
+    }
+
+    @Test("a checkpoint written on 4 ranks resumes on 2 and on 3 and ends on the hash and metrics of the uninterrupted 4-rank run")
+    func resumeOnAnotherWorldSize() throws {
+        let dir = try temporaryDirectory("descent-bits-resume")
+        let chunk = ["--set", "training.chunk=8"]
+        let reference = try writeFaultConfig(in: dir, name: "reference", optimizer: "{name: adam}")
+        let whole = try runDescent(ranks: 4, ["train", "--config", reference.path] + chunk, directory: dir)
+        let expected = try #require(try finishedRun(whole, dir.appendingPathComponent("runs/reference"), "uninterrupted"))
+        // Stop the 4-rank run at step 13 (SIGTERM on rank 2: checkpoint at the step boundary, status 143).
+        let config = try writeFaultConfig(in: dir, name: "moved", optimizer: "{name: adam}")
+        let stopped = try runDescent(ranks: 4, ["train", "--config", config.path] + chunk, directory: dir,
+                                     environment: ["DESCENT_FAULT": "term,rank=2,step=13"], timeout: 60)
+        #expect(stopped.status == 143, "\(stopped.stderr)")
+        for ranks in [2, 3] {
+            let copy = dir.appendingPathComponent("np\(ranks)")
+            try FileManager.default.createDirectory(at: copy, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(at: dir.appendingPathComponent("runs/moved"), to: copy.appendingPathComponent("moved"))
+            let resumed = try runDescent(ranks: ranks, ["train", "--config", config.path, "--resume", "--set", "output.dir=\(copy.path)"] + chunk,
+                                         directory: dir)
+            #expect(resumed.stdout.contains("resuming from ") && resumed.stdout.contains("step 13"), "\(resumed.stdout)")
+            #expect(resumed.stdout.contains("(written by 4 ranks)"))
+            let run = try #require(try finishedRun(resumed, copy.appendingPathComponent("moved"), "resumed at np \(ranks)"))
+            #expect(run.hash == expected.hash, "resumed at np \(ranks)")
+            #expect(run.metrics == expected.metrics, "resumed at np \(ranks)")
+        }
+    }
+
+    @Test("two allreduce algorithms forced in Open MPI change reduction: mpi, and not the deterministic reduction")
+    func forcedAlgorithms() throws {
+        let dir = try temporaryDirectory("descent-bits-algorithms")
+        let config = try writeSyntheticConfig(in: dir, name: "alg", extra: "checkpoint: {every: 0}")
+        func forced(_ algorithm: Int) -> [String] {
+            ["--mca", "coll_tuned_use_dynamic_rules", "1", "--mca", "coll_tuned_allreduce_algorithm", String(algorithm)]
+        }
+        // Open MPI's algorithm 1 adds the ranks' buffers one after another at one rank, 4 (ring) adds each slice in
+        // a rotated order: on 3 ranks their sums differ in the last bits.
+        var mpi: [String] = []
+        for algorithm in [1, 4] {
+            let r = try runDescent(ranks: 3, ["train", "--config", config.path, "--overwrite", "--set", "training.reduction=mpi"],
+                                   directory: dir, mpirunArguments: forced(algorithm))
+            mpi += try finishedRun(r, dir.appendingPathComponent("runs/alg"), "mpi, algorithm \(algorithm)").map { [$0.hash] } ?? []
+        }
+        #expect(mpi.count == 2 && mpi[0] != mpi[1], "reduction: mpi with algorithms 1 and 4: \(mpi)")
+        var deterministic: [String] = []
+        for algorithm in [1, 4] {
+            deterministic += try expectSameBits(config, name: "alg", ranks: [3], sets: [], in: dir,
+                                                mpirunArguments: forced(algorithm)).map { [$0] } ?? []
+        }
+        deterministic += try expectSameBits(config, name: "alg", ranks: [1], sets: [], in: dir).map { [$0] } ?? []
+        #expect(deterministic.count == 3 && Set(deterministic).count == 1, "deterministic: \(deterministic)")
+    }
+}
