@@ -173,6 +173,9 @@ struct ScalingSweepTests {
         #expect(rows.map { $0["ranks"]! } == ["1", "2"])
         #expect(rows.map { $0["global_batch"]! } == (mode == "strong" ? ["64", "64"] : ["32", "64"]))
         #expect(rows[0]["speedup"] == "1.00" && rows[0]["efficiency"] == "1.00")
+        if mode == "strong" {  // one chunk size for the series, so one answer
+            #expect(Set(rows.map { $0["final_hash"] ?? "" }).count == 1 && !(rows[0]["final_hash"] ?? "").isEmpty, "\(rows)")
+        }
         for row in rows {
             let step = try #require(Double(row["step_ms"]!))
             let parts = ["compute_ms", "allreduce_ms", "optimizer_ms"].compactMap { Double(row[$0]!) }
