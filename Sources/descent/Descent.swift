@@ -64,6 +64,7 @@ struct Train: ParsableCommand {
     /// Runs training and turns failures into one message and an exit status on every rank.
     func train(on communicator: Communicator) -> Int32 {
         onEveryRank(communicator) {
+            try LaunchCheck.verify(on: communicator, environment: ProcessInfo.processInfo.environment)
             let faults = try communicator.collectively { try FaultPlan.fromEnvironment() }
             try Agreement.check("the build", Agreement.buildIdentity, on: communicator)
             let runConfig = try communicator.collectively { try loadConfig() }
@@ -145,6 +146,7 @@ struct Compare: ParsableCommand {
     func run() throws {
         let communicator = try watchedWorld()
         let status = onEveryRank(communicator) {
+            try LaunchCheck.verify(on: communicator, environment: ProcessInfo.processInfo.environment)
             let c = try communicator.collectively {
                 try CompareConfig.load(yaml: readConfigFile(config), fileName: config, overrides: overrides)
             }

@@ -153,3 +153,23 @@ struct ConfigTests {
         }
     }
 }
+
+@Suite("Launch sanity")
+struct LaunchCheckTests {
+    @Test("the world size is compared with mpirun's, else with srun's step; other launches pass")
+    func rules() {
+        // mpirun's count is authoritative when present.
+        #expect(LaunchCheck.problem(worldSize: 2, environment: ["OMPI_COMM_WORLD_SIZE": "2", "SLURM_PROCID": "0",
+                                                                "SLURM_STEP_NUM_TASKS": "1"]) == nil)
+        #expect(LaunchCheck.problem(worldSize: 1, environment: ["OMPI_COMM_WORLD_SIZE": "2"])?
+            .hasPrefix("mpirun started OMPI_COMM_WORLD_SIZE=2 ranks, but MPI gives this process a world of 1") == true)
+        // srun's tasks of a step.
+        #expect(LaunchCheck.problem(worldSize: 4, environment: ["SLURM_PROCID": "3", "SLURM_STEP_NUM_TASKS": "4"]) == nil)
+        #expect(LaunchCheck.problem(worldSize: 1, environment: ["SLURM_PROCID": "0", "SLURM_STEP_NUM_TASKS": "4"])?
+            .contains("they would train as 4 separate 1-rank jobs") == true)
+        // A batch script's own step (no srun task id), or no launcher at all.
+        #expect(LaunchCheck.problem(worldSize: 1, environment: ["SLURM_NTASKS": "2", "SLURM_JOB_ID": "7"]) == nil)
+        #expect(LaunchCheck.problem(worldSize: 1, environment: [:]) == nil)
+        #expect(LaunchCheck.problem(worldSize: 1, environment: ["OMPI_COMM_WORLD_SIZE": "two"]) != nil)
+    }
+}

@@ -144,6 +144,21 @@ struct MPITests {
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("runs/bad").path), "\(label)")
     }
 
+    @Test("processes that srun started as separate one-rank worlds refuse to train, each with the reason",
+          arguments: [["SLURM_PROCID": "1", "SLURM_STEP_NUM_TASKS": "2", "SLURM_NTASKS": "2"], ["OMPI_COMM_WORLD_SIZE": "3"]])
+    func singletonTrap(_ environment: [String: String]) throws {
+        let dir = try temporaryDirectory()
+        let config = try writeSyntheticConfig(in: dir, name: "alone")
+        // Without mpirun the process is a one-rank world, as each task of a plain `srun -n 2` would be.
+        let r = try runDescent(ranks: 0, ["train", "--config", config.path], directory: dir, environment: environment)
+        #expect(r.status != 0 && !r.timedOut)
+        let expected = environment["OMPI_COMM_WORLD_SIZE"] != nil
+            ? "mpirun started OMPI_COMM_WORLD_SIZE=3 ranks, but MPI gives this process a world of 1"
+            : "srun started SLURM_STEP_NUM_TASKS=2 tasks, but MPI gives this process a world of 1: they would train as 2 separate 1-rank jobs"
+        #expect(ownLines(r).count == 1 && r.stderr.contains(expected), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("runs").path))
+    }
+
     @Test("an existing run folder is kept unless --overwrite is given")
     func existingRunFolder() throws {
         let dir = try temporaryDirectory()
