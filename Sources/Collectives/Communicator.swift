@@ -70,9 +70,14 @@ public struct Pieces<Buffer> {
 
     /// Pieces laid end to end from offset 0.
     public init(_ buffer: Buffer, counts: [Int]) {
+        self.init(buffer, counts: counts, offsets: Self.endToEnd(counts))
+    }
+
+    /// The offsets of pieces of `counts` elements laid end to end from 0.
+    public static func endToEnd(_ counts: [Int]) -> [Int] {
         var offsets: [Int] = [], next = 0
         for c in counts { offsets.append(next); next += c }
-        self.init(buffer, counts: counts, offsets: offsets)
+        return offsets
     }
 
     public func range(_ q: Int) -> Range<Int> { offsets[q]..<(offsets[q] + counts[q]) }

@@ -49,8 +49,9 @@ public final class GradientAverager {
     public private(set) var smallBatchCounts: [Int] = []
 
     // The deterministic reduction's step state: the tree, this rank's blocks and their sums.
-    private var tree = FixedTree(leaves: 1)
-    private var blocks: [FixedTree.Node] = []
+    private var layout = Layout(count: 0, chunk: 1, ranks: 1)
+    private var tree: FixedTree { layout.tree }
+    private var blocks: [FixedTree.Node] { layout.blocks[rank] }
     private var blockSums: [Float] = []
     private var sendBuffer: [Float] = []
     private var receiveBuffer: [Float] = []
@@ -119,9 +120,9 @@ public final class GradientAverager {
         case .deterministic:
             let leaves = (count + chunk - 1) / chunk
             let chunk = self.chunk, floats = floatCount, lossSlot = self.lossSlot, normSlot = self.normSlot
-            tree = FixedTree(leaves: leaves)
+            // The layout changes only with the batch size (an epoch's smaller last batch).
+            if layout.count != count { layout = Layout(count: count, chunk: chunk, ranks: ranks) }
             let mine = shard(of: 0..<leaves, rank: rank, size: ranks)
-            blocks = FixedTree.blocks(of: mine)
             if blockSums.count < blocks.count * floats { blockSums = [Float](repeating: 0, count: blocks.count * floats) }
             blockSums.withUnsafeMutableBufferPointer { sums in
                 for (j, node) in blocks.enumerated() {
@@ -136,7 +137,7 @@ public final class GradientAverager {
                 }
             }
             buffer[countSlot] = Float(mine.isEmpty ? 0 : min(mine.upperBound * chunk, count) - mine.lowerBound * chunk)
-            smallBatchCounts = (0..<leaves).map { min(($0 + 1) * chunk, count) - $0 * chunk }
+            smallBatchCounts = layout.chunkCounts
         }
     }
 
@@ -229,8 +230,8 @@ public final class GradientAverager {
     /// The deterministic exchange: every rank sends slice s of each of its blocks to rank s, which finishes the
     /// tree for slice s from all ranks' blocks; then the slices are gathered into `buffer` on every rank.
     private func finishTree(over communicator: Communicator) throws {
-        let floats = floatCount, leaves = tree.leaves
-        let blocksOf = (0..<ranks).map { FixedTree.blocks(of: shard(of: 0..<leaves, rank: $0, size: ranks)) }
+        let floats = floatCount
+        let blocksOf = layout.blocks
         let mine = blocks.count, width = slices.counts[rank]
         // To rank s: slice s of each block, block after block. One block is already laid out that way.
         if mine > 1 {
@@ -252,8 +253,8 @@ public final class GradientAverager {
         let needed = receiveCounts.reduce(0, +)
         if receiveBuffer.count < needed { receiveBuffer = [Float](repeating: 0, count: needed) }
         let sendCounts = slices.counts.map { $0 * mine }
-        let sendOffsets = mine == 1 ? slices.offsets : Pieces([Float](), counts: sendCounts).offsets
-        let receiveOffsets = Pieces([Float](), counts: receiveCounts).offsets
+        let sendOffsets = mine == 1 ? slices.offsets : Pieces<Void>.endToEnd(sendCounts)
+        let receiveOffsets = Pieces<Void>.endToEnd(receiveCounts)
         try (mine > 1 ? sendBuffer : blockSums).withUnsafeBufferPointer { send in
             try receiveBuffer.withUnsafeMutableBufferPointer { receive in
                 try communicator.allToAll(Pieces(send, counts: sendCounts, offsets: sendOffsets),
@@ -306,5 +307,22 @@ public final class GradientAverager {
         try buffer.withUnsafeBufferPointer {
             try body(UnsafeBufferPointer(rebasing: $0[(replica * parameterCount)..<((replica + 1) * parameterCount)]))
         }
+    }
+}
+
+/// What the deterministic reduction derives from a batch size: the tree over its chunks, every rank's blocks and
+/// the chunks' sizes.
+private struct Layout {
+    let count: Int
+    let tree: FixedTree
+    let blocks: [[FixedTree.Node]]
+    let chunkCounts: [Int]
+
+    init(count: Int, chunk: Int, ranks: Int) {
+        let leaves = max(1, (count + chunk - 1) / chunk)
+        self.count = count
+        tree = FixedTree(leaves: leaves)
+        blocks = (0..<ranks).map { FixedTree.blocks(of: shard(of: 0..<leaves, rank: $0, size: ranks)) }
+        chunkCounts = (0..<leaves).map { min(($0 + 1) * chunk, count) - $0 * chunk }
     }
 }

@@ -310,7 +310,7 @@ public final class Trainer {
                      + ", batch \(config.training.batch), \(plannedSteps) steps (\((n + globalBatch - 1) / globalBatch) per epoch), "
                      + "BLAS threads \(BLASThreads.count)")
 
-        var position = startPosition
+        let position = startPosition
         let start = monotonicSeconds() - position.wall
         var step = position.step, samples = position.samples
         var compute = position.compute, reduce = position.reduce
