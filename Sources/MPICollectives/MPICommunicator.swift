@@ -109,7 +109,7 @@ public final class MPICommunicator: Communicator {
     }
 
     public func abort(_ message: String, code: Int32) -> Never {
-        fputs("descent: rank \(rank): \(message)\n", stderr)
+        fputs("descent: rank \(rank) on \(Self.processorName): \(message)\n", stderr)
         fflush(stderr)
         MPI_Abort(CMPI_COMM_WORLD, code)
         exit(code)

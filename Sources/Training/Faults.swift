@@ -5,24 +5,28 @@ import Foundation
 import Glibc
 #endif
 
-/// `DESCENT_FAULT=KIND[,rank=R][,step=S]` (rank 0 and step 1 by default):
+/// `DESCENT_FAULT=KIND[,rank=R][,step=S][,ms=M]` (rank 0, step 1 and 100 ms by default):
 /// - `kill`: the rank sends itself SIGKILL during step S (a node dies);
 /// - `exit`: the rank exits alone with status 3 during step S, without telling the others;
 /// - `term`: the rank receives SIGTERM during step S (what a batch system sends before a time limit);
 /// - `nan`: the rank's local loss and gradient of step S become NaN;
 /// - `stall`: the rank stops making progress during step S (sleeps until killed);
+/// - `slow`: the rank sleeps M milliseconds in every step from step S on (a straggler; it also stretches a short
+///   run over a known wall time, which the batch-system tests need to be cut by a time limit);
 /// - `config`: the rank reads a different seed than the others (a config edited on one node);
 /// - `crash-in-commit`: the rank dies after writing the first checkpoint at or after step S and before
 ///   committing it.
 public struct FaultPlan: Equatable, Sendable {
     public enum Kind: String, CaseIterable, Sendable {
-        case kill, exit, term, nan, stall, config
+        case kill, exit, term, nan, stall, slow, config
         case crashInCommit = "crash-in-commit"
     }
 
     public var kind: Kind
     public var rank: Int
     public var step: Int
+    /// The sleep per step of `slow`, in milliseconds.
+    public var milliseconds: Int = 100
 
     public static let variable = "DESCENT_FAULT"
 
@@ -33,7 +37,7 @@ public struct FaultPlan: Equatable, Sendable {
     }
 
     public static func parse(_ text: String) throws -> FaultPlan {
-        let expected = "KIND[,rank=R][,step=S] with KIND one of " + Kind.allCases.map(\.rawValue).joined(separator: ", ")
+        let expected = "KIND[,rank=R][,step=S][,ms=M] with KIND one of " + Kind.allCases.map(\.rawValue).joined(separator: ", ")
         let parts = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         guard let first = parts.first, let kind = Kind(rawValue: first) else {
             throw ConfigError(source: "environment", key: variable, expected: expected, found: "'\(text)'")
@@ -47,6 +51,7 @@ public struct FaultPlan: Equatable, Sendable {
             switch kv[0] {
             case "rank": plan.rank = value
             case "step" where value >= 1: plan.step = value
+            case "ms": plan.milliseconds = value
             default: throw ConfigError(source: "environment", key: variable, expected: expected, found: "'\(part)' in '\(text)'")
             }
         }
@@ -60,6 +65,10 @@ public struct FaultPlan: Equatable, Sendable {
 
     /// Carries out a process-level fault (kill, exit, term, stall) if it strikes `rank` at `step`.
     func act(rank: Int, step: Int) {
+        if kind == .slow, self.rank == rank, step >= self.step {
+            usleep(useconds_t(milliseconds) * 1000)
+            return
+        }
         guard self.rank == rank, self.step == step else { return }
         let now = Date().timeIntervalSince1970
         func say(_ what: String) {

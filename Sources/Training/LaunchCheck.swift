@@ -30,6 +30,19 @@ public enum LaunchCheck {
     }
 }
 
+extension LaunchCheck {
+    /// A warning for a launch that works but leaves tasks idle, or nil: `descent` started directly in a Slurm
+    /// batch script, whose own step is one process (it sets SLURM_NTASKS for the job, not SLURM_STEP_NUM_TASKS).
+    public static func note(worldSize: Int, environment: [String: String]) -> String? {
+        guard environment["OMPI_COMM_WORLD_SIZE"] == nil, environment["SLURM_STEP_NUM_TASKS"] == nil,
+              environment["SLURM_JOB_ID"] != nil, let text = environment["SLURM_NTASKS"], let tasks = Int(text),
+              tasks > worldSize else { return nil }
+        return "this Slurm job has SLURM_NTASKS=\(tasks) tasks but descent runs as \(worldSize) rank"
+            + (worldSize == 1 ? "" : "s") + ": start it with `mpirun` or `srun --mpi=pmix` inside the batch script "
+            + "(see launch/descent.sbatch) to use them all"
+    }
+}
+
 /// A launch whose processes do not form the job the launcher meant.
 public struct LaunchError: Error, CustomStringConvertible, Sendable {
     public var description: String

@@ -55,6 +55,8 @@ struct Train: ParsableCommand {
     var progress: Console.Style = .auto
 
     func run() throws {
+        // From the first moment: a batch system's warning signal during start-up is kept for step 1, not fatal.
+        StopSignals.install()
         let communicator = try watchedWorld()
         let status = train(on: communicator)
         MPICommunicator.finalize()
@@ -64,7 +66,11 @@ struct Train: ParsableCommand {
     /// Runs training and turns failures into one message and an exit status on every rank.
     func train(on communicator: Communicator) -> Int32 {
         onEveryRank(communicator) {
-            try LaunchCheck.verify(on: communicator, environment: ProcessInfo.processInfo.environment)
+            let environment = ProcessInfo.processInfo.environment
+            try LaunchCheck.verify(on: communicator, environment: environment)
+            if communicator.rank == 0, let note = LaunchCheck.note(worldSize: communicator.size, environment: environment) {
+                FileHandle.standardError.write(Data("descent: note: \(note)\n".utf8))
+            }
             let faults = try communicator.collectively { try FaultPlan.fromEnvironment() }
             try Agreement.check("the build", Agreement.buildIdentity, on: communicator)
             let runConfig = try communicator.collectively { try loadConfig() }
@@ -119,7 +125,8 @@ func onEveryRank(_ communicator: Communicator, _ body: () throws -> Void) -> Int
 }
 
 func report(_ message: String, rank: Int?, of size: Int) {
-    let prefix = size > 1 && rank != nil && rank != 0 ? "descent: rank \(rank!): error: " : "descent: error: "
+    // With several ranks the failing one names itself and its host (a file missing on one node of a cluster).
+    let prefix = size > 1 && rank != nil ? "descent: rank \(rank!) on \(MPICommunicator.processorName): error: " : "descent: error: "
     FileHandle.standardError.write(Data((prefix + message + "\n").utf8))
 }
 

@@ -80,6 +80,7 @@ struct GuardUnitTests {
     func faultSwitch() throws {
         #expect(try FaultPlan.parse("kill,rank=1,step=15") == FaultPlan(kind: .kill, rank: 1, step: 15))
         #expect(try FaultPlan.parse("crash-in-commit") == FaultPlan(kind: .crashInCommit, rank: 0, step: 1))
+        #expect(try FaultPlan.parse("slow,rank=1,ms=250") == FaultPlan(kind: .slow, rank: 1, step: 1, milliseconds: 250))
         #expect(try FaultPlan.fromEnvironment([:]) == nil)
         for bad in ["explode", "kill,rank=x", "nan,step=0", "stall,when=3"] {
             #expect(throws: ConfigError.self, "\(bad)") { try FaultPlan.parse(bad) }
