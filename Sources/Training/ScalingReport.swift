@@ -24,6 +24,10 @@ public enum ScalingReport {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         var points: [Point] = []
         for name in names where name.hasPrefix("np-") {
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: directory + "/" + name, isDirectory: &isFolder), isFolder.boolValue else {
+                continue  // a job log beside the runs
+            }
             let file = directory + "/" + name + "/summary.json"
             guard let data = FileManager.default.contents(atPath: file),
                   let j = try? JSONSerialization.jsonObject(with: data) as? [String: Any],

@@ -172,4 +172,16 @@ struct LaunchCheckTests {
         #expect(LaunchCheck.problem(worldSize: 1, environment: [:]) == nil)
         #expect(LaunchCheck.problem(worldSize: 1, environment: ["OMPI_COMM_WORLD_SIZE": "two"]) != nil)
     }
+
+    @Test("descent run directly in a batch script of several tasks gets a note; launched ranks and plain runs do not")
+    func batchStepNote() {
+        // What a real `sbatch -n 2` script's own step sees (checked on slurmd 22.05): no SLURM_STEP_NUM_TASKS.
+        let batchStep = ["SLURM_JOB_ID": "7", "SLURM_NTASKS": "2", "SLURM_PROCID": "0"]
+        #expect(LaunchCheck.note(worldSize: 1, environment: batchStep)?
+            .hasPrefix("this Slurm job has SLURM_NTASKS=2 tasks but descent runs as 1 rank") == true)
+        #expect(LaunchCheck.note(worldSize: 2, environment: batchStep.merging(["OMPI_COMM_WORLD_SIZE": "2"]) { $1 }) == nil)
+        #expect(LaunchCheck.note(worldSize: 2, environment: batchStep.merging(["SLURM_STEP_NUM_TASKS": "2"]) { $1 }) == nil)
+        #expect(LaunchCheck.note(worldSize: 1, environment: ["SLURM_JOB_ID": "7", "SLURM_NTASKS": "1"]) == nil)
+        #expect(LaunchCheck.note(worldSize: 1, environment: [:]) == nil)
+    }
 }

@@ -1,0 +1,314 @@
+// Clusters for real: a single-node Slurm (Debian's slurmctld, slurmd and munge) started and stopped by the tests,
+// and two hosts made of network namespaces that Open MPI joins over TCP. Both need root; without it the suites are
+// skipped with the reason.
+import Foundation
+import Testing
+
+let isRoot = getuid() == 0
+
+/// Whether `tool` is an executable on PATH (or in the sbin folders, where Debian puts the daemons).
+func onPath(_ tool: String) -> Bool {
+    let path = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin") + ":/usr/sbin:/sbin"
+    return path.split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(tool)") }
+}
+
+let slurmAvailable = mpiAvailable && isRoot && ["slurmctld", "slurmd", "sbatch", "scontrol", "munged"].allSatisfy(onPath)
+let namespacesAvailable = mpiAvailable && isRoot && ["ip", "unshare"].allSatisfy(onPath)
+
+/// Runs one of the launch/ scripts.
+func runScript(_ name: String, _ arguments: [String], environment: [String: String] = [:], directory: URL? = nil,
+               timeout: Double = 120) throws -> ProcessOutput {
+    try runProgram("/bin/bash", [packageRoot.appendingPathComponent("launch/\(name)").path] + arguments,
+                   environment: environment, directory: directory, timeout: timeout)
+}
+
+/// A one-node Slurm in a folder of its own (launch/local-slurm), stopped by `stop()`.
+struct LocalSlurm {
+    let dir: URL
+    var environment: [String: String] { ["SLURM_CONF": dir.appendingPathComponent("slurm.conf").path] }
+
+    init() throws {
+        dir = try temporaryDirectory("descent-slurm")
+        let r = try runScript("local-slurm", ["start", dir.path], timeout: 60)
+        try #require(r.status == 0, "local-slurm start: \(r.stderr)")
+    }
+
+    func stop() { _ = try? runScript("local-slurm", ["stop", dir.path], environment: environment, timeout: 60) }
+
+    /// Submits with sbatch and returns the job id.
+    func submit(_ arguments: [String], environment extra: [String: String] = [:], directory: URL) throws -> String {
+        let r = try runProgram("/usr/bin/sbatch", ["--parsable"] + arguments, environment: environment.merging(extra) { $1 },
+                               directory: directory, timeout: 30)
+        try #require(r.status == 0, "sbatch: \(r.stderr)")
+        return String(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines).prefix { $0 != ";" })
+    }
+
+    /// The job's fields as `scontrol show job -o` gives them (JobState, Restarts, ExitCode, ...).
+    func fields(of job: String) throws -> [String: String] {
+        let r = try runProgram("/usr/bin/scontrol", ["show", "job", "-o", job], environment: environment, timeout: 30)
+        var fields: [String: String] = [:]
+        for word in r.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }) {
+            let kv = word.split(separator: "=", maxSplits: 1)
+            if kv.count == 2 { fields[String(kv[0])] = String(kv[1]) }
+        }
+        return fields
+    }
+
+    static let finalStates: Set<String> = ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
+                                           "BOOT_FAIL", "DEADLINE", "PREEMPTED"]
+
+    /// Waits until the job has ended for good (a requeued job passes through other states first) and returns its
+    /// last fields, or nil after `timeout` seconds.
+    func wait(for job: String, timeout: Double) throws -> [String: String]? {
+        let deadline = Date().addingTimeInterval(timeout)
+        var endedAt: Date?
+        while Date() < deadline {
+            let f = try fields(of: job)
+            if let state = f["JobState"], Self.finalStates.contains(state) {
+                // A final state seen twice, 3 s apart, is not a step of a requeue.
+                if let endedAt, Date().timeIntervalSince(endedAt) >= 3 { return f }
+                if endedAt == nil { endedAt = Date() }
+            } else {
+                endedAt = nil
+            }
+            Thread.sleep(forTimeInterval: 1)
+        }
+        return nil
+    }
+}
+
+/// The final parameter hash a job's log reports.
+func finalHash(log: String) -> String? {
+    guard let range = log.range(of: "final parameter hash ", options: .backwards) else { return nil }
+    return String(log[range.upperBound...].prefix(16))
+}
+
+@Suite("A real Slurm cluster (one node)", .serialized,
+       .enabled(if: slurmAvailable, "needs root, mpirun, and Debian's slurmctld, slurmd, slurm-client and munge (launch/setup --cluster)"))
+struct SlurmTests {
+    @Test("launch/descent.sbatch trains with 2 tasks (srun --mpi=pmix) and leaves the run folder and log, on the mpirun hash")
+    func batchJob() throws {
+        let dir = try temporaryDirectory("descent-sbatch")
+        let config = try writeSyntheticConfig(in: dir, name: "job", epochs: 3, extra: "checkpoint: {every: 10}")
+        let reference = try runDescent(ranks: 2, ["train", "--config", config.path, "--set", "output.dir=\(dir.path)/reference"],
+                                       directory: dir)
+        let expected = try #require(finalHash(reference), "\(reference.stderr)")
+
+        let slurm = try LocalSlurm()
+        defer { slurm.stop() }
+        let exe = try #require(descentExecutable)
+        let log = dir.appendingPathComponent("job.out")
+        let job = try slurm.submit(["--ntasks=2", "--time=5", "--output=\(log.path)",
+                                    packageRoot.appendingPathComponent("launch/descent.sbatch").path, config.path],
+                                   environment: ["DESCENT": exe.path, "LAUNCHER": "srun"], directory: dir)
+        let end = try #require(try slurm.wait(for: job, timeout: 120), "job \(job) did not end within 120 s")
+        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        #expect(end["JobState"] == "COMPLETED" && end["ExitCode"] == "0:0", "\(end)\n\(text)")
+        #expect(end["Restarts"] == "0")
+        #expect(text.contains("final parameter hash \(expected) (equal on all 2 ranks)"), "\(text)")
+        #expect(text.contains("no committed checkpoint") && text.contains("descent.sbatch: exit status 0"), "\(text)")
+
+        let run = dir.appendingPathComponent("runs/job")
+        for file in ["metrics.csv", "metrics.jsonl", "summary.json", "report.html", "parameters.f32", "checkpoints/LATEST"] {
+            #expect(FileManager.default.fileExists(atPath: run.appendingPathComponent(file).path), "\(file) is missing")
+        }
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("summary.json"))) as? [String: Any])
+        #expect(summary["ranks"] as? Int == 2 && summary["final_hash"] as? String == expected)
+        #expect(try metricsWithoutWallTime(run) == metricsWithoutWallTime(dir.appendingPathComponent("reference/job")))
+    }
+
+    @Test("a job cut by its time limit commits a checkpoint on the warning signal, is requeued, and resumes to the uninterrupted hash")
+    func requeueOnTimeLimit() throws {
+        let dir = try temporaryDirectory("descent-requeue")
+        // 500 steps; in the job rank 0 sleeps 100 ms per step (DESCENT_FAULT=slow): about 50 s, longer than a
+        // start of the job lasts before its warning.
+        let config = try writeSyntheticConfig(in: dir, name: "long", epochs: 50, extra: "checkpoint: {every: 50}")
+        let reference = try runDescent(ranks: 2, ["train", "--config", config.path, "--set", "output.dir=\(dir.path)/reference"],
+                                       directory: dir)
+        let expected = try #require(finalHash(reference), "\(reference.stderr)")
+
+        let slurm = try LocalSlurm()
+        defer { slurm.stop() }
+        let exe = try #require(descentExecutable)
+        let log = dir.appendingPathComponent("job.out")
+        // A one-minute limit with the warning 20 s before it. slurmctld looks at time limits every 30 s and warns
+        // when the time left is within the lead plus those 30 s, so USR1 reaches the batch shell 10-40 s into
+        // each start. (A lead of 30 s or more would warn at the very first look, possibly 1 s after a restart.)
+        let job = try slurm.submit(["--ntasks=2", "--time=1", "--signal=B:USR1@20", "--output=\(log.path)",
+                                    packageRoot.appendingPathComponent("launch/descent.sbatch").path, config.path],
+                                   environment: ["DESCENT": exe.path, "DESCENT_FAULT": "slow,rank=0,ms=100"], directory: dir)
+        let end = try #require(try slurm.wait(for: job, timeout: 420), "job \(job) did not end within 420 s")
+        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        #expect(end["JobState"] == "COMPLETED" && end["ExitCode"] == "0:0", "\(end)\n\(text)")
+        let restarts = Int(end["Restarts"] ?? "") ?? 0
+        #expect(restarts >= 1, "the job was never cut: \(text)")
+        #expect(text.components(separatedBy: "requeued to resume").count - 1 == restarts, "\(text)")
+        #expect(text.components(separatedBy: "resuming from ").count - 1 == restarts, "\(text)")
+        #expect(text.contains("on SIGUSR1; checkpoint"), "\(text)")
+        #expect(finalHash(log: text) == expected, "\(text)")
+        #expect(try metricsWithoutWallTime(dir.appendingPathComponent("runs/long"))
+                == metricsWithoutWallTime(dir.appendingPathComponent("reference/long")))
+    }
+
+    @Test("launch/sweep submits one job per rank count and a report job that tabulates them")
+    func sweep() throws {
+        let dir = try temporaryDirectory("descent-sweep")
+        let config = try writeSyntheticConfig(in: dir, name: "series")
+        let slurm = try LocalSlurm()
+        defer { slurm.stop() }
+        let exe = try #require(descentExecutable)
+        let r = try runScript("sweep", [config.path], environment: slurm.environment.merging(
+            ["DESCENT": exe.path, "NPS": "1 2", "STEPS": "20", "OUT": dir.appendingPathComponent("out").path]) { $1 },
+                              directory: dir, timeout: 60)
+        #expect(r.status == 0, "\(r.stderr)")
+        let report = try #require(r.stdout.split(separator: "\n").first { $0.hasPrefix("report: job ") })
+        let job = String(report.dropFirst("report: job ".count).prefix { $0.isNumber })
+        let end = try #require(try slurm.wait(for: job, timeout: 180), "report job \(job) did not end within 180 s")
+        let folder = dir.appendingPathComponent("out/series-scale-strong")
+        #expect(end["JobState"] == "COMPLETED", "\(end) \((try? String(contentsOf: folder.appendingPathComponent("report.out"), encoding: .utf8)) ?? "")")
+        let rows = try readCSV(folder.appendingPathComponent("scaling.csv"))
+        #expect(rows.map { $0["ranks"] } == ["1", "2"])
+        #expect(rows.allSatisfy { $0["steps"] == "20" } || rows.first?["steps"] == nil)
+        #expect(Set(rows.compactMap { $0["final_hash"] }).count == 1, "the strong series must end on one hash: \(rows)")
+        for file in ["report.html", "scaling.svg", "phases.svg", "job-np-1.out", "job-np-2.out"] {
+            #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent(file).path), "\(file) is missing")
+        }
+    }
+}
+
+/// Hosts made of network namespaces (launch/local-hosts), removed by `stop()`.
+struct LocalHosts {
+    let dir: URL
+    let count: Int
+    var hostfile: String { dir.appendingPathComponent("hostfile").path }
+    let flags: [String]
+
+    init(count: Int) throws {
+        self.count = count
+        dir = try temporaryDirectory("descent-hosts")
+        let r = try runScript("local-hosts", ["up", String(count), dir.path], timeout: 60)
+        try #require(r.status == 0, "local-hosts up: \(r.stderr)")
+        flags = try String(contentsOf: dir.appendingPathComponent("mpirun-flags"), encoding: .utf8)
+            .split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
+    }
+
+    func stop() { _ = try? runScript("local-hosts", ["down", String(count), dir.path], timeout: 60) }
+
+    /// `launch/hosts HOSTFILE FLAGS -- ARGUMENTS` with the test build of descent.
+    func run(_ arguments: [String], environment: [String: String] = [:], directory: URL, timeout: Double = 120) throws -> ProcessOutput {
+        let exe = try #require(descentExecutable)
+        return try runScript("hosts", [hostfile] + flags + ["--"] + arguments,
+                             environment: environment.merging(["DESCENT": exe.path]) { $1 }, directory: directory, timeout: timeout)
+    }
+
+    /// The pids of descent processes inside host `index` (1-based).
+    func descentProcesses(onHost index: Int) throws -> [Int32] {
+        let r = try runProgram("/usr/sbin/ip", ["netns", "pids", "descent-h\(index)"], timeout: 10)
+        return r.stdout.split(separator: "\n").compactMap { Int32($0) }.filter { pid in
+            ((try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? "").hasPrefix("descent")
+        }
+    }
+}
+
+@Suite("Two hosts as network namespaces (Open MPI over TCP)", .serialized,
+       .enabled(if: namespacesAvailable, "needs root, mpirun, ip (iproute2) and unshare"))
+struct HostsTests {
+    @Test("2 hosts × 1 rank end on the hash and metrics of one host (deterministic reduction)")
+    func sameHash() throws {
+        let dir = try temporaryDirectory("descent-twohosts")
+        let config = try writeSyntheticConfig(in: dir, name: "hosts", epochs: 3)
+        let one = try runDescent(ranks: 1, ["train", "--config", config.path, "--set", "output.dir=\(dir.path)/one"], directory: dir)
+        let expected = try #require(finalHash(one), "\(one.stderr)")
+
+        let hosts = try LocalHosts(count: 2)
+        defer { hosts.stop() }
+        let r = try hosts.run(["train", "--config", config.path, "--progress", "off"], directory: dir)
+        #expect(r.status == 0 && !r.timedOut, "\(r.stderr)")
+        #expect(r.stdout.contains("final parameter hash \(expected) (equal on all 2 ranks)"), "\(r.stdout)\n\(r.stderr)")
+        #expect(try metricsWithoutWallTime(dir.appendingPathComponent("runs/hosts"))
+                == metricsWithoutWallTime(dir.appendingPathComponent("one/hosts")))
+    }
+
+    @Test("SIGKILL of the rank on one host ends the job on both within 10 s")
+    func killOneHost() throws {
+        let dir = try temporaryDirectory("descent-hostkill")
+        let config = try writeSyntheticConfig(in: dir, name: "kill", epochs: 100)
+        let hosts = try LocalHosts(count: 2)
+        defer { hosts.stop() }
+        let exe = try #require(descentExecutable), mpirun = try #require(mpirunPath)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [packageRoot.appendingPathComponent("launch/hosts").path, hosts.hostfile] + hosts.flags
+            + ["--", "train", "--config", config.path, "--progress", "off"]
+        var env = ProcessInfo.processInfo.environment
+        env["DESCENT"] = exe.path
+        env["DESCENT_FAULT"] = "slow,rank=0,ms=50"  // 1000 steps: about 50 s, far longer than the test waits
+        env["PATH"] = URL(fileURLWithPath: mpirun).deletingLastPathComponent().path + ":" + (env["PATH"] ?? "")
+        process.environment = env
+        process.currentDirectoryURL = dir
+        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        let errors = dir.appendingPathComponent("stderr.txt")
+        _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: errors)
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+
+        // Wait until both ranks run and training is under way (metrics.csv has rows), then kill the rank on host 2.
+        let metrics = dir.appendingPathComponent("runs/kill/metrics.csv")
+        var victims: [Int32] = []
+        for _ in 0..<300 where process.isRunning {
+            victims = try hosts.descentProcesses(onHost: 2)
+            let rows = (try? String(contentsOf: metrics, encoding: .utf8))?.split(separator: "\n").count ?? 0
+            if !victims.isEmpty, !(try hosts.descentProcesses(onHost: 1)).isEmpty, rows >= 2 { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        try #require(process.isRunning && victims.count == 1, "the run did not get under way: \((try? String(contentsOf: errors, encoding: .utf8)) ?? "")")
+        let killedAt = Date()
+        kill(victims[0], SIGKILL)
+        while process.isRunning, Date().timeIntervalSince(killedAt) < 30 { Thread.sleep(forTimeInterval: 0.05) }
+        let seconds = Date().timeIntervalSince(killedAt)
+        #expect(!process.isRunning && seconds < 10, "the job took \(seconds) s to end after the kill")
+        #expect(process.terminationStatus != 0)
+        #expect(try hosts.descentProcesses(onHost: 1).isEmpty && hosts.descentProcesses(onHost: 2).isEmpty,
+                "descent processes are left on a host")
+        print("killed rank on descent-h2: the job ended on both hosts \(String(format: "%.2f", seconds)) s later")
+    }
+
+    @Test("a host without the data stops every rank before step 0 with one message naming the host and the file")
+    func hostWithoutData() throws {
+        let dir = try temporaryDirectory("descent-nodata")
+        let data = dir.appendingPathComponent("data")
+        try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
+        // A tiny Fashion-MNIST-shaped set: 20 training and 10 test images of 28 × 28.
+        for (prefix, n) in [("train", 20), ("t10k", 10)] {
+            try write(idxBytes(dimensions: [n, 28, 28], payload: (0..<n * 784).map { UInt8($0 % 251) }),
+                      to: data.appendingPathComponent("\(prefix)-images-idx3-ubyte"))
+            try write(idxBytes(type: 0x08, dimensions: [n], payload: (0..<n).map { UInt8($0 % 10) }),
+                      to: data.appendingPathComponent("\(prefix)-labels-idx1-ubyte"))
+        }
+        let config = dir.appendingPathComponent("data.yaml")
+        try """
+        name: nodata
+        data: {source: fashion-mnist, path: \(data.path)}
+        model: {hidden: [8]}
+        training: {batch: 10, epochs: 1}
+        output: {dir: \(dir.appendingPathComponent("runs").path)}
+        """.write(to: config, atomically: true, encoding: .utf8)
+
+        let hosts = try LocalHosts(count: 2)
+        defer { hosts.stop() }
+        let whole = try hosts.run(["train", "--config", config.path, "--progress", "off"], directory: dir)
+        #expect(whole.status == 0, "with the data on both hosts: \(whole.stderr)")
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("runs"))
+
+        let r = try hosts.run(["train", "--config", config.path, "--progress", "off"],
+                              environment: ["LOCAL_HOSTS_HIDE": "descent-h2:\(data.path)"], directory: dir)
+        #expect(r.status != 0 && !r.timedOut)
+        let own = ownLines(r)
+        #expect(own.count == 1, "\(r.stderr)")
+        #expect(own.first?.hasPrefix("descent: rank 1 on descent-h2: error: data file \(data.path)/train-images-idx3-ubyte") == true,
+                "\(r.stderr)")
+        #expect(own.first?.contains("no such file") == true, "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("runs/nodata").path), "a run folder was written")
+    }
+}
