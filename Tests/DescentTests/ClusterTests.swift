@@ -83,6 +83,27 @@ func finalHash(log: String) -> String? {
     return String(log[range.upperBound...].prefix(16))
 }
 
+/// The final hash of `config` trained by plain mpirun on 2 ranks into `<dir>/reference` (the uninterrupted run).
+func referenceHash(_ config: URL, in dir: URL) throws -> String {
+    let r = try runDescent(ranks: 2, ["train", "--config", config.path, "--set", "output.dir=\(dir.path)/reference"], directory: dir)
+    return try #require(finalHash(r), "\(r.stderr)")
+}
+
+extension LocalSlurm {
+    /// Submits launch/descent.sbatch for `config` with the test build, waits until the job has ended for good, and
+    /// returns its last fields and its log (`<dir>/job.out`).
+    func runDescentJob(_ config: URL, options: [String], environment extra: [String: String], in dir: URL,
+                       timeout: Double) throws -> (fields: [String: String], log: String) {
+        let exe = try #require(descentExecutable)
+        let log = dir.appendingPathComponent("job.out")
+        let job = try submit(["--ntasks=2", "--output=\(log.path)"] + options
+                             + [packageRoot.appendingPathComponent("launch/descent.sbatch").path, config.path],
+                             environment: extra.merging(["DESCENT": exe.path]) { $1 }, directory: dir)
+        let end = try #require(try wait(for: job, timeout: timeout), "job \(job) did not end within \(Int(timeout)) s")
+        return (end, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
+    }
+}
+
 @Suite("A real Slurm cluster (one node)", .serialized,
        .enabled(if: slurmAvailable, "needs root, mpirun, and Debian's slurmctld, slurmd, slurm-client and munge (launch/setup --cluster)"))
 struct SlurmTests {
@@ -90,19 +111,11 @@ struct SlurmTests {
     func batchJob() throws {
         let dir = try temporaryDirectory("descent-sbatch")
         let config = try writeSyntheticConfig(in: dir, name: "job", epochs: 3, extra: "checkpoint: {every: 10}")
-        let reference = try runDescent(ranks: 2, ["train", "--config", config.path, "--set", "output.dir=\(dir.path)/reference"],
-                                       directory: dir)
-        let expected = try #require(finalHash(reference), "\(reference.stderr)")
-
+        let expected = try referenceHash(config, in: dir)
         let slurm = try LocalSlurm()
         defer { slurm.stop() }
-        let exe = try #require(descentExecutable)
-        let log = dir.appendingPathComponent("job.out")
-        let job = try slurm.submit(["--ntasks=2", "--time=5", "--output=\(log.path)",
-                                    packageRoot.appendingPathComponent("launch/descent.sbatch").path, config.path],
-                                   environment: ["DESCENT": exe.path, "LAUNCHER": "srun"], directory: dir)
-        let end = try #require(try slurm.wait(for: job, timeout: 120), "job \(job) did not end within 120 s")
-        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        let (end, text) = try slurm.runDescentJob(config, options: ["--time=5"], environment: ["LAUNCHER": "srun"], in: dir,
+                                                  timeout: 120)
         #expect(end["JobState"] == "COMPLETED" && end["ExitCode"] == "0:0", "\(end)\n\(text)")
         #expect(end["Restarts"] == "0")
         #expect(text.contains("final parameter hash \(expected) (equal on all 2 ranks)"), "\(text)")
@@ -123,22 +136,14 @@ struct SlurmTests {
         // 500 steps; in the job rank 0 sleeps 100 ms per step (DESCENT_FAULT=slow): about 50 s, longer than a
         // start of the job lasts before its warning.
         let config = try writeSyntheticConfig(in: dir, name: "long", epochs: 50, extra: "checkpoint: {every: 50}")
-        let reference = try runDescent(ranks: 2, ["train", "--config", config.path, "--set", "output.dir=\(dir.path)/reference"],
-                                       directory: dir)
-        let expected = try #require(finalHash(reference), "\(reference.stderr)")
-
+        let expected = try referenceHash(config, in: dir)
         let slurm = try LocalSlurm()
         defer { slurm.stop() }
-        let exe = try #require(descentExecutable)
-        let log = dir.appendingPathComponent("job.out")
         // A one-minute limit with the warning 20 s before it. slurmctld looks at time limits every 30 s and warns
         // when the time left is within the lead plus those 30 s, so USR1 reaches the batch shell 10-40 s into
         // each start. (A lead of 30 s or more would warn at the very first look, possibly 1 s after a restart.)
-        let job = try slurm.submit(["--ntasks=2", "--time=1", "--signal=B:USR1@20", "--output=\(log.path)",
-                                    packageRoot.appendingPathComponent("launch/descent.sbatch").path, config.path],
-                                   environment: ["DESCENT": exe.path, "DESCENT_FAULT": "slow,rank=0,ms=100"], directory: dir)
-        let end = try #require(try slurm.wait(for: job, timeout: 420), "job \(job) did not end within 420 s")
-        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        let (end, text) = try slurm.runDescentJob(config, options: ["--time=1", "--signal=B:USR1@20"],
+                                                  environment: ["DESCENT_FAULT": "slow,rank=0,ms=100"], in: dir, timeout: 420)
         #expect(end["JobState"] == "COMPLETED" && end["ExitCode"] == "0:0", "\(end)\n\(text)")
         let restarts = Int(end["Restarts"] ?? "") ?? 0
         #expect(restarts >= 1, "the job was never cut: \(text)")

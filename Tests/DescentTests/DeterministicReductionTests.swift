@@ -68,9 +68,9 @@ struct DeterministicReductionTests {
                     for node in FixedTree.blocks(of: shard(of: 0..<count, rank: r, size: ranks)) {
                         var out = [Float](repeating: .nan, count: length)
                         out.withUnsafeMutableBufferPointer { o in
-                            FixedTree.Evaluator(length: length).value(of: node, in: tree, into: o.baseAddress!) { i, buffer in
+                            FixedTree.Evaluator(length: length).value(of: node, in: tree, into: o.baseAddress!, leaf: { i, buffer in
                                 buffer.update(from: leaves[i], count: length)
-                            }
+                            })
                         }
                         known[node] = out
                     }
