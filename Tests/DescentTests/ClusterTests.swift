@@ -29,7 +29,9 @@ struct LocalSlurm {
 
     init() throws {
         dir = try temporaryDirectory("descent-slurm")
-        let r = try runScript("local-slurm", ["start", dir.path], timeout: 60)
+        // Ports of its own, so that daemons left by an interrupted earlier run cannot answer for this cluster.
+        let port = 20_000 + 2 * Int.random(in: 0..<5_000)
+        let r = try runScript("local-slurm", ["start", dir.path], environment: ["SLURM_PORT": String(port)], timeout: 60)
         try #require(r.status == 0, "local-slurm start: \(r.stderr)")
     }
 
