@@ -281,7 +281,7 @@ struct HostsTests {
         print("killed rank on descent-h2: the job ended on both hosts \(String(format: "%.2f", seconds)) s later")
     }
 
-    @Test("a host without the data stops every rank before step 0 with one message naming the host and the file")
+    @Test("a host without the data, or with other data, stops every rank before step 0 with one message naming the host and the file")
     func hostWithoutData() throws {
         let dir = try temporaryDirectory("descent-nodata")
         let data = dir.appendingPathComponent("data")
@@ -308,14 +308,33 @@ struct HostsTests {
         #expect(whole.status == 0, "with the data on both hosts: \(whole.stderr)")
         try FileManager.default.removeItem(at: dir.appendingPathComponent("runs"))
 
+        // Host 2 sees an empty folder in place of the data.
+        let empty = dir.appendingPathComponent("empty")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
         let r = try hosts.run(["train", "--config", config.path, "--progress", "off"],
-                              environment: ["LOCAL_HOSTS_HIDE": "descent-h2:\(data.path)"], directory: dir)
+                              environment: ["LOCAL_HOSTS_BIND": "descent-h2:\(empty.path):\(data.path)"], directory: dir)
         #expect(r.status != 0 && !r.timedOut)
         let own = ownLines(r)
         #expect(own.count == 1, "\(r.stderr)")
         #expect(own.first?.hasPrefix("descent: rank 1 on descent-h2: error: data file \(data.path)/train-images-idx3-ubyte") == true,
                 "\(r.stderr)")
         #expect(own.first?.contains("no such file") == true, "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("runs/nodata").path), "a run folder was written")
+
+        // Host 2 sees a copy whose test labels differ in one byte: same size, other content.
+        let other = dir.appendingPathComponent("other")
+        try FileManager.default.copyItem(at: data, to: other)
+        let labels = other.appendingPathComponent("t10k-labels-idx1-ubyte")
+        var bytes = try [UInt8](Data(contentsOf: labels))
+        bytes[bytes.count - 1] ^= 1
+        try write(bytes, to: labels)
+        let d = try hosts.run(["train", "--config", config.path, "--progress", "off"],
+                              environment: ["LOCAL_HOSTS_BIND": "descent-h2:\(other.path):\(data.path)"], directory: dir)
+        #expect(d.status != 0 && !d.timedOut)
+        let lines = ownLines(d)
+        #expect(lines.count == 1, "\(d.stderr)")
+        #expect(lines.first?.hasPrefix("descent: rank 1 on descent-h2: error: rank 1 disagrees with rank 0 on data file "
+                                       + "\(data.path)/t10k-labels-idx1-ubyte before step 0") == true, "\(d.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("runs/nodata").path), "a run folder was written")
     }
 }
