@@ -63,7 +63,8 @@ public struct FaultPlan: Equatable, Sendable {
         self.kind == kind && self.rank == rank && self.step == step
     }
 
-    /// Carries out a process-level fault (kill, exit, term, stall) if it strikes `rank` at `step`.
+    /// Carries out a process-level fault (kill, exit, term, stall; slow at every step from `step` on) if it strikes
+    /// `rank` at `step`.
     func act(rank: Int, step: Int) {
         if kind == .slow, self.rank == rank, step >= self.step {
             usleep(useconds_t(milliseconds) * 1000)
