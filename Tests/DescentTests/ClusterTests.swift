@@ -79,7 +79,7 @@ struct LocalSlurm {
     }
 }
 
-/// The final parameter hash a job's log reports.
+/// The final parameter hash a log reports (the last one: a requeued job's log holds every start).
 func finalHash(log: String) -> String? {
     guard let range = log.range(of: "final parameter hash ", options: .backwards) else { return nil }
     return String(log[range.upperBound...].prefix(16))
@@ -201,10 +201,13 @@ struct LocalHosts {
 
     func stop() { _ = try? runScript("local-hosts", ["down", String(count), dir.path], timeout: 60) }
 
+    /// The arguments of `launch/hosts` for these hosts and `descent` arguments.
+    func hostsArguments(_ arguments: [String]) -> [String] { [hostfile] + flags + ["--"] + arguments }
+
     /// `launch/hosts HOSTFILE FLAGS -- ARGUMENTS` with the test build of descent.
     func run(_ arguments: [String], environment: [String: String] = [:], directory: URL, timeout: Double = 120) throws -> ProcessOutput {
         let exe = try #require(descentExecutable)
-        return try runScript("hosts", [hostfile] + flags + ["--"] + arguments,
+        return try runScript("hosts", hostsArguments(arguments),
                              environment: environment.merging(["DESCENT": exe.path]) { $1 }, directory: directory, timeout: timeout)
     }
 
@@ -245,8 +248,8 @@ struct HostsTests {
         let exe = try #require(descentExecutable), mpirun = try #require(mpirunPath)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [packageRoot.appendingPathComponent("launch/hosts").path, hosts.hostfile] + hosts.flags
-            + ["--", "train", "--config", config.path, "--progress", "off"]
+        process.arguments = [packageRoot.appendingPathComponent("launch/hosts").path]
+            + hosts.hostsArguments(["train", "--config", config.path, "--progress", "off"])
         var env = ProcessInfo.processInfo.environment
         env["DESCENT"] = exe.path
         env["DESCENT_FAULT"] = "slow,rank=0,ms=50"  // 1000 steps: about 50 s, far longer than the test waits

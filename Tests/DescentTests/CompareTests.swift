@@ -164,9 +164,9 @@ struct ScalingSweepTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let config = try writeSyntheticConfig(in: dir, name: "tiny")
         let exe = try #require(descentExecutable)
-        let r = try runProgram("/bin/bash", [packageRoot.appendingPathComponent("launch/scale").path, config.path],
-                               environment: ["DESCENT": exe.path, "NPS": "1 2", "STEPS": "12", "MODE": mode, "PER_RANK": "32",
-                                             "OUT": dir.path], directory: dir, timeout: 240)
+        let r = try runScript("scale", [config.path],
+                              environment: ["DESCENT": exe.path, "NPS": "1 2", "STEPS": "12", "MODE": mode, "PER_RANK": "32",
+                                            "OUT": dir.path], directory: dir, timeout: 240)
         #expect(r.status == 0 && !r.timedOut, "\(r.stderr)")
         let folder = dir.appendingPathComponent("tiny-scale-\(mode)")
         let rows = try readCSV(folder.appendingPathComponent("scaling.csv"))

@@ -13,10 +13,7 @@ func writeFaultConfig(in dir: URL, name: String = "f", optimizer: String = "{nam
 }
 
 /// The hash a finished run printed.
-func finalHash(_ r: ProcessOutput) -> String? {
-    guard let range = r.stdout.range(of: "final parameter hash ") else { return nil }
-    return String(r.stdout[range.upperBound...].prefix(16))
-}
+func finalHash(_ r: ProcessOutput) -> String? { finalHash(log: r.stdout) }
 
 /// descent's own lines on standard error (not Open MPI's).
 func ownLines(_ r: ProcessOutput) -> [String] {
