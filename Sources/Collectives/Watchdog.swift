@@ -1,6 +1,7 @@
 // Never a silent hang: every collective runs under a deadline, and a collective that does not complete in
 // time ends the whole job with a message that names the step and the phase.
 import Foundation
+import Numerics
 
 /// A background thread that watches the collective in progress on this rank. When one has been waiting
 /// longer than `deadline` seconds it calls `onTimeout` (which aborts the job) with a message naming the
@@ -50,7 +51,7 @@ public final class Watchdog: @unchecked Sendable {
     public func watch<T>(_ operation: StaticString, _ body: () throws -> T) rethrows -> T {
         lock.withLock {
             self.operation = operation
-            started = monotonicNow()
+            started = monotonicSeconds()
         }
         defer { lock.withLock { started = nil } }
         return try body()
@@ -58,7 +59,7 @@ public final class Watchdog: @unchecked Sendable {
 
     private func expired() -> String? {
         lock.withLock {
-            guard _deadline > 0, let started, monotonicNow() - started > _deadline else { return nil }
+            guard _deadline > 0, let started, monotonicSeconds() - started > _deadline else { return nil }
             let when = step < 0 ? "before the first step" : "at step \(step)"
             return "\(operation) in phase '\(phase)' \(when) did not complete within \(shortSeconds(_deadline)) s "
                 + "(guards.collective_timeout): another rank has stalled or died; aborting the job"
@@ -68,13 +69,6 @@ public final class Watchdog: @unchecked Sendable {
 
 private func shortSeconds(_ s: Double) -> String {
     s == s.rounded() ? String(Int(s)) : String(s)
-}
-
-/// Monotonic seconds (CLOCK_MONOTONIC).
-func monotonicNow() -> Double {
-    var t = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
 }
 
 /// A communicator whose every collective runs under a watchdog.

@@ -41,6 +41,16 @@ public enum Kernels {
                      scalar: { i in out[i] = a[i] + b[i] })
     }
 
+    /// Scales `x` so that its L2 norm is at most `maxNorm`, as torch's clip_grad_norm_ does
+    /// (x ← x · maxNorm / (‖x‖ + 1e-6) when that factor is below 1). Returns ‖x‖ before clipping.
+    @discardableResult
+    public static func clip(_ x: UnsafeMutablePointer<Float>, count: Int, toNorm maxNorm: Double) -> Double {
+        let norm = sumOfSquares(x, count: count).squareRoot()
+        let factor = maxNorm / (norm + 1e-6)
+        if factor < 1 { scale(x, count: count, by: Float(factor)) }
+        return norm
+    }
+
     /// x ← α·x
     @inlinable
     public static func scale(_ x: UnsafeMutablePointer<Float>, count: Int, by alpha: Float) {

@@ -20,7 +20,7 @@ public final class AdaDelta: BufferedOptimizer {
     public init(_ settings: OptimizerSettings, parameterCount: Int) {
         self.settings = settings
         learningRate = settings.learningRate
-        buffers = StateBuffers(["square_avg", "acc_delta"], count: parameterCount)
+        buffers = StateBuffers([.squareAvg, .accDelta], count: parameterCount)
     }
 
     public func update(_ parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>) {
@@ -38,6 +38,6 @@ public final class AdaDelta: BufferedOptimizer {
             θ = θ - γ * Δ
         }
         forEachLane(count: count, parameters: parameters, gradient: gradient,
-                    buffers["square_avg"], buffers["acc_delta"], body: body)
+                    buffers[.squareAvg], buffers[.accDelta], body: body)
     }
 }

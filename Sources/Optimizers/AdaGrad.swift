@@ -22,8 +22,8 @@ public final class AdaGrad: BufferedOptimizer {
     public init(_ settings: OptimizerSettings, parameterCount: Int) {
         self.settings = settings
         learningRate = settings.learningRate
-        buffers = StateBuffers(["sum"], count: parameterCount)
-        buffers.fill("sum", with: Float(settings.initialAccumulatorValue))
+        buffers = StateBuffers([.sum], count: parameterCount)
+        buffers.fill(.sum, with: Float(settings.initialAccumulatorValue))
     }
 
     public func update(_ parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>) {
@@ -38,6 +38,6 @@ public final class AdaGrad: BufferedOptimizer {
             s = s + g * g
             θ = θ - γ̃ * g / (inside ? (s + ε).squareRoot() : s.squareRoot() + ε)
         }
-        forEachLane(count: count, parameters: parameters, gradient: gradient, buffers["sum"], body: body)
+        forEachLane(count: count, parameters: parameters, gradient: gradient, buffers[.sum], body: body)
     }
 }

@@ -36,7 +36,7 @@ public final class Adam: BufferedOptimizer {
         form = Form(rawValue: settings.variant)!
         name = settings.kind.rawValue
         learningRate = settings.learningRate
-        buffers = StateBuffers(["exp_avg", "exp_avg_sq"] + (settings.amsgrad ? ["max_exp_avg_sq"] : []),
+        buffers = StateBuffers([.expAvg, .expAvgSq] + (settings.amsgrad ? [.maxExpAvgSq] : []),
                                count: parameterCount)
     }
 
@@ -73,6 +73,6 @@ public final class Adam: BufferedOptimizer {
             θ = θ - a * m / d
         }
         forEachLane(count: count, parameters: parameters, gradient: gradient,
-                    buffers["exp_avg"], buffers["exp_avg_sq"], buffers["max_exp_avg_sq"], body: body)
+                    buffers[.expAvg], buffers[.expAvgSq], buffers[.maxExpAvgSq], body: body)
     }
 }

@@ -39,8 +39,8 @@ public final class AngularGrad: BufferedOptimizer {
         self.settings = settings
         form = Form(rawValue: settings.variant)!
         learningRate = settings.learningRate
-        buffers = StateBuffers(["exp_avg", "exp_avg_sq", "previous_grad", "angular_coeff"], count: parameterCount)
-        buffers.fill("angular_coeff", with: Self.coefficient(0))
+        buffers = StateBuffers([.expAvg, .expAvgSq, .previousGrad, .angularCoeff], count: parameterCount)
+        buffers.fill(.angularCoeff, with: Self.coefficient(0))
     }
 
     /// φ = tanh(|term|)/2 + 1/2
@@ -68,7 +68,7 @@ public final class AngularGrad: BufferedOptimizer {
             p = g
             θ = θ - stepSize * (m * φ) / (v.squareRoot() + ε)
         }
-        forEachLane(count: count, parameters: parameters, gradient: gradient, buffers["exp_avg"],
-                    buffers["exp_avg_sq"], buffers["previous_grad"], buffers["angular_coeff"], body: body)
+        forEachLane(count: count, parameters: parameters, gradient: gradient, buffers[.expAvg],
+                    buffers[.expAvgSq], buffers[.previousGrad], buffers[.angularCoeff], body: body)
     }
 }

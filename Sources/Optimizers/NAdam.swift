@@ -25,7 +25,7 @@ public final class NAdam: Optimizer {
     public init(_ settings: OptimizerSettings, parameterCount: Int) {
         self.settings = settings
         learningRate = settings.learningRate
-        buffers = StateBuffers(["exp_avg", "exp_avg_sq"], count: parameterCount)
+        buffers = StateBuffers([.expAvg, .expAvgSq], count: parameterCount)
     }
 
     public func update(_ parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>) {
@@ -50,7 +50,7 @@ public final class NAdam: Optimizer {
             θ = θ - gradientWeight * g / d - momentWeight * m / d
         }
         forEachLane(count: count, parameters: parameters, gradient: gradient,
-                    buffers["exp_avg"], buffers["exp_avg_sq"], body: body)
+                    buffers[.expAvg], buffers[.expAvgSq], body: body)
     }
 
     public func state() -> OptimizerState {

@@ -49,30 +49,48 @@ public struct OptimizerState: Codable, Equatable, Sendable {
     }
 }
 
+/// The name of an element-wise state buffer. The raw value is torch's `state_dict` name, which is also the name
+/// a checkpoint stores it under; a misspelt case is a compile error, not a buffer of zeros.
+public enum StateBuffer: String, CaseIterable, Sendable {
+    case momentumBuffer = "momentum_buffer"
+    case expAvg = "exp_avg"
+    case expAvgSq = "exp_avg_sq"
+    case maxExpAvgSq = "max_exp_avg_sq"
+    case squareAvg = "square_avg"
+    case gradAvg = "grad_avg"
+    case accDelta = "acc_delta"
+    case sum
+    case previousGrad = "previous_grad"
+    case angularCoeff = "angular_coeff"
+}
+
 /// The element-wise state of an optimizer: a fixed list of named buffers, each as long as the parameters,
 /// in one zero-initialised allocation.
 public final class StateBuffers {
-    public let names: [String]
+    public let kept: [StateBuffer]
     public let count: Int
     private let storage: UnsafeMutablePointer<Float>
 
-    public init(_ names: [String], count: Int) {
-        self.names = names
+    public init(_ kept: [StateBuffer], count: Int) {
+        self.kept = kept
         self.count = count
-        storage = .allocate(capacity: max(names.count * count, 1))
-        storage.initialize(repeating: 0, count: max(names.count * count, 1))
+        storage = .allocate(capacity: max(kept.count * count, 1))
+        storage.initialize(repeating: 0, count: max(kept.count * count, 1))
     }
 
     deinit { storage.deallocate() }
 
-    /// The buffer called `name`, or nil when this optimizer does not keep it.
-    public subscript(_ name: String) -> UnsafeMutablePointer<Float>? {
-        names.firstIndex(of: name).map { storage + $0 * count }
+    /// The names this optimizer keeps, as stored in a checkpoint.
+    public var names: [String] { kept.map(\.rawValue) }
+
+    /// The buffer `buffer`, or nil when this optimizer does not keep it (a setting turned it off).
+    public subscript(_ buffer: StateBuffer) -> UnsafeMutablePointer<Float>? {
+        kept.firstIndex(of: buffer).map { storage + $0 * count }
     }
 
-    /// Sets every element of buffer `name` to `value`.
-    public func fill(_ name: String, with value: Float) {
-        self[name]?.update(repeating: value, count: count)
+    /// Sets every element of `buffer` to `value`.
+    public func fill(_ buffer: StateBuffer, with value: Float) {
+        self[buffer]?.update(repeating: value, count: count)
     }
 
     /// Copies of all buffers, by name.

@@ -23,8 +23,8 @@ public final class RMSProp: BufferedOptimizer {
     public init(_ settings: OptimizerSettings, parameterCount: Int) {
         self.settings = settings
         learningRate = settings.learningRate
-        buffers = StateBuffers(["square_avg"] + (settings.centered ? ["grad_avg"] : [])
-                               + (settings.momentum > 0 ? ["momentum_buffer"] : []), count: parameterCount)
+        buffers = StateBuffers([.squareAvg] + (settings.centered ? [.gradAvg] : [])
+                               + (settings.momentum > 0 ? [.momentumBuffer] : []), count: parameterCount)
     }
 
     public func update(_ parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>) {
@@ -52,6 +52,6 @@ public final class RMSProp: BufferedOptimizer {
             }
         }
         forEachLane(count: count, parameters: parameters, gradient: gradient,
-                    buffers["square_avg"], buffers["grad_avg"], buffers["momentum_buffer"], body: body)
+                    buffers[.squareAvg], buffers[.gradAvg], buffers[.momentumBuffer], body: body)
     }
 }

@@ -32,7 +32,7 @@ public final class SGD: BufferedOptimizer {
         form = Form(rawValue: settings.variant)!
         name = settings.kind.rawValue
         learningRate = settings.learningRate
-        buffers = StateBuffers(settings.momentum != 0 ? ["momentum_buffer"] : [], count: parameterCount)
+        buffers = StateBuffers(settings.momentum != 0 ? [.momentumBuffer] : [], count: parameterCount)
     }
 
     public func update(_ parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>) {
@@ -43,7 +43,7 @@ public final class SGD: BufferedOptimizer {
         let cμ = Float(1 - h.momentum)  // 1 − μ rounded once from Double, as torch does
         let cτ = Float(1 - h.dampening)  // 1 − τ rounded once from Double, as torch does
         let first = stepCount == 1, nesterov = h.nesterov
-        guard let buffer = buffers["momentum_buffer"] else {
+        guard let buffer = buffers[.momentumBuffer] else {
             @inline(__always)  // a local function, not a closure: always inlined into the loop
             func body(_ θ: inout F8, _ g: F8, _: inout F8, _: inout F8, _: inout F8, _: inout F8) {
                 θ = θ - γ * (g + λ * θ)

@@ -23,27 +23,45 @@ public struct CheckpointHeader: Codable, Sendable {
         public var stream: Int
     }
 
-    /// One replica's optimizer scalars and running records.
+    /// One replica's optimizer scalars and its running records (stored beside them, flat).
     public struct ReplicaRecord: Codable, Sendable {
         public var label: String
         public var optimizer: String
         public var optimizerStep: Int
         public var scalars: [String: Double]
-        public var windowLoss: Double
-        public var epochLoss: Double
-        public var windowNoise: NoiseScale
-        public var epochNoise: NoiseScale
-        public var lastNoise: Double?
-        public var lastTrainLoss: Double?
-        public var lastTrainAccuracy: Double?
-        public var lastTestLoss: Double?
-        public var lastTestAccuracy: Double?
-        public var updateSeconds: Double
-        public var firstLoss: Double?
-        public var skippedInRow: Int
-        public var skipped: Int
-        public var divergingInRow: Int
-        public var history: [MetricsRow]
+        public var progress: ReplicaProgress
+        public var guards: GuardState
+
+        enum CodingKeys: String, CodingKey { case label, optimizer, optimizerStep, scalars }
+
+        public init(label: String, optimizer: String, optimizerStep: Int, scalars: [String: Double],
+                    progress: ReplicaProgress, guards: GuardState) {
+            self.label = label
+            self.optimizer = optimizer
+            self.optimizerStep = optimizerStep
+            self.scalars = scalars
+            self.progress = progress
+            self.guards = guards
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            label = try c.decode(String.self, forKey: .label)
+            optimizer = try c.decode(String.self, forKey: .optimizer)
+            optimizerStep = try c.decode(Int.self, forKey: .optimizerStep)
+            scalars = try c.decode([String: Double].self, forKey: .scalars)
+            progress = try ReplicaProgress(from: decoder)
+            guards = try GuardState(from: decoder)
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(label, forKey: .label)
+            try c.encode(optimizer, forKey: .optimizer)
+            try c.encode(optimizerStep, forKey: .optimizerStep)
+            try c.encode(scalars, forKey: .scalars)
+            try encoder.encodeSideBySide(progress, guards)
+        }
     }
 
     /// A float buffer stored after the header.
@@ -53,12 +71,8 @@ public struct CheckpointHeader: Codable, Sendable {
     }
 
     public var format: Int
-    /// Optimizer steps completed.
-    public var step: Int
-    /// The epoch the next step belongs to, and the index of its global batch within that epoch.
-    public var epoch: Int
-    public var batch: Int
-    public var samples: Int
+    /// Where the run stands: steps done, the next step's epoch and batch, and the running totals (stored flat).
+    public var position: RunPosition
     public var ranks: Int
     public var configHash: String
     /// The resolved config of the run that wrote it.
@@ -67,13 +81,58 @@ public struct CheckpointHeader: Codable, Sendable {
     /// Fingerprint of the epoch's sample order, checked when it is derived again.
     public var orderHash: String
     public var parameterCount: Int
-    public var windowSteps: Int
-    public var epochSteps: Int
-    public var computeSeconds: Double
-    public var reduceSeconds: Double
-    public var wallSeconds: Double
     public var replicas: [ReplicaRecord]
     public var buffers: [Buffer]
+
+    public var step: Int { position.step }
+    public var epoch: Int { position.epoch }
+    public var batch: Int { position.batch }
+
+    enum CodingKeys: String, CodingKey {
+        case format, ranks, configHash, config, random, orderHash, parameterCount, replicas, buffers
+    }
+
+    public init(format: Int, position: RunPosition, ranks: Int, configHash: String, config: String, random: RandomState,
+                orderHash: String, parameterCount: Int, replicas: [ReplicaRecord], buffers: [Buffer]) {
+        self.format = format
+        self.position = position
+        self.ranks = ranks
+        self.configHash = configHash
+        self.config = config
+        self.random = random
+        self.orderHash = orderHash
+        self.parameterCount = parameterCount
+        self.replicas = replicas
+        self.buffers = buffers
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        format = try c.decode(Int.self, forKey: .format)
+        position = try RunPosition(from: decoder)
+        ranks = try c.decode(Int.self, forKey: .ranks)
+        configHash = try c.decode(String.self, forKey: .configHash)
+        config = try c.decode(String.self, forKey: .config)
+        random = try c.decode(RandomState.self, forKey: .random)
+        orderHash = try c.decode(String.self, forKey: .orderHash)
+        parameterCount = try c.decode(Int.self, forKey: .parameterCount)
+        replicas = try c.decode([ReplicaRecord].self, forKey: .replicas)
+        buffers = try c.decode([Buffer].self, forKey: .buffers)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(format, forKey: .format)
+        try encoder.encodeSideBySide(position)
+        try c.encode(ranks, forKey: .ranks)
+        try c.encode(configHash, forKey: .configHash)
+        try c.encode(config, forKey: .config)
+        try c.encode(random, forKey: .random)
+        try c.encode(orderHash, forKey: .orderHash)
+        try c.encode(parameterCount, forKey: .parameterCount)
+        try c.encode(replicas, forKey: .replicas)
+        try c.encode(buffers, forKey: .buffers)
+    }
 }
 
 /// A checkpoint that cannot be used: names the file and the problem.

@@ -1,5 +1,6 @@
 // `descent compare`: one training config plus a `compare:` block that lists the variants to train in one launch —
 // global batch sizes (SGD against full-batch GD), or optimizers trained as replicas on one data stream.
+import Numerics
 import Optimizers
 
 public struct CompareConfig: Equatable, Sendable {

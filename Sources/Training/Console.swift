@@ -1,5 +1,7 @@
 // Rank 0's progress display: one updating line on a terminal, plain lines in logs and batch jobs.
+import Collectives
 import Foundation
+import Numerics
 
 /// Prints progress and notes. On a terminal the progress line is rewritten in place at most a few times a
 /// second; elsewhere (CI, Slurm output files) a plain line is printed at most every `plainInterval` seconds.
@@ -21,7 +23,7 @@ public final class Console {
     /// the updating line only for a process started directly on a terminal; launch scripts that know better
     /// pass `line`.
     public convenience init(enabled: Bool, style: Style) {
-        let underLauncher = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] != nil
+        let underLauncher = Launcher.current.mpirunWorldSize != nil
         let interactive: Bool
         switch style {
         case .auto: interactive = !underLauncher && isatty(STDOUT_FILENO) != 0
@@ -60,42 +62,4 @@ public final class Console {
         }
         fflush(stdout)
     }
-}
-
-/// Seconds on a monotonic clock.
-@inline(__always)
-public func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-}
-
-/// This process's peak resident set size in bytes.
-public func peakResidentBytes() -> Int {
-    var usage = rusage()
-    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-    return Int(usage.ru_maxrss) * 1024
-}
-
-/// "1h02m", "3m05s", "12s".
-func durationText(_ seconds: Double) -> String {
-    guard seconds.isFinite, seconds >= 0 else { return "?" }
-    let s = Int(seconds.rounded())
-    if s >= 3600 { return "\(s / 3600)h\(twoDigits((s % 3600) / 60))m" }
-    if s >= 60 { return "\(s / 60)m\(twoDigits(s % 60))s" }
-    return "\(s)s"
-}
-
-private func twoDigits(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
-
-/// A number with a fixed count of decimals, without Foundation's String(format:).
-func fixed(_ x: Double, _ decimals: Int) -> String {
-    guard x.isFinite else { return "\(x)" }
-    var p = 1.0
-    for _ in 0..<decimals { p *= 10 }
-    let r = (abs(x) * p).rounded()
-    let whole = Int(r / p), fraction = Int(r - Double(whole) * p)
-    var f = String(fraction)
-    while f.count < decimals { f = "0" + f }
-    return (x < 0 && r != 0 ? "-" : "") + String(whole) + (decimals > 0 ? "." + f : "")
 }

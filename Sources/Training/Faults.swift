@@ -1,6 +1,7 @@
 // Fault injection: one switch, DESCENT_FAULT, that makes one rank misbehave at one step, so that every guard
 // is exercised under a real mpirun.
 import Foundation
+import Numerics
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -62,10 +63,37 @@ public struct FaultPlan: Equatable, Sendable {
     func strikes(_ kind: Kind, rank: Int, step: Int) -> Bool {
         self.kind == kind && self.rank == rank && self.step == step
     }
+}
+
+/// Named points at which a run lets a test act on it. The training loop calls them; production runs pass none.
+public protocol TrainingHooks: Sendable {
+    /// Before anything else, on `rank`: may change the config this rank trains with.
+    func adjust(_ config: inout RunConfig, rank: Int)
+    /// At the start of step `step` (counted from 1) on `rank`.
+    func stepStarting(rank: Int, step: Int)
+    /// Whether `rank`'s local loss and gradient sums of step `step` are to be made non-finite.
+    func corruptsSums(rank: Int, step: Int) -> Bool
+    /// On rank 0, after the checkpoint of step `step` is written and before it is committed.
+    func checkpointWritten(step: Int)
+}
+
+extension FaultPlan: TrainingHooks {
+    public func adjust(_ config: inout RunConfig, rank: Int) {
+        if kind == .config, self.rank == rank { config.seed &+= 1 }
+    }
+
+    public func corruptsSums(rank: Int, step: Int) -> Bool { strikes(.nan, rank: rank, step: step) }
+
+    public func checkpointWritten(step: Int) {
+        guard kind == .crashInCommit, rank == 0, step >= self.step else { return }
+        FileHandle.standardError.write(Data(("descent: fault injection: rank 0 dies after writing "
+            + "\(CheckpointStore.fileName(step: step)) and before committing it\n").utf8))
+        kill(getpid(), SIGKILL)
+    }
 
     /// Carries out a process-level fault (kill, exit, term, stall; slow at every step from `step` on) if it strikes
     /// `rank` at `step`.
-    func act(rank: Int, step: Int) {
+    public func stepStarting(rank: Int, step: Int) {
         if kind == .slow, self.rank == rank, step >= self.step {
             usleep(useconds_t(milliseconds) * 1000)
             return

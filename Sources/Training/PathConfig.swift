@@ -1,6 +1,7 @@
 // The configuration of `descent path`: a test function, a start point, a number of steps, optional gradient
 // noise, the plotting window and a list of optimizers, each with its own hyperparameters.
 import Models
+import Numerics
 import Optimizers
 import Reports
 
@@ -97,19 +98,13 @@ public struct PathConfig: Equatable, Sendable {
             "optimizers:",
         ]
         for e in optimizers {
-            let block = ["label: \"\(e.label.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\""]
+            let block = ["label: \(yamlQuoted(e.label))"]
                 + e.settings.yamlLines()
             lines.append("  - " + block[0])
             lines.append(contentsOf: block.dropFirst().map { "    " + $0 })
         }
         lines.append("output:")
-        lines.append("  dir: \"\(outputDirectory.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\"")
+        lines.append("  dir: \(yamlQuoted(outputDirectory))")
         return lines.joined(separator: "\n") + "\n"
     }
-}
-
-/// A number as people write it: 0.1, 1.5, 1e-05.
-func shortNumber(_ x: Double) -> String {
-    let s = "\(x)"
-    return s.hasSuffix(".0") ? String(s.dropLast(2)) : s
 }

@@ -217,7 +217,7 @@ public struct RunConfig: Equatable, Sendable {
         seed: \(seed)
         data:
           source: \(data.source.rawValue)
-          path: \(quoted(data.path))
+          path: \(yamlQuoted(data.path))
           train_samples: \(data.trainSamples)
           test_samples: \(data.testSamples)
           features: \(data.features)
@@ -254,7 +254,7 @@ public struct RunConfig: Equatable, Sendable {
         runtime:
           blas_threads: \(blasThreads.map(String.init) ?? "auto")
         output:
-          dir: \(quoted(outputDirectory))
+          dir: \(yamlQuoted(outputDirectory))
 
         """
     }
@@ -273,10 +273,6 @@ public struct RunConfig: Equatable, Sendable {
         lines.append("batch_scaling: \(schedule.batchScaling.rawValue)")
         if let b = schedule.referenceBatch { lines.append("reference_batch: \(b)") }
         return lines
-    }
-
-    private func quoted(_ s: String) -> String {
-        "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
     }
 }
 

@@ -1,6 +1,7 @@
 // The pictures and the HTML page a training run leaves beside its metrics: loss and accuracy curves (the
 // mini-batch loss smoothed as 'Deep Learning from Scratch' smooths it), the gradient noise scale, key figures.
 import Foundation
+import Numerics
 import Reports
 
 public enum RunReport {

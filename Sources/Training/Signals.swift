@@ -27,6 +27,11 @@ public enum StopSignals {
     /// The signal received so far (0 if none).
     public static var pending: Int32 { Int32(received.pointee) }
 
+    /// The stop signal received, as a stop message names it.
+    public static var description: String {
+        pending != 0 ? name(pending) : "a stop signal (SIGTERM or SIGUSR1) received by another rank"
+    }
+
     /// A signal's usual name.
     public static func name(_ signal: Int32) -> String {
         switch signal {

@@ -6,13 +6,6 @@ import Foundation
 import Numerics
 import Optimizers
 
-/// The position and running totals a run continues from.
-struct RunPosition {
-    var step = 0, epoch = 0, batch = 0, samples = 0
-    var windowSteps = 0, epochSteps = 0
-    var compute = 0.0, reduce = 0.0, wall = 0.0
-}
-
 /// A run stopped at a step boundary because a rank received SIGTERM or SIGUSR1; its state is committed.
 public struct StopRequested: Error, CustomStringConvertible, Sendable {
     public var step: Int
@@ -27,7 +20,7 @@ extension Trainer {
     /// Exit status after a stop on a signal with the state committed (128 + SIGTERM, as a shell reports it).
     public static let stoppedStatus: Int32 = 143
 
-    /// The checkpoint bytes for the current state, with the next step at (`epoch`, `batch`).
+    /// The checkpoint bytes for the state at `p` (the next step at its epoch and batch).
     func snapshot(_ p: RunPosition, orderHash: UInt64) throws -> [UInt8] {
         var buffers: [CheckpointHeader.Buffer] = [], data: [[Float]] = []
         var records: [CheckpointHeader.ReplicaRecord] = []
@@ -39,21 +32,14 @@ extension Trainer {
                 buffers.append(.init(name: "\(k)/optimizer/\(name)", count: state.buffers[name]!.count))
                 data.append(state.buffers[name]!)
             }
-            records.append(.init(
-                label: r.label, optimizer: state.name, optimizerStep: state.step, scalars: state.scalars,
-                windowLoss: r.windowLoss, epochLoss: r.epochLoss, windowNoise: r.windowNoise, epochNoise: r.epochNoise,
-                lastNoise: r.lastNoise, lastTrainLoss: r.last.train, lastTrainAccuracy: r.last.trainAccuracy,
-                lastTestLoss: r.last.test, lastTestAccuracy: r.last.testAccuracy, updateSeconds: r.update,
-                firstLoss: r.firstLoss, skippedInRow: r.skippedInRow, skipped: r.skipped, divergingInRow: r.divergingInRow,
-                history: r.history))
+            records.append(.init(label: r.label, optimizer: state.name, optimizerStep: state.step, scalars: state.scalars,
+                                 progress: r.progress, guards: r.guards))
         }
         let header = CheckpointHeader(
-            format: Int(CheckpointStore.formatVersion), step: p.step, epoch: p.epoch, batch: p.batch, samples: p.samples,
-            ranks: communicator.size, configHash: hexDigest(config.hash), config: config.resolvedYAML,
+            format: Int(CheckpointStore.formatVersion), position: p, ranks: communicator.size,
+            configHash: hexDigest(config.hash), config: config.resolvedYAML,
             random: .init(generator: "xoshiro256** (seed, stream = epoch), Fisher-Yates", seed: config.seed, stream: p.epoch),
-            orderHash: hexDigest(orderHash), parameterCount: model.parameterCount,
-            windowSteps: p.windowSteps, epochSteps: p.epochSteps, computeSeconds: p.compute, reduceSeconds: p.reduce,
-            wallSeconds: p.wall, replicas: records, buffers: buffers)
+            orderHash: hexDigest(orderHash), parameterCount: model.parameterCount, replicas: records, buffers: buffers)
         return try CheckpointStore.encode(header, buffers: data)
     }
 
@@ -67,16 +53,12 @@ extension Trainer {
         lastCheckpointStep = p.step
         communicator.setContext(step: p.step, phase: "checkpoint")
         let rank = communicator.rank
-        let faults = self.faults
+        let hooks = self.hooks
         let written: String? = try communicator.collectively {
             guard rank == 0 else { return nil }
             let bytes = try snapshot(p, orderHash: orderHash)
             return try CheckpointStore.commit(bytes, step: p.step, directory: directory, keep: config.checkpoint.keep) {
-                if let faults, faults.kind == .crashInCommit, faults.rank == 0, p.step >= faults.step {
-                    FileHandle.standardError.write(Data(("descent: fault injection: rank 0 dies after writing "
-                        + "\(CheckpointStore.fileName(step: p.step)) and before committing it\n").utf8))
-                    kill(getpid(), SIGKILL)
-                }
+                hooks?.checkpointWritten(step: p.step)
             }
         }
         if let written { console.note("checkpoint \(written) (step \(p.step))") }
@@ -161,25 +143,8 @@ extension Trainer {
                 throw fail("\(error)")
             }
             r.parameters = theta
-            r.windowLoss = saved.windowLoss
-            r.epochLoss = saved.epochLoss
-            r.windowNoise = saved.windowNoise
-            r.epochNoise = saved.epochNoise
-            r.lastNoise = saved.lastNoise
-            r.last = (saved.lastTrainLoss, saved.lastTrainAccuracy, saved.lastTestLoss, saved.lastTestAccuracy)
-            r.update = saved.updateSeconds
-            r.firstLoss = saved.firstLoss
-            r.skippedInRow = saved.skippedInRow
-            r.skipped = saved.skipped
-            r.divergingInRow = saved.divergingInRow
-            r.history = saved.history
+            r.progress = saved.progress
+            r.guards = saved.guards
         }
-    }
-
-    /// The position stored in the checkpoint this run resumed from (step 0 otherwise).
-    var startPosition: RunPosition {
-        guard let h = resumedFrom?.header else { return RunPosition() }
-        return RunPosition(step: h.step, epoch: h.epoch, batch: h.batch, samples: h.samples, windowSteps: h.windowSteps,
-                           epochSteps: h.epochSteps, compute: h.computeSeconds, reduce: h.reduceSeconds, wall: h.wallSeconds)
     }
 }

@@ -4,6 +4,7 @@ import ArgumentParser
 import Collectives
 import Foundation
 import MPICollectives
+import Numerics
 import Optimizers
 import Training
 
@@ -21,8 +22,7 @@ struct Descent: ParsableCommand {
             var command = try parseAsRoot()
             try command.run()
         } catch {
-            let env = ProcessInfo.processInfo.environment
-            let rank = env["OMPI_COMM_WORLD_RANK"] ?? env["PMIX_RANK"] ?? env["SLURM_PROCID"] ?? "0"
+            let rank = Launcher.current.rank ?? "0"
             if rank == "0" || exitCode(for: error) == .success {
                 exit(withError: error)
             }
@@ -76,7 +76,7 @@ struct Train: ParsableCommand {
             let runConfig = try communicator.collectively { try loadConfig() }
             let console = Console(enabled: communicator.rank == 0, style: progress)
             let trainer = try Trainer(config: runConfig, communicator: communicator, overwrite: overwrite, console: console,
-                                      resumeFrom: resumeFrom, faults: faults)
+                                      resumeFrom: resumeFrom, hooks: faults)
             try trainer.run()
         }
     }
@@ -114,7 +114,7 @@ func onEveryRank(_ communicator: Communicator, _ body: () throws -> Void) -> Int
             report(failure.description, rank: communicator.rank, of: communicator.size)
         } catch is FailedOnAnotherRank {
             // The failing rank reports the cause.
-        } catch let failure as AgreedFailure {
+        } catch let failure as AgreedError {
             if communicator.rank == 0 { report(failure.description, rank: nil, of: communicator.size) }
         } catch {
             // A failure on this rank alone in the middle of collective work: the others cannot be told, so the

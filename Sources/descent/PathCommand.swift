@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import Models
+import Numerics
 import Training
 
 struct PathCommand: ParsableCommand {

@@ -8,15 +8,16 @@ import Testing
 @Suite("Checkpoint files")
 struct CheckpointFileTests {
     static func header(step: Int, buffers: [(String, Int)]) -> CheckpointHeader {
-        CheckpointHeader(
-            format: 1, step: step, epoch: 2, batch: 3, samples: 99, ranks: 2, configHash: "x", config: "name: a\n",
-            random: .init(generator: "g", seed: 5, stream: 2), orderHash: "y", parameterCount: 7, windowSteps: 1,
-            epochSteps: 2, computeSeconds: 0.5, reduceSeconds: 0.25, wallSeconds: 1,
+        var progress = ReplicaProgress()
+        (progress.windowLoss, progress.epochLoss, progress.lastTrainLoss, progress.lastTestLoss) = (.nan, 1.5, .infinity, 0.3)
+        (progress.lastTestAccuracy, progress.updateSeconds) = (0.9, 0.1)
+        let position = RunPosition(step: step, epoch: 2, batch: 3, samples: 99, windowSteps: 1, epochSteps: 2,
+                                   compute: 0.5, reduce: 0.25, wall: 1)
+        return CheckpointHeader(
+            format: 1, position: position, ranks: 2, configHash: "x", config: "name: a\n",
+            random: .init(generator: "g", seed: 5, stream: 2), orderHash: "y", parameterCount: 7,
             replicas: [.init(label: "a", optimizer: "nadam", optimizerStep: 4, scalars: ["mu_product": 0.1 + 0.2],
-                             windowLoss: .nan, epochLoss: 1.5, windowNoise: NoiseScale(), epochNoise: NoiseScale(),
-                             lastNoise: nil, lastTrainLoss: .infinity, lastTrainAccuracy: nil, lastTestLoss: 0.3,
-                             lastTestAccuracy: 0.9, updateSeconds: 0.1, firstLoss: 2.3, skippedInRow: 0, skipped: 1,
-                             divergingInRow: 0, history: [])],
+                             progress: progress, guards: GuardState(firstLoss: 2.3, skippedInRow: 0, skipped: 1, divergingInRow: 0))],
             buffers: buffers.map { .init(name: $0.0, count: $0.1) })
     }
 
@@ -32,7 +33,10 @@ struct CheckpointFileTests {
         #expect(h.step == 12 && h.epoch == 2 && h.batch == 3 && h.random.seed == 5)
         // Doubles survive the JSON exactly, NaN and ∞ included.
         #expect(h.replicas[0].scalars["mu_product"]!.bitPattern == (0.1 + 0.2).bitPattern)
-        #expect(h.replicas[0].windowLoss.isNaN && h.replicas[0].lastTrainLoss == .infinity)
+        #expect(h.replicas[0].progress.windowLoss.isNaN && h.replicas[0].progress.lastTrainLoss == .infinity)
+        // The run state comes back whole.
+        #expect(h.position == Self.header(step: 12, buffers: []).position)
+        #expect(h.replicas[0].guards == GuardState(firstLoss: 2.3, skippedInRow: 0, skipped: 1, divergingInRow: 0))
     }
 
     @Test("every single flipped bit in the payload is caught by the fingerprint")

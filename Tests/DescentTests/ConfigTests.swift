@@ -1,4 +1,5 @@
 // Config files and overrides: defaults, typed values, and precise messages for every kind of bad input.
+import Collectives
 import Foundation
 import Testing
 import Optimizers

@@ -37,20 +37,19 @@ struct DataParallelTests {
             let indices = (0..<Int32(batch)).map { $0 }
             let (expected, expectedLoss) = singleProcessGradient(theta, indices)
             let results = try InProcessGroup.run(ranks: ranks) { comm -> ([Float], Double, Int) in
-                let averager = GradientAverager(parameterCount: Self.model.parameterCount, ranks: comm.size, rank: comm.rank,
+                let exchange = GradientExchange(parameterCount: Self.model.parameterCount, ranks: comm.size, rank: comm.rank,
                                                 reduction: reduction, chunk: 8)
                 let ws = Self.model.makeWorkspace(capacity: 8)
-                indices.withUnsafeBufferPointer { idx in
-                    theta.withUnsafeBufferPointer { th in
-                        averager.accumulate(count: batch, measureNoise: false) { _, positions, g in
+                let average = try indices.withUnsafeBufferPointer { idx in
+                    try theta.withUnsafeBufferPointer { th in
+                        try exchange.exchange(count: batch, measureNoise: false, requestStop: false, over: comm) { _, positions, g in
                             Self.model.accumulateGradient(parameters: th.baseAddress!, gradient: g, dataset: Self.data,
                                                           indices: UnsafeBufferPointer(rebasing: idx[positions]), workspace: ws,
                                                           overwrite: true).lossSum
                         }
                     }
                 }
-                let average = try averager.average(over: comm)
-                return (averager.withGradient { Array($0) }, average.loss, average.count)
+                return (exchange.withGradient { Array($0) }, average.replicas[0].loss, average.count)
             }
             for (gradient, loss, count) in results {
                 #expect(count == batch)

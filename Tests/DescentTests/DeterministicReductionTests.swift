@@ -149,21 +149,20 @@ struct DeterministicReductionTests {
         expected.withUnsafeMutableBufferPointer { Kernels.scale($0.baseAddress!, count: p, by: 1 / Float(70)) }
         for ranks in [1, 2, 3, 4] {
             let gradients = try InProcessGroup.run(ranks: ranks) { comm -> [Float] in
-                let averager = GradientAverager(parameterCount: p, ranks: comm.size, rank: comm.rank,
+                let exchange = GradientExchange(parameterCount: p, ranks: comm.size, rank: comm.rank,
                                                 reduction: .deterministic, chunk: chunk)
                 let ws = model.makeWorkspace(capacity: chunk)
-                indices.withUnsafeBufferPointer { idx in
-                    theta.withUnsafeBufferPointer { th in
-                        averager.accumulate(count: 70, measureNoise: true) { _, positions, g in
+                let exchanged = try indices.withUnsafeBufferPointer { idx in
+                    try theta.withUnsafeBufferPointer { th in
+                        try exchange.exchange(count: 70, measureNoise: true, requestStop: false, over: comm) { _, positions, g in
                             model.accumulateGradient(parameters: th.baseAddress!, gradient: g, dataset: data,
                                                      indices: UnsafeBufferPointer(rebasing: idx[positions]), workspace: ws,
                                                      overwrite: true).lossSum
                         }
                     }
                 }
-                try averager.average(over: comm)
-                #expect(averager.smallBatchCounts == [8, 8, 8, 8, 8, 8, 8, 8, 6])
-                return averager.withGradient { Array($0) }
+                #expect(exchanged.smallBatchCounts == [8, 8, 8, 8, 8, 8, 8, 8, 6])
+                return exchange.withGradient { Array($0) }
             }
             for g in gradients { #expect(g.map(\.bitPattern) == expected.map(\.bitPattern), "\(ranks) ranks") }
         }
@@ -193,5 +192,30 @@ struct DeterministicReductionTests {
         }
         #expect(try RunConfig.load(yaml: "training: {reduction: mpi}\nruntime: {blas_threads: 2}", fileName: "run.yaml").blasThreads == 2)
         #expect(try RunConfig.load(yaml: "runtime: {blas_threads: 1}", fileName: "run.yaml").blasThreads == 1)
+    }
+}
+
+@Suite("One exchange per step")
+struct ExchangeTests {
+    @Test("one exchange gives every rank the same flags, loss sums, counts and stop request",
+          arguments: [Reduction.mpi, .deterministic])
+    func flagsRide(reduction: Reduction) throws {
+        // 2 replicas of 5 parameters; every sample's gradient is (1, …, 1) and its loss 1, except that rank 1's
+        // sums of replica 1 are NaN; rank 2 asks to stop.
+        let results = try InProcessGroup.run(ranks: 3) { comm -> (Exchanged, [Float]) in
+            let exchange = GradientExchange(parameterCount: 5, replicas: 2, ranks: 3, rank: comm.rank, reduction: reduction, chunk: 4)
+            let exchanged = try exchange.exchange(count: 12, measureNoise: false, requestStop: comm.rank == 2, over: comm) { r, positions, g in
+                for i in 0..<5 { g[i] = Float(positions.count) }
+                if r == 1 && comm.rank == 1 && !positions.isEmpty { g[2] = .nan }
+                return Double(positions.count)
+            }
+            return (exchanged, exchange.withGradient(replica: 0) { Array($0) })
+        }
+        for (exchanged, gradient) in results {
+            #expect(exchanged.count == 12 && exchanged.stopRequested)
+            #expect(exchanged.replicas.map(\.nonFiniteRanks) == [[], [1]])
+            #expect(exchanged.replicas[0].loss == 1)
+            #expect(gradient == [1, 1, 1, 1, 1])
+        }
     }
 }

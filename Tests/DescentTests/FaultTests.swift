@@ -82,6 +82,24 @@ struct FaultTests {
         #expect(kept == ["LATEST", "step-000000028.ckpt", "step-000000030.ckpt"], "\(kept)")
     }
 
+    @Test("a checkpoint written by an earlier build (format 1, Tests/Fixtures) resumes at 3 ranks to the uninterrupted hash and metrics",
+          .timeLimit(.minutes(10)))
+    func earlierBuildCheckpoint() throws {
+        let fixture = packageRoot.appendingPathComponent("Tests/Fixtures/checkpoint-v1")
+        let dir = try temporaryDirectory("descent-fixture")
+        let config = fixture.appendingPathComponent("config.yaml").path
+        let whole = try runDescent(ranks: 2, ["train", "--config", config, "--set", "name=whole", "--progress", "off"], directory: dir)
+        let expected = try #require(finalHash(whole), "\(whole.stderr)")
+        // The checkpoint's config names the run "fixture"; its folder exists, as it would where it was written.
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("runs/fixture"), withIntermediateDirectories: true)
+        let resumed = try runDescent(ranks: 3, ["train", "--config", config, "--progress", "off", "--resume-from",
+                                                fixture.appendingPathComponent("step-000000020.ckpt").path], directory: dir)
+        #expect(resumed.stdout.contains("step 20, epoch 2, batch 4 (written by 2 ranks)"), "\(resumed.stdout)\(resumed.stderr)")
+        #expect(finalHash(resumed) == expected)
+        #expect(try metricsWithoutWallTime(dir.appendingPathComponent("runs/fixture"))
+                == metricsWithoutWallTime(dir.appendingPathComponent("runs/whole")))
+    }
+
     @Test("a crash between writing a checkpoint and committing it: resume takes the previous committed one")
     func crashInCommit() throws {
         let dir = try temporaryDirectory("descent-commit")

@@ -1,6 +1,7 @@
 // The trainer applies the learning-rate schedule, batch scaling and gradient clipping it is configured with.
 import Collectives
 import Foundation
+import Numerics
 import Testing
 import Training
 
@@ -46,19 +47,15 @@ struct TrainingOptionsTests {
         #expect(loss(plain) < 0.9 * first)
     }
 
-    @Test("clip(toNorm:) scales the averaged gradient to the limit and reports the norm before clipping")
+    @Test("Kernels.clip scales a gradient to the limit and reports the norm before clipping")
     func clipKernel() throws {
-        let averager = GradientAverager(parameterCount: 11)
-        averager.accumulate(count: 2, measureNoise: false) { _, _, g in
-            for i in 0..<11 { g[i] = i == 3 ? 6 : (i == 9 ? 8 : 0) }  // sums over 2 samples: mean (0, …, 3, …, 4, …)
-            return 1
-        }
-        try averager.average(over: SingleProcessCommunicator())
-        #expect(averager.clip(toNorm: 10) == 5)  // under the limit: unchanged
-        #expect(averager.withGradient { Array($0) }[3] == 3)
-        #expect(averager.clip(toNorm: 1) == 5)
-        let g = averager.withGradient { Array($0) }
-        #expect(close(Double(g[3]), 0.6, relative: 1e-6) && close(Double(g[9]), 0.8, relative: 1e-6))
+        var g = [Float](repeating: 0, count: 11)
+        (g[3], g[9]) = (3, 4)  // ‖g‖ = 5
+        #expect(g.withUnsafeMutableBufferPointer { Kernels.clip($0.baseAddress!, count: 11, toNorm: 10) } == 5)
+        #expect(g[3] == 3)  // under the limit: unchanged
+        #expect(g.withUnsafeMutableBufferPointer { Kernels.clip($0.baseAddress!, count: 11, toNorm: 1) } == 5)
+        // torch: g · maxNorm / (‖g‖ + 1e-6)
+        #expect(close(Double(g[3]), 3 / (5 + 1e-6), relative: 1e-6) && close(Double(g[9]), 4 / (5 + 1e-6), relative: 1e-6))
         #expect(g.enumerated().allSatisfy { $0.offset == 3 || $0.offset == 9 || $0.element == 0 })
     }
 }

@@ -1,0 +1,194 @@
+// One exchange per step turns every rank's local gradient sums into the exact gradient of the global batch — for
+// one model, or for several replicas (one per optimizer) trained on the same mini-batches — and carries the
+// step's loss sums, counts, non-finite flags, noise-scale sums and stop request with it.
+import Numerics
+
+/// How the ranks' gradient sums are combined.
+public enum Reduction: String, CaseIterable, Sendable {
+    /// The global batch is cut into chunks of a fixed size; each chunk's sums are computed alone and the chunk
+    /// sums are added along one fixed tree (`FixedTree`), finished by a reduce-scatter (all-to-all) and an
+    /// allgather. Bit-identical results for any number of ranks.
+    case deterministic
+    /// One MPI_Allreduce of each rank's sums over its shard. The order of the additions depends on the number
+    /// of ranks and on the algorithm Open MPI picks, so the last bits do too.
+    case mpi
+}
+
+/// What one exchange returns, identical on every rank.
+public struct Exchanged: Sendable {
+    /// One replica's share of the exchange.
+    public struct Replica: Sendable {
+        /// Mean loss over the global batch.
+        public var loss: Double
+        /// Σ |g_b|² over the small batches b (0 unless the exchange measured the noise).
+        public var smallBatchSquaredNormSum: Double
+        /// The ranks whose local loss or gradient sums were not finite (NaN or ±∞), ascending.
+        public var nonFiniteRanks: [Int]
+    }
+
+    public var replicas: [Replica]
+    /// Samples in the global batch.
+    public var count: Int
+    /// The sizes of the small batches whose |g|² the noise-scale sums add (ranks' shards or chunks).
+    public var smallBatchCounts: [Int]
+    /// Whether any rank asked to stop after this step.
+    public var stopRequested: Bool
+    /// Seconds this rank spent computing its local sums, and in the collectives (with the scaling).
+    public var computeSeconds: Double
+    public var exchangeSeconds: Double
+}
+
+/// Owns the flat exchange buffer
+/// `[replica 0 gradient sums | … | replica K−1 gradient sums | K loss sums | K small-batch |g|² sums |
+///   sample count | K × ranks non-finite flags | stop request]`
+/// and fills it with one call per step, `exchange`.
+///
+/// Sums (not means) are reduced, so shards of unequal size — even empty ones — give exactly the gradient of the
+/// whole global batch. With `.mpi` each rank accumulates its shard of the batch and one allreduce adds the
+/// buffers. With `.deterministic` the batch is cut into chunks of `chunk` samples, summed along a fixed tree
+/// (`DeterministicExchange`); the last slots (count, flags, stop) hold small integers, exact in any order, and
+/// are added by a plain allreduce.
+///
+/// The |g|² slots feed the gradient noise scale: the squared norm of each small batch's mean gradient, summed.
+/// The small batches are the ranks' shards (`.mpi`) or the chunks (`.deterministic`). Element-wise sums do not
+/// depend on the buffer's length, so a replica's gradient is the same as if it were exchanged alone.
+///
+/// The guards ride in the same exchange: each rank raises its own flag slot for a replica whose local loss or
+/// gradient is not finite, and a stop slot when it was asked to stop. After the exchange every rank sees the same
+/// flags, so every rank takes the same decision without another message.
+public final class GradientExchange {
+    public let parameterCount: Int
+    public let replicas: Int
+    /// Ranks in the group (one non-finite flag per rank and replica).
+    public let ranks: Int
+    /// This process's rank.
+    public let rank: Int
+    public let reduction: Reduction
+    /// Samples per chunk, the leaves of the deterministic reduction's tree.
+    public let chunk: Int
+    private var buffer: [Float]
+    private let tree: DeterministicExchange?
+
+    public init(parameterCount: Int, replicas: Int = 1, ranks: Int = 1, rank: Int = 0,
+                reduction: Reduction = .mpi, chunk: Int = 1024) {
+        precondition(replicas >= 1 && ranks >= 1 && (0..<ranks).contains(rank) && chunk >= 1)
+        self.parameterCount = parameterCount
+        self.replicas = replicas
+        self.ranks = ranks
+        self.rank = rank
+        self.reduction = reduction
+        self.chunk = chunk
+        let floats = replicas * (parameterCount + 2)
+        buffer = [Float](repeating: 0, count: floats + 1 + replicas * ranks + 1)
+        tree = reduction == .deterministic ? DeterministicExchange(floats: floats, ranks: ranks, rank: rank, chunk: chunk) : nil
+    }
+
+    private var lossSlot: Int { replicas * parameterCount }
+    private var normSlot: Int { lossSlot + replicas }
+    /// The slots added as floats; the rest hold integers.
+    private var floatCount: Int { normSlot + replicas }
+    private var countSlot: Int { floatCount }
+    private var flagSlot: Int { countSlot + 1 }
+    private var stopSlot: Int { flagSlot + replicas * ranks }
+
+    /// Number of chunks (deterministic) or ranks (mpi) a batch of `count` samples is cut into: the small
+    /// batches of the noise-scale estimate.
+    public func smallBatches(count: Int) -> Int {
+        reduction == .deterministic ? (count + chunk - 1) / chunk : min(ranks, count)
+    }
+
+    /// The gradient sums of one replica over some positions of the batch: writes them into `gradient`
+    /// (overwriting it; with no positions it may leave it, which is then zero) and returns their loss sum.
+    public typealias LocalSums = (_ replica: Int, _ positions: Range<Int>, _ gradient: UnsafeMutablePointer<Float>) -> Double
+
+    /// One step's exchange: computes this rank's sums for a global batch of `count` samples with `sums` (once per
+    /// replica and chunk with `.deterministic`, once per replica for this rank's shard with `.mpi`), flags them
+    /// when not finite, adds every rank's, and divides each replica's gradient by the global count. Afterwards
+    /// `withGradient` gives each replica's mean gradient, identical on every rank.
+    ///
+    /// - Parameters:
+    ///   - measureNoise: also add the |g|² of each small batch's mean gradient.
+    ///   - requestStop: this rank asks every rank to stop after this step.
+    public func exchange(count: Int, measureNoise: Bool, requestStop: Bool, over communicator: Communicator,
+                         sums: LocalSums) throws -> Exchanged {
+        precondition(communicator.size == ranks && communicator.rank == rank)
+        let t0 = monotonicSeconds()
+        buffer.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        let counts = accumulate(count: count, measureNoise: measureNoise, sums)
+        for r in 0..<replicas where !localSumsAreFinite(replica: r) { buffer[flagSlot + r * ranks + rank] = 1 }
+        if requestStop { buffer[stopSlot] = 1 }
+        let t1 = monotonicSeconds()
+        try buffer.withUnsafeMutableBufferPointer { b in
+            if let tree {
+                try tree.finish(into: b, over: communicator)
+                try communicator.allreduce(UnsafeMutableBufferPointer(rebasing: b[countSlot...]), .sum)
+            } else {
+                try communicator.allreduce(b, .sum)
+            }
+        }
+        var result = averaged(smallBatchCounts: counts)
+        result.computeSeconds = t1 - t0
+        result.exchangeSeconds = monotonicSeconds() - t1
+        return result
+    }
+
+    /// Fills this rank's sums; returns the sizes of the small batches.
+    private func accumulate(count: Int, measureNoise: Bool, _ sums: LocalSums) -> [Int] {
+        let (p, lossSlot, normSlot, replicas) = (parameterCount, self.lossSlot, self.normSlot, self.replicas)
+        guard let tree else {
+            let mine = shard(of: 0..<count, rank: rank, size: ranks)
+            buffer.withUnsafeMutableBufferPointer { b in
+                for r in 0..<replicas { b[lossSlot + r] = Float(sums(r, mine, b.baseAddress! + r * p)) }
+                b[countSlot] = Float(mine.count)
+                if measureNoise && !mine.isEmpty {
+                    for r in 0..<replicas {
+                        b[normSlot + r] = Float(Kernels.sumOfSquares(b.baseAddress! + r * p, count: p) / Double(mine.count * mine.count))
+                    }
+                }
+            }
+            return (0..<ranks).map { shard(of: 0..<count, rank: $0, size: ranks).count }
+        }
+        buffer[countSlot] = Float(tree.accumulate(count: count) { positions, out in
+            let b = Double(positions.count)
+            for r in 0..<replicas {
+                out[lossSlot + r] = Float(sums(r, positions, out + r * p))
+                out[normSlot + r] = measureNoise ? Float(Kernels.sumOfSquares(out + r * p, count: p) / (b * b)) : 0
+            }
+        })
+        return tree.chunkCounts
+    }
+
+    /// Whether this rank's local loss sum and gradient sums of `replica` are all finite. A non-finite term makes
+    /// every sum it enters non-finite, so the deterministic blocks tell about their chunks.
+    private func localSumsAreFinite(replica: Int) -> Bool {
+        let (p, lossSlot) = (parameterCount, self.lossSlot)
+        func finite(_ vectors: [UnsafeMutablePointer<Float>]) -> Bool {
+            vectors.allSatisfy { v in v[lossSlot + replica].isFinite && Kernels.allFinite(v + replica * p, count: p) }
+        }
+        if let tree { return tree.withLocalVectors(finite) }
+        return buffer.withUnsafeMutableBufferPointer { finite([$0.baseAddress!]) }
+    }
+
+    /// Divides the summed gradients by the global count and reads the other slots.
+    private func averaged(smallBatchCounts: [Int]) -> Exchanged {
+        buffer.withUnsafeMutableBufferPointer { b in
+            let count = b[countSlot]
+            precondition(count > 0, "a global batch holds at least one sample")
+            Kernels.scale(b.baseAddress!, count: replicas * parameterCount, by: 1 / count)
+            let perReplica = (0..<replicas).map { r in
+                Exchanged.Replica(loss: Double(b[lossSlot + r]) / Double(count),
+                                  smallBatchSquaredNormSum: Double(b[normSlot + r]),
+                                  nonFiniteRanks: (0..<ranks).filter { b[flagSlot + r * ranks + $0] != 0 })
+            }
+            return Exchanged(replicas: perReplica, count: Int(count), smallBatchCounts: smallBatchCounts,
+                             stopRequested: b[stopSlot] != 0, computeSeconds: 0, exchangeSeconds: 0)
+        }
+    }
+
+    /// A replica's mean gradient after `exchange` (which the caller may change in place, e.g. clip).
+    public func withGradient<T>(replica: Int = 0, _ body: (UnsafeMutableBufferPointer<Float>) throws -> T) rethrows -> T {
+        try buffer.withUnsafeMutableBufferPointer {
+            try body(UnsafeMutableBufferPointer(rebasing: $0[(replica * parameterCount)..<((replica + 1) * parameterCount)]))
+        }
+    }
+}

@@ -1,0 +1,50 @@
+// How descent writes numbers, durations and fields in text it prints or saves: one home for every formatter.
+
+/// A number with a fixed count of decimals, without Foundation's String(format:).
+public func fixed(_ x: Double, _ decimals: Int) -> String {
+    guard x.isFinite else { return "\(x)" }
+    var p = 1.0
+    for _ in 0..<decimals { p *= 10 }
+    let r = (abs(x) * p).rounded()
+    let whole = Int(r / p), fraction = Int(r - Double(whole) * p)
+    var f = String(fraction)
+    while f.count < decimals { f = "0" + f }
+    return (x < 0 && r != 0 ? "-" : "") + String(whole) + (decimals > 0 ? "." + f : "")
+}
+
+/// A number as people write it: 0.1, 1.5, 1e-05, 300.
+public func shortNumber(_ x: Double) -> String {
+    let s = "\(x)"
+    return s.hasSuffix(".0") ? String(s.dropLast(2)) : s
+}
+
+/// "1h02m", "3m05s", "12s".
+public func durationText(_ seconds: Double) -> String {
+    guard seconds.isFinite, seconds >= 0 else { return "?" }
+    let s = Int(seconds.rounded())
+    func twoDigits(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
+    if s >= 3600 { return "\(s / 3600)h\(twoDigits((s % 3600) / 60))m" }
+    if s >= 60 { return "\(s / 60)m\(twoDigits(s % 60))s" }
+    return "\(s)s"
+}
+
+/// A CSV field, quoted when it holds a comma, quote or line break.
+public func csvField(_ s: String) -> String {
+    guard s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return s }
+    var quoted = "\""
+    for c in s { quoted += c == "\"" ? "\"\"" : String(c) }
+    return quoted + "\""
+}
+
+/// A YAML double-quoted scalar.
+public func yamlQuoted(_ s: String) -> String {
+    var quoted = "\""
+    for c in s {
+        switch c {
+        case "\\": quoted += "\\\\"
+        case "\"": quoted += "\\\""
+        default: quoted.append(c)
+        }
+    }
+    return quoted + "\""
+}

@@ -1,0 +1,115 @@
+// The state a run carries from step to step and across a restart, as values: where the run stands, and each
+// replica's running records. A checkpoint encodes them whole; nothing copies them field by field.
+import Numerics
+import Optimizers
+
+/// Where a run stands: the next step's epoch and batch, and the running totals a continued run needs.
+public struct RunPosition: Codable, Equatable, Sendable {
+    /// Optimizer steps completed.
+    public var step = 0
+    /// The epoch the next step belongs to, and the index of its global batch within that epoch.
+    public var epoch = 0
+    public var batch = 0
+    public var samples = 0
+    /// Steps since the last step row, and since the last epoch row.
+    public var windowSteps = 0
+    public var epochSteps = 0
+    /// Seconds spent in local gradients and in the exchange, and of wall time, so far.
+    public var compute = 0.0
+    public var reduce = 0.0
+    public var wall = 0.0
+
+    enum CodingKeys: String, CodingKey {
+        case step, epoch, batch, samples, windowSteps, epochSteps
+        case compute = "computeSeconds", reduce = "reduceSeconds", wall = "wallSeconds"
+    }
+
+    /// Counts one step over a batch of `samples` samples.
+    mutating func advance(samples count: Int, computeSeconds: Double, exchangeSeconds: Double) {
+        step += 1
+        batch += 1
+        samples += count
+        windowSteps += 1
+        epochSteps += 1
+        compute += computeSeconds
+        reduce += exchangeSeconds
+    }
+
+    /// This position as a checkpoint stores it: a finished epoch continues at the next one's first batch.
+    func committed(batchCount: Int, wall: Double) -> RunPosition {
+        var p = self
+        if p.batch == batchCount { (p.epoch, p.batch) = (p.epoch + 1, 0) }
+        p.wall = wall
+        return p
+    }
+}
+
+/// What the guards remember between steps, for one replica.
+public struct GuardState: Codable, Equatable, Sendable {
+    /// The first step's mean loss (the divergence guard's yardstick).
+    public var firstLoss: Double?
+    /// Steps whose update was skipped because a loss or gradient was not finite: in a row, and in all.
+    public var skippedInRow = 0
+    public var skipped = 0
+    /// Steps in a row whose loss was above the divergence threshold.
+    public var divergingInRow = 0
+}
+
+/// One replica's running records: the loss and noise windows, the last evaluation, time spent in its optimizer
+/// and every metrics row so far.
+public struct ReplicaProgress: Codable, Sendable {
+    public var windowLoss = 0.0
+    public var epochLoss = 0.0
+    public var windowNoise = NoiseScale()
+    public var epochNoise = NoiseScale()
+    public var lastNoise: Double?
+    public var lastTrainLoss: Double?
+    public var lastTrainAccuracy: Double?
+    public var lastTestLoss: Double?
+    public var lastTestAccuracy: Double?
+    public var updateSeconds = 0.0
+    public var history: [MetricsRow] = []
+
+    public init() {}
+}
+
+extension Encoder {
+    /// Encodes `values` side by side into one keyed container (their keys must differ): a checkpoint holds whole
+    /// values while its JSON keeps one flat object per record.
+    func encodeSideBySide(_ values: any Encodable...) throws {
+        for value in values { try value.encode(to: self) }
+    }
+}
+
+/// One model trained by one optimizer: parameters, optimizer, output folder and record.
+public final class Replica {
+    public let label: String
+    /// The config this replica follows (the run's, with its own optimizer and name).
+    public let config: RunConfig
+    public let optimizer: Optimizer
+    /// θ: the flat parameter buffer, identical on every rank.
+    public internal(set) var parameters: [Float]
+    /// Where rank 0 writes this replica's files; nil on other ranks or without output.
+    public let directory: String?
+    public internal(set) var progress = ReplicaProgress()
+    public internal(set) var guards = GuardState()
+    public internal(set) var result: RunResult?
+    var metrics: MetricsWriter?
+
+    /// Every metrics row written so far (rank 0 with output), for reports.
+    public var history: [MetricsRow] { progress.history }
+
+    init(label: String, config: RunConfig, optimizer: Optimizer, parameters: [Float], directory: String?) {
+        self.label = label
+        self.config = config
+        self.optimizer = optimizer
+        self.parameters = parameters
+        self.directory = directory
+    }
+
+    func write(_ row: MetricsRow) throws {
+        guard let metrics else { return }
+        try metrics.append(row)
+        progress.history.append(row)
+    }
+}

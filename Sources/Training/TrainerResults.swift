@@ -1,0 +1,143 @@
+// What a run leaves: evaluation over a whole data set, the cross-rank parameter check, and at the end the
+// measurements, the summary, the weights, the hash and the report.
+import Collectives
+import Datasets
+import Foundation
+import Models
+import Numerics
+
+extension Trainer {
+    /// Loss and accuracy of `parameters` over a whole data set, each rank evaluating its share. With the
+    /// deterministic reduction the share is a run of whole chunks and the chunks' loss sums are added in chunk
+    /// order on every rank (each rank fills its own chunks' slots of one allreduce, which is exact), so the
+    /// result does not depend on the number of ranks.
+    public func evaluate(_ dataset: Dataset, _ parameters: [Float]? = nil) throws -> (loss: Double, accuracy: Double) {
+        let (rank, size) = (communicator.rank, communicator.size)
+        let n = dataset.count
+        func totals(_ range: Range<Int>) -> MLP.Totals {
+            let indices = (Int32(range.lowerBound)..<Int32(range.upperBound)).map { $0 }
+            return indices.withUnsafeBufferPointer { idx in
+                (parameters ?? self.parameters).withUnsafeBufferPointer { theta in
+                    model.evaluate(parameters: theta.baseAddress!, dataset: dataset, indices: idx, workspace: workspace)
+                }
+            }
+        }
+        switch config.training.reduction {
+        case .mpi:
+            let t = totals(shard(of: 0..<n, rank: rank, size: size))
+            var sums = [t.lossSum, Double(t.correct), Double(t.count)]
+            try communicator.allreduce(&sums, .sum)
+            return (sums[0] / sums[2], sums[1] / sums[2])
+        case .deterministic:
+            let chunk = workspace.capacity, chunks = (n + chunk - 1) / chunk
+            // [loss sum of each chunk | correct | count]
+            var slots = [Double](repeating: 0, count: chunks + 2)
+            for c in shard(of: 0..<chunks, rank: rank, size: size) {
+                let t = totals((c * chunk)..<min((c + 1) * chunk, n))
+                slots[c] = t.lossSum
+                slots[chunks] += Double(t.correct)
+                slots[chunks + 1] += Double(t.count)
+            }
+            try communicator.allreduce(&slots, .sum)
+            let loss = slots[0..<chunks].reduce(0, +)
+            return (loss / slots[chunks + 1], slots[chunks] / slots[chunks + 1])
+        }
+    }
+
+    /// Compares a hash of every replica's θ across ranks; a mismatch stops every rank with the step at which it
+    /// was seen.
+    public func checkReplicasAgree(step: Int) throws {
+        for replica in replicas {
+            let hash = fingerprint(replica.parameters)
+            guard try communicator.allAgree(on: hash) else {
+                let all = try communicator.allGather(Int64(bitPattern: hash)).map { hexDigest(UInt64(bitPattern: $0)) }
+                throw AgreedFailure(description: "parameters" + (replicas.count > 1 ? " of \(replica.label)" : "")
+                                    + " differ between ranks at step \(step) "
+                                    + "(hashes by rank: \(all.joined(separator: ", "))); the replicas are no longer identical")
+            }
+        }
+    }
+
+    /// Every replica's measurements after the last step (the same on all ranks), with its files written.
+    func results(_ position: RunPosition) throws -> RunResult {
+        communicator.setContext(step: position.step, phase: "results")
+        try checkReplicasAgree(step: position.step)
+        let rss = try communicator.allGather(Double(peakResidentBytes())).map { Int($0) }
+        for (r, replica) in replicas.enumerated() {
+            let hash = fingerprint(replica.parameters)
+            let hashes = try communicator.allGather(Int64(bitPattern: hash)).map { UInt64(bitPattern: $0) }
+            // Shared phases (compute, exchange) are split evenly between replicas; each has its own optimizer time.
+            let share = 1 / Double(replicas.count), p = replica.progress
+            let (compute, reduce) = (position.compute, position.reduce)
+            var phases = [(compute + reduce) * share + p.updateSeconds, compute * share, reduce * share, p.updateSeconds]
+            try communicator.allreduce(&phases, .max)
+            let result = RunResult(
+                finalHash: hash, rankHashes: hashes, steps: position.step, samples: position.samples, trainSeconds: phases[0],
+                computeSeconds: phases[1], allreduceSeconds: phases[2], optimizerSeconds: phases[3],
+                peakResidentBytes: rss, lastTestLoss: p.lastTestLoss, lastTestAccuracy: p.lastTestAccuracy,
+                lastTrainLoss: p.lastTrainLoss, lastNoiseScale: p.lastNoise)
+            replica.result = result
+            try finish(r, result)
+        }
+        return replicas[0].result!
+    }
+
+    /// Rank 0: the closing lines, then the summary file, the final parameters and hash, and the report.
+    private func finish(_ r: Int, _ result: RunResult) throws {
+        let replica = replicas[r]
+        let who = replicas.count > 1 ? "\(replica.label): " : ""
+        let mb = result.peakResidentBytes.map { fixed(Double($0) / 1e6, 1) }
+        console.note(who + "done: \(result.steps) steps, \(result.samples) samples in \(fixed(result.trainSeconds, 2)) s of training "
+                     + "(\(Int(result.samplesPerSecond)) samples/s; compute \(fixed(result.computeSeconds, 2)) s, "
+                     + "allreduce \(fixed(result.allreduceSeconds, 2)) s, optimizer \(fixed(result.optimizerSeconds, 2)) s), "
+                     + "peak RSS per rank \(mb.joined(separator: ", ")) MB")
+        console.note(who + "final parameter hash \(hexDigest(result.finalHash)) (equal on all \(communicator.size) ranks)")
+        guard let dir = replica.directory else { return }
+        try writeAtomically(try summaryJSON(replica, result), to: dir + "/summary.json")
+        try writeAtomically(hexDigest(result.finalHash) + "\n", to: dir + "/final_hash")
+        try writeAtomically(replica.parameters.withUnsafeBytes { Data($0) }, to: dir + "/parameters.f32")
+        try RunReport.write(directory: dir, name: replica.config.name,
+                            subtitle: "\(trainSet.summary), model " + model.sizes.map(String.init).joined(separator: "-")
+                                + ", \(optimizerText(r))\(rates.scheduleText), batch \(config.training.batch)",
+                            figures: Self.figures(result, ranks: communicator.size), rows: replica.history,
+                            config: replica.config.resolvedYAML)
+        console.note(who + "results in \(dir)/ (report.html, metrics.csv, metrics.jsonl, summary.json, parameters.f32, *.svg)")
+    }
+
+    /// `summary.json`: the run's measurements, its hash and the parameter layout.
+    private func summaryJSON(_ replica: Replica, _ r: RunResult) throws -> Data {
+        var summary: [String: Any] = [
+            "name": replica.config.name, "ranks": communicator.size, "global_batch": globalBatch,
+            "blas_threads": BLASThreads.count, "steps": r.steps, "samples": r.samples,
+            "train_seconds": r.trainSeconds, "samples_per_second": r.samplesPerSecond,
+            "compute_seconds": r.computeSeconds, "allreduce_seconds": r.allreduceSeconds,
+            "optimizer_seconds": r.optimizerSeconds, "peak_rss_bytes": r.peakResidentBytes,
+            "final_hash": hexDigest(r.finalHash), "rank_hashes": r.rankHashes.map(hexDigest),
+            "parameter_count": model.parameterCount, "parameter_layout": model.parameterSummary,
+        ]
+        // JSON has no inf or nan: a diverged run records them as text, as metrics.jsonl does.
+        func number(_ v: Double) -> Any { v.isFinite ? v : (v.isNaN ? "nan" : (v > 0 ? "inf" : "-inf")) }
+        if let v = r.lastTestLoss { summary["test_loss"] = number(v) }
+        if let v = r.lastTestAccuracy { summary["test_accuracy"] = number(v) }
+        if let v = r.lastTrainLoss { summary["train_loss"] = number(v) }
+        if let v = r.lastNoiseScale { summary["noise_scale"] = number(v) }
+        if let (path, header) = resumedFrom { summary["resumed_from"] = ["checkpoint": path, "step": header.step] }
+        if replica.guards.skipped > 0 { summary["skipped_steps"] = replica.guards.skipped }
+        return try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])
+    }
+
+    /// The report's table of figures.
+    private static func figures(_ r: RunResult, ranks: Int) -> [(String, String)] {
+        var figures: [(String, String)] = [
+            ("ranks", "\(ranks)"), ("steps", "\(r.steps)"), ("samples", "\(r.samples)"),
+            ("training seconds", fixed(r.trainSeconds, 2)), ("samples/s", "\(Int(r.samplesPerSecond))"),
+            ("compute / allreduce / optimizer s", "\(fixed(r.computeSeconds, 2)) / \(fixed(r.allreduceSeconds, 2)) / \(fixed(r.optimizerSeconds, 2))"),
+        ]
+        if let v = r.lastTrainLoss { figures.append(("final training loss", fixed(v, 4))) }
+        if let v = r.lastTestLoss { figures.append(("final test loss", fixed(v, 4))) }
+        if let v = r.lastTestAccuracy { figures.append(("final test accuracy", fixed(v, 4))) }
+        if let v = r.lastNoiseScale { figures.append(("noise scale B_simple, last epoch", "\(Int(v.rounded()))")) }
+        figures.append(("final parameter hash", hexDigest(r.finalHash)))
+        return figures
+    }
+}

@@ -1,0 +1,148 @@
+// Setting up a run, in named pieces: the data every rank agrees on, the global batch, BLAS threads, the replicas
+// with rank 0's initial parameters, the run folder and its records, and the opening line.
+import Collectives
+import Datasets
+import Foundation
+import Models
+import Numerics
+import Optimizers
+
+extension Trainer {
+    /// The training and test sets, after every rank has checked that it runs the same config on the same files.
+    static func agreedData(_ config: RunConfig, on communicator: Communicator) throws -> (Dataset, Dataset) {
+        try Agreement.check(config, on: communicator)
+        let (trainSet, testSet) = try communicator.collectively { try loadData(config) }
+        for file in trainSet.files + testSet.files {
+            try Agreement.check("data file \(file.path)", file.identity, on: communicator)
+        }
+        return (trainSet, testSet)
+    }
+
+    static func loadData(_ config: RunConfig) throws -> (Dataset, Dataset) {
+        switch config.data.source {
+        case .fashionMNIST:
+            return (try FashionMNIST.load(.train, from: config.data.path),
+                    try FashionMNIST.load(.test, from: config.data.path))
+        case .synthetic:
+            let d = config.data
+            func make(_ n: Int, test: Bool) -> Dataset {
+                SyntheticClassification(count: n, featureCount: d.features, classCount: d.classes,
+                                        noise: Float(d.noise), seed: config.seed, test: test)
+            }
+            return (make(d.trainSamples, test: false), make(d.testSamples, test: true))
+        }
+    }
+
+    /// Samples per optimizer step: the configured batch, or the whole training set; at least one per rank.
+    static func globalBatch(_ config: RunConfig, samples: Int, ranks: Int) throws -> Int {
+        let batch: Int
+        switch config.training.batch {
+        case .full: batch = samples
+        case .samples(let n): batch = min(n, samples)
+        }
+        guard batch >= ranks else {
+            throw AgreedFailure(description: ConfigError(
+                source: "config", key: "training.batch", expected: "a global batch of at least \(ranks) samples (one per rank)",
+                found: "\(batch)").description)
+        }
+        return batch
+    }
+
+    /// OpenBLAS threads per rank: the config's; one with the deterministic reduction (the bits of a product must
+    /// not depend on how many cores a rank was given); otherwise the node's cores shared between its ranks.
+    static func chooseBLASThreads(_ config: RunConfig, ranks: Int) {
+        if let threads = config.blasThreads {
+            BLASThreads.count = threads
+        } else if config.training.reduction == .deterministic {
+            BLASThreads.count = 1
+        } else if ranks > 1 {
+            let cores = ProcessInfo.processInfo.activeProcessorCount
+            BLASThreads.count = max(1, cores / max(Launcher.current.ranksOnThisNode ?? 1, 1))
+        }
+    }
+
+    /// One replica per (label, optimizer), all from rank 0's initial parameters (the broadcast makes that true
+    /// whatever the other ranks drew).
+    static func makeReplicas(_ plan: [(label: String, settings: OptimizerSettings)], single: Bool, config: RunConfig,
+                             model: MLP, runDirectory: String?, on communicator: Communicator) throws -> [Replica] {
+        var initial = communicator.rank == 0 ? model.initialParameters(seed: config.seed)
+            : [Float](repeating: 0, count: model.parameterCount)
+        try communicator.broadcast(&initial, root: 0)
+        return plan.map { entry in
+            var c = config
+            c.optimizer = entry.settings
+            if !single { c.name = RunConfig.folderName(entry.label) }
+            let folder = single ? runDirectory : runDirectory.map { $0 + "/" + c.name }
+            return Replica(label: entry.label, config: c, optimizer: entry.settings.makeOptimizer(parameterCount: model.parameterCount),
+                           parameters: initial, directory: folder)
+        }
+    }
+
+    /// Rank 0 creates the run folder (or keeps a resumed one), writes the resolved config and opens the metrics.
+    func openRecords(single: Bool, overwrite: Bool) throws {
+        let resumed = resumedFrom != nil
+        try communicator.collectively {
+            guard let runDirectory else { return }
+            if resumed {
+                // The folder stays; its record is rewritten up to the checkpoint and continues from there.
+                try writeAtomically(config.resolvedYAML, to: runDirectory + "/config.yaml")
+                replicas[0].metrics = try MetricsWriter(directory: runDirectory, rows: replicas[0].history)
+                return
+            }
+            // With resume requested but nothing committed yet, the folder holds no work to lose.
+            try Self.createRunDirectory(runDirectory, overwrite: overwrite)
+            if single {
+                try writeAtomically(config.resolvedYAML, to: runDirectory + "/config.yaml")
+                replicas[0].metrics = try MetricsWriter(directory: runDirectory)
+                return
+            }
+            for r in replicas {
+                try Self.createRunDirectory(r.directory!, overwrite: true)
+                // Each replica's folder is a complete run record: its config trains it alone.
+                try writeAtomically(r.config.resolvedYAML, to: r.directory! + "/config.yaml")
+                r.metrics = try MetricsWriter(directory: r.directory!)
+            }
+        }
+    }
+
+    /// Creates an empty run folder; an existing one is replaced only with `overwrite`.
+    static func createRunDirectory(_ path: String, overwrite: Bool) throws {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: path) {
+            guard overwrite else {
+                throw OutputError(path: path, reason: "the run folder already exists (pass --overwrite to replace it, "
+                                  + "or choose another name with --set name=...)")
+            }
+            do { try fm.removeItem(atPath: path) } catch {
+                throw OutputError(path: path, reason: "cannot remove the old run folder: \(error.localizedDescription)")
+            }
+        }
+        do {
+            try fm.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw OutputError(path: path, reason: error.localizedDescription)
+        }
+    }
+
+    /// Replica `r`'s optimizer at its batch-scaled rate, as titles name it: "adam (kingma-ba) lr 0.001".
+    func optimizerText(_ r: Int) -> String {
+        let o = replicas[r].config.optimizer
+        let variant = o.variant == o.kind.variants[0] ? "" : " (\(o.variant))"
+        return "\(o.kind.rawValue)\(variant) lr \(rates.base[r])"
+    }
+
+    /// Every replica's optimizer and rate, then how the rates are scaled and scheduled.
+    var optimizerText: String {
+        replicas.indices.map(optimizerText).joined(separator: ", ") + rates.scheduleText
+    }
+
+    /// The opening line: ranks, data, model, optimizers, batch, steps.
+    func announce() {
+        let size = communicator.size, n = trainSet.count
+        console.note("descent: \(size) rank\(size == 1 ? "" : "s"), \(trainSet.summary), model "
+                     + model.sizes.map(String.init).joined(separator: "-") + " (\(model.parameterCount) parameters), "
+                     + (replicas.count > 1 ? "\(replicas.count) replicas on the same batches: " : "")
+                     + optimizerText + ", batch \(config.training.batch), \(plannedSteps) steps "
+                     + "(\((n + globalBatch - 1) / globalBatch) per epoch), BLAS threads \(BLASThreads.count)")
+    }
+}

@@ -1,0 +1,144 @@
+// One training step, and what the loop records around it: the epoch's sample order, the step and epoch rows,
+// the progress line.
+import Collectives
+import Datasets
+import Numerics
+import Optimizers
+
+/// An epoch's sample order, with its number and fingerprint.
+struct PlannedEpoch {
+    let index: Int
+    let plan: EpochPlan
+    let orderHash: UInt64
+}
+
+extension Trainer {
+    /// The sample order of epoch `index`; a resumed run checks it against the one its checkpoint was written with.
+    func epochPlan(_ index: Int) throws -> PlannedEpoch {
+        let plan = EpochPlan(seed: config.seed, epoch: index, sampleCount: trainSet.count, batchSize: globalBatch,
+                             shuffle: config.training.shuffle)
+        let orderHash = plan.order.withUnsafeBytes { fingerprint(bytes: $0) }
+        if let (path, header) = resumedFrom, index == header.epoch, hexDigest(orderHash) != header.orderHash {
+            throw AgreedFailure(description: "checkpoint \(path): the sample order of epoch \(index + 1) derived again "
+                                + "differs from the one it was written with (fingerprint \(hexDigest(orderHash)), "
+                                + "recorded \(header.orderHash)); was it written by another build?")
+        }
+        return PlannedEpoch(index: index, plan: plan, orderHash: orderHash)
+    }
+
+    /// One optimizer step on the global batch `batch` (positions in `order`), taken from `position`: every
+    /// replica's gradient in one exchange, judged by the guards, then applied.
+    func step(_ batch: Range<Int>, order: [Int32], at position: RunPosition, orderHash: UInt64) throws -> Exchanged {
+        let rank = communicator.rank, number = position.step + 1
+        hooks?.stepStarting(rank: rank, step: number)
+        communicator.setContext(step: number, phase: "gradient exchange")
+        // The noise scale needs two small batches, and is measured on every n-th step only (an unbiased
+        // subsample of the window's steps): the other steps skip a pass over each small batch's sums.
+        let every = config.training.noiseScaleEvery
+        let measure = every > 0 && position.step % every == 0 && exchange.smallBatches(count: batch.count) >= 2
+        let corrupt = hooks?.corruptsSums(rank: rank, step: number) ?? false
+        let exchanged = try order.withUnsafeBufferPointer { order in
+            try exchange.exchange(count: batch.count, measureNoise: measure, requestStop: StopSignals.pending != 0,
+                                  over: communicator) { r, positions, gradient in
+                let loss = replicas[r].parameters.withUnsafeBufferPointer { theta in
+                    let indices = (batch.lowerBound + positions.lowerBound)..<(batch.lowerBound + positions.upperBound)
+                    return model.accumulateGradient(
+                        parameters: theta.baseAddress!, gradient: gradient, dataset: trainSet,
+                        indices: UnsafeBufferPointer(rebasing: order[indices]), workspace: workspace, overwrite: true).lossSum
+                }
+                guard corrupt else { return loss }
+                gradient[0] = .nan
+                return .nan
+            }
+        }
+        for (r, replica) in replicas.enumerated() {
+            let subject = GuardFailure.Subject(step: number, label: replicas.count > 1 ? replica.label : nil)
+            switch try guards.judge(exchanged.replicas[r], subject, &replica.guards, note: console.note) {
+            case .apply:
+                update(replica, r, exchanged, measured: measure, step: number)
+            case .skip:
+                break
+            case .stop(let failure):
+                var before = position
+                before.wall = wallSeconds()
+                throw failure.saved(to: try saveCheckpoint(before, orderHash: orderHash))
+            }
+        }
+        return exchanged
+    }
+
+    /// Applies replica `r`'s averaged gradient: the noise-scale estimate, clipping, the scheduled rate, the update.
+    private func update(_ replica: Replica, _ r: Int, _ exchanged: Exchanged, measured: Bool, step: Int) {
+        let u0 = monotonicSeconds()
+        let share = exchanged.replicas[r]
+        exchange.withGradient(replica: r) { g in
+            if measured, let e = NoiseScale.estimate(
+                localSquaredNormSum: share.smallBatchSquaredNormSum, localCounts: exchanged.smallBatchCounts,
+                globalSquaredNorm: Kernels.sumOfSquares(g.baseAddress!, count: g.count)) {
+                replica.progress.windowNoise.add(e)
+                replica.progress.epochNoise.add(e)
+            }
+            if let maxNorm = config.training.clipNorm { Kernels.clip(g.baseAddress!, count: g.count, toNorm: maxNorm) }
+            replica.optimizer.learningRate = rates.rate(replica: r, step: step)
+            replica.parameters.withUnsafeMutableBufferPointer { replica.optimizer.update($0, gradient: UnsafeBufferPointer(g)) }
+        }
+        replica.progress.updateSeconds += monotonicSeconds() - u0
+        replica.progress.windowLoss += share.loss
+        replica.progress.epochLoss += share.loss
+    }
+
+    /// A step row per replica: the mean batch loss and noise scale since the last one.
+    func writeStepRows(_ position: inout RunPosition, wall: Double) throws {
+        for (r, replica) in replicas.enumerated() {
+            try replica.write(MetricsRow(
+                kind: .step, step: position.step, epoch: Double(position.samples) / Double(trainSet.count),
+                samples: position.samples, wallSeconds: wall, learningRate: rates.rate(replica: r, step: position.step),
+                batchLoss: replica.progress.windowLoss / Double(position.windowSteps), noiseScale: replica.progress.windowNoise.value))
+            replica.progress.windowLoss = 0
+            replica.progress.windowNoise = NoiseScale()
+        }
+        position.windowSteps = 0
+    }
+
+    /// An epoch row per replica after evaluating it, and its console line; a finished epoch starts the next
+    /// epoch's sums.
+    func writeEpochRows(_ position: inout RunPosition, epochDone: Bool, wall: () -> Double) throws {
+        communicator.setContext(step: position.step, phase: "evaluation")
+        for (r, replica) in replicas.enumerated() {
+            let train = config.training.evaluateTrainingSet ? try evaluate(trainSet, replica.parameters) : nil
+            let test = try evaluate(testSet, replica.parameters)
+            var p = replica.progress
+            (p.lastTrainLoss, p.lastTrainAccuracy, p.lastTestLoss, p.lastTestAccuracy) = (train?.loss, train?.accuracy, test.loss, test.accuracy)
+            let row = MetricsRow(kind: .epoch, step: position.step, epoch: Double(position.samples) / Double(trainSet.count),
+                                 samples: position.samples, wallSeconds: wall(), learningRate: rates.rate(replica: r, step: position.step),
+                                 batchLoss: p.epochLoss / Double(position.epochSteps),
+                                 trainLoss: train?.loss, trainAccuracy: train?.accuracy,
+                                 testLoss: test.loss, testAccuracy: test.accuracy, noiseScale: p.epochNoise.value)
+            p.lastNoise = p.epochNoise.value
+            if epochDone { (p.epochLoss, p.epochNoise) = (0, NoiseScale()) }
+            replica.progress = p
+            try replica.write(row)
+            console.note((replicas.count > 1 ? "\(replica.label): " : "") + Self.epochLine(row, skipped: replica.guards.skipped))
+        }
+        if epochDone { position.epochSteps = 0 }
+    }
+
+    /// The console line of an epoch row.
+    static func epochLine(_ row: MetricsRow, skipped: Int) -> String {
+        "epoch \(fixed(row.epoch, 2)) step \(row.step): batch loss \(fixed(row.batchLoss ?? .nan, 4))"
+            + (row.trainLoss.map { ", train loss \(fixed($0, 4)) acc \(fixed(row.trainAccuracy ?? .nan, 4))" } ?? "")
+            + ", test loss \(fixed(row.testLoss ?? .nan, 4)) acc \(fixed(row.testAccuracy ?? .nan, 4))"
+            + (row.noiseScale.map { ", noise scale \(Int($0.rounded()))" } ?? "")
+            + (skipped > 0 ? ", \(skipped) skipped step\(skipped == 1 ? "" : "s")" : "")
+    }
+
+    /// The progress line: step, the step's losses, throughput and time left.
+    func showProgress(_ position: RunPosition, epoch: Int, losses: [Double], now: Double) {
+        let busy = position.compute + position.reduce + replicas.map(\.progress.updateSeconds).reduce(0, +)
+        let rate = Double(position.samples) / max(busy, 1e-9)
+        console.progress(
+            "epoch \(epoch + 1) step \(position.step)/\(plannedSteps) loss " + losses.map { fixed($0, 4) }.joined(separator: "/")
+            + " \(Int(rate)) samples/s ETA \(durationText(Double((plannedSteps - position.step) * globalBatch) / rate))",
+            now: now)
+    }
+}
