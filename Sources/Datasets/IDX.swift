@@ -22,36 +22,60 @@ public struct IDXFile: Sendable {
     ///
     /// - Parameter rank: the expected number of dimensions (3 for images, 1 for labels).
     public static func read(path: String, rank expectedRank: Int) throws -> IDXFile {
-        func fail(_ field: String, _ expected: String, _ found: String) -> DataFileError {
-            DataFileError(file: path, field: field, expected: expected, found: found)
-        }
+        let file = try Reader(path: path)
+        try file.checkMagic(rank: expectedRank)
+        let dimensions = try file.readDimensions(rank: expectedRank)
+        return IDXFile(path: path, dimensions: dimensions, bytes: try file.readPayload(dimensions))
+    }
+}
+
+/// An open IDX file, raw or gzipped, read front to back; every problem names the file and the field.
+private final class Reader {
+    let path: String
+    private let gz: gzFile
+
+    init(path: String) throws {
+        self.path = path
         var info = stat()
         guard stat(path, &info) == 0 else {
-            throw fail("file", "an IDX file (raw or gzipped)", String(cString: strerror(errno)).lowercased())
+            throw DataFileError(file: path, field: "file", expected: "an IDX file (raw or gzipped)",
+                                found: String(cString: strerror(errno)).lowercased())
         }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw fail("file", "a regular file", "a directory or device") }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw DataFileError(file: path, field: "file", expected: "a regular file", found: "a directory or device")
+        }
         guard let gz = gzopen(path, "rb") else {
-            throw fail("file", "a readable file", String(cString: strerror(errno)).lowercased())
+            throw DataFileError(file: path, field: "file", expected: "a readable file", found: String(cString: strerror(errno)).lowercased())
         }
-        defer { gzclose(gz) }
+        self.gz = gz
         gzbuffer(gz, 1 << 17)
+    }
 
-        func readExactly(_ buffer: UnsafeMutableRawPointer, _ n: Int) throws -> Int {
-            var done = 0
-            while done < n {
-                let chunk = UInt32(min(n - done, 1 << 30))
-                let got = gzread(gz, buffer + done, chunk)
-                if got < 0 {
-                    var code: Int32 = 0
-                    let message = String(cString: gzerror(gz, &code))
-                    throw fail("compressed data", "a valid gzip stream", "a corrupt stream (\(message))")
-                }
-                if got == 0 { break }
-                done += Int(got)
+    deinit { gzclose(gz) }
+
+    func fail(_ field: String, _ expected: String, _ found: String) -> DataFileError {
+        DataFileError(file: path, field: field, expected: expected, found: found)
+    }
+
+    /// Reads up to `n` bytes (fewer only at the end of the file); returns how many.
+    func readExactly(_ buffer: UnsafeMutableRawPointer, _ n: Int) throws -> Int {
+        var done = 0
+        while done < n {
+            let chunk = UInt32(min(n - done, 1 << 30))
+            let got = gzread(gz, buffer + done, chunk)
+            if got < 0 {
+                var code: Int32 = 0
+                let message = String(cString: gzerror(gz, &code))
+                throw fail("compressed data", "a valid gzip stream", "a corrupt stream (\(message))")
             }
-            return done
+            if got == 0 { break }
+            done += Int(got)
         }
+        return done
+    }
 
+    /// The magic number: 00 00, unsigned bytes (08), then the number of dimensions.
+    func checkMagic(rank expectedRank: Int) throws {
         var magic = [UInt8](repeating: 0, count: 4)
         let gotMagic = try readExactly(&magic, 4)
         guard gotMagic == 4 else { throw fail("header", "4 magic bytes", "\(gotMagic) bytes (file too short)") }
@@ -70,7 +94,10 @@ public struct IDXFile: Sendable {
                 : expectedRank == 1 && magic[3] == 3 ? " (an image file: are the image and label files swapped?)" : ""
             throw fail("magic: number of dimensions", "\(expectedRank)", "\(magic[3])" + hint)
         }
+    }
 
+    /// The dimension sizes (big-endian 32-bit, each positive, the payload under 16 GiB).
+    func readDimensions(rank expectedRank: Int) throws -> [Int] {
         var header = [UInt8](repeating: 0, count: 4 * expectedRank)
         let gotHeader = try readExactly(&header, header.count)
         guard gotHeader == header.count else {
@@ -90,17 +117,20 @@ public struct IDXFile: Sendable {
         guard !overflow, total <= 1 << 34 else {
             throw fail("dimensions", "a payload under 16 GiB", "\(dimensions.map(String.init).joined(separator: "×"))")
         }
+        return dimensions
+    }
 
+    /// Exactly the payload the dimensions announce: neither truncated nor followed by trailing bytes.
+    func readPayload(_ dimensions: [Int]) throws -> [UInt8] {
+        let total = dimensions.reduce(1, *)
+        let expected = "\(total) bytes for dimensions \(dimensions.map(String.init).joined(separator: "×"))"
         var readCount = 0
         let bytes = try [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
             readCount = try readExactly(buffer.baseAddress!, total)
             if readCount < total { buffer.baseAddress!.advanced(by: readCount).initialize(repeating: 0, count: total - readCount) }
             initialized = total
         }
-        guard readCount == total else {
-            throw fail("payload length", "\(total) bytes for dimensions \(dimensions.map(String.init).joined(separator: "×"))",
-                       "\(readCount) bytes (file truncated)")
-        }
+        guard readCount == total else { throw fail("payload length", expected, "\(readCount) bytes (file truncated)") }
         var extra = [UInt8](repeating: 0, count: 4096)
         var trailing = 0
         while true {
@@ -109,10 +139,9 @@ public struct IDXFile: Sendable {
             if n < extra.count { break }
         }
         guard trailing == 0 else {
-            throw fail("payload length", "\(total) bytes for dimensions \(dimensions.map(String.init).joined(separator: "×"))",
-                       "\(total + trailing) bytes (\(trailing) trailing bytes)")
+            throw fail("payload length", expected, "\(total + trailing) bytes (\(trailing) trailing bytes)")
         }
-        return IDXFile(path: path, dimensions: dimensions, bytes: bytes)
+        return bytes
     }
 }
 

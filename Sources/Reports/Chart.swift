@@ -125,17 +125,32 @@ public struct Chart: Sendable {
     }
 
     /// Draws the chart with its top-left corner at (x, y); `id` keeps clip-path names unique in a document.
+    /// The plot area of a chart placed at (originX, originY), and its scales.
+    private struct Frame {
+        let originX: Double, originY: Double
+        let left: Double, right: Double, top: Double, bottom: Double
+        let sx: Scale, sy: Scale
+    }
+
     public func render(into w: inout SVGWriter, x originX: Double, y originY: Double, id: String) {
-        let entries = legendEntries
         let top = originY + topMargin
         let left = originX + Self.leftMargin
         let right = originX + width - Self.rightMargin - legendWidth
         let bottom = originY + height - Self.bottomMargin
         let allPoints = series.flatMap(\.points) + markers.map(\.point)
-        let sx = Scale(x.scale, domain: domain(x, allPoints.map(\.x)), pixels: left...right)
-        let sy = Scale(y.scale, domain: domain(y, allPoints.map(\.y)), pixels: top...bottom, flipped: true)
-
+        let frame = Frame(originX: originX, originY: originY, left: left, right: right, top: top, bottom: bottom,
+                          sx: Scale(x.scale, domain: domain(x, allPoints.map(\.x)), pixels: left...right),
+                          sy: Scale(y.scale, domain: domain(y, allPoints.map(\.y)), pixels: top...bottom, flipped: true))
         w.open("g", [("class", "chart")])
+        renderAxes(into: &w, frame)
+        renderData(into: &w, frame, id: id)
+        renderLegend(into: &w, frame)
+        w.close("g")
+    }
+
+    /// Title, subtitle, grid, ticks and axis labels.
+    private func renderAxes(into w: inout SVGWriter, _ f: Frame) {
+        let (originX, originY, left, right, top, bottom, sx, sy) = (f.originX, f.originY, f.left, f.right, f.top, f.bottom, f.sx, f.sy)
         // Title and subtitle.
         w.text(title, x: originX + width / 2, y: originY + 24,
                [("font-size", svgNumber(Self.titleSize)), ("font-weight", "bold"), ("text-anchor", "middle")])
@@ -168,7 +183,11 @@ public struct Chart: Sendable {
                [("font-size", svgNumber(Self.textSize)), ("text-anchor", "middle"),
                 ("transform", "rotate(-90 \(svgNumber(yLabelX)) \(svgNumber(yLabelY)))")])
 
-        // Data, clipped to the plot area.
+    }
+
+    /// Contours, series, markers and endpoints, clipped to the plot area, and its border.
+    private func renderData(into w: inout SVGWriter, _ f: Frame, id: String) {
+        let (left, right, top, bottom, sx, sy) = (f.left, f.right, f.top, f.bottom, f.sx, f.sy)
         let clip = "\(id)-plot"
         w.open("clipPath", [("id", clip)])
         w.element("rect", [("x", svgNumber(left)), ("y", svgNumber(top)),
@@ -218,7 +237,11 @@ public struct Chart: Sendable {
         w.element("rect", [("x", svgNumber(left)), ("y", svgNumber(top)), ("width", svgNumber(right - left)),
                            ("height", svgNumber(bottom - top)), ("fill", "none"), ("stroke", "#333333")])
 
-        // Legend, to the right of the plot.
+    }
+
+    /// The legend, to the right of the plot.
+    private func renderLegend(into w: inout SVGWriter, _ f: Frame) {
+        let entries = legendEntries, right = f.right, top = f.top
         if !entries.isEmpty {
             let lx = right + 14
             w.open("g", [("font-size", svgNumber(Self.textSize))])
@@ -237,7 +260,6 @@ public struct Chart: Sendable {
             }
             w.close("g")
         }
-        w.close("g")
     }
 
     private func line(_ x1: Double, _ y1: Double, _ x2: Double, _ y2: Double) -> [(String, String)] {
