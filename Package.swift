@@ -43,11 +43,20 @@ let package = Package(
             ],
             swiftSettings: numericSettings
         ),
+        // Tests: what runs in one process (unit), what starts the built descent under real mpirun (launch), and
+        // what starts a real Slurm and namespace hosts as root (cluster). `launch/test --quick` runs the first.
+        .target(name: "DescentTestSupport", dependencies: ["CZlib"], path: "Tests/TestSupport"),
         .testTarget(
-            name: "DescentTests",
-            dependencies: ["Training", "Collectives", "Datasets", "Models", "Optimizers", "Numerics", "Reports", "CZlib", "descent"],
+            name: "UnitTests",
+            dependencies: ["DescentTestSupport", "Training", "Collectives", "Datasets", "Models", "Optimizers", "Numerics", "Reports"],
             swiftSettings: numericSettings
         ),
+        .testTarget(
+            name: "LaunchTests",
+            dependencies: ["DescentTestSupport", "Training", "Optimizers", "Reports", "descent"],
+            swiftSettings: numericSettings
+        ),
+        .testTarget(name: "ClusterTests", dependencies: ["DescentTestSupport", "descent"]),
     ],
     swiftLanguageModes: [.v5]
 )

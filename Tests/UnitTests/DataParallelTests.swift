@@ -1,6 +1,7 @@
 // The data-parallel invariant with in-process ranks: N ranks compute what one rank computes on the whole batch.
 import Collectives
 import Datasets
+import DescentTestSupport
 import Foundation
 import Models
 import Numerics

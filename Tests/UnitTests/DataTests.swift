@@ -1,23 +1,9 @@
 // IDX reading and validation, Fashion-MNIST loading, epoch plans and sharding.
 import Datasets
+import DescentTestSupport
 import Foundation
 import Numerics
 import Testing
-
-/// Bytes of an IDX file: magic, big-endian dimensions, payload.
-func idxBytes(type: UInt8 = 0x08, dimensions: [Int], payload: [UInt8]) -> [UInt8] {
-    var bytes: [UInt8] = [0, 0, type, UInt8(dimensions.count)]
-    for d in dimensions { bytes += [UInt8(d >> 24 & 255), UInt8(d >> 16 & 255), UInt8(d >> 8 & 255), UInt8(d & 255)] }
-    return bytes + payload
-}
-
-func write(_ bytes: [UInt8], to url: URL) throws { try Data(bytes).write(to: url) }
-
-func gzip(_ url: URL) throws -> URL {
-    let r = try runProgram("/bin/gzip", ["-kf", url.path])
-    #expect(r.status == 0)
-    return URL(fileURLWithPath: url.path + ".gz")
-}
 
 @Suite("IDX files")
 struct IDXTests {

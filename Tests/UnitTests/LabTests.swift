@@ -1,5 +1,6 @@
 // The optimizer lab: test-function gradients and minima, convergence of every optimizer, the 'Deep Learning
 // from Scratch' comparison against the book's update rules recomputed in Double, config errors, and pictures.
+import DescentTestSupport
 import Foundation
 import Models
 import Optimizers

@@ -1,4 +1,5 @@
 // Optimizers against the update rules of reference/optimizers.md, recomputed here independently in Double.
+import DescentTestSupport
 import Foundation
 import Optimizers
 import Testing

@@ -2,6 +2,7 @@
 // 2, 3 and 4 ranks, for every optimizer, for full-batch GD and on Fashion-MNIST; a checkpoint resumes on another
 // number of ranks; Open MPI's choice of allreduce algorithm changes `reduction: mpi` and not the deterministic one.
 import Datasets
+import DescentTestSupport
 import Foundation
 import Optimizers
 import Testing
@@ -80,7 +81,7 @@ struct SameBitsTests {
         // Stop the 4-rank run at step 13 (SIGTERM on rank 2: checkpoint at the step boundary, status 143).
         let config = try writeFaultConfig(in: dir, name: "moved", optimizer: "{name: adam}")
         let stopped = try runDescent(ranks: 4, ["train", "--config", config.path] + chunk, directory: dir,
-                                     environment: ["DESCENT_FAULT": "term,rank=2,step=13"], timeout: 60)
+                                     environment: ["DESCENT_FAULT": "term,rank=2,step=13"])
         #expect(stopped.status == 143, "\(stopped.stderr)")
         for ranks in [2, 3] {
             let copy = dir.appendingPathComponent("np\(ranks)")

@@ -1,5 +1,6 @@
 // The trainer applies the learning-rate schedule, batch scaling and gradient clipping it is configured with.
 import Collectives
+import DescentTestSupport
 import Foundation
 import Numerics
 import Testing

@@ -2,40 +2,10 @@
 // differs on one rank, NaN on one rank, a stalled rank, a rank that exits alone, a stop signal, bad data files.
 // Every fault must end the whole job quickly with one clear message, and a resumed run must end on exactly the
 // hash of a run that was never interrupted.
+import DescentTestSupport
 import Foundation
 import Optimizers
 import Testing
-
-/// 600 samples at batch 64: 10 steps per epoch, 30 steps in all, a checkpoint every 4 steps.
-func writeFaultConfig(in dir: URL, name: String = "f", optimizer: String = "{name: momentum, lr: 0.05}", extra: String = "") throws -> URL {
-    try writeSyntheticConfig(in: dir, name: name, optimizer: optimizer, epochs: 3,
-                             extra: "checkpoint: {every: 4, keep: 2}\n" + extra)
-}
-
-/// The hash a finished run printed.
-func finalHash(_ r: ProcessOutput) -> String? { finalHash(log: r.stdout) }
-
-/// descent's own lines on standard error (not Open MPI's).
-func ownLines(_ r: ProcessOutput) -> [String] {
-    r.stderr.split(separator: "\n").map(String.init).filter { $0.hasPrefix("descent:") }
-}
-
-/// metrics.csv without the wall-clock column, which differs between any two runs.
-func metricsWithoutWallTime(_ run: URL) throws -> [[String: String]] {
-    try readCSV(run.appendingPathComponent("metrics.csv")).map { var row = $0; row["wall_s"] = nil; return row }
-}
-
-/// The unix time the fault-injection line reports.
-func faultTime(_ r: ProcessOutput) -> Double? {
-    guard let range = r.stderr.range(of: "(unix time ") else { return nil }
-    return Double(r.stderr[range.upperBound...].prefix { $0 != ")" })
-}
-
-/// Processes whose command line mentions `text` (a test's unique folder).
-func processesMentioning(_ text: String) throws -> [String] {
-    let r = try runProgram("/usr/bin/pgrep", ["-f", text], timeout: 10)
-    return r.stdout.split(separator: "\n").map(String.init)
-}
 
 @Suite("Faults and resume under mpirun", .serialized, .enabled(if: mpiAvailable, "mpirun or the descent executable is missing"))
 struct FaultTests {
@@ -59,7 +29,7 @@ struct FaultTests {
         let config = try writeFaultConfig(in: dir, name: "killed", optimizer: c.optimizer)
         // Step 15 is mid-epoch 2; the last checkpoint before it is step 12.
         let killed = try runDescent(ranks: c.ranks, ["train", "--config", config.path], directory: dir,
-                                    environment: ["DESCENT_FAULT": "kill,rank=\(c.ranks - 1),step=15"], timeout: 60)
+                                    environment: ["DESCENT_FAULT": "kill,rank=\(c.ranks - 1),step=15"])
         let ended = Date().timeIntervalSince1970
         #expect(!killed.timedOut && killed.status != 0, "\(c.label): \(killed.stderr)")
         let kill = try #require(faultTime(killed), "\(c.label): \(killed.stderr)")
@@ -82,8 +52,7 @@ struct FaultTests {
         #expect(kept == ["LATEST", "step-000000028.ckpt", "step-000000030.ckpt"], "\(kept)")
     }
 
-    @Test("a checkpoint written by an earlier build (format 1, Tests/Fixtures) resumes at 3 ranks to the uninterrupted hash and metrics",
-          .timeLimit(.minutes(10)))
+    @Test("a checkpoint written by an earlier build (format 1, Tests/Fixtures) resumes at 3 ranks to the uninterrupted hash and metrics")
     func earlierBuildCheckpoint() throws {
         let fixture = packageRoot.appendingPathComponent("Tests/Fixtures/checkpoint-v1")
         let dir = try temporaryDirectory("descent-fixture")
@@ -107,7 +76,7 @@ struct FaultTests {
         let expected = try #require(finalHash(try runDescent(ranks: 2, ["train", "--config", reference.path], directory: dir)))
         let config = try writeFaultConfig(in: dir, name: "torn")
         let crashed = try runDescent(ranks: 2, ["train", "--config", config.path], directory: dir,
-                                     environment: ["DESCENT_FAULT": "crash-in-commit,step=10"], timeout: 60)
+                                     environment: ["DESCENT_FAULT": "crash-in-commit,step=10"])
         #expect(crashed.status != 0 && !crashed.timedOut)
         let checkpoints = dir.appendingPathComponent("runs/torn/checkpoints")
         // step 12 was written whole but never committed; LATEST still names step 8.
@@ -139,7 +108,7 @@ struct FaultTests {
         }
         try Data(bytes).write(to: file)
         for ranks in [2, 3] {
-            let r = try runDescent(ranks: ranks, ["train", "--config", config.path, "--resume"], directory: dir, timeout: 60)
+            let r = try runDescent(ranks: ranks, ["train", "--config", config.path, "--resume"], directory: dir)
             #expect(r.status != 0 && !r.timedOut, "\(damage)")
             let lines = ownLines(r).filter { $0.contains("error") }
             #expect(lines.count == 1, "\(damage): \(r.stderr)")
@@ -179,7 +148,7 @@ struct FaultTests {
         let dir = try temporaryDirectory("descent-mismatch")
         let config = try writeFaultConfig(in: dir, name: "mismatch")
         let r = try runDescent(ranks: ranks, ["train", "--config", config.path], directory: dir,
-                               environment: ["DESCENT_FAULT": "config,rank=\(ranks - 1)"], timeout: 60)
+                               environment: ["DESCENT_FAULT": "config,rank=\(ranks - 1)"])
         #expect(r.status != 0 && !r.timedOut)
         let lines = ownLines(r)
         #expect(lines.count == 1, "\(r.stderr)")
@@ -196,7 +165,7 @@ struct FaultTests {
         let expected = try #require(finalHash(try runDescent(ranks: ranks, ["train", "--config", reference.path], directory: dir)))
         let config = try writeFaultConfig(in: dir, name: "nan")
         let r = try runDescent(ranks: ranks, ["train", "--config", config.path], directory: dir,
-                               environment: ["DESCENT_FAULT": "nan,rank=1,step=7"], timeout: 60)
+                               environment: ["DESCENT_FAULT": "nan,rank=1,step=7"])
         #expect(r.status != 0 && !r.timedOut)
         #expect(ownLines(r).filter { $0.contains("error") }.count == 1, "\(r.stderr)")
         #expect(r.stderr.contains("non-finite loss or gradient in step 7 on rank 1; stopped (guards.non_finite: stop). "
@@ -231,7 +200,7 @@ struct FaultTests {
     func divergence() throws {
         let dir = try temporaryDirectory("descent-diverge")
         let config = try writeFaultConfig(in: dir, name: "diverge", optimizer: "{name: sgd, lr: 5}", extra: "guards: {divergence: 3, divergence_steps: 1}")
-        let r = try runDescent(ranks: 2, ["train", "--config", config.path], directory: dir, timeout: 60)
+        let r = try runDescent(ranks: 2, ["train", "--config", config.path], directory: dir)
         #expect(r.status != 0)
         #expect(r.stderr.contains("the loss diverged in step 2: ") && r.stderr.contains("more than 3× the first step's"), "\(r.stderr)")
     }
@@ -242,7 +211,7 @@ struct FaultTests {
         let config = try writeFaultConfig(in: dir, name: "stall", extra: "guards: {collective_timeout: 2}")
         let start = Date()
         let r = try runDescent(ranks: ranks, ["train", "--config", config.path], directory: dir,
-                               environment: ["DESCENT_FAULT": "stall,rank=1,step=5"], timeout: 60)
+                               environment: ["DESCENT_FAULT": "stall,rank=1,step=5"])
         #expect(!r.timedOut && r.status != 0)
         #expect(Date().timeIntervalSince(start) < 20)
         #expect(r.stderr.contains("all-to-all exchange in phase 'gradient exchange' at step 5 did not complete within 2 s "
@@ -255,7 +224,7 @@ struct FaultTests {
         let dir = try temporaryDirectory("descent-exit")
         let config = try writeFaultConfig(in: dir, name: "exit")
         let r = try runDescent(ranks: ranks, ["train", "--config", config.path], directory: dir,
-                               environment: ["DESCENT_FAULT": "exit,rank=1,step=5"], timeout: 60)
+                               environment: ["DESCENT_FAULT": "exit,rank=1,step=5"])
         let ended = Date().timeIntervalSince1970
         #expect(!r.timedOut && r.status != 0)
         let exit = try #require(faultTime(r), "\(r.stderr)")
@@ -270,7 +239,7 @@ struct FaultTests {
         let expected = try #require(finalHash(try runDescent(ranks: 2, ["train", "--config", reference.path], directory: dir)))
         let config = try writeFaultConfig(in: dir, name: "term")
         let r = try runDescent(ranks: 2, ["train", "--config", config.path], directory: dir,
-                               environment: ["DESCENT_FAULT": "term,rank=1,step=13"], timeout: 60)
+                               environment: ["DESCENT_FAULT": "term,rank=1,step=13"])
         #expect(r.status == 143, "\(r.stderr)")
         #expect(r.stderr.contains("stopped at step 13 on a stop signal (SIGTERM or SIGUSR1) received by another rank; checkpoint "),
                 "\(r.stderr)")
@@ -285,7 +254,7 @@ struct FaultTests {
         let dir = try temporaryDirectory("descent-badfault")
         let config = try writeFaultConfig(in: dir, name: "badfault")
         let r = try runDescent(ranks: 2, ["train", "--config", config.path], directory: dir,
-                               environment: ["DESCENT_FAULT": "explode,rank=1"], timeout: 60)
+                               environment: ["DESCENT_FAULT": "explode,rank=1"])
         #expect(r.status != 0)
         #expect(ownLines(r).count == 1 && r.stderr.contains("DESCENT_FAULT: expected KIND[,rank=R][,step=S]"), "\(r.stderr)")
     }
@@ -346,7 +315,7 @@ struct BadDataFileTests {
         let config = try writeFaultConfig(in: dir, name: "data", extra: "")
         for ranks in [2, 3] {
             let r = try runDescent(ranks: ranks, ["train", "--config", config.path, "--set", "data={source: fashion-mnist, path: \(folder.path)}",
-                                                  "--set", "training.batch=16"], directory: dir, timeout: 60)
+                                                  "--set", "training.batch=16"], directory: dir)
             #expect(r.status != 0 && !r.timedOut, "\(damage)")
             let lines = ownLines(r)
             #expect(lines.count == 1, "\(damage): \(r.stderr)")
@@ -362,7 +331,7 @@ struct BadDataFileTests {
         let folder = try Self.dataFolder(in: dir, damage: "none")
         let config = try writeFaultConfig(in: dir, name: "data")
         let r = try runDescent(ranks: 2, ["train", "--config", config.path, "--set", "data={source: fashion-mnist, path: \(folder.path)}",
-                                          "--set", "training.batch=16"], directory: dir, timeout: 60)
+                                          "--set", "training.batch=16"], directory: dir)
         #expect(r.status == 0, "\(r.stderr)")
     }
 }

@@ -1,26 +1,12 @@
 // Clusters for real: a single-node Slurm (Debian's slurmctld, slurmd and munge) started and stopped by the tests,
 // and two hosts made of network namespaces that Open MPI joins over TCP. Both need root; without it the suites are
 // skipped with the reason.
+import DescentTestSupport
 import Foundation
 import Testing
 
-let isRoot = getuid() == 0
-
-/// Whether `tool` is an executable on PATH (or in the sbin folders, where Debian puts the daemons).
-func onPath(_ tool: String) -> Bool {
-    let path = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin") + ":/usr/sbin:/sbin"
-    return path.split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(tool)") }
-}
-
 let slurmAvailable = mpiAvailable && isRoot && ["slurmctld", "slurmd", "sbatch", "scontrol", "munged"].allSatisfy(onPath)
 let namespacesAvailable = mpiAvailable && isRoot && ["ip", "unshare"].allSatisfy(onPath)
-
-/// Runs one of the launch/ scripts.
-func runScript(_ name: String, _ arguments: [String], environment: [String: String] = [:], directory: URL? = nil,
-               timeout: Double = 120) throws -> ProcessOutput {
-    try runProgram("/bin/bash", [packageRoot.appendingPathComponent("launch/\(name)").path] + arguments,
-                   environment: environment, directory: directory, timeout: timeout)
-}
 
 /// A one-node Slurm in a folder of its own (launch/local-slurm), stopped by `stop()`.
 struct LocalSlurm {
@@ -31,23 +17,23 @@ struct LocalSlurm {
         dir = try temporaryDirectory("descent-slurm")
         // Ports of its own, so that daemons left by an interrupted earlier run cannot answer for this cluster.
         let port = 20_000 + 2 * Int.random(in: 0..<5_000)
-        let r = try runScript("local-slurm", ["start", dir.path], environment: ["SLURM_PORT": String(port)], timeout: 60)
+        let r = try runScript("local-slurm", ["start", dir.path], environment: ["SLURM_PORT": String(port)])
         try #require(r.status == 0, "local-slurm start: \(r.stderr)")
     }
 
-    func stop() { _ = try? runScript("local-slurm", ["stop", dir.path], environment: environment, timeout: 60) }
+    func stop() { _ = try? runScript("local-slurm", ["stop", dir.path], environment: environment) }
 
     /// Submits with sbatch and returns the job id.
     func submit(_ arguments: [String], environment extra: [String: String] = [:], directory: URL) throws -> String {
         let r = try runProgram("/usr/bin/sbatch", ["--parsable"] + arguments, environment: environment.merging(extra) { $1 },
-                               directory: directory, timeout: 30)
+                               directory: directory)
         try #require(r.status == 0, "sbatch: \(r.stderr)")
         return String(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines).prefix { $0 != ";" })
     }
 
     /// The job's fields as `scontrol show job -o` gives them (JobState, Restarts, ExitCode, ...).
     func fields(of job: String) throws -> [String: String] {
-        let r = try runProgram("/usr/bin/scontrol", ["show", "job", "-o", job], environment: environment, timeout: 30)
+        let r = try runProgram("/usr/bin/scontrol", ["show", "job", "-o", job], environment: environment)
         var fields: [String: String] = [:]
         for word in r.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }) {
             let kv = word.split(separator: "=", maxSplits: 1)
@@ -60,12 +46,16 @@ struct LocalSlurm {
                                            "BOOT_FAIL", "DEADLINE", "PREEMPTED"]
 
     /// Waits until the job has ended for good (a requeued job passes through other states first) and returns its
-    /// last fields, or nil after `timeout` seconds.
-    func wait(for job: String, timeout: Double) throws -> [String: String]? {
-        let deadline = Date().addingTimeInterval(timeout)
+    /// last fields. The wait follows the job's progress, not the clock: its state, its restarts and the bytes of the
+    /// files under `watching`. It gives up only when none of them has changed for `quietLimit` seconds, and says
+    /// what it saw last.
+    func wait(for job: String, watching: [URL], quietLimit: Double = 300) throws -> [String: String] {
         var endedAt: Date?
-        while Date() < deadline {
+        var seen = "", changed = Date()
+        while true {
             let f = try fields(of: job)
+            let now = "state \(f["JobState"] ?? "?"), restarts \(f["Restarts"] ?? "?"), \(bytes(under: watching)) bytes written"
+            if now != seen { (seen, changed) = (now, Date()) }
             if let state = f["JobState"], Self.finalStates.contains(state) {
                 // A final state seen twice, 3 s apart, is not a step of a requeue.
                 if let endedAt, Date().timeIntervalSince(endedAt) >= 3 { return f }
@@ -73,16 +63,24 @@ struct LocalSlurm {
             } else {
                 endedAt = nil
             }
+            if Date().timeIntervalSince(changed) > quietLimit {
+                throw SetupError(description: "job \(job) made no progress for \(Int(quietLimit)) s (\(seen)); "
+                                 + "waited for it to end in a final state (\(Self.finalStates.sorted().joined(separator: ", ")))")
+            }
             Thread.sleep(forTimeInterval: 1)
         }
-        return nil
     }
-}
 
-/// The final parameter hash a log reports (the last one: a requeued job's log holds every start).
-func finalHash(log: String) -> String? {
-    guard let range = log.range(of: "final parameter hash ", options: .backwards) else { return nil }
-    return String(log[range.upperBound...].prefix(16))
+    /// The total size of the files under `urls` (files or folders).
+    private func bytes(under urls: [URL]) -> Int {
+        let fm = FileManager.default
+        var total = 0
+        for url in urls {
+            let files = [url.path] + (fm.enumerator(atPath: url.path)?.compactMap { $0 as? String }.map { url.path + "/" + $0 } ?? [])
+            for file in files { total += (try? fm.attributesOfItem(atPath: file)[.size] as? Int) ?? 0 }
+        }
+        return total
+    }
 }
 
 /// The final hash of `config` trained by plain mpirun on 2 ranks into `<dir>/reference` (the uninterrupted run).
@@ -94,14 +92,14 @@ func referenceHash(_ config: URL, in dir: URL) throws -> String {
 extension LocalSlurm {
     /// Submits launch/descent.sbatch for `config` with the test build, waits until the job has ended for good, and
     /// returns its last fields and its log (`<dir>/job.out`).
-    func runDescentJob(_ config: URL, options: [String], environment extra: [String: String], in dir: URL,
-                       timeout: Double) throws -> (fields: [String: String], log: String) {
+    func runDescentJob(_ config: URL, options: [String], environment extra: [String: String], in dir: URL)
+        throws -> (fields: [String: String], log: String) {
         let exe = try #require(descentExecutable)
         let log = dir.appendingPathComponent("job.out")
         let job = try submit(["--ntasks=2", "--output=\(log.path)"] + options
                              + [packageRoot.appendingPathComponent("launch/descent.sbatch").path, config.path],
                              environment: extra.merging(["DESCENT": exe.path]) { $1 }, directory: dir)
-        let end = try #require(try wait(for: job, timeout: timeout), "job \(job) did not end within \(Int(timeout)) s")
+        let end = try wait(for: job, watching: [log, dir.appendingPathComponent("runs")])
         return (end, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
     }
 }
@@ -116,8 +114,7 @@ struct SlurmTests {
         let expected = try referenceHash(config, in: dir)
         let slurm = try LocalSlurm()
         defer { slurm.stop() }
-        let (end, text) = try slurm.runDescentJob(config, options: ["--time=5"], environment: ["LAUNCHER": "srun"], in: dir,
-                                                  timeout: 120)
+        let (end, text) = try slurm.runDescentJob(config, options: ["--time=5"], environment: ["LAUNCHER": "srun"], in: dir)
         #expect(end["JobState"] == "COMPLETED" && end["ExitCode"] == "0:0", "\(end)\n\(text)")
         #expect(end["Restarts"] == "0")
         #expect(text.contains("final parameter hash \(expected) (equal on all 2 ranks)"), "\(text)")
@@ -145,7 +142,7 @@ struct SlurmTests {
         // when the time left is within the lead plus those 30 s, so USR1 reaches the batch shell 10-40 s into
         // each start. (A lead of 30 s or more would warn at the very first look, possibly 1 s after a restart.)
         let (end, text) = try slurm.runDescentJob(config, options: ["--time=1", "--signal=B:USR1@20"],
-                                                  environment: ["DESCENT_FAULT": "slow,rank=0,ms=100"], in: dir, timeout: 420)
+                                                  environment: ["DESCENT_FAULT": "slow,rank=0,ms=100"], in: dir)
         #expect(end["JobState"] == "COMPLETED" && end["ExitCode"] == "0:0", "\(end)\n\(text)")
         let restarts = Int(end["Restarts"] ?? "") ?? 0
         #expect(restarts >= 1, "the job was never cut: \(text)")
@@ -166,11 +163,11 @@ struct SlurmTests {
         let exe = try #require(descentExecutable)
         let r = try runScript("sweep", [config.path], environment: slurm.environment.merging(
             ["DESCENT": exe.path, "NPS": "1 2", "STEPS": "20", "OUT": dir.appendingPathComponent("out").path]) { $1 },
-                              directory: dir, timeout: 60)
+                              directory: dir)
         #expect(r.status == 0, "\(r.stderr)")
         let report = try #require(r.stdout.split(separator: "\n").first { $0.hasPrefix("report: job ") })
         let job = String(report.dropFirst("report: job ".count).prefix { $0.isNumber })
-        let end = try #require(try slurm.wait(for: job, timeout: 180), "report job \(job) did not end within 180 s")
+        let end = try slurm.wait(for: job, watching: [dir.appendingPathComponent("out")])
         let folder = dir.appendingPathComponent("out/series-scale-strong")
         #expect(end["JobState"] == "COMPLETED", "\(end) \((try? String(contentsOf: folder.appendingPathComponent("report.out"), encoding: .utf8)) ?? "")")
         let rows = try readCSV(folder.appendingPathComponent("scaling.csv"))
@@ -193,27 +190,27 @@ struct LocalHosts {
     init(count: Int) throws {
         self.count = count
         dir = try temporaryDirectory("descent-hosts")
-        let r = try runScript("local-hosts", ["up", String(count), dir.path], timeout: 60)
+        let r = try runScript("local-hosts", ["up", String(count), dir.path])
         try #require(r.status == 0, "local-hosts up: \(r.stderr)")
         flags = try String(contentsOf: dir.appendingPathComponent("mpirun-flags"), encoding: .utf8)
             .split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
     }
 
-    func stop() { _ = try? runScript("local-hosts", ["down", String(count), dir.path], timeout: 60) }
+    func stop() { _ = try? runScript("local-hosts", ["down", String(count), dir.path]) }
 
     /// The arguments of `launch/hosts` for these hosts and `descent` arguments.
     func hostsArguments(_ arguments: [String]) -> [String] { [hostfile] + flags + ["--"] + arguments }
 
     /// `launch/hosts HOSTFILE FLAGS -- ARGUMENTS` with the test build of descent.
-    func run(_ arguments: [String], environment: [String: String] = [:], directory: URL, timeout: Double = 120) throws -> ProcessOutput {
+    func run(_ arguments: [String], environment: [String: String] = [:], directory: URL) throws -> ProcessOutput {
         let exe = try #require(descentExecutable)
         return try runScript("hosts", hostsArguments(arguments),
-                             environment: environment.merging(["DESCENT": exe.path]) { $1 }, directory: directory, timeout: timeout)
+                             environment: environment.merging(["DESCENT": exe.path]) { $1 }, directory: directory)
     }
 
     /// The pids of descent processes inside host `index` (1-based).
     func descentProcesses(onHost index: Int) throws -> [Int32] {
-        let r = try runProgram("/usr/sbin/ip", ["netns", "pids", "descent-h\(index)"], timeout: 10)
+        let r = try runProgram("/usr/sbin/ip", ["netns", "pids", "descent-h\(index)"])
         return r.stdout.split(separator: "\n").compactMap { Int32($0) }.filter { pid in
             ((try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? "").hasPrefix("descent")
         }

@@ -1,26 +1,8 @@
 // End-to-end runs of the built `descent` under real mpirun: hashes agree across ranks, full-batch GD is the same
 // at any world size, and bad input stops every rank with one message and no output.
+import DescentTestSupport
 import Foundation
 import Testing
-
-let mpiAvailable = mpirunPath != nil && descentExecutable != nil
-
-/// A small synthetic run config written to a temporary folder.
-func writeSyntheticConfig(in dir: URL, name: String, optimizer: String = "{name: momentum, lr: 0.05}", epochs: Int = 2,
-                          extra: String = "") throws -> URL {
-    let url = dir.appendingPathComponent("\(name).yaml")
-    try """
-    name: \(name)
-    seed: 3
-    data: {source: synthetic, train_samples: 600, test_samples: 200, features: 16, classes: 4, noise: 1.5}
-    model: {hidden: [24, 24]}
-    optimizer: \(optimizer)
-    training: {batch: 64, epochs: \(epochs), log_every: 5, hash_check_every: 3}
-    output: {dir: \(dir.appendingPathComponent("runs").path)}
-    \(extra)
-    """.write(to: url, atomically: true, encoding: .utf8)
-    return url
-}
 
 @Suite("Under mpirun", .serialized, .enabled(if: mpiAvailable, "mpirun or the descent executable is missing"))
 struct MPITests {
@@ -135,7 +117,7 @@ struct MPITests {
     func badInput(_ label: String, _ arguments: [String], _ message: String) throws {
         let dir = try temporaryDirectory()
         let config = try writeSyntheticConfig(in: dir, name: "bad")
-        let r = try runDescent(ranks: 2, ["train", "--config", config.path] + arguments, directory: dir, timeout: 60)
+        let r = try runDescent(ranks: 2, ["train", "--config", config.path] + arguments, directory: dir)
         #expect(!r.timedOut, "\(label): hung")
         #expect(r.status != 0, "\(label)")
         let ours = r.stderr.split(separator: "\n").filter { $0.hasPrefix("descent:") }

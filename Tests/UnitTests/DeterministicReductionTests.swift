@@ -1,6 +1,7 @@
 // The deterministic reduction's parts: the fixed tree, its blocks, the exchange, and the chunk rule.
 import Collectives
 import Datasets
+import DescentTestSupport
 import Foundation
 import Models
 import Numerics

@@ -1,4 +1,5 @@
 // The gradient noise scale estimator on a synthetic problem whose gradient mean and covariance are known.
+import DescentTestSupport
 import Numerics
 import Testing
 @testable import Training

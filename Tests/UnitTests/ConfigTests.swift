@@ -1,8 +1,9 @@
 // Config files and overrides: defaults, typed values, and precise messages for every kind of bad input.
 import Collectives
+import DescentTestSupport
 import Foundation
-import Testing
 import Optimizers
+import Testing
 import Training
 
 @Suite("Config")

@@ -1,5 +1,6 @@
 // The parts of checkpoints and guards that need no mpirun: the file format, the commit and pruning of a folder,
 // the finiteness kernel, the fault switch and the comparison of configs.
+import DescentTestSupport
 import Foundation
 import Numerics
 import Testing

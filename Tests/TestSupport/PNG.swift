@@ -2,23 +2,23 @@
 import CZlib
 import Foundation
 
-struct PNGImage {
-    var width: Int
-    var height: Int
+public struct PNGImage {
+    public var width: Int
+    public var height: Int
     /// RGBA, row-major.
-    var pixels: [UInt8]
+    public var pixels: [UInt8]
 
-    func rgba(_ x: Int, _ y: Int) -> (UInt8, UInt8, UInt8, UInt8) {
+    public func rgba(_ x: Int, _ y: Int) -> (UInt8, UInt8, UInt8, UInt8) {
         let k = 4 * (y * width + x)
         return (pixels[k], pixels[k + 1], pixels[k + 2], pixels[k + 3])
     }
 }
 
-struct PNGError: Error, CustomStringConvertible {
-    var description: String
+public struct PNGError: Error, CustomStringConvertible {
+    public var description: String
 }
 
-func readPNG(_ data: Data) throws -> PNGImage {
+public func readPNG(_ data: Data) throws -> PNGImage {
     let bytes = [UInt8](data)
     guard bytes.count > 8, bytes[0..<8] == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] else {
         throw PNGError(description: "not a PNG signature")

@@ -1,5 +1,6 @@
 // The MLP's gradient against finite differences of its own loss, and its bookkeeping.
 import Datasets
+import DescentTestSupport
 import Models
 import Testing
 

@@ -1,0 +1,77 @@
+// Charts: ticks, number formatting, scales, contour lines; the SVG of every path preset is well-formed XML and
+// renders (rsvg-convert) to a picture that shows every optimizer's colour.
+import DescentTestSupport
+import Foundation
+import FoundationXML
+import Reports
+import Testing
+import Training
+
+@Suite struct PathPictureTests {
+    static let presets = ["dlfs", "rosenbrock", "beale", "saddle", "long-valley", "himmelblau", "rastrigin", "noise"]
+
+    @Test("descent path writes CSV and well-formed SVG for every preset", arguments: presets)
+    func preset(_ name: String) throws {
+        let dir = try temporaryDirectory("path")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let result = try runDescent(ranks: 0, ["path", "--preset", name, "--set", "output.dir=\(dir.path)"], directory: packageRoot)
+        #expect(result.status == 0, "\(result.stderr)")
+        let folder = dir.appendingPathComponent(name)
+        for file in ["paths.svg", "f.svg", "figure.svg"] {
+            let svg = try String(contentsOf: folder.appendingPathComponent(file), encoding: .utf8)
+            #expect(xmlError(svg) == nil, "\(name)/\(file): \(xmlError(svg) ?? "")")
+            #expect(svg.contains("<path"))
+        }
+        let rows = try readCSV(folder.appendingPathComponent("paths.csv"))
+        let config = try PathConfig(contentsOf: folder.appendingPathComponent("config.yaml"))
+        #expect(Set(rows.map { $0["optimizer"]! }) == Set(config.labels))
+        #expect(rows.filter { $0["step"] == "0" }.count == config.labels.count)
+        #expect(result.stdout.contains("wrote "))
+    }
+
+    @Test("a rendered picture is not blank and shows every optimizer's colour",
+          .enabled(if: rsvgConvert != nil, "rsvg-convert is not installed (Debian: librsvg2-bin)"),
+          arguments: ["dlfs", "beale"])
+    func rendered(_ name: String) throws {
+        let dir = try temporaryDirectory("render")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let result = try runDescent(ranks: 0, ["path", "--preset", name, "--set", "output.dir=\(dir.path)"], directory: packageRoot)
+        try #require(result.status == 0, "\(result.stderr)")
+        let svg = dir.appendingPathComponent("\(name)/figure.svg"), png = dir.appendingPathComponent("figure.png")
+        let render = try runProgram(rsvgConvert!, [svg.path, "-o", png.path])
+        try #require(render.status == 0, "\(render.stderr)")
+        let image = try readPNG(Data(contentsOf: png))
+        #expect(image.width > 1000 && image.height > 500)
+        var ink = 0
+        for y in 0..<image.height {
+            for x in 0..<image.width {
+                let p = image.rgba(x, y)
+                if Int(p.0) + Int(p.1) + Int(p.2) < 3 * 235 { ink += 1 }
+            }
+        }
+        let share = Double(ink) / Double(image.width * image.height)
+        #expect(share > 0.02 && share < 0.6, "\(name): \(share) of the pixels are not white")
+        let count = try PathConfig(contentsOf: dir.appendingPathComponent("\(name)/config.yaml")).labels.count
+        for k in 0..<count {
+            let colour = Palette.style(k).colour
+            #expect(pixelCount(image, near: colour) >= 40, "\(name): optimizer \(k)'s colour \(colour) is missing")
+        }
+        // A colour no series uses does not show up: the check above can fail.
+        #expect(pixelCount(image, near: "#FF00FF", tolerance: 30) == 0)
+    }
+
+    @Test("an unknown preset is one clear error naming the presets there are")
+    func unknownPreset() throws {
+        let result = try runDescent(ranks: 0, ["path", "--preset", "rosenbrok"], directory: packageRoot)
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("descent: error: --preset: rosenbrok: expected one of beale, dlfs, himmelblau, long-valley, noise, rastrigin, rosenbrock, saddle, found no file configs/path-rosenbrok.yaml"))
+    }
+}
+
+extension PathConfig {
+    init(contentsOf url: URL) throws {
+        self = try PathConfig.load(yaml: String(contentsOf: url, encoding: .utf8), fileName: url.path)
+    }
+
+    var labels: [String] { optimizers.map(\.label) }
+}
