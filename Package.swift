@@ -25,20 +25,31 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "Numerics", dependencies: ["CBLAS"], swiftSettings: numericSettings),
         .target(name: "Collectives", dependencies: ["Numerics"], swiftSettings: numericSettings),
+        .target(name: "CollectivesTesting", dependencies: ["Collectives"], swiftSettings: numericSettings),
         .target(name: "MPICollectives", dependencies: ["CMPI", "Collectives"], swiftSettings: numericSettings),
         .target(name: "Datasets", dependencies: ["CZlib", "Numerics"], swiftSettings: numericSettings),
         .target(name: "Models", dependencies: ["Numerics", "Datasets"], swiftSettings: numericSettings),
         .target(name: "Optimizers", dependencies: ["Numerics"], swiftSettings: numericSettings),
         .target(name: "Reports", swiftSettings: numericSettings),
         .target(
-            name: "Training",
+            name: "Config",
             dependencies: ["Numerics", "Collectives", "Datasets", "Models", "Optimizers", "Reports", "Yams"],
+            swiftSettings: numericSettings
+        ),
+        .target(
+            name: "Training",
+            dependencies: ["Numerics", "Collectives", "Config", "Datasets", "Models", "Optimizers", "Reports"],
+            swiftSettings: numericSettings
+        ),
+        .target(
+            name: "Experiments",
+            dependencies: ["Numerics", "Collectives", "Config", "Training", "Models", "Optimizers", "Reports"],
             swiftSettings: numericSettings
         ),
         .executableTarget(
             name: "descent",
             dependencies: [
-                "Training", "MPICollectives", "Numerics",
+                "Config", "Training", "Experiments", "Collectives", "MPICollectives", "Optimizers", "Numerics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: numericSettings
@@ -48,12 +59,13 @@ let package = Package(
         .target(name: "DescentTestSupport", dependencies: ["CZlib"], path: "Tests/TestSupport"),
         .testTarget(
             name: "UnitTests",
-            dependencies: ["DescentTestSupport", "Training", "Collectives", "Datasets", "Models", "Optimizers", "Numerics", "Reports"],
+            dependencies: ["DescentTestSupport", "Config", "Training", "Experiments", "Collectives", "CollectivesTesting", "Datasets",
+                           "Models", "Optimizers", "Numerics", "Reports"],
             swiftSettings: numericSettings
         ),
         .testTarget(
             name: "LaunchTests",
-            dependencies: ["DescentTestSupport", "Training", "Optimizers", "Reports", "descent"],
+            dependencies: ["DescentTestSupport", "Config", "Training", "Experiments", "Optimizers", "Reports", "descent"],
             swiftSettings: numericSettings
         ),
         .testTarget(name: "ClusterTests", dependencies: ["DescentTestSupport", "descent"]),

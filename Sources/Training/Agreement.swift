@@ -1,6 +1,7 @@
 // Agreement before work: every rank must run the same build on the same config and the same data, or no rank
 // takes a step.
 import Collectives
+import Config
 import Foundation
 import Numerics
 

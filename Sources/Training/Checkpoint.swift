@@ -8,6 +8,7 @@
 // It is written as `<name>.tmp`, fsynced, renamed to `step-<N>.ckpt`, and the folder fsynced; only then is the
 // commit record `LATEST` replaced (the same way). A reader follows `LATEST` alone, so a crash at any point leaves
 // the previous committed checkpoint in force.
+import Config
 import Foundation
 import Numerics
 #if canImport(Glibc)

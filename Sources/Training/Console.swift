@@ -1,5 +1,6 @@
 // Rank 0's progress display: one updating line on a terminal, plain lines in logs and batch jobs.
 import Collectives
+import Config
 import Foundation
 import Numerics
 

@@ -1,5 +1,6 @@
 // Fault injection: one switch, DESCENT_FAULT, that makes one rank misbehave at one step, so that every guard
 // is exercised under a real mpirun.
+import Config
 import Foundation
 import Numerics
 #if canImport(Glibc)

@@ -1,6 +1,7 @@
 // The guards judge every step from what the exchange returned: every rank sees the same flags and losses, so
 // every rank decides alike, without another message. Their messages are built here and nowhere else.
 import Collectives
+import Config
 import Numerics
 
 /// A failure every rank found together (so one rank reports it for all).

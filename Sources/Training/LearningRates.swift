@@ -1,5 +1,6 @@
 // The learning rate of every replica at every step, from one function: the update, the metrics, the console and
 // the report all read it here.
+import Config
 import Numerics
 import Optimizers
 

@@ -1,4 +1,5 @@
 // Rank 0's record of a run: one row per logged step or epoch, written to CSV and JSONL and flushed at once.
+import Config
 import Foundation
 import Numerics
 

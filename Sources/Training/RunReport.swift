@@ -1,5 +1,6 @@
 // The pictures and the HTML page a training run leaves beside its metrics: loss and accuracy curves (the
 // mini-batch loss smoothed as 'Deep Learning from Scratch' smooths it), the gradient noise scale, key figures.
+import Config
 import Foundation
 import Numerics
 import Reports
@@ -8,7 +9,7 @@ public enum RunReport {
     /// What a curve is drawn against.
     public enum XAxis: String, Sendable {
         case epoch, step, seconds
-        var label: String {
+        public var label: String {
             switch self {
             case .epoch: return "epoch (passes over the training set)"
             case .step: return "optimizer step"
@@ -36,13 +37,13 @@ public enum RunReport {
     }
 
     /// The mini-batch loss of the step rows, smoothed (Kaiser window of 11 rows, β 2, as the book does).
-    static func smoothedBatchLoss(_ rows: [MetricsRow], x: XAxis) -> [SIMD2<Double>] {
+    public static func smoothedBatchLoss(_ rows: [MetricsRow], x: XAxis) -> [SIMD2<Double>] {
         let steps = rows.filter { $0.kind == .step && $0.batchLoss != nil }
         let values = smoothed(steps.map { $0.batchLoss! })
         return zip(steps, values).map { SIMD2(x.value($0), $1) }
     }
 
-    static func epochPoints(_ rows: [MetricsRow], x: XAxis, _ value: (MetricsRow) -> Double?) -> [SIMD2<Double>] {
+    public static func epochPoints(_ rows: [MetricsRow], x: XAxis, _ value: (MetricsRow) -> Double?) -> [SIMD2<Double>] {
         rows.filter { $0.kind == .epoch }.compactMap { r in value(r).map { SIMD2(x.value(r), $0) } }
     }
 

@@ -1,5 +1,6 @@
 // The state a run carries from step to step and across a restart, as values: where the run stands, and each
 // replica's running records. A checkpoint encodes them whole; nothing copies them field by field.
+import Config
 import Numerics
 import Optimizers
 

@@ -1,6 +1,7 @@
 // SIGTERM and SIGUSR1 (what batch systems send before a time limit) ask the run to checkpoint and stop at the
 // next step boundary instead of dying where it stands.
 #if canImport(Glibc)
+import Config
 import Glibc
 #endif
 

@@ -2,6 +2,7 @@
 // exchange averages them, every rank applies the same optimizer step. Several replicas of the model, one per
 // optimizer, can train on the same mini-batches with one exchange per step for all of them.
 import Collectives
+import Config
 import Datasets
 import Foundation
 import Models

@@ -1,6 +1,7 @@
 // The trainer's side of checkpoints: what goes into one, writing it on rank 0, and continuing from one on every
 // rank.
 import Collectives
+import Config
 import Datasets
 import Foundation
 import Numerics

@@ -1,6 +1,7 @@
 // What a run leaves: evaluation over a whole data set, the cross-rank parameter check, and at the end the
 // measurements, the summary, the weights, the hash and the report.
 import Collectives
+import Config
 import Datasets
 import Foundation
 import Models

@@ -1,6 +1,7 @@
 // Setting up a run, in named pieces: the data every rank agrees on, the global batch, BLAS threads, the replicas
 // with rank 0's initial parameters, the run folder and its records, and the opening line.
 import Collectives
+import Config
 import Datasets
 import Foundation
 import Models
@@ -106,7 +107,7 @@ extension Trainer {
     }
 
     /// Creates an empty run folder; an existing one is replaced only with `overwrite`.
-    static func createRunDirectory(_ path: String, overwrite: Bool) throws {
+    public static func createRunDirectory(_ path: String, overwrite: Bool) throws {
         let fm = FileManager.default
         if fm.fileExists(atPath: path) {
             guard overwrite else {

@@ -1,6 +1,7 @@
 // One training step, and what the loop records around it: the epoch's sample order, the step and epoch rows,
 // the progress line.
 import Collectives
+import Config
 import Datasets
 import Numerics
 import Optimizers

@@ -2,6 +2,8 @@
 // `descent path` for optimizer paths on 2-D test functions; `descent time-optimizers`.
 import ArgumentParser
 import Collectives
+import Config
+import Experiments
 import Foundation
 import MPICollectives
 import Numerics

@@ -1,5 +1,7 @@
 // `descent path`: optimizer paths on a 2-D test function, as CSV and SVG pictures. One process, no MPI.
 import ArgumentParser
+import Config
+import Experiments
 import Foundation
 import Models
 import Numerics

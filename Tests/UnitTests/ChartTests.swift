@@ -1,6 +1,8 @@
 // Charts: ticks, number formatting, scales, contour lines; the SVG of every path preset is well-formed XML and
 // renders (rsvg-convert) to a picture that shows every optimizer's colour.
+import Config
 import DescentTestSupport
+import Experiments
 import Foundation
 import FoundationXML
 import Reports

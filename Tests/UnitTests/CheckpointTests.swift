@@ -4,6 +4,8 @@ import DescentTestSupport
 import Foundation
 import Numerics
 import Testing
+@testable import Config
+@testable import Experiments
 @testable import Training
 
 @Suite("Checkpoint files")

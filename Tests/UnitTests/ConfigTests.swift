@@ -1,6 +1,8 @@
 // Config files and overrides: defaults, typed values, and precise messages for every kind of bad input.
 import Collectives
+import Config
 import DescentTestSupport
+import Experiments
 import Foundation
 import Optimizers
 import Testing

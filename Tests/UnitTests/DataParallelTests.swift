@@ -1,7 +1,10 @@
 // The data-parallel invariant with in-process ranks: N ranks compute what one rank computes on the whole batch.
 import Collectives
+import CollectivesTesting
+import Config
 import Datasets
 import DescentTestSupport
+import Experiments
 import Foundation
 import Models
 import Numerics

@@ -1,7 +1,10 @@
 // The deterministic reduction's parts: the fixed tree, its blocks, the exchange, and the chunk rule.
 import Collectives
+import CollectivesTesting
+import Config
 import Datasets
 import DescentTestSupport
+import Experiments
 import Foundation
 import Models
 import Numerics

@@ -5,6 +5,8 @@ import Foundation
 import Models
 import Optimizers
 import Testing
+@testable import Config
+@testable import Experiments
 @testable import Training
 
 @Suite struct TestFunctionTests {

@@ -2,6 +2,8 @@
 import DescentTestSupport
 import Numerics
 import Testing
+@testable import Config
+@testable import Experiments
 @testable import Training
 
 @Suite struct NoiseScaleTests {

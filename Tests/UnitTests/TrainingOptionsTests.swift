@@ -1,6 +1,8 @@
 // The trainer applies the learning-rate schedule, batch scaling and gradient clipping it is configured with.
 import Collectives
+import Config
 import DescentTestSupport
+import Experiments
 import Foundation
 import Numerics
 import Testing

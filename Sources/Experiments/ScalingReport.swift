@@ -1,5 +1,7 @@
 // The table and chart of a scaling sweep: one run per rank count (folders np-<N>/ with summary.json), compared
 // with the smallest rank count.
+import Config
+import Training
 import Foundation
 import Numerics
 import Reports

@@ -315,7 +315,7 @@ extension RunConfig {
     }
 
     /// A folder name for a label: spaces and slashes become '-'.
-    static func folderName(_ label: String) -> String {
+    public static func folderName(_ label: String) -> String {
         label.replacingOccurrences(of: " ", with: "-").replacingOccurrences(of: "/", with: "-")
     }
 

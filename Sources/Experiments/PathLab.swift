@@ -1,5 +1,7 @@
 // `descent path`: runs optimizers on a 2-D test function with the same optimizer code that trains networks
 // (OptimizerSettings.makeOptimizer over a 2-element Float buffer), and draws their paths.
+import Config
+import Training
 import Foundation
 import Models
 import Numerics

@@ -1,5 +1,6 @@
 // N ranks as threads of one process, with a fixed reduction order, so that data-parallel invariants can be
 // tested in milliseconds without mpirun.
+import Collectives
 import Foundation
 
 /// A group of `size` in-process ranks. `run` starts one thread per rank and hands each its communicator.

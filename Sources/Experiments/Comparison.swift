@@ -1,6 +1,8 @@
 // `descent compare`: trains the variants of a CompareConfig in one launch — one run per global batch size, or one
 // replica per optimizer on the same mini-batches — and writes a comparison report beside their run folders.
 import Collectives
+import Config
+import Training
 import Foundation
 import Numerics
 import Reports

@@ -1,4 +1,6 @@
 // Times optimizer updates on flat buffers of a given size, without data or MPI: the cost of the update alone.
+import Config
+import Training
 import Foundation
 import Numerics
 import Optimizers
