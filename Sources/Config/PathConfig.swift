@@ -41,35 +41,61 @@ public struct PathConfig: Equatable, Sendable {
         var r = try ConfigReader(yaml: text, fileName: fileName)
         for o in overrides { try r.override(o) }
         var c = PathConfig()
-        c.name = try r.string("name", default: c.name)
-        if c.name.contains("/") || c.name.hasPrefix(".") {
-            throw ConfigError(source: r.source(of: "name") ?? fileName, key: "name",
-                              expected: "a plain folder name (no '/', not starting with '.')", found: "'\(c.name)'")
-        }
-        c.function = TestFunction(rawValue: try r.string(
-            "function", default: c.function.rawValue, allowed: TestFunction.allCases.map(\.rawValue)))!
-        let start = try r.numberList("start", count: 2, default: [c.function.start.x, c.function.start.y],
-                                     expected: "two numbers [x, y]") { _ in true }
-        c.start = SIMD2(start[0], start[1])
-        c.steps = try r.integer("steps", default: c.steps, range: 1...1_000_000)
-        c.noise = try r.number("noise", default: 0, expected: "a number ≥ 0 (σ of the gradient noise)") { $0 >= 0 }
-        c.seed = UInt64(try r.integer("seed", default: Int(c.seed), range: 0...Int.max))
-
-        c.window = c.function.window
-        c.window.x = try readRange(&r, "plot.x", default: c.window.x)
-        c.window.y = try readRange(&r, "plot.y", default: c.window.y)
-        c.contours = ContourSpacing(rawValue: try r.string(
-            "plot.contours", default: c.contours.rawValue, allowed: ContourSpacing.allCases.map(\.rawValue)))!
-        c.levels = try r.integer("plot.levels", default: c.levels, range: 0...200)
-
-        guard let list = try RunConfig.readOptimizerList(&r, key: "optimizers") else {
-            throw ConfigError(source: fileName, key: "optimizers", expected: listExpected, found: "no optimizers")
-        }
-        c.optimizers = list.map { Entry(label: $0.label, settings: $0.settings) }
-        c.outputDirectory = try r.string("output.dir", default: c.outputDirectory)
+        try keys.read(into: &c, from: &r)
         try r.rejectUnknownKeys()
         return c
     }
+
+    typealias Key = ConfigKey<PathConfig>
+
+    /// Every key, once, in the resolved YAML's order; a default is `PathConfig()`'s value or the function's.
+    static let keys: [Key] = [
+        Key("name", .free, read: { c, r in
+            c.name = try r.string("name", default: c.name)
+            if c.name.contains("/") || c.name.hasPrefix(".") {
+                throw ConfigError(source: r.source(of: "name") ?? r.fileName, key: "name",
+                                  expected: "a plain folder name (no '/', not starting with '.')", found: "'\(c.name)'")
+            }
+        }, value: { $0.name }),
+        Key("function", read: { c, r in
+            c.function = TestFunction(rawValue: try r.string(
+                "function", default: c.function.rawValue, allowed: TestFunction.allCases.map(\.rawValue)))!
+        }, value: { "\($0.function.rawValue)    # \($0.function.formula)" }),
+        Key("start", read: { c, r in
+            let start = try r.numberList("start", count: 2, default: [c.function.start.x, c.function.start.y],
+                                         expected: "two numbers [x, y]") { _ in true }
+            c.start = SIMD2(start[0], start[1])
+        }, value: { "[\($0.start.x), \($0.start.y)]" }),
+        Key("steps", read: { c, r in c.steps = try r.integer("steps", default: c.steps, range: 1...1_000_000) },
+            value: { "\($0.steps)" }),
+        Key("noise", read: { c, r in
+            c.noise = try r.number("noise", default: c.noise, expected: "a number ≥ 0 (σ of the gradient noise)") { $0 >= 0 }
+        }, value: { "\($0.noise)" }),
+        Key("seed", read: { c, r in c.seed = UInt64(try r.integer("seed", default: Int(c.seed), range: 0...Int.max)) },
+            value: { "\($0.seed)" }),
+        Key("plot.x", .free, read: { c, r in c.window.x = try readRange(&r, "plot.x", default: c.function.window.x) },
+            value: { "[\($0.window.x.lowerBound), \($0.window.x.upperBound)]" }),
+        Key("plot.y", .free, read: { c, r in c.window.y = try readRange(&r, "plot.y", default: c.function.window.y) },
+            value: { "[\($0.window.y.lowerBound), \($0.window.y.upperBound)]" }),
+        Key("plot.contours", .free, read: { c, r in
+            c.contours = ContourSpacing(rawValue: try r.string(
+                "plot.contours", default: c.contours.rawValue, allowed: ContourSpacing.allCases.map(\.rawValue)))!
+        }, value: { $0.contours.rawValue }),
+        Key("plot.levels", .free, read: { c, r in c.levels = try r.integer("plot.levels", default: c.levels, range: 0...200) },
+            value: { "\($0.levels)" }),
+        Key(block: "optimizers", read: { c, r in
+            guard let list = try RunConfig.readOptimizerList(&r, key: "optimizers") else {
+                throw ConfigError(source: r.fileName, key: "optimizers", expected: listExpected, found: "no optimizers")
+            }
+            c.optimizers = list.map { Entry(label: $0.label, settings: $0.settings) }
+        }, lines: { c in
+            c.optimizers.flatMap { e in
+                ["- label: \(yamlQuoted(e.label))"] + e.settings.yamlLines().map { "  " + $0 }
+            }
+        }),
+        Key("output.dir", .free, read: { c, r in c.outputDirectory = try r.string("output.dir", default: c.outputDirectory) },
+            value: { yamlQuoted($0.outputDirectory) }),
+    ]
 
     private static func readRange(_ r: inout ConfigReader, _ key: String, default value: ClosedRange<Double>) throws -> ClosedRange<Double> {
         let v = try r.numberList(key, count: 2, default: [value.lowerBound, value.upperBound],
@@ -82,29 +108,5 @@ public struct PathConfig: Equatable, Sendable {
     }
 
     /// The configuration with every default filled in, as YAML that `load` reads back to the same value.
-    public var resolvedYAML: String {
-        var lines = [
-            "name: \(name)",
-            "function: \(function.rawValue)    # \(function.formula)",
-            "start: [\(start.x), \(start.y)]",
-            "steps: \(steps)",
-            "noise: \(noise)",
-            "seed: \(seed)",
-            "plot:",
-            "  x: [\(window.x.lowerBound), \(window.x.upperBound)]",
-            "  y: [\(window.y.lowerBound), \(window.y.upperBound)]",
-            "  contours: \(contours.rawValue)",
-            "  levels: \(levels)",
-            "optimizers:",
-        ]
-        for e in optimizers {
-            let block = ["label: \(yamlQuoted(e.label))"]
-                + e.settings.yamlLines()
-            lines.append("  - " + block[0])
-            lines.append(contentsOf: block.dropFirst().map { "    " + $0 })
-        }
-        lines.append("output:")
-        lines.append("  dir: \(yamlQuoted(outputDirectory))")
-        return lines.joined(separator: "\n") + "\n"
-    }
+    public var resolvedYAML: String { Self.keys.resolvedYAML(self) }
 }

@@ -146,120 +146,25 @@ public struct RunConfig: Equatable, Sendable {
     /// Reads and validates every training key from `r`, leaving other keys for the caller (which then rejects
     /// what nobody read).
     static func read(_ r: inout ConfigReader) throws -> RunConfig {
-        let fileName = r.fileName
         var c = RunConfig()
-        c.name = try r.string("name", default: c.name)
+        try keys.read(into: &c, from: &r)
         if c.name.contains("/") || c.name.hasPrefix(".") {
-            throw ConfigError(source: fileName, key: "name", expected: "a plain folder name (no '/', not starting with '.')",
-                              found: "'\(c.name)'")
+            throw ConfigError(source: r.fileName, key: "name",
+                              expected: "a plain folder name (no '/', not starting with '.')", found: "'\(c.name)'")
         }
-        c.seed = UInt64(try r.integer("seed", default: Int(c.seed), range: 0...Int.max))
-
-        c.data.source = DataSource(rawValue: try r.string(
-            "data.source", default: c.data.source.rawValue, allowed: ["fashion-mnist", "synthetic"]))!
-        c.data.path = try r.string("data.path", default: c.data.path)
-        c.data.trainSamples = try r.integer("data.train_samples", default: c.data.trainSamples, range: 1...100_000_000)
-        c.data.testSamples = try r.integer("data.test_samples", default: c.data.testSamples, range: 1...100_000_000)
-        c.data.features = try r.integer("data.features", default: c.data.features, range: 1...1_000_000)
-        c.data.classes = try r.integer("data.classes", default: c.data.classes, range: 2...100_000)
-        c.data.noise = try r.number("data.noise", default: c.data.noise, expected: "a number ≥ 0") { $0 >= 0 }
-
-        c.model.hidden = try r.integerList("model.hidden", default: c.model.hidden, element: 1...1_000_000)
-
-        c.optimizer = try readOptimizer(&r, prefix: "optimizer.")
-        c.schedule = try readSchedule(&r)
-
-        let batch = try r.integerOrWord("training.batch", default: "128", words: ["full"], range: 1...Int(Int32.max))
-        c.training.batch = batch == "full" ? .full : .samples(Int(batch)!)
-        c.training.epochs = try r.integer("training.epochs", default: c.training.epochs, range: 1...1_000_000)
-        let steps = try r.integer("training.steps", default: 0, range: 0...Int(Int32.max))
-        c.training.steps = steps > 0 ? steps : nil
-        c.training.shuffle = try r.boolean("training.shuffle", default: c.training.shuffle)
-        c.training.reduction = Reduction(rawValue: try r.string(
-            "training.reduction", default: c.training.reduction.rawValue, allowed: Reduction.allCases.map(\.rawValue)))!
-        let chunk = try r.integerOrWord("training.chunk", default: "auto", words: ["auto"], range: 1...1_000_000)
-        c.training.chunk = chunk == "auto" ? nil : Int(chunk)
-        c.training.logEvery = try r.integer("training.log_every", default: c.training.logEvery, range: 1...Int.max)
-        c.training.hashCheckEvery = try r.integer("training.hash_check_every", default: c.training.hashCheckEvery, range: 1...Int.max)
-        c.training.noiseScaleEvery = try r.integer("training.noise_scale_every", default: c.training.noiseScaleEvery, range: 0...Int.max)
-        c.training.evaluateTrainingSet = try r.boolean("training.eval_train", default: c.training.evaluateTrainingSet)
-        let clip = try r.number("training.clip_norm", default: 0, expected: "a number ≥ 0 (0: no clipping)") { $0 >= 0 }
-        c.training.clipNorm = clip > 0 ? clip : nil
-
-        c.checkpoint.every = try r.integer("checkpoint.every", default: c.checkpoint.every, range: 0...Int.max)
-        c.checkpoint.keep = try r.integer("checkpoint.keep", default: c.checkpoint.keep, range: 1...1_000_000)
-        c.checkpoint.resume = try r.string("checkpoint.resume", default: "never", allowed: ["never", "auto"]) == "auto"
-        c.guards.nonFinite = NonFinitePolicy(rawValue: try r.string(
-            "guards.non_finite", default: c.guards.nonFinite.rawValue, allowed: NonFinitePolicy.allCases.map(\.rawValue)))!
-        c.guards.maxSkips = try r.integer("guards.max_skips", default: c.guards.maxSkips, range: 1...Int.max)
-        c.guards.divergence = try r.number("guards.divergence", default: c.guards.divergence,
-                                           expected: "a factor > 1, or 0 for no divergence guard") { $0 == 0 || $0 > 1 }
-        c.guards.divergenceSteps = try r.integer("guards.divergence_steps", default: c.guards.divergenceSteps, range: 1...Int.max)
-        c.guards.collectiveTimeout = try r.number("guards.collective_timeout", default: c.guards.collectiveTimeout,
-                                                  expected: "seconds ≥ 0 (0: no deadline)") { $0 >= 0 && $0.isFinite }
-
-        let threads = try r.integerOrWord("runtime.blas_threads", default: "auto", words: ["auto"], range: 1...1024)
-        c.blasThreads = threads == "auto" ? nil : Int(threads)
         if c.training.reduction == .deterministic, let n = c.blasThreads, n > 1 {
-            throw ConfigError(source: r.source(of: "runtime.blas_threads") ?? fileName, key: "runtime.blas_threads",
+            throw ConfigError(source: r.source(of: "runtime.blas_threads") ?? r.fileName, key: "runtime.blas_threads",
                               expected: "1 or auto with training.reduction: deterministic (OpenBLAS splits a product "
                                   + "between its threads in a way that changes its last bits; run more ranks instead, "
                                   + "or set training.reduction: mpi)", found: "\(n)")
         }
-        c.outputDirectory = try r.string("output.dir", default: c.outputDirectory)
         return c
     }
 
     /// The configuration with every default filled in, as YAML that `load` reads back to the same value.
-    public var resolvedYAML: String {
-        """
-        name: \(name)
-        seed: \(seed)
-        data:
-          source: \(data.source.rawValue)
-          path: \(yamlQuoted(data.path))
-          train_samples: \(data.trainSamples)
-          test_samples: \(data.testSamples)
-          features: \(data.features)
-          classes: \(data.classes)
-          noise: \(data.noise)
-        model:
-          hidden: [\(model.hidden.map(String.init).joined(separator: ", "))]
-        optimizer:
-        \(optimizer.yamlLines().map { "  " + $0 }.joined(separator: "\n"))
-        schedule:
-        \(scheduleYAMLLines.map { "  " + $0 }.joined(separator: "\n"))
-        training:
-          batch: \(training.batch)
-          epochs: \(training.epochs)
-          steps: \(training.steps ?? 0)
-          shuffle: \(training.shuffle)
-          reduction: \(training.reduction.rawValue)
-          chunk: \(training.chunk.map(String.init) ?? "auto")
-          log_every: \(training.logEvery)
-          hash_check_every: \(training.hashCheckEvery)
-          noise_scale_every: \(training.noiseScaleEvery)
-          eval_train: \(training.evaluateTrainingSet)
-          clip_norm: \(training.clipNorm ?? 0)
-        checkpoint:
-          every: \(checkpoint.every)
-          keep: \(checkpoint.keep)
-          resume: \(checkpoint.resume ? "auto" : "never")
-        guards:
-          non_finite: \(guards.nonFinite.rawValue)
-          max_skips: \(guards.maxSkips)
-          divergence: \(guards.divergence)
-          divergence_steps: \(guards.divergenceSteps)
-          collective_timeout: \(guards.collectiveTimeout)
-        runtime:
-          blas_threads: \(blasThreads.map(String.init) ?? "auto")
-        output:
-          dir: \(yamlQuoted(outputDirectory))
+    public var resolvedYAML: String { Self.keys.resolvedYAML(self) }
 
-        """
-    }
-
-    private var scheduleYAMLLines: [String] {
+    var scheduleYAMLLines: [String] {
         let r = schedule.rate
         var lines = ["name: \(r.kind.rawValue)", "warmup_steps: \(r.warmupSteps)"]
         for key in Self.scheduleKeys(r.kind) {
@@ -427,17 +332,17 @@ extension RunConfig {
         }
     }
 
-    /// Keys that change what is computed from a checkpoint on: everything except output, logging, measuring,
-    /// checkpoint and guard settings, and the run's length (unless the schedule depends on it).
+    /// Keys that change what is computed from a checkpoint on: every key whose role is `.trajectory`, and the
+    /// run's length when the schedule depends on it (a cosine schedule without `decay_steps`).
     public func trajectoryDifferences(from other: RunConfig) -> [Difference] {
-        let free: Set<String> = ["name", "output.dir", "training.log_every", "training.hash_check_every",
-                                 "training.noise_scale_every", "training.eval_train", "runtime.blas_threads"]
         let lengthMatters = schedule.rate.kind == .cosine && schedule.rate.decaySteps == nil
             || other.schedule.rate.kind == .cosine && other.schedule.rate.decaySteps == nil
         return differences(from: other).filter { d in
-            if free.contains(d.key) || d.key.hasPrefix("checkpoint.") || d.key.hasPrefix("guards.") { return false }
-            if d.key == "training.epochs" || d.key == "training.steps" { return lengthMatters }
-            return true
+            switch Self.keys.role(of: d.key) {
+            case .trajectory: return true
+            case .free: return false
+            case .length: return lengthMatters
+            }
         }
     }
 

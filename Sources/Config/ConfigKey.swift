@@ -1,0 +1,77 @@
+// A config key stated once: its dotted name, how it is read (with its default taken from the config's own
+// initial value), how the resolved YAML writes it, and what it means for a resumed run. Reading, the resolved
+// YAML and the list of keys a resume may change are all derived from one table per config.
+import Numerics
+
+/// What changing a key means for a run that continues from a checkpoint.
+public enum KeyRole: Sendable {
+    /// It changes what is computed: a resume with another value is refused.
+    case trajectory
+    /// It only changes output, logging, measuring, checkpoints or guards: a resume may change it.
+    case free
+    /// The run's length: it changes the trajectory only when the schedule depends on it.
+    case length
+}
+
+/// One key of a config `C` (or a block of keys under one prefix, like `optimizer.`).
+public struct ConfigKey<C>: Sendable {
+    /// The dotted name (`training.batch`), or the block's prefix without its dot (`optimizer`).
+    public let name: String
+    public let role: KeyRole
+    /// Reads the key into the config; the config's current value is the default.
+    let read: @Sendable (inout C, inout ConfigReader) throws -> Void
+    /// The resolved YAML of the key: one `leaf: value` line, or a block's lines (relative to its section).
+    let yaml: @Sendable (C) -> [String]
+    let isBlock: Bool
+
+    /// A single key whose YAML value is `value(config)`.
+    init(_ name: String, _ role: KeyRole = .trajectory, read: @escaping @Sendable (inout C, inout ConfigReader) throws -> Void,
+         value: @escaping @Sendable (C) -> String) {
+        self.name = name
+        self.role = role
+        self.read = read
+        let leaf = String(name.split(separator: ".").last!)
+        yaml = { ["\(leaf): \(value($0))"] }
+        isBlock = false
+    }
+
+    /// A block of keys under `name.` whose lines `lines(config)` gives.
+    init(block name: String, _ role: KeyRole = .trajectory, read: @escaping @Sendable (inout C, inout ConfigReader) throws -> Void,
+         lines: @escaping @Sendable (C) -> [String]) {
+        self.name = name
+        self.role = role
+        self.read = read
+        yaml = lines
+        isBlock = true
+    }
+
+    /// The top-level section the key belongs to (nil for a top-level key like `name`).
+    var section: String? { isBlock ? name : (name.contains(".") ? String(name.split(separator: ".")[0]) : nil) }
+
+    /// Whether the dotted key `key` (of a resolved config) is this one or lies in this block.
+    func covers(_ key: String) -> Bool { key == name || key.hasPrefix(name + ".") }
+}
+
+extension Array {
+    /// Reads every key of the table into `config`, in table order.
+    func read<C>(into config: inout C, from reader: inout ConfigReader) throws where Element == ConfigKey<C> {
+        for key in self { try key.read(&config, &reader) }
+    }
+
+    /// The resolved YAML of `config`: every key of the table in order, grouped into its sections.
+    func resolvedYAML<C>(_ config: C) -> String where Element == ConfigKey<C> {
+        var lines: [String] = []
+        var open: String?
+        for key in self {
+            if key.section != open, let section = key.section { lines.append("\(section):") }
+            open = key.section
+            lines += key.yaml(config).map { key.section == nil ? $0 : "  " + $0 }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The role of the resolved key `key` (`.trajectory` for a key no entry covers).
+    func role<C>(of key: String) -> KeyRole where Element == ConfigKey<C> {
+        first { $0.covers(key) }?.role ?? .trajectory
+    }
+}
