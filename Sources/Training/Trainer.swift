@@ -143,54 +143,67 @@ public final class Trainer {
         announce()
         var position = resumedFrom?.header.position ?? RunPosition()
         wallOrigin = monotonicSeconds() - position.wall
-        var finished = position.step >= plannedSteps
         StopSignals.install()
+        var finished = position.step >= plannedSteps
         while !finished {
             let epoch = try epochPlan(position.epoch)
-            var saveAtEnd = false, stopping = false
-            while position.batch < epoch.plan.batchCount {
-                let batch = epoch.plan.batch(position.batch)
-                let exchanged = try step(batch, order: epoch.plan.order, at: position, orderHash: epoch.orderHash)
-                position.advance(samples: exchanged.count, computeSeconds: exchanged.computeSeconds,
-                                 exchangeSeconds: exchanged.exchangeSeconds)
-                let now = monotonicSeconds()
-                if position.step % logEvery == 0 { try writeStepRows(&position, wall: now - wallOrigin) }
-                if position.step % config.training.hashCheckEvery == 0 {
-                    communicator.setContext(step: position.step, phase: "parameter hash check")
-                    try checkReplicasAgree(step: position.step)
-                }
-                showProgress(position, epoch: epoch.index, losses: exchanged.replicas.map(\.loss), now: now)
-                let limitReached = config.training.steps.map { position.step >= $0 } ?? false
-                let due = config.checkpoint.every > 0 && position.step % config.checkpoint.every == 0
-                stopping = exchanged.stopRequested
-                // A checkpoint that falls on the epoch's last step, the run's last step or a stop waits for the
-                // epoch's evaluation row.
-                if due && position.batch < epoch.plan.batchCount && !limitReached && !stopping {
-                    try saveCheckpoint(position.committed(batchCount: epoch.plan.batchCount, wall: wallSeconds()),
-                                       orderHash: epoch.orderHash)
-                } else if due {
-                    saveAtEnd = true
-                }
-                if stopping { break }
-                if limitReached {
-                    finished = true
-                    break
-                }
-            }
+            let end = try train(epoch, from: &position)
             let epochDone = position.batch == epoch.plan.batchCount
-            if epochDone && config.training.steps == nil && epoch.index + 1 >= config.training.epochs { finished = true }
+            finished = end.limitReached && !end.stopping
+                || epochDone && config.training.steps == nil && epoch.index + 1 >= config.training.epochs
             // An evaluation row at every epoch end, and at the end of a run that stops mid-epoch (not when a
             // signal stops it: the continued run writes that epoch's row).
             if position.epochSteps > 0 && (epochDone || finished) {
                 try writeEpochRows(&position, epochDone: epochDone, wall: wallSeconds)
             }
             let committed = position.committed(batchCount: epoch.plan.batchCount, wall: wallSeconds())
-            if saveAtEnd || stopping || finished {
+            if end.checkpointDue || end.stopping || finished {
                 let path = try saveCheckpoint(committed, orderHash: epoch.orderHash)
-                if stopping { throw StopRequested(step: position.step, checkpoint: path, signal: StopSignals.description) }
+                if end.stopping { throw StopRequested(step: position.step, checkpoint: path, signal: StopSignals.description) }
             }
             if epochDone { (position.epoch, position.batch) = (committed.epoch, committed.batch) }
         }
         return try results(position)
+    }
+
+    /// Why `train(_:from:)` returned before or at the end of its epoch.
+    struct EpochEnd {
+        /// The configured step limit was reached.
+        var limitReached = false
+        /// A rank asked to stop (a signal).
+        var stopping = false
+        /// A checkpoint fell due on a step that also ends something (epoch, run, stop): it waits for the epoch row.
+        var checkpointDue = false
+    }
+
+    /// Takes the epoch's steps from `position` on, with their rows, progress, hash checks and checkpoints, until the
+    /// epoch ends, the step limit is reached or a rank asks to stop.
+    func train(_ epoch: PlannedEpoch, from position: inout RunPosition) throws -> EpochEnd {
+        var end = EpochEnd()
+        while position.batch < epoch.plan.batchCount {
+            let exchanged = try step(epoch.plan.batch(position.batch), order: epoch.plan.order, at: position,
+                                     orderHash: epoch.orderHash)
+            position.advance(samples: exchanged.count, computeSeconds: exchanged.computeSeconds,
+                             exchangeSeconds: exchanged.exchangeSeconds)
+            let now = monotonicSeconds()
+            if position.step % logEvery == 0 { try writeStepRows(&position, wall: now - wallOrigin) }
+            if position.step % config.training.hashCheckEvery == 0 {
+                communicator.setContext(step: position.step, phase: "parameter hash check")
+                try checkReplicasAgree(step: position.step)
+            }
+            showProgress(position, epoch: epoch.index, losses: exchanged.replicas.map(\.loss), now: now)
+            end.limitReached = config.training.steps.map { position.step >= $0 } ?? false
+            end.stopping = exchanged.stopRequested
+            if config.checkpoint.every > 0 && position.step % config.checkpoint.every == 0 {
+                if position.batch < epoch.plan.batchCount && !end.limitReached && !end.stopping {
+                    try saveCheckpoint(position.committed(batchCount: epoch.plan.batchCount, wall: wallSeconds()),
+                                       orderHash: epoch.orderHash)
+                } else {
+                    end.checkpointDue = true
+                }
+            }
+            if end.stopping || end.limitReached { break }
+        }
+        return end
     }
 }
