@@ -1,6 +1,5 @@
 // The error for configuration problems: names where the value came from, the key, what was expected and what
 // was found.
-import Numerics
 
 /// A configuration value that cannot be used.
 public struct ConfigError: Error, Equatable, CustomStringConvertible, Sendable {

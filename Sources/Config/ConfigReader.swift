@@ -1,6 +1,5 @@
 // Reads a YAML config plus `--set key=value` overrides into dotted keys, hands out typed values with precise
 // errors, and reports every key nobody asked for as unknown.
-import Numerics
 import Yams
 
 /// A flattened view of a YAML mapping: `optimizer.lr` → its node, with the origin of every value.

@@ -2,7 +2,6 @@
 import Collectives
 import Config
 import Foundation
-import Numerics
 
 /// Prints progress and notes. On a terminal the progress line is rewritten in place at most a few times a
 /// second; elsewhere (CI, Slurm output files) a plain line is printed at most every `plainInterval` seconds.

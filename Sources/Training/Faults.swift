@@ -2,7 +2,6 @@
 // is exercised under a real mpirun.
 import Config
 import Foundation
-import Numerics
 #if canImport(Glibc)
 import Glibc
 #endif

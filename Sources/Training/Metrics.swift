@@ -1,7 +1,6 @@
 // Rank 0's record of a run: one row per logged step or epoch, written to CSV and JSONL and flushed at once.
 import Config
 import Foundation
-import Numerics
 
 /// One metrics row. Optional values are empty in CSV and null in JSONL.
 public struct MetricsRow: Codable, Sendable {

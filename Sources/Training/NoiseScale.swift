@@ -2,7 +2,6 @@
 // Large-Batch Training', appendix A), estimated from what a data-parallel step already has: each rank's local
 // mean gradient over its b_i samples and the global mean over all B.
 import Config
-import Numerics
 
 /// Unbiased estimates of |G|² and tr(Σ) from one step, and their running sums over a window of steps.
 public struct NoiseScale: Codable, Sendable {

@@ -2,7 +2,6 @@
 // mini-batch loss smoothed as 'Deep Learning from Scratch' smooths it), the gradient noise scale, key figures.
 import Config
 import Foundation
-import Numerics
 import Reports
 
 public enum RunReport {

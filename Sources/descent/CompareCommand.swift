@@ -5,7 +5,6 @@ import Config
 import Experiments
 import Foundation
 import MPICollectives
-import Numerics
 import Optimizers
 import Training
 

@@ -4,7 +4,6 @@ import Config
 import Experiments
 import Foundation
 import Models
-import Numerics
 import Training
 
 struct PathCommand: ParsableCommand {

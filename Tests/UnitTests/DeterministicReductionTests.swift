@@ -129,7 +129,7 @@ struct DeterministicReductionTests {
     }
 
     @Test("the averaged gradient is the pairwise sum of the chunks' gradients, on any number of ranks")
-    func averagerMatchesPairwiseChunks() throws {
+    func exchangeMatchesPairwiseChunks() throws {
         let data = SyntheticClassification(count: 70, featureCount: 9, classCount: 3, noise: 1, seed: 2, test: false)
         let model = MLP(sizes: [9, 7, 3])
         let theta = model.initialParameters(seed: 5)
