@@ -10,8 +10,8 @@ import Training
 
 @Suite("Schedules and clipping in training")
 struct TrainingOptionsTests {
-    func train(_ overrides: [String]) throws -> [[String: String]] {
-        let dir = try temporaryDirectory()
+    func train(_ overrides: [String], in dir: URL? = nil) throws -> [[String: String]] {
+        let dir = try dir ?? temporaryDirectory()
         let c = try RunConfig.load(yaml: """
             name: options
             data: {source: synthetic, train_samples: 256, test_samples: 64, features: 8, classes: 3}
@@ -24,6 +24,16 @@ struct TrainingOptionsTests {
                                   console: Console(enabled: false, interactive: false))
         try trainer.run()
         return try readCSV(dir.appendingPathComponent("options/metrics.csv")).filter { $0["kind"] == "step" }
+    }
+
+    @Test("the report and the metrics name one rate: the batch-scaled one (linear, 16 → 32: 0.4)")
+    func oneRateEverywhere() throws {
+        let dir = try temporaryDirectory()
+        let rows = try train(["schedule.batch_scaling=linear", "schedule.reference_batch=16"], in: dir)
+        #expect(rows.allSatisfy { $0["lr"] == "0.4" }, "\(rows.map { $0["lr"] ?? "" })")
+        let report = try String(contentsOf: dir.appendingPathComponent("options/report.html"), encoding: .utf8)
+        #expect(report.contains("sgd lr 0.4 (linear-scaled at batch 16)"), "the report's subtitle")
+        #expect(!report.contains("sgd lr 0.2"))
     }
 
     @Test("the lr column holds every step's scheduled rate: 4 warmup steps, then a cosine over the remaining 8")
