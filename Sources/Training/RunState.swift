@@ -72,6 +72,14 @@ public struct ReplicaProgress: Codable, Sendable {
     public var history: [MetricsRow] = []
 
     public init() {}
+
+    /// Keeps an epoch row's evaluation as the last one; a finished epoch starts the next epoch's sums.
+    mutating func recordEvaluation(_ row: MetricsRow, epochDone: Bool) {
+        (lastTrainLoss, lastTrainAccuracy) = (row.trainLoss, row.trainAccuracy)
+        (lastTestLoss, lastTestAccuracy) = (row.testLoss, row.testAccuracy)
+        lastNoise = epochNoise.value
+        if epochDone { (epochLoss, epochNoise) = (0, NoiseScale()) }
+    }
 }
 
 extension Encoder {

@@ -158,7 +158,7 @@ public final class Trainer {
             }
             let committed = position.committed(batchCount: epoch.plan.batchCount, wall: wallSeconds())
             if end.checkpointDue || end.stopping || finished {
-                let path = try saveCheckpoint(committed, orderHash: epoch.orderHash)
+                let path = try saveCheckpoint(committed, in: epoch)
                 if end.stopping { throw StopRequested(step: position.step, checkpoint: path, signal: StopSignals.description) }
             }
             if epochDone { (position.epoch, position.batch) = (committed.epoch, committed.batch) }
@@ -181,8 +181,7 @@ public final class Trainer {
     func train(_ epoch: PlannedEpoch, from position: inout RunPosition) throws -> EpochEnd {
         var end = EpochEnd()
         while position.batch < epoch.plan.batchCount {
-            let exchanged = try step(epoch.plan.batch(position.batch), order: epoch.plan.order, at: position,
-                                     orderHash: epoch.orderHash)
+            let exchanged = try step(epoch.plan.batch(position.batch), of: epoch, at: position)
             position.advance(samples: exchanged.count, computeSeconds: exchanged.computeSeconds,
                              exchangeSeconds: exchanged.exchangeSeconds)
             let now = monotonicSeconds()
@@ -196,8 +195,7 @@ public final class Trainer {
             end.stopping = exchanged.stopRequested
             if config.checkpoint.every > 0 && position.step % config.checkpoint.every == 0 {
                 if position.batch < epoch.plan.batchCount && !end.limitReached && !end.stopping {
-                    try saveCheckpoint(position.committed(batchCount: epoch.plan.batchCount, wall: wallSeconds()),
-                                       orderHash: epoch.orderHash)
+                    try saveCheckpoint(position.committed(batchCount: epoch.plan.batchCount, wall: wallSeconds()), in: epoch)
                 } else {
                     end.checkpointDue = true
                 }

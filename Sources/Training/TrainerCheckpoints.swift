@@ -44,9 +44,11 @@ extension Trainer {
         return try CheckpointStore.encode(header, buffers: data)
     }
 
-    /// Commits a checkpoint of the current state (rank 0 writes; a failure stops every rank). Returns its path.
+    /// Commits a checkpoint of the state at `p`, taken during `epoch` (rank 0 writes; a failure stops every rank).
+    /// Returns its path. A position at an epoch's end continues in the next epoch, whose order it records.
     @discardableResult
-    func saveCheckpoint(_ p: RunPosition, orderHash: UInt64) throws -> String? {
+    func saveCheckpoint(_ p: RunPosition, in epoch: PlannedEpoch) throws -> String? {
+        let orderHash = p.epoch == epoch.index ? epoch.orderHash : Self.orderFingerprint(samplePlan(epoch: p.epoch))
         guard let directory = checkpointDirectory else { return nil }
         let path = directory + "/" + CheckpointStore.fileName(step: p.step)
         // A stop right after a checkpoint finds the same state already committed.

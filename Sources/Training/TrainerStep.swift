@@ -16,10 +16,11 @@ struct PlannedEpoch {
 extension Trainer {
     /// The sample order of epoch `index`; a resumed run checks it against the one its checkpoint was written with.
     func epochPlan(_ index: Int) throws -> PlannedEpoch {
-        let plan = EpochPlan(seed: config.seed, epoch: index, sampleCount: trainSet.count, batchSize: globalBatch,
-                             shuffle: config.training.shuffle)
-        let orderHash = plan.order.withUnsafeBytes { fingerprint(bytes: $0) }
-        if let (path, header) = resumedFrom, index == header.epoch, hexDigest(orderHash) != header.orderHash {
+        let plan = samplePlan(epoch: index)
+        let orderHash = Self.orderFingerprint(plan)
+        if let (path, header) = resumedFrom, index == header.epoch, hexDigest(orderHash) != header.orderHash,
+           // Earlier builds recorded, in a checkpoint at an epoch's end, the order of the epoch that had ended.
+           !(header.batch == 0 && index > 0 && hexDigest(Self.orderFingerprint(samplePlan(epoch: index - 1))) == header.orderHash) {
             throw AgreedFailure(description: "checkpoint \(path): the sample order of epoch \(index + 1) derived again "
                                 + "differs from the one it was written with (fingerprint \(hexDigest(orderHash)), "
                                 + "recorded \(header.orderHash)); was it written by another build?")
@@ -27,9 +28,19 @@ extension Trainer {
         return PlannedEpoch(index: index, plan: plan, orderHash: orderHash)
     }
 
+    /// Epoch `epoch`'s sample order: a pure function of the seed and the epoch.
+    func samplePlan(epoch: Int) -> EpochPlan {
+        EpochPlan(seed: config.seed, epoch: epoch, sampleCount: trainSet.count, batchSize: globalBatch,
+                  shuffle: config.training.shuffle)
+    }
+
+    /// The fingerprint of a sample order.
+    static func orderFingerprint(_ plan: EpochPlan) -> UInt64 { plan.order.withUnsafeBytes { fingerprint(bytes: $0) } }
+
     /// One optimizer step on the global batch `batch` (positions in `order`), taken from `position`: every
     /// replica's gradient in one exchange, judged by the guards, then applied.
-    func step(_ batch: Range<Int>, order: [Int32], at position: RunPosition, orderHash: UInt64) throws -> Exchanged {
+    func step(_ batch: Range<Int>, of epoch: PlannedEpoch, at position: RunPosition) throws -> Exchanged {
+        let order = epoch.plan.order
         let rank = communicator.rank, number = position.step + 1
         hooks?.stepStarting(rank: rank, step: number)
         communicator.setContext(step: number, phase: "gradient exchange")
@@ -62,7 +73,7 @@ extension Trainer {
             case .stop(let failure):
                 var before = position
                 before.wall = wallSeconds()
-                throw failure.saved(to: try saveCheckpoint(before, orderHash: orderHash))
+                throw failure.saved(to: try saveCheckpoint(before, in: epoch))
             }
         }
         return exchanged
@@ -108,16 +119,12 @@ extension Trainer {
         for (r, replica) in replicas.enumerated() {
             let train = config.training.evaluateTrainingSet ? try evaluate(trainSet, replica.parameters) : nil
             let test = try evaluate(testSet, replica.parameters)
-            var p = replica.progress
-            (p.lastTrainLoss, p.lastTrainAccuracy, p.lastTestLoss, p.lastTestAccuracy) = (train?.loss, train?.accuracy, test.loss, test.accuracy)
             let row = MetricsRow(kind: .epoch, step: position.step, epoch: Double(position.samples) / Double(trainSet.count),
                                  samples: position.samples, wallSeconds: wall(), learningRate: rates.rate(replica: r, step: position.step),
-                                 batchLoss: p.epochLoss / Double(position.epochSteps),
+                                 batchLoss: replica.progress.epochLoss / Double(position.epochSteps),
                                  trainLoss: train?.loss, trainAccuracy: train?.accuracy,
-                                 testLoss: test.loss, testAccuracy: test.accuracy, noiseScale: p.epochNoise.value)
-            p.lastNoise = p.epochNoise.value
-            if epochDone { (p.epochLoss, p.epochNoise) = (0, NoiseScale()) }
-            replica.progress = p
+                                 testLoss: test.loss, testAccuracy: test.accuracy, noiseScale: replica.progress.epochNoise.value)
+            replica.progress.recordEvaluation(row, epochDone: epochDone)
             try replica.write(row)
             console.note((replicas.count > 1 ? "\(replica.label): " : "") + Self.epochLine(row, skipped: replica.guards.skipped))
         }

@@ -52,8 +52,9 @@ struct FaultTests {
         #expect(kept == ["LATEST", "step-000000028.ckpt", "step-000000030.ckpt"], "\(kept)")
     }
 
-    @Test("a checkpoint written by an earlier build (format 1, Tests/Fixtures) resumes at 3 ranks to the uninterrupted hash and metrics")
-    func earlierBuildCheckpoint() throws {
+    @Test("checkpoints written by an earlier build (format 1, Tests/Fixtures) resume at 3 ranks to the uninterrupted hash and metrics",
+          arguments: ["step-000000020.ckpt", "step-000000016.ckpt"])  // mid-epoch 2; at the end of epoch 1, after a stop signal
+    func earlierBuildCheckpoint(_ file: String) throws {
         let fixture = packageRoot.appendingPathComponent("Tests/Fixtures/checkpoint-v1")
         let dir = try temporaryDirectory("descent-fixture")
         let config = fixture.appendingPathComponent("config.yaml").path
@@ -62,9 +63,10 @@ struct FaultTests {
         // The checkpoint's config names the run "fixture"; its folder exists, as it would where it was written.
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("runs/fixture"), withIntermediateDirectories: true)
         let resumed = try runDescent(ranks: 3, ["train", "--config", config, "--progress", "off", "--resume-from",
-                                                fixture.appendingPathComponent("step-000000020.ckpt").path], directory: dir)
-        #expect(resumed.stdout.contains("step 20, epoch 2, batch 4 (written by 2 ranks)"), "\(resumed.stdout)\(resumed.stderr)")
-        #expect(finalHash(resumed) == expected)
+                                                fixture.appendingPathComponent(file).path], directory: dir)
+        let position = file.hasSuffix("20.ckpt") ? "step 20, epoch 2, batch 4" : "step 16, epoch 2, batch 0"
+        #expect(resumed.stdout.contains("\(position) (written by 2 ranks)"), "\(resumed.stdout)\(resumed.stderr)")
+        #expect(finalHash(resumed) == expected, "\(resumed.stderr)")
         #expect(try metricsWithoutWallTime(dir.appendingPathComponent("runs/fixture"))
                 == metricsWithoutWallTime(dir.appendingPathComponent("runs/whole")))
     }
@@ -232,21 +234,24 @@ struct FaultTests {
         #expect(try processesMentioning(dir.path).isEmpty)
     }
 
-    @Test("SIGTERM on one rank: every rank stops at the same step boundary with a committed checkpoint (status 143); resume matches")
-    func signalStop() throws {
+    @Test("SIGTERM on one rank: every rank stops at the same step boundary with a committed checkpoint (status 143); resume matches",
+          arguments: [13, 10])  // mid-epoch 2, and the last step of epoch 1 (10 steps per epoch)
+    func signalStop(step: Int) throws {
         let dir = try temporaryDirectory("descent-term")
         let reference = try writeFaultConfig(in: dir, name: "reference")
         let expected = try #require(finalHash(try runDescent(ranks: 2, ["train", "--config", reference.path], directory: dir)))
         let config = try writeFaultConfig(in: dir, name: "term")
         let r = try runDescent(ranks: 2, ["train", "--config", config.path], directory: dir,
-                               environment: ["DESCENT_FAULT": "term,rank=1,step=13"])
+                               environment: ["DESCENT_FAULT": "term,rank=1,step=\(step)"])
         #expect(r.status == 143, "\(r.stderr)")
-        #expect(r.stderr.contains("stopped at step 13 on a stop signal (SIGTERM or SIGUSR1) received by another rank; checkpoint "),
+        #expect(r.stderr.contains("stopped at step \(step) on a stop signal (SIGTERM or SIGUSR1) received by another rank; checkpoint "),
                 "\(r.stderr)")
         let latest = try String(contentsOf: dir.appendingPathComponent("runs/term/checkpoints/LATEST"), encoding: .utf8)
-        #expect(latest.contains("\"step\":13"))
+        #expect(latest.contains("\"step\":\(step)"))
         let resumed = try runDescent(ranks: 2, ["train", "--config", config.path, "--resume"], directory: dir)
-        #expect(finalHash(resumed) == expected)
+        #expect(finalHash(resumed) == expected, "\(resumed.stderr)")
+        #expect(try metricsWithoutWallTime(dir.appendingPathComponent("runs/term"))
+                == metricsWithoutWallTime(dir.appendingPathComponent("runs/reference")))
     }
 
     @Test("DESCENT_FAULT that cannot be read is refused, naming the variable")
