@@ -99,11 +99,13 @@ public final class Comparison {
         var charts: [(String, Chart)] = []
         let style = { (k: Int) in Palette.style(k) }
         for x in [RunReport.XAxis.epoch, .step, .seconds] {
+            let curves = outcomes.enumerated().map { k, o in (o.label, RunReport.smoothedBatchLoss(o.rows, x: x), style(k)) }
+            // Steps and seconds span decades between batch sizes: a log axis keeps the short runs visible.
+            let xScale = x == .epoch ? ScaleKind.linear : ScaleKind.fitting(curves.flatMap { $0.1.map(\.x) })
             charts.append(("loss_vs_\(x.rawValue).svg", RunReport.curves(
                 "training loss against \(x == .epoch ? "epochs" : x == .step ? "steps" : "wall seconds")",
-                subtitle: "mini-batch loss, smoothed (Kaiser window of 11 rows, β 2)", x: x.label,
-                y: "cross-entropy loss", log: true,
-                outcomes.enumerated().map { k, o in (o.label, RunReport.smoothedBatchLoss(o.rows, x: x), style(k)) })))
+                subtitle: "mini-batch loss, smoothed (Kaiser window of 11 rows, β 2)", x: x.label + (xScale == .log ? " (log)" : ""),
+                y: "cross-entropy loss", log: true, xScale: xScale, curves)))
         }
         charts.append(("test_accuracy.svg", RunReport.curves(
             "test accuracy against epochs", x: RunReport.XAxis.epoch.label, y: "test accuracy",

@@ -5,6 +5,14 @@ import Foundation
 /// How an axis maps values.
 public enum ScaleKind: String, Sendable {
     case linear, log
+
+    /// The scale that shows `values`: logarithmic when they are all positive and span two decades or more (curves of
+    /// 50 and of 9,375 steps on one chart), linear otherwise.
+    public static func fitting(_ values: [Double]) -> ScaleKind {
+        let finite = values.filter(\.isFinite)
+        guard let lo = finite.min(), let hi = finite.max(), lo > 0 else { return .linear }
+        return hi / lo >= 100 ? .log : .linear
+    }
 }
 
 /// A data interval mapped onto a pixel interval.

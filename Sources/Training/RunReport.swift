@@ -26,8 +26,9 @@ public enum RunReport {
 
     /// A line chart of curves, each a list of (x, y); empty curves are left out.
     public static func curves(_ title: String, subtitle: String? = nil, x: String, y: String, log: Bool = false,
+                              xScale: ScaleKind = .linear,
                               _ series: [(label: String, points: [SIMD2<Double>], style: SeriesStyle?)]) -> Chart {
-        var chart = Chart(title: title, subtitle: subtitle, x: Axis(x), y: Axis(y, scale: log ? .log : .linear))
+        var chart = Chart(title: title, subtitle: subtitle, x: Axis(x, scale: xScale), y: Axis(y, scale: log ? .log : .linear))
         chart.series = series.filter { !$0.points.isEmpty }.map {
             Series(label: $0.label, points: $0.points, style: $0.style, lineWidth: 1.8, dots: $0.points.count <= 30)
         }

@@ -10,6 +10,15 @@ import Testing
 import Training
 
 @Suite struct ChartPartsTests {
+    @Test("an axis is logarithmic when its positive values span two decades or more, linear otherwise")
+    func fittingScale() {
+        #expect(ScaleKind.fitting([50, 295, 2345, 9375]) == .log)   // steps of batch full … batch 32
+        #expect(ScaleKind.fitting([1, 99.9]) == .linear)
+        #expect(ScaleKind.fitting([1, 100]) == .log)
+        #expect(ScaleKind.fitting([0, 5, 5000]) == .linear)         // a zero cannot go on a log axis
+        #expect(ScaleKind.fitting([]) == .linear)
+    }
+
     @Test("ticks fall on a 1-2-5 grid, or on decades on a log axis")
     func ticks() {
         #expect(linearTicks(0...10, target: 5) == [0, 2, 4, 6, 8, 10])
