@@ -126,10 +126,7 @@ public final class GradientExchange {
                 try communicator.allreduce(b, .sum)
             }
         }
-        var result = averaged(smallBatchCounts: counts)
-        result.computeSeconds = t1 - t0
-        result.exchangeSeconds = monotonicSeconds() - t1
-        return result
+        return averaged(smallBatchCounts: counts, computeSeconds: t1 - t0, since: t1)
     }
 
     /// Fills this rank's sums; returns the sizes of the small batches.
@@ -169,8 +166,9 @@ public final class GradientExchange {
         return buffer.withUnsafeMutableBufferPointer { finite([$0.baseAddress!]) }
     }
 
-    /// Divides the summed gradients by the global count and reads the other slots.
-    private func averaged(smallBatchCounts: [Int]) -> Exchanged {
+    /// Divides the summed gradients by the global count and reads the other slots; the exchange's time runs from
+    /// `start` to the end of that division.
+    private func averaged(smallBatchCounts: [Int], computeSeconds: Double, since start: Double) -> Exchanged {
         buffer.withUnsafeMutableBufferPointer { b in
             let count = b[countSlot]
             precondition(count > 0, "a global batch holds at least one sample")
@@ -181,7 +179,8 @@ public final class GradientExchange {
                                   nonFiniteRanks: (0..<ranks).filter { b[flagSlot + r * ranks + $0] != 0 })
             }
             return Exchanged(replicas: perReplica, count: Int(count), smallBatchCounts: smallBatchCounts,
-                             stopRequested: b[stopSlot] != 0, computeSeconds: 0, exchangeSeconds: 0)
+                             stopRequested: b[stopSlot] != 0, computeSeconds: computeSeconds,
+                             exchangeSeconds: monotonicSeconds() - start)
         }
     }
 

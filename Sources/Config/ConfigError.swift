@@ -17,4 +17,11 @@ public struct ConfigError: Error, Equatable, CustomStringConvertible, Sendable {
     }
 
     public var description: String { "\(source): \(key): expected \(expected), found \(found)" }
+
+    /// The error for a `name` that cannot be a run folder (it would leave `output.dir`, or hide), or nil.
+    static func invalidRunFolder(_ name: String, source: String) -> ConfigError? {
+        guard name.contains("/") || name.hasPrefix(".") else { return nil }
+        return ConfigError(source: source, key: "name", expected: "a plain folder name (no '/', not starting with '.')",
+                           found: "'\(name)'")
+    }
 }

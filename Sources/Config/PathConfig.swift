@@ -52,10 +52,7 @@ public struct PathConfig: Equatable, Sendable {
     static let keys: [Key] = [
         Key("name", .free, read: { c, r in
             c.name = try r.string("name", default: c.name)
-            if c.name.contains("/") || c.name.hasPrefix(".") {
-                throw ConfigError(source: r.source(of: "name") ?? r.fileName, key: "name",
-                                  expected: "a plain folder name (no '/', not starting with '.')", found: "'\(c.name)'")
-            }
+            if let error = ConfigError.invalidRunFolder(c.name, source: r.source(of: "name") ?? r.fileName) { throw error }
         }, value: { $0.name }),
         Key("function", read: { c, r in
             c.function = TestFunction(rawValue: try r.string(

@@ -148,10 +148,7 @@ public struct RunConfig: Equatable, Sendable {
     static func read(_ r: inout ConfigReader) throws -> RunConfig {
         var c = RunConfig()
         try keys.read(into: &c, from: &r)
-        if c.name.contains("/") || c.name.hasPrefix(".") {
-            throw ConfigError(source: r.fileName, key: "name",
-                              expected: "a plain folder name (no '/', not starting with '.')", found: "'\(c.name)'")
-        }
+        if let error = ConfigError.invalidRunFolder(c.name, source: r.fileName) { throw error }
         if c.training.reduction == .deterministic, let n = c.blasThreads, n > 1 {
             throw ConfigError(source: r.source(of: "runtime.blas_threads") ?? r.fileName, key: "runtime.blas_threads",
                               expected: "1 or auto with training.reduction: deterministic (OpenBLAS splits a product "
