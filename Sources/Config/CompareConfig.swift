@@ -25,14 +25,13 @@ public struct CompareConfig: Equatable, Sendable {
     /// The YAML of the compare block as read (for the resolved config).
     public var blockYAML: [String]
 
-    static let batchesExpected = "a list of global batch sizes (integers ≥ 1 or full), like [32, 128, 1024, full]"
 
     public static func load(yaml text: String, fileName: String, overrides: [String] = []) throws -> CompareConfig {
         var r = try ConfigReader(yaml: text, fileName: fileName)
         for o in overrides { try r.override(o) }
         let base = try RunConfig.read(&r)
         let target = try r.number("compare.target_loss", default: 0, expected: "a loss > 0 (0: not reported)") { $0 >= 0 }
-        let batchWords = try r.wordList("compare.batches", expected: batchesExpected)
+        let batchWords = try r.wordList("compare.batches", expected: RunConfig.Batch.listExpected)
         let optimizers = try RunConfig.readOptimizerList(&r, key: "compare.optimizers")
         var c = CompareConfig(base: base, mode: .batches, variants: [], targetLoss: target > 0 ? target : nil, blockYAML: [])
         switch (batchWords, optimizers) {
@@ -50,14 +49,11 @@ public struct CompareConfig: Equatable, Sendable {
             }
             for (k, word) in words.enumerated() {
                 var v = base
-                if word == "full" {
-                    v.training.batch = .full
-                } else if let n = Int(word), n >= 1 {
-                    v.training.batch = .samples(n)
-                } else {
+                guard let batch = RunConfig.Batch(word) else {
                     throw ConfigError(source: r.source(of: "compare.batches") ?? fileName, key: "compare.batches",
-                                      expected: batchesExpected, found: "'\(word)'")
+                                      expected: RunConfig.Batch.listExpected, found: "'\(word)'")
                 }
+                v.training.batch = batch
                 if !rates.isEmpty { v.optimizer.learningRate = rates[k] }
                 if !epochs.isEmpty { v.training.epochs = epochs[k] }
                 let label = "batch \(word)" + (rates.isEmpty ? "" : " lr \(shortNumber(rates[k]))")

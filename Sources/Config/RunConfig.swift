@@ -33,6 +33,17 @@ public struct RunConfig: Equatable, Sendable {
             case .full: return "full"
             }
         }
+        static let listExpected = "a list of global batch sizes (integers ≥ 1 or full), like [32, 128, 1024, full]"
+        /// `full`, or a whole number ≥ 1.
+        public init?(_ word: String) {
+            if word == "full" {
+                self = .full
+            } else if let n = Int(word), n >= 1 {
+                self = .samples(n)
+            } else {
+                return nil
+            }
+        }
     }
 
     public struct Training: Equatable, Sendable {
@@ -275,8 +286,8 @@ extension RunConfig {
             case "step_size":
                 s.rate.stepSize = try r.integer("schedule.step_size", default: s.rate.stepSize, range: 1...Int(Int32.max))
             case "gamma":
-                s.rate.gamma = try r.number("schedule.gamma", default: s.rate.gamma, expected: "a number in (0, 1]") {
-                    $0 > 0 && $0 <= 1
+                s.rate.gamma = try r.number("schedule.gamma", default: s.rate.gamma, expected: "a factor > 0 (below 1 the rate decays, above 1 it grows)") {
+                    $0 > 0
                 }
             case "decay_steps":
                 let d = try r.integerOrWord("schedule.decay_steps", default: "auto", words: ["auto"], range: 1...Int(Int32.max))

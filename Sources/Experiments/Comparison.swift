@@ -89,7 +89,7 @@ public final class Comparison {
                     cell(o.rows.last?.epoch, 2),
                     "\(o.result.steps)", fixed(o.result.trainSeconds, 2), "\(Int(o.result.samplesPerSecond))",
                     cell(o.result.lastTrainLoss), cell(o.result.lastTestLoss), cell(o.result.lastTestAccuracy),
-                    o.result.lastNoiseScale.map { "\(Int($0.rounded()))" } ?? "",
+                    o.result.lastNoiseScale.map { "\(fixed($0, 0))" } ?? "",
                     target.map { "\($0)" } ?? "", reach.map { "\($0.step)" } ?? "", cell(reach?.epoch, 2),
                     cell(reach?.wallSeconds, 2), hexDigest(o.result.finalHash)]
         }

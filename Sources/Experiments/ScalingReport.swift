@@ -60,7 +60,7 @@ public enum ScalingReport {
         return points.map { p in
             let speedup = p.samplesPerSecond / base.samplesPerSecond
             let efficiency = speedup / (Double(p.ranks) / Double(base.ranks))
-            return ["\(p.ranks)", "\(p.globalBatch)", "\(Int(p.samplesPerSecond.rounded()))",
+            return ["\(p.ranks)", "\(p.globalBatch)", "\(fixed(p.samplesPerSecond, 0))",
                     fixed(speedup, 2), fixed(efficiency, 2), fixed(p.stepSeconds * 1e3, 3),
                     fixed(p.computeSeconds * 1e3, 3), fixed(p.allreduceSeconds * 1e3, 3), fixed(p.optimizerSeconds * 1e3, 3),
                     p.finalHash]

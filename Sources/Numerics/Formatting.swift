@@ -1,10 +1,11 @@
 // How descent writes numbers, durations and fields in text it prints or saves: one home for every formatter.
 
-/// A number with a fixed count of decimals, without Foundation's String(format:).
+/// A number with a fixed count of decimals, without Foundation's String(format:); a value too large for that
+/// (a diverged loss) as Swift prints it.
 public func fixed(_ x: Double, _ decimals: Int) -> String {
-    guard x.isFinite else { return "\(x)" }
     var p = 1.0
     for _ in 0..<decimals { p *= 10 }
+    guard x.isFinite, abs(x) * p < 1e15 else { return "\(x)" }
     let r = (abs(x) * p).rounded()
     let whole = Int(r / p), fraction = Int(r - Double(whole) * p)
     var f = String(fraction)
@@ -20,7 +21,7 @@ public func shortNumber(_ x: Double) -> String {
 
 /// "1h02m", "3m05s", "12s".
 public func durationText(_ seconds: Double) -> String {
-    guard seconds.isFinite, seconds >= 0 else { return "?" }
+    guard seconds.isFinite, seconds >= 0, seconds < 1e12 else { return "?" }
     let s = Int(seconds.rounded())
     func twoDigits(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
     if s >= 3600 { return "\(s / 3600)h\(twoDigits((s % 3600) / 60))m" }
@@ -47,4 +48,33 @@ public func yamlQuoted(_ s: String) -> String {
         }
     }
     return quoted + "\""
+}
+
+/// The rows of a CSV text as written with `csvField` (quoted fields may hold commas, quotes and line breaks).
+public func csvRows(_ text: String) -> [[String]] {
+    var rows: [[String]] = [], row: [String] = [], field = ""
+    var quoted = false, wasQuoted = false
+    var chars = text.makeIterator()
+    var pending: Character? = nil
+    while let c = pending ?? chars.next() {
+        pending = nil
+        if quoted {
+            if c == "\"" {
+                let next = chars.next()
+                if next == "\"" { field.append("\"") } else { (quoted, pending) = (false, next) }
+            } else {
+                field.append(c)
+            }
+            continue
+        }
+        switch c {
+        case "\"" where field.isEmpty && !wasQuoted: quoted = true; wasQuoted = true
+        case ",": row.append(field); field = ""; wasQuoted = false
+        case "\n", "\r\n":
+            row.append(field); rows.append(row); row = []; field = ""; wasQuoted = false
+        default: field.append(c)
+        }
+    }
+    if !field.isEmpty || !row.isEmpty { row.append(field); rows.append(row) }
+    return rows
 }

@@ -6,6 +6,8 @@ public struct HTMLReport: Sendable {
     public var subtitle: String?
     /// Key figures, shown as a two-column table.
     public var figures: [(label: String, value: String)] = []
+    /// Plain sentences that state what the numbers say, shown as a list above the tables.
+    public var findings: [String] = []
     /// Further tables: a caption, a header row, rows.
     public var tables: [(caption: String, header: [String], rows: [[String]])] = []
     /// Charts as standalone SVG documents (each with its own id prefix).
@@ -41,6 +43,9 @@ public struct HTMLReport: Sendable {
         if !figures.isEmpty {
             h += "<table>\n" + figures.map { "<tr><td>\(xmlEscaped($0.label))</td><td>\(xmlEscaped($0.value))</td></tr>" }
                 .joined(separator: "\n") + "\n</table>\n"
+        }
+        if !findings.isEmpty {
+            h += "<h2>What the numbers say</h2>\n<ul>\n" + findings.map { "<li>\(xmlEscaped($0))</li>" }.joined(separator: "\n") + "\n</ul>\n"
         }
         for t in tables {
             h += "<h2>\(xmlEscaped(t.caption))</h2>\n<table>\n<tr>" + t.header.map { "<th>\(xmlEscaped($0))</th>" }.joined() + "</tr>\n"

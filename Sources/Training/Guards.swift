@@ -10,6 +10,7 @@ public protocol AgreedError: Error, CustomStringConvertible {}
 /// Raised identically on every rank (the ranks found it together), so one rank reports it for all.
 public struct AgreedFailure: AgreedError, Sendable {
     public var description: String
+    public init(description: String) { self.description = description }
 }
 
 /// Why the guards stopped a run.

@@ -4,7 +4,9 @@ import Foundation
 
 /// One metrics row. Optional values are empty in CSV and null in JSONL.
 public struct MetricsRow: Codable, Sendable {
-    public enum Kind: String, Codable, Sendable { case step, epoch }
+    /// A step row (the mean batch loss since the last one), an epoch row (an evaluation at an epoch's end or the
+    /// run's), or an evaluation row of a run with a target (`descent study`'s cadence).
+    public enum Kind: String, Codable, Sendable { case step, epoch, evaluation = "eval" }
     public var kind: Kind
     public var step: Int
     /// Data passes completed (samples seen ÷ training-set size).
@@ -29,6 +31,15 @@ public struct MetricsRow: Codable, Sendable {
         [kind.rawValue, String(step), format(epoch), String(samples), format(wallSeconds), format(learningRate),
          batchLoss.map(format), trainLoss.map(format), trainAccuracy.map(format), testLoss.map(format),
          testAccuracy.map(format), noiseScale.map(format)]
+    }
+
+    /// The value of a target's metric in this row (nan when the row has none).
+    public func value(of metric: Target.Metric) -> Double {
+        switch metric {
+        case .trainLoss: return trainLoss ?? .nan
+        case .testLoss: return testLoss ?? .nan
+        case .testAccuracy: return testAccuracy ?? .nan
+        }
     }
 
     private func format(_ x: Double) -> String { x.isFinite ? "\(x)" : (x.isNaN ? "nan" : (x > 0 ? "inf" : "-inf")) }

@@ -90,6 +90,14 @@ extension Encoder {
     }
 }
 
+/// How a run with a target ended for one replica before its last step: its parameters stay as they were then.
+public enum TrialEnd: Sendable {
+    /// The evaluation row at which the target was first reached.
+    case reached(MetricsRow)
+    /// The loss diverged or was not finite in this step (the guards' message says how).
+    case diverged(step: Int, reason: String)
+}
+
 /// One model trained by one optimizer: parameters, optimizer, output folder and record.
 public final class Replica {
     public let label: String
@@ -103,6 +111,8 @@ public final class Replica {
     public internal(set) var progress = ReplicaProgress()
     public internal(set) var guards = GuardState()
     public internal(set) var result: RunResult?
+    /// Set when a run with a target is over for this replica (reached or diverged); it then trains no further.
+    public internal(set) var end: TrialEnd?
     var metrics: MetricsWriter?
 
     /// Every metrics row written so far (rank 0 with output), for reports.

@@ -64,6 +64,9 @@ public final class Trainer {
     let workspace: MLP.Workspace
     let console: Console
     let hooks: TrainingHooks?
+    /// With a target, each replica is evaluated at the target's steps and stops training once it reaches it or
+    /// diverges; the run ends when every replica has.
+    let goal: Target?
     /// The step of the last checkpoint this process committed (or resumed from).
     var lastCheckpointStep: Int?
     /// The monotonic time at which the run would have started had it never stopped (wall time is counted from it).
@@ -87,14 +90,16 @@ public final class Trainer {
     ///     resume from them when `config.checkpoint.resume` is set (needs `writeOutput` and a single model).
     ///   - resumeFrom: continue from this checkpoint file instead of the folder's newest committed one.
     ///   - hooks: named points where a test acts on the run (fault injection).
+    ///   - goal: a target each replica trains to (a trial of `descent study`); nil: train to the configured length.
     public init(config: RunConfig, communicator: Communicator, writeOutput: Bool = true, overwrite: Bool = false,
                 console: Console? = nil, rows: Int? = nil, optimizers: [(label: String, settings: OptimizerSettings)]? = nil,
-                checkpoints: Bool = true, resumeFrom: String? = nil, hooks: TrainingHooks? = nil) throws {
+                checkpoints: Bool = true, resumeFrom: String? = nil, hooks: TrainingHooks? = nil, goal: Target? = nil) throws {
         var config = config
         hooks?.adjust(&config, rank: communicator.rank)
         self.config = config
         self.communicator = communicator
         self.hooks = hooks
+        self.goal = goal
         self.console = console ?? Console(enabled: communicator.rank == 0, style: .auto)
         guards = Guards(policy: config.guards)
         communicator.setContext(step: -1, phase: "startup")
@@ -192,6 +197,10 @@ public final class Trainer {
             }
             showProgress(position, epoch: epoch.index, losses: exchanged.replicas.map(\.loss), now: now)
             end.limitReached = config.training.steps.map { position.step >= $0 } ?? false
+            if let goal {
+                if goal.evaluation(after: position.step - 1) == position.step { try evaluateTargets(position, goal) }
+                if replicas.allSatisfy({ $0.end != nil }) { end.limitReached = true }
+            }
             end.stopping = exchanged.stopRequested
             if config.checkpoint.every > 0 && position.step % config.checkpoint.every == 0 {
                 if position.batch < epoch.plan.batchCount && !end.limitReached && !end.stopping {

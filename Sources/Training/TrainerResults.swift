@@ -137,7 +137,7 @@ extension Trainer {
         if let v = r.lastTrainLoss { figures.append(("final training loss", fixed(v, 4))) }
         if let v = r.lastTestLoss { figures.append(("final test loss", fixed(v, 4))) }
         if let v = r.lastTestAccuracy { figures.append(("final test accuracy", fixed(v, 4))) }
-        if let v = r.lastNoiseScale { figures.append(("noise scale B_simple, last epoch", "\(Int(v.rounded()))")) }
+        if let v = r.lastNoiseScale { figures.append(("noise scale B_simple, last epoch", "\(fixed(v, 0))")) }
         figures.append(("final parameter hash", hexDigest(r.finalHash)))
         return figures
     }

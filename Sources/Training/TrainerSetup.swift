@@ -19,6 +19,9 @@ extension Trainer {
         return (trainSet, testSet)
     }
 
+    /// The number of training samples the config's data holds (loading it to count).
+    public static func trainingSetCount(_ config: RunConfig) throws -> Int { try loadData(config).0.count }
+
     static func loadData(_ config: RunConfig) throws -> (Dataset, Dataset) {
         switch config.data.source {
         case .fashionMNIST:

@@ -52,6 +52,8 @@ extension Trainer {
         let exchanged = try order.withUnsafeBufferPointer { order in
             try exchange.exchange(count: batch.count, measureNoise: measure, requestStop: StopSignals.pending != 0,
                                   over: communicator) { r, positions, gradient in
+                // A replica whose target run is over contributes nothing (its gradient slots stay zero).
+                guard replicas[r].end == nil else { return 0 }
                 let loss = replicas[r].parameters.withUnsafeBufferPointer { theta in
                     let indices = (batch.lowerBound + positions.lowerBound)..<(batch.lowerBound + positions.upperBound)
                     return model.accumulateGradient(
@@ -63,13 +65,23 @@ extension Trainer {
                 return .nan
             }
         }
-        for (r, replica) in replicas.enumerated() {
+        for (r, replica) in replicas.enumerated() where replica.end == nil {
             let subject = GuardFailure.Subject(step: number, label: replicas.count > 1 ? replica.label : nil)
-            switch try guards.judge(exchanged.replicas[r], subject, &replica.guards, note: console.note) {
+            let verdict: Guards.Verdict
+            do {
+                verdict = try guards.judge(exchanged.replicas[r], subject, &replica.guards, note: console.note)
+            } catch let failure as GuardFailure where goal != nil {
+                verdict = .stop(failure)
+            }
+            switch verdict {
             case .apply:
                 update(replica, r, exchanged, measured: measure, step: number)
             case .skip:
                 break
+            case .stop(let failure) where goal != nil:
+                // A trial that diverges is over (and shown as such); the other replicas go on.
+                replica.end = .diverged(step: number, reason: failure.description)
+                console.note("\(replica.label): diverged in step \(number)")
             case .stop(let failure):
                 var before = position
                 before.wall = wallSeconds()
@@ -101,7 +113,7 @@ extension Trainer {
 
     /// A step row per replica: the mean batch loss and noise scale since the last one.
     func writeStepRows(_ position: inout RunPosition, wall: Double) throws {
-        for (r, replica) in replicas.enumerated() {
+        for (r, replica) in replicas.enumerated() where replica.end == nil {
             try replica.write(MetricsRow(
                 kind: .step, step: position.step, epoch: Double(position.samples) / Double(trainSet.count),
                 samples: position.samples, wallSeconds: wall, learningRate: rates.rate(replica: r, step: position.step),
@@ -116,7 +128,7 @@ extension Trainer {
     /// epoch's sums.
     func writeEpochRows(_ position: inout RunPosition, epochDone: Bool, wall: () -> Double) throws {
         communicator.setContext(step: position.step, phase: "evaluation")
-        for (r, replica) in replicas.enumerated() {
+        for (r, replica) in replicas.enumerated() where replica.end == nil {
             let train = config.training.evaluateTrainingSet ? try evaluate(trainSet, replica.parameters) : nil
             let test = try evaluate(testSet, replica.parameters)
             let row = MetricsRow(kind: .epoch, step: position.step, epoch: Double(position.samples) / Double(trainSet.count),
@@ -131,12 +143,37 @@ extension Trainer {
         if epochDone { position.epochSteps = 0 }
     }
 
+    /// An evaluation row per replica still training towards `goal`; a replica that reaches it (or whose metric is
+    /// no longer finite) trains no further.
+    func evaluateTargets(_ position: RunPosition, _ goal: Target) throws {
+        communicator.setContext(step: position.step, phase: "evaluation")
+        for (r, replica) in replicas.enumerated() where replica.end == nil {
+            let train = goal.metric.onTrainingSet ? try evaluate(trainSet, replica.parameters) : nil
+            let test = try evaluate(testSet, replica.parameters)
+            let row = MetricsRow(kind: .evaluation, step: position.step, epoch: Double(position.samples) / Double(trainSet.count),
+                                 samples: position.samples, wallSeconds: wallSeconds(),
+                                 learningRate: rates.rate(replica: r, step: position.step),
+                                 trainLoss: train?.loss, trainAccuracy: train?.accuracy, testLoss: test.loss, testAccuracy: test.accuracy)
+            (replica.progress.lastTestLoss, replica.progress.lastTestAccuracy) = (test.loss, test.accuracy)
+            if let train { (replica.progress.lastTrainLoss, replica.progress.lastTrainAccuracy) = (train.loss, train.accuracy) }
+            try replica.write(row)
+            let value = row.value(of: goal.metric)
+            if !value.isFinite {
+                replica.end = .diverged(step: position.step, reason: "the \(goal.metric.rawValue) is \(value) at step \(position.step)")
+            } else if goal.reached(value) {
+                replica.end = .reached(row)
+                console.note((replicas.count > 1 ? "\(replica.label): " : "") + "reached \(goal.text) at step \(position.step) "
+                             + "(\(goal.metric.rawValue) \(fixed(value, 4)))")
+            }
+        }
+    }
+
     /// The console line of an epoch row.
     static func epochLine(_ row: MetricsRow, skipped: Int) -> String {
         "epoch \(fixed(row.epoch, 2)) step \(row.step): batch loss \(fixed(row.batchLoss ?? .nan, 4))"
             + (row.trainLoss.map { ", train loss \(fixed($0, 4)) acc \(fixed(row.trainAccuracy ?? .nan, 4))" } ?? "")
             + ", test loss \(fixed(row.testLoss ?? .nan, 4)) acc \(fixed(row.testAccuracy ?? .nan, 4))"
-            + (row.noiseScale.map { ", noise scale \(Int($0.rounded()))" } ?? "")
+            + (row.noiseScale.map { ", noise scale \(fixed($0, 0))" } ?? "")
             + (skipped > 0 ? ", \(skipped) skipped step\(skipped == 1 ? "" : "s")" : "")
     }
 

@@ -1,4 +1,4 @@
-// The command line: `descent train`, `compare`, `path`, `scaling-report` and `time-optimizers`, one file per
+// The command line: `descent train`, `compare`, `study`, `path`, `scaling-report` and `time-optimizers`, one file per
 // subcommand; this one holds the root command and how failures are reported on every rank.
 import ArgumentParser
 import Collectives
@@ -14,7 +14,7 @@ struct Descent: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "descent",
         abstract: "Data-parallel training under mpirun, to compare gradient descent and its optimizers.",
-        subcommands: [Train.self, Compare.self, PathCommand.self, ScalingReportCommand.self, TimeOptimizers.self]
+        subcommands: [Train.self, Compare.self, StudyCommand.self, PathCommand.self, ScalingReportCommand.self, TimeOptimizers.self]
     )
 
     /// Usage errors are printed by one rank only, so `mpirun -np 4` shows one message, not four.

@@ -1,0 +1,205 @@
+// `descent study`: one training config plus a `study:` block — the variants (optimizers) and global batch sizes
+// to tune, the search space and budget of each, and the target whose first crossing is the objective.
+import Numerics
+import Optimizers
+
+/// What a trial aims at: a metric, the value it must reach, and the steps at which it is evaluated.
+public struct Target: Equatable, Sendable {
+    public enum Metric: String, CaseIterable, Sendable {
+        case trainLoss = "train_loss", testLoss = "test_loss", testAccuracy = "test_accuracy"
+        /// Higher is better (accuracy); otherwise lower is.
+        public var rises: Bool { self == .testAccuracy }
+        /// Whether it is measured on the training set (an evaluation over all of it) rather than the test set.
+        public var onTrainingSet: Bool { self == .trainLoss }
+    }
+
+    public var metric = Metric.testAccuracy
+    public var value = 0.8
+    /// Evaluations at steps 1, 2, …, each the previous one times this ratio (rounded up, at least one more):
+    /// the step to the target is known within this factor at every scale.
+    public var ratio = 1.1
+
+    public init(metric: Metric = .testAccuracy, value: Double = 0.8, ratio: Double = 1.1) {
+        (self.metric, self.value, self.ratio) = (metric, value, ratio)
+    }
+
+    public func reached(_ v: Double) -> Bool { metric.rises ? v >= value : v <= value }
+
+    /// The first evaluation step after `step`.
+    public func evaluation(after step: Int) -> Int {
+        var s = 1
+        while s <= step { s = max(s + 1, Int((Double(s) * ratio).rounded(.up))) }
+        return s
+    }
+
+    public var text: String { "\(metric.rawValue) \(metric.rises ? "≥" : "≤") \(shortNumber(value))" }
+}
+
+/// A closed interval of a searched hyperparameter.
+public struct SearchRange: Equatable, Sendable {
+    public var low: Double
+    public var high: Double
+    public init(_ low: Double, _ high: Double) { (self.low, self.high) = (low, high) }
+}
+
+public struct StudyConfig: Equatable, Sendable {
+    public enum Search: String, CaseIterable, Sendable { case grid, quasirandom }
+
+    /// One tuned variant: an optimizer (its settings other than the searched ones), and its search space.
+    public struct Variant: Equatable, Sendable {
+        public var label: String
+        public var optimizer: OptimizerSettings
+        /// The learning-rate range; nil: found by a learning-rate range test at each batch size.
+        public var rates: SearchRange?
+        /// The momentum (or β1) range, searched as 1 − β on a log scale; nil: the optimizer's own value.
+        public var momentum: SearchRange?
+    }
+
+    /// The training config every trial starts from (its optimizer is the default variant).
+    public var base = RunConfig()
+    public var variants: [Variant] = []
+    public var batches: [RunConfig.Batch] = []
+    public var search = Search.grid
+    /// Trials per variant and batch size.
+    public var trials = 6
+    public var target = Target()
+    /// A trial ends at the target, or after this many steps or epochs, whichever comes first.
+    public var maxSteps = 10_000
+    public var maxEpochs = 100
+    /// The learning-rate range test: rates from … to …, growing geometrically over this many steps.
+    public var rangeTest = (from: 1e-5, to: 10.0, steps: 100)
+
+    public static func == (a: StudyConfig, b: StudyConfig) -> Bool { a.resolvedYAML == b.resolvedYAML }
+
+    static let rangeExpected = "[low, high] with 0 < low ≤ high"
+
+    public static func load(yaml text: String, fileName: String, overrides: [String] = []) throws -> StudyConfig {
+        var r = try ConfigReader(yaml: text, fileName: fileName)
+        for o in overrides { try r.override(o) }
+        var c = StudyConfig()
+        c.base = try RunConfig.read(&r)
+        try keys.read(into: &c, from: &r)
+        try c.readVariants(&r)
+        try r.rejectUnknownKeys()
+        return c
+    }
+
+    /// The base config's YAML with the study block appended; it loads back as the same study.
+    public var resolvedYAML: String {
+        base.resolvedYAML + Self.keys.resolvedYAML(self) + "  optimizers:\n" + variants.flatMap { v -> [String] in
+                var lines = ["label: \"\(v.label)\""] + v.optimizer.yamlLines()
+                if let r = v.rates { lines.append("lr_range: [\(r.low), \(r.high)]") }
+                if let m = v.momentum { lines.append("momentum_range: [\(m.low), \(m.high)]") }
+                return ["    - " + lines[0]] + lines.dropFirst().map { "      " + $0 }
+            }.joined(separator: "\n") + "\n"
+    }
+
+    /// The value a trial reaches, for titles: "test_accuracy ≥ 0.8".
+    public var targetText: String { target.text }
+
+    /// The optimizers that have a momentum (or β1) to search.
+    public static func searchesMomentum(_ kind: OptimizerKind) -> Bool {
+        [.momentum, .nesterov, .adam, .adamw, .nadam, .angulargrad].contains(kind)
+    }
+}
+
+// MARK: the keys of the study block
+
+extension StudyConfig {
+    typealias Key = ConfigKey<StudyConfig>
+
+    /// Every key of `study:` but the optimizer list, once. Ranges given here apply to every variant without its own.
+    static let keys: [Key] = [
+        Key("study.batches", read: { c, r in
+            c.batches = try readBatches(&r, default: [c.base.training.batch])
+        }, value: { "[" + $0.batches.map(\.description).joined(separator: ", ") + "]" }),
+        Key("study.search", read: { c, r in
+            c.search = Search(rawValue: try r.string("study.search", default: c.search.rawValue, allowed: Search.allCases.map(\.rawValue)))!
+        }, value: { $0.search.rawValue }),
+        Key("study.trials", read: { c, r in c.trials = try r.integer("study.trials", default: c.trials, range: 1...1000) },
+            value: { "\($0.trials)" }),
+        Key("study.target", read: { c, r in
+            let metric = try r.string("study.target", default: c.target.metric.rawValue, allowed: Target.Metric.allCases.map(\.rawValue))
+            c.target.metric = Target.Metric(rawValue: metric)!
+        }, value: { $0.target.metric.rawValue }),
+        Key("study.target_value", read: { c, r in
+            let rises = c.target.metric.rises
+            c.target.value = try r.number("study.target_value", default: rises ? 0.8 : 0.5,
+                                          expected: rises ? "an accuracy in (0, 1)" : "a loss > 0") { rises ? $0 > 0 && $0 < 1 : $0 > 0 }
+        }, value: { "\($0.target.value)" }),
+        Key("study.eval_ratio", read: { c, r in
+            c.target.ratio = try r.number("study.eval_ratio", default: c.target.ratio,
+                                          expected: "a ratio in (1, 2] between successive evaluation steps") { $0 > 1 && $0 <= 2 }
+        }, value: { "\($0.target.ratio)" }),
+        Key("study.max_steps", read: { c, r in c.maxSteps = try r.integer("study.max_steps", default: c.maxSteps, range: 1...Int(Int32.max)) },
+            value: { "\($0.maxSteps)" }),
+        Key("study.max_epochs", read: { c, r in
+            c.maxEpochs = try r.integer("study.max_epochs", default: c.maxEpochs, range: 1...1_000_000)
+        }, value: { "\($0.maxEpochs)" }),
+        Key("study.range_test", read: { c, r in
+            let t = try r.numberList("study.range_test", count: 3, default: [c.rangeTest.from, c.rangeTest.to, Double(c.rangeTest.steps)],
+                                     expected: "[from, to, steps]: rates 0 < from < to and 10 ≤ steps ≤ 100000 (an integer)") { $0 > 0 }
+            guard t[0] < t[1], t[2] >= 10, t[2] <= 100_000, t[2] == t[2].rounded() else {
+                throw ConfigError(source: r.source(of: "study.range_test") ?? r.fileName, key: "study.range_test",
+                                  expected: "[from, to, steps]: rates 0 < from < to and 10 ≤ steps ≤ 100000 (an integer)",
+                                  found: "[\(t.map { shortNumber($0) }.joined(separator: ", "))]")
+            }
+            c.rangeTest = (t[0], t[1], Int(t[2]))
+        }, value: { "[\($0.rangeTest.from), \($0.rangeTest.to), \($0.rangeTest.steps)]" }),
+    ]
+
+    static func readBatches(_ r: inout ConfigReader, default value: [RunConfig.Batch]) throws -> [RunConfig.Batch] {
+        guard let words = try r.wordList("study.batches", expected: RunConfig.Batch.listExpected) else { return value }
+        var batches: [RunConfig.Batch] = []
+        for word in words {
+            guard let b = RunConfig.Batch(word) else {
+                throw ConfigError(source: r.source(of: "study.batches") ?? r.fileName, key: "study.batches",
+                                  expected: RunConfig.Batch.listExpected, found: "'\(word)'")
+            }
+            guard !batches.contains(b) else {
+                throw ConfigError(source: r.source(of: "study.batches") ?? r.fileName, key: "study.batches",
+                                  expected: "batch sizes that differ", found: "\(word) twice")
+            }
+            batches.append(b)
+        }
+        return batches
+    }
+
+    /// A `[low, high]` range at `key`, or `value` when the key is not given.
+    static func readRange(_ r: inout ConfigReader, _ key: String, default value: SearchRange?, within: ClosedRange<Double>? = nil) throws -> SearchRange? {
+        let expected = rangeExpected + (within.map { " within (\(shortNumber($0.lowerBound)), \(shortNumber($0.upperBound)))" } ?? "")
+        let found = r.source(of: key)
+        let v = try r.numberList(key, count: 2, default: [], expected: expected) { x in within.map { x > $0.lowerBound && x < $0.upperBound } ?? true }
+        guard !v.isEmpty else { return value }
+        guard v[0] > 0, v[0] <= v[1] else {
+            throw ConfigError(source: found ?? r.fileName, key: key, expected: expected,
+                              found: "[\(shortNumber(v[0])), \(shortNumber(v[1]))]")
+        }
+        return SearchRange(v[0], v[1])
+    }
+
+    /// `study.lr`, `study.momentum` and `study.optimizers` (a list of optimizer blocks with optional `lr_range` and
+    /// `momentum_range`, or `all` for the whole family at its defaults; absent: the base optimizer).
+    mutating func readVariants(_ r: inout ConfigReader) throws {
+        let rates = try Self.readRange(&r, "study.lr", default: nil)
+        let momentum = try Self.readRange(&r, "study.momentum", default: nil, within: 0...1)
+        if r.source(of: "study.optimizers") != nil {
+            _ = try r.string("study.optimizers", default: "all", allowed: ["all"])
+            variants = OptimizerKind.allCases.map { Variant(label: $0.rawValue, optimizer: OptimizerSettings($0)) }
+        } else if let list = try RunConfig.readOptimizerList(&r, key: "study.optimizers") {
+            variants = []
+            for (k, entry) in list.enumerated() {
+                let prefix = "study.optimizers[\(k)]."
+                variants.append(Variant(label: entry.label, optimizer: entry.settings,
+                                        rates: try Self.readRange(&r, prefix + "lr_range", default: nil),
+                                        momentum: try Self.readRange(&r, prefix + "momentum_range", default: nil, within: 0...1)))
+            }
+        } else {
+            variants = [Variant(label: base.optimizer.kind.rawValue, optimizer: base.optimizer)]
+        }
+        for k in variants.indices {
+            if variants[k].rates == nil { variants[k].rates = rates }
+            if variants[k].momentum == nil, Self.searchesMomentum(variants[k].optimizer.kind) { variants[k].momentum = momentum }
+        }
+    }
+}

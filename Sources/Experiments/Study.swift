@@ -1,0 +1,256 @@
+// `descent study`: tunes every variant (an optimizer) at every global batch size under one budget and measures
+// the steps, epochs, examples and seconds each trial needs to reach a target. The trials of a batch size train as
+// replicas on one data stream in one launch; a study run again skips the trials it has already measured.
+import Collectives
+import Config
+import Foundation
+import Numerics
+import Optimizers
+import Training
+
+public final class Study {
+    public let config: StudyConfig
+    public let communicator: Communicator
+    /// `<output.dir>/<name>/` (every rank knows it; rank 0 writes).
+    public let directory: String
+    let console: Console
+    /// Training-set samples (a `full` batch, epochs, the budget in steps).
+    let trainCount: Int
+    /// At most this many trials train together as replicas.
+    let together: Int
+
+    /// One variant at one batch size: its trials share a search range and train together.
+    public struct Group: Sendable {
+        public var variant: StudyConfig.Variant
+        public var batch: RunConfig.Batch
+        /// "momentum, batch 128"; the folder is "momentum-batch-128".
+        public var label: String { "\(variant.label), batch \(batch)" }
+        public var folder: String { RunConfig.folderName("\(variant.label) batch \(batch)") }
+    }
+
+    /// One trial: its point of the search, label and the config it trains (which its run folder holds).
+    struct Trial {
+        var index: Int
+        var point: SearchPlan.Point
+        var label: String
+        var config: RunConfig
+        /// The fingerprint of everything that decides its result: its config, the target and the cadence.
+        var hash: String
+    }
+
+    /// Creates the study folder on rank 0, or continues in one that holds the same study; checks the batch sizes
+    /// against the training set. Every failure is collective and comes before anything is written.
+    public init(config: StudyConfig, communicator: Communicator, overwrite: Bool = false, together: Int = 64,
+                console: Console) throws {
+        self.config = config
+        self.communicator = communicator
+        self.console = console
+        self.together = together
+        directory = config.base.outputDirectory + "/" + config.base.name
+        trainCount = try communicator.collectively { try Trainer.trainingSetCount(config.base) }
+        for b in config.batches {
+            guard case .samples(let n) = b else { continue }
+            guard n <= trainCount, n >= communicator.size else {
+                throw AgreedFailure(description: ConfigError(
+                    source: "config", key: "study.batches",
+                    expected: "batch sizes from \(communicator.size) (one sample per rank) to the training set's \(trainCount) "
+                        + "samples (full: the whole set)", found: "\(n)").description)
+            }
+        }
+        let directory = directory, resolved = config.resolvedYAML
+        try communicator.collectively {
+            guard communicator.rank == 0 else { return }
+            let saved = directory + "/config.yaml"
+            if !overwrite, let old = try? String(contentsOfFile: saved, encoding: .utf8) {
+                guard old == resolved else {
+                    throw OutputError(path: directory, reason: "the folder holds another study (its config.yaml differs); "
+                                      + "pass --overwrite to replace it, or choose another name with --set name=...")
+                }
+                return
+            }
+            try Trainer.createRunDirectory(directory, overwrite: overwrite)
+            try writeAtomically(resolved, to: saved)
+        }
+    }
+
+    /// The groups in the order they run: variant by variant, each over the batch sizes.
+    public var groups: [Group] {
+        config.variants.flatMap { v in config.batches.map { Group(variant: v, batch: $0) } }
+    }
+
+    /// Runs every trial not yet measured, rewriting `study.csv` after each launch of trials, then writes the
+    /// report. Returns every trial's record (on rank 0; other ranks hold what they computed).
+    @discardableResult
+    public func run() throws -> [TrialRecord] {
+        var records = try shared(file: "study.csv").map(TrialRecord.parse) ?? [:]
+        var ranges = try shared(file: "ranges.csv").map(Self.parseRanges) ?? [:]
+        var order: [String] = []
+        for group in groups {
+            let range = try group.variant.rates ?? ranges[group.folder] ?? {
+                let r = try rangeTest(group)
+                ranges[group.folder] = r
+                try writeRanges(ranges)
+                return r
+            }()
+            let trials = self.trials(group, range: range)
+            order += trials.map(\.hash)
+            let pending = trials.filter { records[$0.hash] == nil }
+            if pending.isEmpty {
+                console.note("== \(group.label): \(trials.count) trials measured before")
+                continue
+            }
+            for part in stride(from: 0, to: pending.count, by: together) {
+                let batch = Array(pending[part..<min(part + together, pending.count)])
+                for r in try train(batch, of: group, range: range) { records[r.hash] = r }
+                try write(order.compactMap { records[$0] } + records.values.filter { !order.contains($0.hash) }.sorted { $0.folder < $1.folder })
+            }
+        }
+        let all = order.compactMap { records[$0] }
+        try write(all)
+        if communicator.rank == 0 {
+            try StudyReport(study: self, records: all, ranges: ranges).write()
+        }
+        return all
+    }
+
+    // MARK: trials
+
+    /// The group's trials: the search's points in `range`, each a config of the group's batch and budget.
+    func trials(_ group: Group, range: SearchRange) -> [Trial] {
+        let v = group.variant
+        let points = SearchPlan.points(config.search, count: config.trials, rates: range, momentum: v.momentum, seed: config.base.seed)
+        let width = String(config.trials).count
+        return points.enumerated().map { k, p in
+            var settings = v.optimizer
+            settings.learningRate = p.learningRate
+            var label = "trial \(String(repeating: "0", count: width - String(k + 1).count))\(k + 1) lr \(shortNumber(p.learningRate))"
+            if let m = p.momentum {
+                if [.adam, .adamw, .nadam, .angulargrad].contains(settings.kind) { settings.beta1 = m } else { settings.momentum = m }
+                label += " momentum \(shortNumber(m))"
+            }
+            var c = groupConfig(group)
+            c.optimizer = settings
+            c.name = RunConfig.folderName(label)
+            let identity = c.resolvedYAML + "target: \(config.target.text), evaluated with ratio \(config.target.ratio)\n"
+            return Trial(index: k, point: p, label: label, config: c, hash: hexDigest(fingerprint(bytesOf: Array(identity.utf8))))
+        }
+    }
+
+    /// The config a group's trials share: the batch, the budget in steps, no training-set pass at epoch ends
+    /// (the target says what is evaluated), written into `<study>/<group>/`.
+    func groupConfig(_ group: Group) -> RunConfig {
+        var c = config.base
+        c.training.batch = group.batch
+        c.training.steps = budget(group.batch)
+        c.training.evaluateTrainingSet = false
+        c.name = group.folder
+        c.outputDirectory = directory
+        return c
+    }
+
+    /// The steps a trial may take: `max_steps`, or `max_epochs` passes over the data, whichever is fewer.
+    func budget(_ batch: RunConfig.Batch) -> Int {
+        let b = samples(batch)
+        return min(config.maxSteps, config.maxEpochs * ((trainCount + b - 1) / b))
+    }
+
+    /// The global batch in samples.
+    func samples(_ batch: RunConfig.Batch) -> Int {
+        if case .samples(let n) = batch { return min(n, trainCount) }
+        return trainCount
+    }
+
+    /// Trains `trials` of `group` together, one replica each, and returns their records.
+    func train(_ trials: [Trial], of group: Group, range: SearchRange) throws -> [TrialRecord] {
+        console.note("== \(group.label): \(trials.count) trial\(trials.count == 1 ? "" : "s") (lr "
+                     + trials.map { shortNumber($0.point.learningRate) }.joined(separator: ", ") + "), at most \(budget(group.batch)) steps, "
+                     + "target \(config.target.text)")
+        let trainer = try Trainer(config: groupConfig(group), communicator: communicator, writeOutput: communicator.rank == 0,
+                                  overwrite: true, console: console, rows: 100,
+                                  optimizers: trials.map { ($0.label, $0.config.optimizer) }, checkpoints: false, goal: config.target)
+        try trainer.run()
+        return zip(trials, trainer.replicas).map { trial, replica in
+            TrialRecord(trial: trial, group: group, replica: replica, trainCount: trainCount)
+        }
+    }
+
+    // MARK: the learning-rate range test
+
+    /// Smith's learning-rate range test at the group's batch: one run whose rate grows geometrically from
+    /// `range_test[0]` to `range_test[1]` over `range_test[2]` steps, until the loss runs away. The range is the
+    /// two decades below the rate at the smoothed loss's minimum.
+    func rangeTest(_ group: Group) throws -> SearchRange {
+        let test = config.rangeTest
+        var c = groupConfig(group)
+        c.name = RunConfig.folderName("lr range test \(group.folder)")
+        c.optimizer = group.variant.optimizer
+        c.optimizer.learningRate = test.from
+        c.training.steps = test.steps
+        c.training.logEvery = 1
+        (c.schedule.batchScaling, c.schedule.referenceBatch) = (.none, nil)
+        c.schedule.rate = LearningRateSchedule(kind: .exponential)
+        c.schedule.rate.gamma = pow(test.to / test.from, 1 / Double(test.steps - 1))
+        (c.guards.divergence, c.guards.divergenceSteps, c.guards.nonFinite) = (4, 3, .stop)
+        console.note("== \(group.label): learning-rate range test, \(shortNumber(test.from)) to \(shortNumber(test.to)) "
+                     + "over \(test.steps) steps")
+        let trainer = try Trainer(config: c, communicator: communicator, writeOutput: communicator.rank == 0, overwrite: true,
+                                  console: console, checkpoints: false)
+        do { try trainer.run() } catch is GuardFailure {
+            // The loss ran away: that is where the test ends.
+        }
+        var text = ""
+        if communicator.rank == 0 {
+            let r = Self.rangeFromTest(trainer.history.filter { $0.kind == .step }.compactMap { row in
+                row.batchLoss.map { (row.learningRate, $0) }
+            }, floor: test.from)
+            text = "\(r.low) \(r.high)"
+        }
+        let parts = try communicator.broadcast(text: text).split(separator: " ").compactMap { Double($0) }
+        let range = SearchRange(parts[0], parts[1])
+        console.note("\(group.label): the smoothed loss is lowest at lr \(shortNumber(range.high)); searching [\(shortNumber(range.low)), "
+                     + "\(shortNumber(range.high))]")
+        return range
+    }
+
+    /// The range from a test's (rate, batch loss) steps: the loss smoothed by an exponential average (β 0.9,
+    /// bias-corrected), its minimum's rate as the top, two decades below it as the bottom (not below `floor`).
+    public static func rangeFromTest(_ steps: [(rate: Double, loss: Double)], floor: Double) -> SearchRange {
+        var average = 0.0, best = (rate: floor * 100, loss: Double.infinity)
+        for (k, s) in steps.enumerated() where s.loss.isFinite {
+            average = 0.9 * average + 0.1 * s.loss
+            let smoothed = average / (1 - pow(0.9, Double(k + 1)))
+            if smoothed < best.loss { best = (s.rate, smoothed) }
+        }
+        let high = Double(String(format: "%.4g", best.rate))!
+        return SearchRange(max(floor, Double(String(format: "%.4g", high / 100))!), high)
+    }
+
+    // MARK: files
+
+    /// A file of the study folder as rank 0 reads it, on every rank; nil when it does not exist.
+    func shared(file: String) throws -> String? {
+        let text = communicator.rank == 0 ? (try? String(contentsOfFile: directory + "/" + file, encoding: .utf8)).map { "+" + $0 } ?? "-" : ""
+        let received = try communicator.broadcast(text: text)
+        return received.hasPrefix("+") ? String(received.dropFirst()) : nil
+    }
+
+    /// `study.csv`, rewritten whole (atomically) by rank 0.
+    func write(_ records: [TrialRecord]) throws {
+        guard communicator.rank == 0 else { return }
+        try writeAtomically(TrialRecord.csv(records), to: directory + "/study.csv")
+    }
+
+    func writeRanges(_ ranges: [String: SearchRange]) throws {
+        guard communicator.rank == 0 else { return }
+        let lines = ["group,lr_low,lr_high"] + ranges.keys.sorted().map { "\(csvField($0)),\(ranges[$0]!.low),\(ranges[$0]!.high)" }
+        try writeAtomically(lines.joined(separator: "\n") + "\n", to: directory + "/ranges.csv")
+    }
+
+    static func parseRanges(_ text: String) -> [String: SearchRange] {
+        var ranges: [String: SearchRange] = [:]
+        for row in csvRows(text).dropFirst() where row.count == 3 {
+            if let low = Double(row[1]), let high = Double(row[2]) { ranges[row[0]] = SearchRange(low, high) }
+        }
+        return ranges
+    }
+}

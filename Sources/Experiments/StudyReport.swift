@@ -1,0 +1,176 @@
+// What a study says: the best trial of every variant and batch size (`best.csv`), McCandlish et al.'s fit of steps
+// against batch size, the charts, and plain sentences that state what the numbers show.
+import Config
+import Foundation
+import Numerics
+import Reports
+import Training
+
+struct StudyReport {
+    let study: Study
+    let records: [TrialRecord]
+    let ranges: [String: SearchRange]
+
+    /// The best trial of one group, and what the group's trials looked like.
+    struct Best {
+        var group: Study.Group
+        var trials: [TrialRecord]
+        var best: TrialRecord
+        var range: SearchRange
+        /// "low" or "high" when the best rate is the lowest or highest one tried (widen the range); "" otherwise.
+        var edge: String
+        var batchSamples: Int
+    }
+
+    var config: StudyConfig { study.config }
+
+    /// Per group: the trial that reached the target in the fewest steps; when none did, the one whose final metric
+    /// came closest (a group with no trial measured is left out).
+    func bests() -> [Best] {
+        study.groups.compactMap { g in
+            let trials = records.filter { $0.folder.hasPrefix(g.folder + "/") }
+            let metric = config.target.metric
+            func final(_ r: TrialRecord) -> Double {
+                let v = metric == .testAccuracy ? r.finalTestAccuracy : metric == .testLoss ? r.finalTestLoss : r.finalTrainLoss
+                guard let v, v.isFinite else { return -.infinity }
+                return metric.rises ? v : -v
+            }
+            guard let best = trials.min(by: { a, b in
+                (a.steps ?? Int.max, -final(a), a.trial) < (b.steps ?? Int.max, -final(b), b.trial)
+            }) else { return nil }
+            let rates = trials.map(\.learningRate)
+            let edge = trials.count < 2 ? "" : best.learningRate == rates.min() ? "low" : best.learningRate == rates.max() ? "high" : ""
+            let range = g.variant.rates ?? ranges[g.folder] ?? SearchRange(rates.min()!, rates.max()!)
+            return Best(group: g, trials: trials, best: best, range: range, edge: edge, batchSamples: study.samples(g.batch))
+        }
+    }
+
+    /// Each variant's fit over the batch sizes whose best trial reached the target.
+    func fits(_ bests: [Best]) -> [(variant: String, fit: CriticalBatchFit?, noise: Double?)] {
+        config.variants.map { v in
+            let reached = bests.filter { $0.group.variant.label == v.label && $0.best.reached }
+            let fit = CriticalBatchFit.fit(reached.map { (Double($0.batchSamples), Double($0.best.steps!)) })
+            let noise = reached.compactMap(\.best.noiseScale).sorted()
+            return (v.label, fit, noise.isEmpty ? nil : noise[noise.count / 2])
+        }
+    }
+
+    static let bestColumns = ["variant", "optimizer", "batch", "trials", "reached_trials", "diverged_trials", "lr_low", "lr_high",
+                              "best_lr", "best_momentum", "edge", "reached", "steps_to_target", "epochs_to_target",
+                              "examples_to_target", "seconds_to_target", "final_test_loss", "final_test_accuracy", "noise_scale", "folder"]
+
+    func bestRow(_ b: Best) -> [String] {
+        let r = b.best
+        func number(_ v: Double?, _ digits: Int = 4) -> String { v.map { fixed($0, digits) } ?? "" }
+        return [r.variant, r.optimizer, r.batch, "\(b.trials.count)", "\(b.trials.filter(\.reached).count)",
+                "\(b.trials.filter(\.diverged).count)", shortNumber(b.range.low), shortNumber(b.range.high),
+                shortNumber(r.learningRate), r.momentum.map(shortNumber) ?? "", b.edge, "\(r.reached)",
+                r.steps.map(String.init) ?? "", number(r.epochs, 3), r.examples.map(String.init) ?? "", number(r.seconds, 2),
+                number(r.finalTestLoss), number(r.finalTestAccuracy), r.noiseScale.map { "\(fixed($0, 0))" } ?? "", r.folder]
+    }
+
+    func write() throws {
+        let dir = study.directory
+        let bests = bests(), fits = fits(bests)
+        let rows = bests.map(bestRow)
+        try writeAtomically(([Self.bestColumns] + rows).map { $0.map(csvField).joined(separator: ",") }.joined(separator: "\n") + "\n",
+                            to: dir + "/best.csv")
+        var report = HTMLReport(title: "descent study: \(config.base.name)",
+                                subtitle: "every variant tuned at every batch size with \(config.trials) \(config.search.rawValue) trials; "
+                                    + "objective: steps to \(config.target.text), evaluated at steps growing by ×\(shortNumber(config.target.ratio))")
+        report.figures = [("data", config.base.data.source.rawValue),
+                          ("model hidden layers", config.base.model.hidden.map(String.init).joined(separator: "-")),
+                          ("ranks", "\(study.communicator.size)"), ("target", config.target.text),
+                          ("budget per trial", "\(config.maxSteps) steps or \(config.maxEpochs) epochs, whichever is fewer"),
+                          ("trials", "\(records.count), \(records.filter(\.reached).count) reached the target, "
+                              + "\(records.filter(\.diverged).count) diverged")]
+        for f in fits {
+            guard let fit = f.fit else { continue }
+            report.figures.append(("\(f.variant): S_min, E_min, B_crit",
+                                   "\(fixed(fit.minimumSteps, 1)) steps, \(fixed(fit.minimumExamples, 0)) examples, "
+                                   + "\(fixed(fit.criticalBatch, 0)) samples"))
+            if let n = f.noise { report.figures.append(("\(f.variant): B_simple near the target", "\(fixed(n, 0)) samples")) }
+        }
+        report.findings = findings(bests, fits)
+        report.tables = [("Best trial per variant and batch size (best.csv)", Self.bestColumns.dropLast().map { $0 },
+                          rows.map { Array($0.dropLast()) }),
+                         ("Every trial (study.csv)", ["variant", "batch", "trial", "lr", "momentum", "reached", "diverged",
+                                                      "steps to target", "steps", "final test accuracy", "final test loss"],
+                          records.map { r in [r.variant, r.batch, "\(r.trial)", shortNumber(r.learningRate), r.momentum.map(shortNumber) ?? "",
+                                              "\(r.reached)", "\(r.diverged)", r.steps.map(String.init) ?? "not reached", "\(r.stepsRun)",
+                                              r.finalTestAccuracy.map { fixed($0, 4) } ?? "", r.finalTestLoss.map { fixed($0, 4) } ?? ""] })]
+        let charts = StudyCharts(report: self, bests: bests, fits: fits).all()
+        for (k, c) in charts.enumerated() {
+            let svg = c.chart.svg(id: "s\(k)-")
+            try writeAtomically(svg, to: dir + "/" + c.file)
+            report.charts.append(svg)
+        }
+        report.files = ["study.csv", "best.csv", "config.yaml"] + (ranges.isEmpty ? [] : ["ranges.csv"]) + charts.map(\.file)
+        report.config = config.resolvedYAML
+        try writeAtomically(report.html, to: dir + "/report.html")
+        study.console.note("study in \(dir)/ (report.html, study.csv, best.csv, *.svg; one run folder per trial)")
+    }
+
+    // MARK: sentences
+
+    func findings(_ bests: [Best], _ fits: [(variant: String, fit: CriticalBatchFit?, noise: Double?)]) -> [String] {
+        var lines: [String] = []
+        let notReached = records.filter { !$0.reached }
+        if !notReached.isEmpty {
+            lines.append("\(notReached.count) of \(records.count) trials did not reach \(config.target.text) within the budget "
+                         + "(\(notReached.filter(\.diverged).count) of them diverged); they are in the tables, marked not reached.")
+        }
+        for b in bests where !b.edge.isEmpty {
+            lines.append("\(b.group.label): the best rate, \(shortNumber(b.best.learningRate)), is the \(b.edge)est one tried; "
+                         + "widen the range (\(shortNumber(b.range.low)) to \(shortNumber(b.range.high))) on that side.")
+        }
+        for b in bests where !b.best.reached {
+            lines.append("\(b.group.label): no trial reached the target; the best final value came from lr \(shortNumber(b.best.learningRate)).")
+        }
+        if config.batches.count > 1 { lines += batchFindings(bests, fits) }
+        if config.variants.count > 1 { lines += optimizerFindings(bests) }
+        return lines
+    }
+
+    private func batchFindings(_ bests: [Best], _ fits: [(variant: String, fit: CriticalBatchFit?, noise: Double?)]) -> [String] {
+        var lines: [String] = []
+        for f in fits {
+            let reached = bests.filter { $0.group.variant.label == f.variant && $0.best.reached }.sorted { $0.batchSamples < $1.batchSamples }
+            if let small = reached.first, let large = reached.last, small.batchSamples < large.batchSamples {
+                let ratio = Double(small.best.steps!) / Double(large.best.steps!)
+                lines.append("\(f.variant): batch \(large.group.batch) needs \(fixed(ratio, 1))× fewer steps than batch \(small.group.batch) "
+                             + "(\(large.best.steps!) against \(small.best.steps!)) and \(fixed(Double(large.best.examples!) / Double(small.best.examples!), 1))× "
+                             + "the examples.")
+            }
+            guard let fit = f.fit else {
+                if reached.count >= 2 { lines.append("\(f.variant): the steps do not fall with the batch as S_min(1 + B_noise/B) would; no fit.") }
+                continue
+            }
+            let bCrit = fit.criticalBatch
+            lines.append("\(f.variant): the fit gives S_min = \(fixed(fit.minimumSteps, 1)) steps and E_min = \(fixed(fit.minimumExamples, 0)) "
+                         + "examples (\(fixed(fit.minimumExamples / Double(study.trainCount), 2)) epochs), so B_crit = \(fixed(bCrit, 0)): "
+                         + "below it doubling the batch nearly halves the steps; beyond batch ~\(fixed(4 * bCrit, 0)) doubling it "
+                         + "saves less than 10 % of the steps.")
+            if let n = f.noise {
+                lines.append("\(f.variant): the gradient noise scale B_simple measured near the target is \(fixed(n, 0)), "
+                             + "\(fixed(n / bCrit, 1))× B_crit (McCandlish et al. find B_simple predicts B_crit within a small factor).")
+            }
+        }
+        return lines
+    }
+
+    private func optimizerFindings(_ bests: [Best]) -> [String] {
+        config.batches.compactMap { batch in
+            let here = bests.filter { $0.group.batch == batch && $0.best.reached }.sorted { $0.best.steps! < $1.best.steps! }
+            guard let first = here.first else { return nil }
+            var line = "Batch \(batch): \(first.group.variant.label) reaches the target first, in \(first.best.steps!) steps"
+            if here.count > 1 {
+                line += "; then " + here.dropFirst().map { "\($0.group.variant.label) (\(fixed(Double($0.best.steps!) / Double(first.best.steps!), 2))×)" }
+                    .joined(separator: ", ")
+            }
+            let missing = bests.filter { $0.group.batch == batch && !$0.best.reached }.map(\.group.variant.label)
+            if !missing.isEmpty { line += "; not reached: " + missing.joined(separator: ", ") }
+            return line + "."
+        }
+    }
+}

@@ -1,0 +1,120 @@
+// One row of `study.csv`: a trial's hyperparameters, whether and when it reached the target, and how it ended.
+import Config
+import Foundation
+import Numerics
+import Training
+
+public struct TrialRecord: Equatable, Sendable {
+    public var hash: String
+    public var variant: String
+    public var optimizer: String
+    public var batch: String
+    public var trial: Int
+    public var learningRate: Double
+    public var momentum: Double?
+    public var reached: Bool
+    public var diverged: Bool
+    public var steps: Int?
+    public var epochs: Double?
+    public var examples: Int?
+    public var seconds: Double?
+    /// Steps trained (to the target, the divergence or the budget).
+    public var stepsRun: Int
+    public var finalTrainLoss: Double?
+    public var finalTestLoss: Double?
+    public var finalTestAccuracy: Double?
+    /// The gradient noise scale B_simple while the trial approached the target (see `noiseNearTarget`).
+    public var noiseScale: Double?
+    public var trainSeconds: Double
+    public var finalHash: String
+    /// The trial's run folder, relative to the study folder.
+    public var folder: String
+
+    public static let columns = ["trial_hash", "variant", "optimizer", "batch", "trial", "lr", "momentum", "reached", "diverged",
+                                 "steps_to_target", "epochs_to_target", "examples_to_target", "seconds_to_target", "steps",
+                                 "final_train_loss", "final_test_loss", "final_test_accuracy", "noise_scale", "train_s",
+                                 "final_hash", "folder"]
+    /// The columns that measure time, which differ from run to run.
+    public static let timingColumns: Set<String> = ["seconds_to_target", "train_s"]
+
+    init(trial: Study.Trial, group: Study.Group, replica: Replica, trainCount: Int) {
+        let result = replica.result!
+        hash = trial.hash
+        variant = group.variant.label
+        optimizer = trial.config.optimizer.kind.rawValue
+        batch = group.batch.description
+        self.trial = trial.index + 1
+        learningRate = trial.point.learningRate
+        momentum = trial.point.momentum
+        reached = false
+        diverged = false
+        if case .reached(let row) = replica.end {
+            reached = true
+            (steps, epochs, examples, seconds) = (row.step, row.epoch, row.samples, row.wallSeconds)
+        }
+        if case .diverged = replica.end { diverged = true }
+        stepsRun = result.steps
+        (finalTrainLoss, finalTestLoss, finalTestAccuracy) = (result.lastTrainLoss, result.lastTestLoss, result.lastTestAccuracy)
+        noiseScale = Self.noiseNearTarget(replica.history, until: steps ?? result.steps)
+        trainSeconds = result.trainSeconds
+        finalHash = hexDigest(result.finalHash)
+        folder = group.folder + "/" + trial.config.name
+    }
+
+    /// The median B_simple of the step rows in the second half of the steps up to `until`: the noise scale near
+    /// the target, where McCandlish et al. compare it with B_crit.
+    static func noiseNearTarget(_ rows: [MetricsRow], until step: Int) -> Double? {
+        let values = rows.filter { $0.kind == .step && $0.step <= step && 2 * $0.step >= step }.compactMap(\.noiseScale)
+            .filter(\.isFinite).sorted()
+        return values.isEmpty ? nil : values[values.count / 2]
+    }
+
+    var cells: [String] {
+        func number(_ v: Double?) -> String { v.map { "\($0)" } ?? "" }
+        return [hash, variant, optimizer, batch, "\(trial)", "\(learningRate)", number(momentum), "\(reached)", "\(diverged)",
+                steps.map(String.init) ?? "", number(epochs), examples.map(String.init) ?? "", number(seconds), "\(stepsRun)",
+                number(finalTrainLoss), number(finalTestLoss), number(finalTestAccuracy), number(noiseScale), "\(trainSeconds)",
+                finalHash, folder]
+    }
+
+    static func csv(_ records: [TrialRecord]) -> String {
+        ([columns] + records.map(\.cells)).map { $0.map(csvField).joined(separator: ",") }.joined(separator: "\n") + "\n"
+    }
+
+    /// The records of a `study.csv` by trial hash (rows that do not read back are left out: they are measured again).
+    static func parse(_ text: String) -> [String: TrialRecord] {
+        let rows = csvRows(text)
+        guard let header = rows.first, header == columns else { return [:] }
+        var records: [String: TrialRecord] = [:]
+        for row in rows.dropFirst() where row.count == columns.count {
+            if let r = TrialRecord(Dictionary(uniqueKeysWithValues: zip(columns, row))) { records[r.hash] = r }
+        }
+        return records
+    }
+
+    init?(_ f: [String: String]) {
+        guard let hash = f["trial_hash"], let trial = f["trial"].flatMap({ Int($0) }), let lr = f["lr"].flatMap({ Double($0) }),
+              let stepsRun = f["steps"].flatMap({ Int($0) }), let seconds = f["train_s"].flatMap({ Double($0) }) else { return nil }
+        func number(_ key: String) -> Double? { f[key].flatMap { Double($0) } }
+        self.hash = hash
+        variant = f["variant"]!
+        optimizer = f["optimizer"]!
+        batch = f["batch"]!
+        self.trial = trial
+        learningRate = lr
+        momentum = number("momentum")
+        reached = f["reached"] == "true"
+        diverged = f["diverged"] == "true"
+        steps = f["steps_to_target"].flatMap { Int($0) }
+        epochs = number("epochs_to_target")
+        examples = f["examples_to_target"].flatMap { Int($0) }
+        self.seconds = number("seconds_to_target")
+        self.stepsRun = stepsRun
+        (finalTrainLoss, finalTestLoss, finalTestAccuracy) = (number("final_train_loss"), number("final_test_loss"),
+                                                              number("final_test_accuracy"))
+        noiseScale = number("noise_scale")
+        trainSeconds = seconds
+        finalHash = f["final_hash"]!
+        folder = f["folder"]!
+    }
+}

@@ -1,0 +1,48 @@
+// `descent study --config FILE`: every variant tuned at every batch size, judged by the steps to a target.
+import ArgumentParser
+import Collectives
+import Config
+import Experiments
+import Foundation
+import MPICollectives
+import Training
+
+struct StudyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "study",
+        abstract: "Tune every variant at every global batch size and measure the steps, epochs and seconds to a target.",
+        discussion: "The config is a training config with a study: block (see configs/study-smoke.yaml, "
+            + "configs/study-batch-size.yaml and configs/study-optimizers.yaml). Results go to <output.dir>/<name>/: report.html, "
+            + "study.csv (one row per trial), best.csv, charts, and one run folder per trial. Run it again to continue: "
+            + "trials already in study.csv are not trained again."
+    )
+
+    @Option(name: .shortAndLong, help: "The YAML config file with a study: block.")
+    var config: String
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key, e.g. --set study.trials=4.", valueName: "key=value"))
+    var overrides: [String] = []
+
+    @Option(help: "At most this many trials train together as replicas on one data stream (1: each alone).")
+    var together = 64
+
+    @Flag(help: "Start the study again in an existing folder, discarding what it measured.")
+    var overwrite = false
+
+    @Option(help: "Progress display: auto, line, plain, off.")
+    var progress: Console.Style = .auto
+
+    func run() throws {
+        let communicator = try watchedWorld()
+        let status = onEveryRank(communicator) {
+            try LaunchCheck.verify(on: communicator, environment: ProcessInfo.processInfo.environment)
+            let c = try communicator.collectively {
+                try StudyConfig.load(yaml: readConfigFile(config), fileName: config, overrides: overrides)
+            }
+            let console = Console(enabled: communicator.rank == 0, style: progress)
+            try Study(config: c, communicator: communicator, overwrite: overwrite, together: max(1, together), console: console).run()
+        }
+        MPICommunicator.finalize()
+        if status != 0 { throw ExitCode(status) }
+    }
+}
