@@ -18,6 +18,8 @@ public final class Study {
     let trainCount: Int
     /// At most this many trials train together as replicas.
     let together: Int
+    /// Named points where a test acts on the trials (fault injection).
+    let hooks: TrainingHooks?
 
     /// One variant at one batch size: its trials share a search range and train together.
     public struct Group: Sendable {
@@ -41,8 +43,9 @@ public final class Study {
     /// Creates the study folder on rank 0, or continues in one that holds the same study; checks the batch sizes
     /// against the training set. Every failure is collective and comes before anything is written.
     public init(config: StudyConfig, communicator: Communicator, overwrite: Bool = false, together: Int = 64,
-                console: Console) throws {
+                console: Console, hooks: TrainingHooks? = nil) throws {
         self.config = config
+        self.hooks = hooks
         self.communicator = communicator
         self.console = console
         self.together = together
@@ -131,7 +134,10 @@ public final class Study {
             var c = groupConfig(group)
             c.optimizer = settings
             c.name = RunConfig.folderName(label)
-            let identity = c.resolvedYAML + "target: \(config.target.text), evaluated with ratio \(config.target.ratio)\n"
+            // Where the study is written is not part of what a trial computes.
+            var located = c
+            located.outputDirectory = "."
+            let identity = located.resolvedYAML + "target: \(config.target.text), evaluated with ratio \(config.target.ratio)\n"
             return Trial(index: k, point: p, label: label, config: c, hash: hexDigest(fingerprint(bytesOf: Array(identity.utf8))))
         }
     }
@@ -167,7 +173,8 @@ public final class Study {
                      + "target \(config.target.text)")
         let trainer = try Trainer(config: groupConfig(group), communicator: communicator, writeOutput: communicator.rank == 0,
                                   overwrite: true, console: console, rows: 100,
-                                  optimizers: trials.map { ($0.label, $0.config.optimizer) }, checkpoints: false, goal: config.target)
+                                  optimizers: trials.map { ($0.label, $0.config.optimizer) }, checkpoints: false, hooks: hooks,
+                                  goal: config.target)
         try trainer.run()
         return zip(trials, trainer.replicas).map { trial, replica in
             TrialRecord(trial: trial, group: group, replica: replica, trainCount: trainCount)
@@ -177,8 +184,8 @@ public final class Study {
     // MARK: the learning-rate range test
 
     /// Smith's learning-rate range test at the group's batch: one run whose rate grows geometrically from
-    /// `range_test[0]` to `range_test[1]` over `range_test[2]` steps, until the loss runs away. The range is the
-    /// two decades below the rate at the smoothed loss's minimum.
+    /// `range_test[0]` to `range_test[1]` over `range_test[2]` steps, until the loss runs away. The range is one
+    /// decade either side of the rate at the smoothed loss's minimum.
     func rangeTest(_ group: Group) throws -> SearchRange {
         let test = config.rangeTest
         var c = groupConfig(group)
@@ -207,22 +214,23 @@ public final class Study {
         }
         let parts = try communicator.broadcast(text: text).split(separator: " ").compactMap { Double($0) }
         let range = SearchRange(parts[0], parts[1])
-        console.note("\(group.label): the smoothed loss is lowest at lr \(shortNumber(range.high)); searching [\(shortNumber(range.low)), "
-                     + "\(shortNumber(range.high))]")
+        console.note("\(group.label): the range test's smoothed loss is lowest near lr \(shortNumber((range.low * range.high).squareRoot())); "
+                     + "searching [\(shortNumber(range.low)), \(shortNumber(range.high))]")
         return range
     }
 
     /// The range from a test's (rate, batch loss) steps: the loss smoothed by an exponential average (β 0.9,
-    /// bias-corrected), its minimum's rate as the top, two decades below it as the bottom (not below `floor`).
+    /// bias-corrected), and one decade either side of the rate at its minimum (not below `floor`). The loss lags
+    /// the growing rate, so the best constant rate often lies at or above that minimum's: the search straddles it.
     public static func rangeFromTest(_ steps: [(rate: Double, loss: Double)], floor: Double) -> SearchRange {
-        var average = 0.0, best = (rate: floor * 100, loss: Double.infinity)
+        var average = 0.0, best = (rate: floor * 10, loss: Double.infinity)
         for (k, s) in steps.enumerated() where s.loss.isFinite {
             average = 0.9 * average + 0.1 * s.loss
             let smoothed = average / (1 - pow(0.9, Double(k + 1)))
             if smoothed < best.loss { best = (s.rate, smoothed) }
         }
-        let high = Double(String(format: "%.4g", best.rate))!
-        return SearchRange(max(floor, Double(String(format: "%.4g", high / 100))!), high)
+        func rounded(_ v: Double) -> Double { Double(String(format: "%.4g", v))! }
+        return SearchRange(max(floor, rounded(best.rate / 10)), rounded(best.rate * 10))
     }
 
     // MARK: files

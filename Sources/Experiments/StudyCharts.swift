@@ -95,7 +95,7 @@ struct StudyCharts {
     func rangeTests() -> Chart? {
         guard !report.ranges.isEmpty else { return nil }
         var chart = Chart(title: "learning-rate range tests", subtitle: "the mini-batch loss as the rate grows geometrically; "
-                          + "each search range ends at the rate of the smoothed loss's minimum",
+                          + "each search range spans a decade either side of the rate of the smoothed loss's minimum",
                           x: Axis("learning rate (log)", scale: .log), y: Axis("mini-batch loss (log)", scale: .log))
         for (k, b) in bests.enumerated() {
             guard let range = report.ranges[b.group.folder] else { continue }

@@ -18,7 +18,7 @@ public struct TrialRecord: Equatable, Sendable {
     public var epochs: Double?
     public var examples: Int?
     public var seconds: Double?
-    /// Steps trained (to the target, the divergence or the budget).
+    /// The step at which the trial ended: where it reached the target or diverged, or its last one.
     public var stepsRun: Int
     public var finalTrainLoss: Double?
     public var finalTestLoss: Double?
@@ -52,8 +52,8 @@ public struct TrialRecord: Equatable, Sendable {
             reached = true
             (steps, epochs, examples, seconds) = (row.step, row.epoch, row.samples, row.wallSeconds)
         }
-        if case .diverged = replica.end { diverged = true }
-        stepsRun = result.steps
+        stepsRun = steps ?? result.steps
+        if case .diverged(let step, _) = replica.end { (diverged, stepsRun) = (true, step) }
         (finalTrainLoss, finalTestLoss, finalTestAccuracy) = (result.lastTrainLoss, result.lastTestLoss, result.lastTestAccuracy)
         noiseScale = Self.noiseNearTarget(replica.history, until: steps ?? result.steps)
         trainSeconds = result.trainSeconds

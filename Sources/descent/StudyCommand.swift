@@ -39,8 +39,10 @@ struct StudyCommand: ParsableCommand {
             let c = try communicator.collectively {
                 try StudyConfig.load(yaml: readConfigFile(config), fileName: config, overrides: overrides)
             }
+            let faults = try communicator.collectively { try FaultPlan.fromEnvironment() }
             let console = Console(enabled: communicator.rank == 0, style: progress)
-            try Study(config: c, communicator: communicator, overwrite: overwrite, together: max(1, together), console: console).run()
+            try Study(config: c, communicator: communicator, overwrite: overwrite, together: max(1, together), console: console,
+                      hooks: faults).run()
         }
         MPICommunicator.finalize()
         if status != 0 { throw ExitCode(status) }

@@ -1,0 +1,75 @@
+// `descent study` under mpirun: a study killed midway and run again ends with the same study.csv as one never
+// interrupted, and bad input stops every rank with one message before anything is written.
+import DescentTestSupport
+import Foundation
+import Testing
+
+/// A small synthetic study whose first group (full batch, at most 60 steps) ends before its second reaches step 100.
+func writeStudyConfig(in dir: URL) throws -> URL {
+    let url = dir.appendingPathComponent("study.yaml")
+    try """
+    name: tiny
+    seed: 3
+    data: {source: synthetic, train_samples: 512, test_samples: 256, features: 16, classes: 3, noise: 2.5}
+    model: {hidden: [16]}
+    output: {dir: runs}
+    study:
+      batches: [full, 16]
+      trials: 4
+      target: test_accuracy
+      target_value: 0.7
+      max_steps: 300
+      max_epochs: 60
+      optimizers:
+        - {name: sgd, lr_range: [0.01, 30]}
+    """.write(to: url, atomically: true, encoding: .utf8)
+    return url
+}
+
+@Suite("study under mpirun", .serialized, .enabled(if: mpiAvailable, "mpirun or the descent executable is missing"))
+struct StudyLaunchTests {
+    /// study.csv without the columns that measure time.
+    func table(_ dir: URL) throws -> [[String: String]] {
+        try readCSV(dir.appendingPathComponent("runs/tiny/study.csv")).map { $0.filter { !["seconds_to_target", "train_s"].contains($0.key) } }
+    }
+
+    @Test("a study killed midway and run again ends with the same study.csv as one never interrupted")
+    func killedAndRerun() throws {
+        let whole = try temporaryDirectory("study-whole"), cut = try temporaryDirectory("study-cut")
+        defer { for d in [whole, cut] { try? FileManager.default.removeItem(at: d) } }
+        let args = { (dir: URL) in ["study", "--config", try writeStudyConfig(in: dir).path, "--progress", "off"] }
+        let uninterrupted = try runDescent(ranks: 2, args(whole), directory: whole)
+        try #require(uninterrupted.status == 0 && !uninterrupted.timedOut, "\(uninterrupted.stderr)")
+        let expected = try table(whole)
+        #expect(expected.count == 8)
+
+        // Rank 1 dies in step 100: in the second group, after the first group's four trials were written.
+        let killed = try runDescent(ranks: 2, args(cut), directory: cut, environment: ["DESCENT_FAULT": "kill,rank=1,step=100"])
+        #expect(killed.status != 0 && !killed.timedOut)
+        let partial = try table(cut)
+        #expect(partial.count == 4 && partial.allSatisfy { $0["batch"] == "full" }, "\(partial)")
+        let again = try runDescent(ranks: 2, args(cut), directory: cut)
+        #expect(again.status == 0 && !again.timedOut, "\(again.stderr)")
+        #expect(again.stdout.contains("== sgd, batch full: 4 trials measured before"))
+        #expect(try table(cut) == expected)
+        let best = { (dir: URL) in try readCSV(dir.appendingPathComponent("runs/tiny/best.csv")).map { $0.filter { $0.key != "seconds_to_target" } } }
+        #expect(try best(cut) == best(whole))
+    }
+
+    @Test("bad study input stops every rank with one message naming the key, and writes nothing", arguments: [
+        ("study.batches=[16, 100000]", "config: study.batches: expected batch sizes from 2 (one sample per rank) to the training set's 512 samples (full: the whole set), found 100000"),
+        ("study.lr=[]", "study.lr: expected [low, high] with 0 < low ≤ high, found []"),
+        ("study.trials=0", "study.trials: expected an integer in 1...1000, found '0'"),
+        ("study.target=val_loss", "study.target: expected one of train_loss, test_loss, test_accuracy, found 'val_loss'"),
+    ])
+    func badInput(_ c: (set: String, message: String)) throws {
+        let dir = try temporaryDirectory("study-bad")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try runDescent(ranks: 2, ["study", "--config", try writeStudyConfig(in: dir).path, "--set", c.set, "--progress", "off"],
+                               directory: dir)
+        #expect(r.status != 0 && !r.timedOut)
+        let lines = r.stderr.split(separator: "\n").filter { $0.contains("study.") }
+        #expect(lines.count == 1 && lines[0].hasSuffix(c.message), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("runs").path))
+    }
+}

@@ -1,0 +1,209 @@
+// `descent study`: the search's points, the cadence of evaluations, the range test's choice, McCandlish et al.'s
+// fit, the study block's messages, and trials trained as replicas against the same trials trained alone.
+import Collectives
+import DescentTestSupport
+import Foundation
+import Numerics
+import Testing
+@testable import Config
+import Optimizers
+@testable import Experiments
+@testable import Training
+
+@Suite struct StudySearchTests {
+    @Test("a log grid spaces the rates evenly in log, both ends included")
+    func grid() {
+        let points = SearchPlan.points(.grid, count: 5, rates: SearchRange(0.001, 0.1), momentum: nil, seed: 1)
+        let expected = (0..<5).map { pow(10, -3 + Double($0) / 2) }
+        #expect(zip(points.map(\.learningRate), expected).allSatisfy { close($0, $1, relative: 1e-3) })
+        #expect(points.allSatisfy { $0.momentum == nil })
+    }
+
+    @Test("the scrambled Halton sequence puts one of its first b^k points in each of the b^k intervals, and the seed changes it")
+    func halton() {
+        for base in [2, 3] {
+            let h = ScrambledHalton(base: base, seed: 11)
+            for k in 1...3 {
+                let n = Int(pow(Double(base), Double(k)))
+                let cells = (0..<n).map { Int(h[$0] * Double(n)) }
+                #expect(Set(cells).count == n && cells.allSatisfy { (0..<n).contains($0) }, "base \(base), \(n) points")
+            }
+        }
+        let a = (0..<8).map { ScrambledHalton(base: 2, seed: 1)[$0] }
+        #expect(a == (0..<8).map { ScrambledHalton(base: 2, seed: 1)[$0] })
+        #expect(a != (0..<8).map { ScrambledHalton(base: 2, seed: 2)[$0] })
+    }
+
+    @Test("quasirandom points lie in their ranges; momentum is searched as 1 − β on a log scale")
+    func quasirandom() {
+        let points = SearchPlan.points(.quasirandom, count: 16, rates: SearchRange(1e-4, 1), momentum: SearchRange(0.5, 0.999), seed: 3)
+        #expect(points.allSatisfy { $0.learningRate >= 1e-4 && $0.learningRate <= 1 })
+        #expect(points.allSatisfy { ($0.momentum ?? 0) >= 0.5 && ($0.momentum ?? 1) <= 0.999 })
+        // 1 − β log-uniform in [0.001, 0.5]: about half the points have 1 − β below √(0.001·0.5) ≈ 0.0224.
+        let below = points.filter { 1 - $0.momentum! < (0.001 * 0.5).squareRoot() }.count
+        #expect((6...10).contains(below), "\(below) of 16")
+    }
+
+    @Test("evaluations come at steps that grow by the ratio, so a step to the target is known within that factor")
+    func cadence() {
+        let target = Target(metric: .testLoss, value: 0.5, ratio: 1.1)
+        var steps = [1]
+        while steps.last! < 10_000 { steps.append(target.evaluation(after: steps.last!)) }
+        #expect(Array(steps.prefix(10)) == Array(1...10))
+        for (a, b) in zip(steps, steps.dropFirst()) { #expect(b > a && Double(b) <= (Double(a) * 1.1).rounded(.up) + 1) }
+        #expect(steps.count < 120, "\(steps.count) evaluations up to step 10000")
+        #expect(target.evaluation(after: 0) == 1 && target.evaluation(after: 57) == steps.first { $0 > 57 })
+        #expect(target.reached(0.49) && !target.reached(0.51))
+        #expect(Target(metric: .testAccuracy, value: 0.8).reached(0.81))
+    }
+
+    @Test("the range test's range straddles the rate where the smoothed loss is lowest")
+    func rangeFromTest() {
+        // Loss (log10 rate + 1)² + 1 has its minimum at rate 0.1; the rates grow by 10^0.05 a step.
+        let steps = (0..<100).map { k -> (rate: Double, loss: Double) in
+            let rate = pow(10, -4 + Double(k) * 0.05)
+            return (rate, pow(log10(rate) + 1, 2) + 1)
+        }
+        let r = Study.rangeFromTest(steps, floor: 1e-4)
+        let centre = (r.low * r.high).squareRoot()
+        #expect(centre >= 0.1 && centre <= 0.4, "\(r)")  // the average lags the rate: at or a little after the minimum
+        #expect(close(r.high / r.low, 100, relative: 1e-3))
+    }
+}
+
+@Suite struct CriticalBatchFitTests {
+    @Test("the fit recovers S_min and E_min from points of S = S_min (1 + B_noise/B) with 5 % noise")
+    func recovers() {
+        let (sMin, bNoise) = (400.0, 1000.0)
+        let batches = (4...16).map { pow(2, Double($0)) }
+        let exact = CriticalBatchFit.fit(batches.map { ($0, sMin * (1 + bNoise / $0)) })!
+        #expect(close(exact.minimumSteps, sMin, relative: 1e-9) && close(exact.minimumExamples, sMin * bNoise, relative: 1e-9))
+        var rng = Xoshiro256(seed: 42)
+        for trial in 0..<5 {
+            let noisy = batches.map { b -> (Double, Double) in
+                // Box–Muller: a normal variate of σ 0.05 as a relative error.
+                let u1 = Double.random(in: 1e-12..<1, using: &rng), u2 = Double.random(in: 0..<1, using: &rng)
+                let z = (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
+                return (b, sMin * (1 + bNoise / b) * exp(0.05 * z))
+            }
+            let fit = CriticalBatchFit.fit(noisy)!
+            #expect(close(fit.minimumSteps, sMin, relative: 0.15), "trial \(trial): S_min \(fit.minimumSteps)")
+            #expect(close(fit.minimumExamples, sMin * bNoise, relative: 0.15), "trial \(trial): E_min \(fit.minimumExamples)")
+            #expect(close(fit.criticalBatch, bNoise, relative: 0.25), "trial \(trial): B_crit \(fit.criticalBatch)")
+        }
+        #expect(CriticalBatchFit.fit([(32, 100)]) == nil)
+        // Steps that grow with the batch have no such model.
+        #expect(CriticalBatchFit.fit([(32, 100), (64, 120), (128, 150)]) == nil)
+    }
+}
+
+@Suite struct StudyConfigTests {
+    func message(_ yaml: String) -> String {
+        do {
+            _ = try StudyConfig.load(yaml: yaml, fileName: "study.yaml")
+            return "no error"
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test("the presets load, and a resolved study loads back as the same study")
+    func presets() throws {
+        for name in ["study-smoke", "study-batch-size", "study-optimizers"] {
+            let path = packageRoot.appendingPathComponent("configs/\(name).yaml").path
+            let c = try StudyConfig.load(yaml: String(contentsOfFile: path, encoding: .utf8), fileName: path)
+            #expect(try StudyConfig.load(yaml: c.resolvedYAML, fileName: "again.yaml") == c, "\(name)")
+        }
+        let all = try StudyConfig.load(yaml: "study: {optimizers: all, lr: [0.001, 0.1], momentum: [0.8, 0.99]}\n", fileName: "s.yaml")
+        #expect(all.variants.map(\.optimizer.kind) == OptimizerKind.allCases)
+        #expect(all.variants.allSatisfy { $0.rates == SearchRange(0.001, 0.1) })
+        #expect(all.variants.filter { $0.momentum != nil }.map(\.label) == ["momentum", "nesterov", "adam", "adamw", "nadam", "angulargrad"])
+    }
+
+    @Test("bad study blocks name the key, what was expected and what was found")
+    func errors() {
+        #expect(message("study: {lr: []}\n") == "study.yaml: study.lr: expected [low, high] with 0 < low ≤ high, found []")
+        #expect(message("study: {lr: [1, 0.1]}\n") == "study.yaml: study.lr: expected [low, high] with 0 < low ≤ high, found [1, 0.1]")
+        #expect(message("study: {optimizers: [{name: sgd, lr_range: [0, 1]}]}\n")
+                == "study.yaml: study.optimizers[0].lr_range: expected [low, high] with 0 < low ≤ high, found [0, 1]")
+        #expect(message("study: {trials: 0}\n") == "study.yaml: study.trials: expected an integer in 1...1000, found '0'")
+        #expect(message("study: {max_steps: 0}\n") == "study.yaml: study.max_steps: expected an integer in 1...2147483647, found '0'")
+        #expect(message("study: {target: val_accuracy}\n")
+                == "study.yaml: study.target: expected one of train_loss, test_loss, test_accuracy, found 'val_accuracy'")
+        #expect(message("study: {target: test_accuracy, target_value: 1.5}\n")
+                == "study.yaml: study.target_value: expected an accuracy in (0, 1), found '1.5'")
+        #expect(message("study: {target: test_loss, target_value: 0}\n") == "study.yaml: study.target_value: expected a loss > 0, found '0'")
+        #expect(message("study: {batches: [32, 0]}\n")
+                == "study.yaml: study.batches: expected a list of global batch sizes (integers ≥ 1 or full), like [32, 128, 1024, full], found '0'")
+        #expect(message("study: {momentum: [0.5, 1]}\n")
+                == "study.yaml: study.momentum: expected [low, high] with 0 < low ≤ high within (0, 1), found [0.5, 1]")
+        #expect(message("study: {trails: 4}\n") == "study.yaml: study.trails: expected a known key (did you mean 'study.trials'?), found an unknown key")
+    }
+}
+
+/// A small synthetic study: three batch sizes, four rates of SGD from slow to diverging.
+func studyConfig(in dir: URL, batches: String = "[16, 64, full]", extra: String = "") throws -> StudyConfig {
+    try StudyConfig.load(yaml: """
+        name: tiny
+        seed: 3
+        data: {source: synthetic, train_samples: 512, test_samples: 256, features: 16, classes: 3, noise: 2.5}
+        model: {hidden: [16]}
+        output: {dir: \(dir.path)}
+        study:
+          batches: \(batches)
+          trials: 4
+          target: test_accuracy
+          target_value: 0.7
+          max_steps: 300
+          max_epochs: 60
+          optimizers:
+            - {name: sgd, lr_range: [0.01, 30]}
+        \(extra)
+        """, fileName: "tiny.yaml")
+}
+
+@Suite("studies in one process", .serialized)
+struct StudyRunTests {
+    let quiet = Console(enabled: false, interactive: false)
+
+    @Test("trials trained together as replicas end on the same bits and steps as each trained alone; none is dropped")
+    func replicasMatchAlone() throws {
+        let dir = try temporaryDirectory("study")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var together = try studyConfig(in: dir.appendingPathComponent("together"))
+        together.base.name = "tiny"
+        let a = try Study(config: together, communicator: SingleProcessCommunicator(), console: quiet).run()
+        let alone = try studyConfig(in: dir.appendingPathComponent("alone"))
+        let b = try Study(config: alone, communicator: SingleProcessCommunicator(), together: 1, console: quiet).run()
+        #expect(a.count == 12 && b.count == 12)
+        func essentials(_ r: TrialRecord) -> String { "\(r.hash) \(r.learningRate) \(r.reached) \(r.diverged) \(r.steps ?? -1) \(r.stepsRun) \(r.finalHash)" }
+        #expect(a.map(essentials) == b.map(essentials))
+        #expect(a.contains { $0.reached } && a.contains { $0.diverged }, "\(a.map(essentials))")
+        // Each trial's run folder holds the hash study.csv records.
+        for r in a {
+            let hash = try String(contentsOf: dir.appendingPathComponent("together/tiny/\(r.folder)/final_hash"), encoding: .utf8)
+            #expect(hash.hasPrefix(r.finalHash), "\(r.folder)")
+        }
+        let csv = try readCSV(dir.appendingPathComponent("together/tiny/study.csv"))
+        #expect(csv.count == 12 && csv.filter { $0["reached"] == "false" }.allSatisfy { $0["steps_to_target"] == "" })
+        let best = try readCSV(dir.appendingPathComponent("together/tiny/best.csv"))
+        #expect(best.map { $0["batch"]! } == ["16", "64", "full"])
+        let html = try String(contentsOf: dir.appendingPathComponent("together/tiny/report.html"), encoding: .utf8)
+        #expect(html.contains("What the numbers say") && html.contains("steps_vs_batch.svg"))
+    }
+
+    @Test("a batch larger than the training set is refused before anything is written")
+    func batchTooLarge() throws {
+        let dir = try temporaryDirectory("study-bad")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let c = try studyConfig(in: dir, batches: "[16, 1024]")
+        #expect(throws: (any Error).self) { try Study(config: c, communicator: SingleProcessCommunicator(), console: quiet) }
+        do {
+            _ = try Study(config: c, communicator: SingleProcessCommunicator(), console: quiet)
+        } catch {
+            #expect("\(error)" == "config: study.batches: expected batch sizes from 1 (one sample per rank) to the training set's 512 "
+                    + "samples (full: the whole set), found 1024")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("tiny").path))
+    }
+}
