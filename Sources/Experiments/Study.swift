@@ -20,6 +20,8 @@ public final class Study {
     let together: Int
     /// Named points where a test acts on the trials (fault injection).
     let hooks: TrainingHooks?
+    /// Train only the groups of these batch sizes (a part of the study, as one Slurm array task runs it).
+    let only: [RunConfig.Batch]?
 
     /// One variant at one batch size: its trials share a search range and train together.
     public struct Group: Sendable {
@@ -43,9 +45,10 @@ public final class Study {
     /// Creates the study folder on rank 0, or continues in one that holds the same study; checks the batch sizes
     /// against the training set. Every failure is collective and comes before anything is written.
     public init(config: StudyConfig, communicator: Communicator, overwrite: Bool = false, together: Int = 64,
-                console: Console, hooks: TrainingHooks? = nil) throws {
+                only: [RunConfig.Batch]? = nil, console: Console, hooks: TrainingHooks? = nil) throws {
         self.config = config
         self.hooks = hooks
+        self.only = only
         self.communicator = communicator
         self.console = console
         self.together = together
@@ -60,18 +63,28 @@ public final class Study {
                         + "samples (full: the whole set)", found: "\(n)").description)
             }
         }
+        for b in only ?? [] where !config.batches.contains(b) {
+            throw AgreedFailure(description: "--batch: expected one of the study's batch sizes ("
+                                + config.batches.map(\.description).joined(separator: ", ") + "), found \(b)")
+        }
         let directory = directory, resolved = config.resolvedYAML
         try communicator.collectively {
             guard communicator.rank == 0 else { return }
             let saved = directory + "/config.yaml"
-            if !overwrite, let old = try? String(contentsOfFile: saved, encoding: .utf8) {
+            if overwrite { try Trainer.createRunDirectory(directory, overwrite: true) }
+            if let old = try? String(contentsOfFile: saved, encoding: .utf8) {
                 guard old == resolved else {
                     throw OutputError(path: directory, reason: "the folder holds another study (its config.yaml differs); "
                                       + "pass --overwrite to replace it, or choose another name with --set name=...")
                 }
                 return
             }
-            try Trainer.createRunDirectory(directory, overwrite: overwrite)
+            // Parts of one study may start together: each creates the folder if need be and writes the same config.
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw OutputError(path: directory, reason: error.localizedDescription)
+            }
             try writeAtomically(resolved, to: saved)
         }
     }
@@ -81,39 +94,53 @@ public final class Study {
         config.variants.flatMap { v in config.batches.map { Group(variant: v, batch: $0) } }
     }
 
-    /// Runs every trial not yet measured, rewriting `study.csv` after each launch of trials, then writes the
-    /// report. Returns every trial's record (on rank 0; other ranks hold what they computed).
+    /// Runs every trial not yet measured (of the batch sizes in `only`, when given), rewriting the record after each
+    /// launch of trials, then writes the report (not for a part: `report()` gathers the parts). Returns every
+    /// trial's record in plan order (on rank 0; other ranks hold what they computed).
     @discardableResult
     public func run() throws -> [TrialRecord] {
-        var records = try shared(file: "study.csv").map(TrialRecord.parse) ?? [:]
-        var ranges = try shared(file: "ranges.csv").map(Self.parseRanges) ?? [:]
-        var order: [String] = []
-        for group in groups {
+        var records = try sharedRecords()
+        var ranges = try sharedRanges()
+        for group in groups where only.map({ $0.contains(group.batch) }) ?? true {
             let range = try group.variant.rates ?? ranges[group.folder] ?? {
                 let r = try rangeTest(group)
                 ranges[group.folder] = r
-                try writeRanges(ranges)
+                try save(ranges)
                 return r
             }()
             let trials = self.trials(group, range: range)
-            order += trials.map(\.hash)
             let pending = trials.filter { records[$0.hash] == nil }
             if pending.isEmpty {
                 console.note("== \(group.label): \(trials.count) trials measured before")
                 continue
             }
-            for part in stride(from: 0, to: pending.count, by: together) {
-                let batch = Array(pending[part..<min(part + together, pending.count)])
-                for r in try train(batch, of: group, range: range) { records[r.hash] = r }
-                try write(order.compactMap { records[$0] } + records.values.filter { !order.contains($0.hash) }.sorted { $0.folder < $1.folder })
+            for start in stride(from: 0, to: pending.count, by: together) {
+                let launch = Array(pending[start..<min(start + together, pending.count)])
+                for r in try train(launch, of: group, range: range) { records[r.hash] = r }
+                try save(records)
             }
         }
-        let all = order.compactMap { records[$0] }
-        try write(all)
-        if communicator.rank == 0 {
-            try StudyReport(study: self, records: all, ranges: ranges).write()
+        try save(records)
+        if only == nil, communicator.rank == 0 {
+            try StudyReport(study: self, records: ordered(records), ranges: ranges).write()
         }
-        return all
+        return ordered(records)
+    }
+
+    /// Gathers what every part measured into `study.csv` and writes the report, training nothing.
+    public func report() throws {
+        let records = try sharedRecords()
+        try save(records)
+        if communicator.rank == 0 {
+            try StudyReport(study: self, records: ordered(records), ranges: try sharedRanges()).write()
+        }
+    }
+
+    /// The records in plan order: group by group, trial by trial (records of groups no longer planned last).
+    func ordered(_ records: [String: TrialRecord]) -> [TrialRecord] {
+        let folders = groups.map(\.folder)
+        func place(_ r: TrialRecord) -> Int { folders.firstIndex { r.folder.hasPrefix($0 + "/") } ?? folders.count }
+        return records.values.sorted { (place($0), $0.folder, $0.trial) < (place($1), $1.folder, $1.trial) }
     }
 
     // MARK: trials
@@ -235,23 +262,59 @@ public final class Study {
 
     // MARK: files
 
-    /// A file of the study folder as rank 0 reads it, on every rank; nil when it does not exist.
-    func shared(file: String) throws -> String? {
-        let text = communicator.rank == 0 ? (try? String(contentsOfFile: directory + "/" + file, encoding: .utf8)).map { "+" + $0 } ?? "-" : ""
-        let received = try communicator.broadcast(text: text)
-        return received.hasPrefix("+") ? String(received.dropFirst()) : nil
+    /// The files this launch writes its records and ranges into: the study's own, or a part's (one per set of
+    /// batch sizes, so that parts running at the same time never write the same file).
+    var partName: String? { only.map { "batch-" + $0.map(\.description).joined(separator: "-") } }
+    var recordsFile: String { partName.map { "parts/study-\($0).csv" } ?? "study.csv" }
+    var rangesFile: String { partName.map { "parts/ranges-\($0).csv" } ?? "ranges.csv" }
+
+    /// `study.csv` and every part's records, as rank 0 reads them, on every rank.
+    func sharedRecords() throws -> [String: TrialRecord] {
+        var merged: [String: TrialRecord] = [:]
+        for text in try shared(files: ["study.csv"] + partFiles(prefix: "study-")) { merged.merge(TrialRecord.parse(text)) { a, _ in a } }
+        return merged
     }
 
-    /// `study.csv`, rewritten whole (atomically) by rank 0.
-    func write(_ records: [TrialRecord]) throws {
-        guard communicator.rank == 0 else { return }
-        try writeAtomically(TrialRecord.csv(records), to: directory + "/study.csv")
+    /// `ranges.csv` and every part's ranges, as rank 0 reads them, on every rank.
+    func sharedRanges() throws -> [String: SearchRange] {
+        var merged: [String: SearchRange] = [:]
+        for text in try shared(files: ["ranges.csv"] + partFiles(prefix: "ranges-")) { merged.merge(Self.parseRanges(text)) { a, _ in a } }
+        return merged
     }
 
-    func writeRanges(_ ranges: [String: SearchRange]) throws {
+    /// The part files with this prefix (rank 0 looks; other ranks get an empty list, which `shared` ignores).
+    func partFiles(prefix: String) -> [String] {
+        guard communicator.rank == 0 else { return [] }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory + "/parts")) ?? []
+        return names.filter { $0.hasPrefix(prefix) && $0.hasSuffix(".csv") }.sorted().map { "parts/" + $0 }
+    }
+
+    /// The texts of files of the study folder as rank 0 reads them (those that exist), on every rank.
+    func shared(files: [String]) throws -> [String] {
+        let texts = communicator.rank == 0 ? files.compactMap { try? String(contentsOfFile: directory + "/" + $0, encoding: .utf8) } : []
+        let count = Int(try communicator.broadcast(text: "\(texts.count)"))!
+        return try (0..<count).map { try communicator.broadcast(text: communicator.rank == 0 ? texts[$0] : "") }
+    }
+
+    /// This launch's records (all of them, or its part's), rewritten whole and atomically by rank 0.
+    func save(_ records: [String: TrialRecord]) throws {
         guard communicator.rank == 0 else { return }
-        let lines = ["group,lr_low,lr_high"] + ranges.keys.sorted().map { "\(csvField($0)),\(ranges[$0]!.low),\(ranges[$0]!.high)" }
-        try writeAtomically(lines.joined(separator: "\n") + "\n", to: directory + "/ranges.csv")
+        let mine = ordered(records).filter { r in only.map { batches in batches.contains { r.batch == $0.description } } ?? true }
+        try makeParts()
+        try writeAtomically(TrialRecord.csv(mine), to: directory + "/" + recordsFile)
+    }
+
+    func save(_ ranges: [String: SearchRange]) throws {
+        guard communicator.rank == 0 else { return }
+        let mine = ranges.keys.sorted().filter { key in only.map { _ in groups.contains { $0.folder == key && only!.contains($0.batch) } } ?? true }
+        let lines = ["group,lr_low,lr_high"] + mine.map { "\(csvField($0)),\(ranges[$0]!.low),\(ranges[$0]!.high)" }
+        try makeParts()
+        try writeAtomically(lines.joined(separator: "\n") + "\n", to: directory + "/" + rangesFile)
+    }
+
+    private func makeParts() throws {
+        guard partName != nil else { return }
+        try FileManager.default.createDirectory(atPath: directory + "/parts", withIntermediateDirectories: true)
     }
 
     static func parseRanges(_ text: String) -> [String: SearchRange] {

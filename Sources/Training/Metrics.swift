@@ -110,13 +110,14 @@ public struct OutputError: Error, CustomStringConvertible, Sendable {
 }
 
 /// Writes `text` to `path` through a temporary file and a rename, so a reader sees the old file or the whole
-/// new one, never a part.
+/// new one, never a part. The temporary file is named after the process, so that two processes writing the same
+/// file (the parts of a study starting together) never rename each other's.
 public func writeAtomically(_ text: String, to path: String) throws {
     try writeAtomically(Data(text.utf8), to: path)
 }
 
 public func writeAtomically(_ data: Data, to path: String) throws {
-    let temporary = path + ".tmp"
+    let temporary = path + ".tmp\(getpid())"
     do {
         try data.write(to: URL(fileURLWithPath: temporary))
         guard rename(temporary, path) == 0 else { throw OutputError(path: path, errno: errno) }

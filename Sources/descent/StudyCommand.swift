@@ -26,6 +26,14 @@ struct StudyCommand: ParsableCommand {
     @Option(help: "At most this many trials train together as replicas on one data stream (1: each alone).")
     var together = 64
 
+    @Option(name: .customLong("batch"), help: ArgumentHelp(
+        "Train only this global batch size of the study (repeatable): a part, as one task of launch/study runs it. "
+            + "Its trials go to parts/ in the study folder; --report gathers the parts.", valueName: "B"))
+    var batches: [String] = []
+
+    @Flag(help: "Train nothing: gather study.csv and the parts' records, and write best.csv and the report.")
+    var report = false
+
     @Flag(help: "Start the study again in an existing folder, discarding what it measured.")
     var overwrite = false
 
@@ -41,8 +49,15 @@ struct StudyCommand: ParsableCommand {
             }
             let faults = try communicator.collectively { try FaultPlan.fromEnvironment() }
             let console = Console(enabled: communicator.rank == 0, style: progress)
-            try Study(config: c, communicator: communicator, overwrite: overwrite, together: max(1, together), console: console,
-                      hooks: faults).run()
+            let only = try batches.isEmpty ? nil : batches.map { word in
+                guard let b = RunConfig.Batch(word) else {
+                    throw AgreedFailure(description: "--batch: expected a global batch size (an integer ≥ 1 or full), found '\(word)'")
+                }
+                return b
+            }
+            let study = try Study(config: c, communicator: communicator, overwrite: overwrite, together: max(1, together), only: only,
+                                  console: console, hooks: faults)
+            if report { try study.report() } else { try study.run() }
         }
         MPICommunicator.finalize()
         if status != 0 { throw ExitCode(status) }
