@@ -34,6 +34,9 @@ struct StudyCommand: ParsableCommand {
     @Flag(help: "Train nothing: gather study.csv and the parts' records, and write best.csv and the report.")
     var report = false
 
+    @Flag(help: "Print the study folder and its batch sizes (`folder PATH`, then `batch B` per line), and exit.")
+    var plan = false
+
     @Flag(help: "Start the study again in an existing folder, discarding what it measured.")
     var overwrite = false
 
@@ -41,6 +44,16 @@ struct StudyCommand: ParsableCommand {
     var progress: Console.Style = .auto
 
     func run() throws {
+        if plan {
+            do {
+                let c = try StudyConfig.load(yaml: readConfigFile(config), fileName: config, overrides: overrides)
+                print("folder \(c.base.outputDirectory)/\(c.base.name)")
+                for b in c.batches { print("batch \(b)") }
+                return
+            } catch {
+                throw ValidationError("\(error)")
+            }
+        }
         let communicator = try watchedWorld()
         let status = onEveryRank(communicator) {
             try LaunchCheck.verify(on: communicator, environment: ProcessInfo.processInfo.environment)

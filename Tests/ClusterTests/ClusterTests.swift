@@ -180,6 +180,37 @@ struct SlurmTests {
     }
 }
 
+extension SlurmTests {
+    @Test("launch/study submits one job per batch size and a report job; the gathered study.csv is that of one mpirun launch")
+    func study() throws {
+        let dir = try temporaryDirectory("descent-study-slurm"), reference = try temporaryDirectory("descent-study-ref")
+        defer { for d in [dir, reference] { try? FileManager.default.removeItem(at: d) } }
+        let slurm = try LocalSlurm()
+        defer { slurm.stop() }
+        let exe = try #require(descentExecutable)
+        let r = try runScript("study", [try writeStudyConfig(in: dir).path], environment: slurm.environment.merging(["DESCENT": exe.path]) { $1 },
+                              directory: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("batch full: job ") && r.stdout.contains("batch 16: job "), "\(r.stdout)")
+        let report = try #require(r.stdout.split(separator: "\n").first { $0.hasPrefix("report: job ") })
+        let job = String(report.dropFirst("report: job ".count).prefix { $0.isNumber })
+        let folder = dir.appendingPathComponent("runs/tiny")
+        let end = try slurm.wait(for: job, watching: [folder])
+        #expect(end["JobState"] == "COMPLETED", "\(end) \((try? String(contentsOf: folder.appendingPathComponent("report.out"), encoding: .utf8)) ?? "")")
+        for file in ["parts/study-batch-full.csv", "parts/study-batch-16.csv", "best.csv", "report.html", "part-16.out"] {
+            #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent(file).path), "\(file) is missing")
+        }
+        let local = try runDescent(ranks: 2, ["study", "--config", try writeStudyConfig(in: reference).path, "--progress", "off"],
+                                   directory: reference)
+        try #require(local.status == 0, "\(local.stderr)")
+        func table(_ d: URL) throws -> [[String: String]] {
+            try readCSV(d.appendingPathComponent("runs/tiny/study.csv")).map { $0.filter { !["seconds_to_target", "train_s"].contains($0.key) } }
+        }
+        #expect(try table(dir).count == 8)
+        #expect(try table(dir) == table(reference))
+    }
+}
+
 /// Hosts made of network namespaces (launch/local-hosts), removed by `stop()`.
 struct LocalHosts {
     let dir: URL

@@ -116,3 +116,24 @@ public func pixelCount(_ image: PNGImage, near hex: String, tolerance: Int = 48)
     return n
 }
 
+/// A small synthetic study whose first group (full batch, at most 60 steps) ends before its second reaches step 100.
+public func writeStudyConfig(in dir: URL) throws -> URL {
+    let url = dir.appendingPathComponent("study.yaml")
+    try """
+    name: tiny
+    seed: 3
+    data: {source: synthetic, train_samples: 512, test_samples: 256, features: 16, classes: 3, noise: 2.5}
+    model: {hidden: [16]}
+    output: {dir: runs}
+    study:
+      batches: [full, 16]
+      trials: 4
+      target: test_accuracy
+      target_value: 0.7
+      max_steps: 300
+      max_epochs: 60
+      optimizers:
+        - {name: sgd, lr_range: [0.01, 30]}
+    """.write(to: url, atomically: true, encoding: .utf8)
+    return url
+}
