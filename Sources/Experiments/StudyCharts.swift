@@ -39,8 +39,10 @@ struct StudyCharts {
                 .map { SIMD2(Double($0.batchSamples), Double(examples ? $0.best.examples! : $0.best.steps!)) }
             guard let first = points.first, let last = points.last else { continue }
             chart.series.append(Series(label: f.variant, points: points, style: style, dots: true))
-            let ends = [first.x, last.x]
-            let perfect = ends.map { b in SIMD2(b, examples ? first.y : first.y * first.x / b) }
+            // The perfect-scaling line, down to half the fewest steps measured (further it would only stretch the axis).
+            let floor = points.map(\.y).min()! / 2
+            let end = examples ? last.x : min(last.x, first.x * first.y / floor)
+            let perfect = [first.x, end].map { b in SIMD2(b, examples ? first.y : first.y * first.x / b) }
             chart.series.append(Series(label: "\(f.variant): perfect scaling", points: perfect,
                                        style: SeriesStyle(colour: style.colour, dash: "6 4"), lineWidth: 1))
             if let fit = f.fit {
@@ -56,19 +58,23 @@ struct StudyCharts {
     }
 
     /// Every trial's steps to the target against its rate, one line per group; trials that did not reach it are
-    /// drawn at their budget in grey.
+    /// drawn at their group's budget, in light grey (the budget ran out) or dark grey (diverged).
     func trialsByRate() -> Chart {
         var chart = Chart(title: "steps to \(config.target.text) of every trial against its learning rate",
-                          subtitle: "how sensitive each variant is to its rate; grey: not reached within the budget (drawn at the budget)",
+                          subtitle: "how sensitive each variant is to its rate; trials that did not reach the target are drawn at their budget",
                           x: Axis("learning rate (log)", scale: .log), y: Axis("steps to the target (log)", scale: .log))
         for (k, b) in bests.enumerated() {
             let points = b.trials.filter(\.reached).sorted { $0.learningRate < $1.learningRate }
                 .map { SIMD2($0.learningRate, Double($0.steps!)) }
             chart.series.append(Series(label: b.group.label, points: points, style: Palette.style(k), dots: true))
         }
-        let missed = bests.flatMap(\.trials).filter { !$0.reached }.map { SIMD2($0.learningRate, Double(max($0.stepsRun, 1))) }
-        if !missed.isEmpty {
-            chart.series.append(Series(label: "not reached", points: missed, style: SeriesStyle(colour: "#9A9A9A"), lineWidth: 0, dots: true))
+        for (diverged, label, colour) in [(false, "budget ran out", "#B0B0B0"), (true, "diverged", "#505050")] {
+            let missed = bests.flatMap { b in
+                b.trials.filter { !$0.reached && $0.diverged == diverged }.map { SIMD2($0.learningRate, Double(report.study.budget(b.group.batch))) }
+            }
+            if !missed.isEmpty {
+                chart.series.append(Series(label: label, points: missed, style: SeriesStyle(colour: colour), lineWidth: 0, dots: true))
+            }
         }
         return chart
     }
@@ -88,14 +94,19 @@ struct StudyCharts {
             }
             chart.series.append(Series(label: "\(b.group.label), lr \(shortNumber(b.best.learningRate))", points: points, style: Palette.style(k)))
         }
+        let steps = chart.series.flatMap { $0.points.map(\.x) }
+        if let last = steps.max() {
+            chart.series.append(Series(label: "target \(shortNumber(config.target.value))", points: [SIMD2(1, config.target.value),
+                                       SIMD2(max(last, 2), config.target.value)], style: SeriesStyle(colour: "#9A9A9A", dash: "6 4"), lineWidth: 1))
+        }
         return chart
     }
 
     /// The range tests' smoothed-free batch loss against the rate, with the chosen ranges in the legend.
     func rangeTests() -> Chart? {
         guard !report.ranges.isEmpty else { return nil }
-        var chart = Chart(title: "learning-rate range tests", subtitle: "the mini-batch loss as the rate grows geometrically; "
-                          + "each search range spans a decade either side of the rate of the smoothed loss's minimum",
+        var chart = Chart(title: "learning-rate range tests",
+                          subtitle: "the mini-batch loss as the rate grows; each range: a decade either side of the smoothed minimum",
                           x: Axis("learning rate (log)", scale: .log), y: Axis("mini-batch loss (log)", scale: .log))
         for (k, b) in bests.enumerated() {
             guard let range = report.ranges[b.group.folder] else { continue }
