@@ -30,12 +30,14 @@ struct ConfigTests {
         #expect(files.count >= 3)
         for f in files {
             let text = try String(contentsOf: dir.appendingPathComponent(f), encoding: .utf8)
-            // path-*.yaml are the optimizer lab's presets, configs with a compare: block comparisons; the others
-            // are training configs.
+            // path-*.yaml are the optimizer lab's presets, configs with a compare: or study: block comparisons and
+            // studies; the others are training configs.
             if f.hasPrefix("path-") {
                 _ = try PathConfig.load(yaml: text, fileName: f)
             } else if text.contains("\ncompare:") {
                 _ = try CompareConfig.load(yaml: text, fileName: f)
+            } else if text.contains("\nstudy:") {
+                _ = try StudyConfig.load(yaml: text, fileName: f)
             } else {
                 _ = try RunConfig.load(yaml: text, fileName: f)
             }
