@@ -51,7 +51,8 @@ struct StudyCommand: ParsableCommand {
                 for b in c.batches { print("batch \(b)") }
                 return
             } catch {
-                throw ValidationError("\(error)")
+                report("\(error)", rank: nil, of: 1)
+                throw ExitCode(1)
             }
         }
         let communicator = try watchedWorld()
