@@ -31,8 +31,8 @@ struct StudyCommand: ParsableCommand {
             + "Its trials go to parts/ in the study folder; --report gathers the parts.", valueName: "B"))
     var batches: [String] = []
 
-    @Flag(help: "Train nothing: gather study.csv and the parts' records, and write best.csv and the report.")
-    var report = false
+    @Flag(name: .customLong("report"), help: "Train nothing: gather study.csv and the parts' records, and write best.csv and the report.")
+    var reportOnly = false
 
     @Flag(help: "Print the study folder and its batch sizes (`folder PATH`, then `batch B` per line), and exit.")
     var plan = false
@@ -71,7 +71,7 @@ struct StudyCommand: ParsableCommand {
             }
             let study = try Study(config: c, communicator: communicator, overwrite: overwrite, together: max(1, together), only: only,
                                   console: console, hooks: faults)
-            if report { try study.report() } else { try study.run() }
+            if reportOnly { try study.report() } else { try study.run() }
         }
         MPICommunicator.finalize()
         if status != 0 { throw ExitCode(status) }
