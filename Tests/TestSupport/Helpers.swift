@@ -116,17 +116,16 @@ public func pixelCount(_ image: PNGImage, near hex: String, tolerance: Int = 48)
     return n
 }
 
-/// A small synthetic study whose first group (full batch, at most 60 steps) ends before its second reaches step 100.
-public func writeStudyConfig(in dir: URL) throws -> URL {
-    let url = dir.appendingPathComponent("study.yaml")
-    try """
+/// A small synthetic study: four rates of SGD, from slow to diverging, at each of `batches`, written into `output`.
+public func tinyStudyYAML(output: String, batches: String) -> String {
+    """
     name: tiny
     seed: 3
     data: {source: synthetic, train_samples: 512, test_samples: 256, features: 16, classes: 3, noise: 2.5}
     model: {hidden: [16]}
-    output: {dir: runs}
+    output: {dir: \(output)}
     study:
-      batches: [full, 16]
+      batches: \(batches)
       trials: 4
       target: test_accuracy
       target_value: 0.7
@@ -134,6 +133,13 @@ public func writeStudyConfig(in dir: URL) throws -> URL {
       max_epochs: 60
       optimizers:
         - {name: sgd, lr_range: [0.01, 30]}
-    """.write(to: url, atomically: true, encoding: .utf8)
+
+    """
+}
+
+/// The tiny study as a file whose first group (full batch, at most 60 steps) ends before its second reaches step 100.
+public func writeStudyConfig(in dir: URL) throws -> URL {
+    let url = dir.appendingPathComponent("study.yaml")
+    try tinyStudyYAML(output: "runs", batches: "[full, 16]").write(to: url, atomically: true, encoding: .utf8)
     return url
 }

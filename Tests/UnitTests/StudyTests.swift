@@ -141,25 +141,9 @@ import Optimizers
     }
 }
 
-/// A small synthetic study: three batch sizes, four rates of SGD from slow to diverging.
-func studyConfig(in dir: URL, batches: String = "[16, 64, full]", extra: String = "") throws -> StudyConfig {
-    try StudyConfig.load(yaml: """
-        name: tiny
-        seed: 3
-        data: {source: synthetic, train_samples: 512, test_samples: 256, features: 16, classes: 3, noise: 2.5}
-        model: {hidden: [16]}
-        output: {dir: \(dir.path)}
-        study:
-          batches: \(batches)
-          trials: 4
-          target: test_accuracy
-          target_value: 0.7
-          max_steps: 300
-          max_epochs: 60
-          optimizers:
-            - {name: sgd, lr_range: [0.01, 30]}
-        \(extra)
-        """, fileName: "tiny.yaml")
+/// The tiny study at three batch sizes, written into `dir`.
+func studyConfig(in dir: URL, batches: String = "[16, 64, full]") throws -> StudyConfig {
+    try StudyConfig.load(yaml: tinyStudyYAML(output: dir.path, batches: batches), fileName: "tiny.yaml")
 }
 
 @Suite("studies in one process", .serialized)
@@ -170,8 +154,7 @@ struct StudyRunTests {
     func replicasMatchAlone() throws {
         let dir = try temporaryDirectory("study")
         defer { try? FileManager.default.removeItem(at: dir) }
-        var together = try studyConfig(in: dir.appendingPathComponent("together"))
-        together.base.name = "tiny"
+        let together = try studyConfig(in: dir.appendingPathComponent("together"))
         let a = try Study(config: together, communicator: SingleProcessCommunicator(), console: quiet).run()
         let alone = try studyConfig(in: dir.appendingPathComponent("alone"))
         let b = try Study(config: alone, communicator: SingleProcessCommunicator(), together: 1, console: quiet).run()
