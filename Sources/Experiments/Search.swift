@@ -38,12 +38,13 @@ public enum SearchPlan {
         }
     }
 
-    /// The value at `u` ∈ [0, 1] of a log-uniform range, rounded to 4 significant digits (so that rates print and
-    /// read back exactly).
+    /// The value at `u` ∈ [0, 1] of a log-uniform range, rounded to 4 significant digits.
     static func logUniform(_ u: Double, _ r: SearchRange) -> Double {
-        let v = exp(log(r.low) + u * (log(r.high) - log(r.low)))
-        return Double(String(format: "%.4g", v))!
+        rounded(exp(log(r.low) + u * (log(r.high) - log(r.low))))
     }
+
+    /// A searched value rounded to 4 significant digits, so that it prints and reads back exactly.
+    static func rounded(_ v: Double) -> Double { Double(String(format: "%.4g", v))! }
 }
 
 /// A Halton sequence in one base with its digits scrambled: digit position j is mapped through its own random

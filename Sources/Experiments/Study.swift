@@ -101,7 +101,7 @@ public final class Study {
     public func run() throws -> [TrialRecord] {
         var records = try sharedRecords()
         var ranges = try sharedRanges()
-        for group in groups where only.map({ $0.contains(group.batch) }) ?? true {
+        for group in groups where inPart(group.batch) {
             let range = try group.variant.rates ?? ranges[group.folder] ?? {
                 let r = try rangeTest(group)
                 ranges[group.folder] = r
@@ -256,14 +256,15 @@ public final class Study {
             let smoothed = average / (1 - pow(0.9, Double(k + 1)))
             if smoothed < best.loss { best = (s.rate, smoothed) }
         }
-        func rounded(_ v: Double) -> Double { Double(String(format: "%.4g", v))! }
-        return SearchRange(max(floor, rounded(best.rate / 10)), rounded(best.rate * 10))
+        return SearchRange(max(floor, SearchPlan.rounded(best.rate / 10)), SearchPlan.rounded(best.rate * 10))
     }
 
     // MARK: files
 
     /// The files this launch writes its records and ranges into: the study's own, or a part's (one per set of
     /// batch sizes, so that parts running at the same time never write the same file).
+    /// Whether this launch trains the batch size `batch` (every one, unless it is a part).
+    func inPart(_ batch: RunConfig.Batch) -> Bool { only?.contains(batch) ?? true }
     var partName: String? { only.map { "batch-" + $0.map(\.description).joined(separator: "-") } }
     var recordsFile: String { partName.map { "parts/study-\($0).csv" } ?? "study.csv" }
     var rangesFile: String { partName.map { "parts/ranges-\($0).csv" } ?? "ranges.csv" }
@@ -299,14 +300,14 @@ public final class Study {
     /// This launch's records (all of them, or its part's), rewritten whole and atomically by rank 0.
     func save(_ records: [String: TrialRecord]) throws {
         guard communicator.rank == 0 else { return }
-        let mine = ordered(records).filter { r in only.map { batches in batches.contains { r.batch == $0.description } } ?? true }
+        let mine = ordered(records).filter { r in only == nil || RunConfig.Batch(r.batch).map(inPart) == true }
         try makeParts()
         try writeAtomically(TrialRecord.csv(mine), to: directory + "/" + recordsFile)
     }
 
     func save(_ ranges: [String: SearchRange]) throws {
         guard communicator.rank == 0 else { return }
-        let mine = ranges.keys.sorted().filter { key in only.map { _ in groups.contains { $0.folder == key && only!.contains($0.batch) } } ?? true }
+        let mine = ranges.keys.sorted().filter { key in only == nil || groups.contains { $0.folder == key && inPart($0.batch) } }
         let lines = ["group,lr_low,lr_high"] + mine.map { "\(csvField($0)),\(ranges[$0]!.low),\(ranges[$0]!.high)" }
         try makeParts()
         try writeAtomically(lines.joined(separator: "\n") + "\n", to: directory + "/" + rangesFile)
