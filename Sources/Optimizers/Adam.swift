@@ -1,5 +1,5 @@
 // Adam and AdamW exactly as torch.optim.Adam / AdamW (reference/optimizers.md, "Adam", "AdamW"), AMSGrad as
-// PyTorch's code does it, and the two textbook forms of seeds 003 and 004 as variants.
+// PyTorch's code does it, and the textbook forms (seeds 003 and 004, the Adam paper) as variants.
 import Foundation
 import Numerics
 
@@ -15,12 +15,18 @@ import Numerics
 /// no-bias-correction:  θ ← θ − γ m / (√v̄ + ε)                     (MLX's default; seed 003 shows both)
 /// kingma-ba:           θ ← θ − (γ√c2/c1) m / (√v̄ + ε)             (the paper's step-size form, as the
 ///                                                                   'Deep Learning from Scratch' code does it)
+/// eps-inside-sqrt:     θ ← θ − (γ/c1) m / √(v̄/c2 + ε)             (seed 004: η m̂ / √(v̂ + ε))
+/// eps-inside-sqrt-no-bias-correction:
+///                      θ ← θ − γ m / √(v̄ + ε)                      (seed 003: V / √(S + ε))
 /// ```
+/// Each form runs its own specialised loop (`Denominator`), so the forms cost nothing in each other's loop.
 public final class Adam: BufferedOptimizer {
     public enum Form: String, Sendable, CaseIterable {
         case torch
         case noBiasCorrection = "no-bias-correction"
         case kingmaBa = "kingma-ba"
+        case epsInsideSqrt = "eps-inside-sqrt"
+        case epsInsideSqrtNoBiasCorrection = "eps-inside-sqrt-no-bias-correction"
     }
 
     public let name: String
@@ -45,19 +51,27 @@ public final class Adam: BufferedOptimizer {
         stepCount += 1
         let h = settings, t = Double(stepCount)
         let c1 = 1 - pow(h.beta1, t), c2 = 1 - pow(h.beta2, t)
-        // θ ← θ − a·m / (√v̄·b + ε) covers all three forms.
-        let a: Float, b: Float
+        // θ ← θ − a·m / d(v̄): with b = 1/√c2 (torch), 1/c2 (ε inside, corrected) or 1 (the others).
+        let lr = learningRate
         switch form {
-        case .torch: (a, b) = (Float(learningRate / c1), Float(1 / c2.squareRoot()))
-        case .noBiasCorrection: (a, b) = (Float(learningRate), 1)
-        case .kingmaBa: (a, b) = (Float(learningRate * c2.squareRoot() / c1), 1)
+        case .torch: run(ScaledRoot.self, a: Float(lr / c1), b: Float(1 / c2.squareRoot()), parameters, gradient, count)
+        case .noBiasCorrection: run(Root.self, a: Float(lr), b: 1, parameters, gradient, count)
+        case .kingmaBa: run(Root.self, a: Float(lr * c2.squareRoot() / c1), b: 1, parameters, gradient, count)
+        case .epsInsideSqrt: run(RootOfSum.self, a: Float(lr / c1), b: Float(1 / c2), parameters, gradient, count)
+        case .epsInsideSqrtNoBiasCorrection: run(RootOfSum.self, a: Float(lr), b: 1, parameters, gradient, count)
         }
+    }
+
+    /// One pass of the update with the denominator `D`: a separate specialisation per form.
+    private func run<D: Denominator>(_: D.Type, a: Float, b: Float, _ parameters: UnsafeMutablePointer<Float>,
+                                     _ gradient: UnsafePointer<Float>, _ count: Int) {
+        let h = settings
         let β1 = Float(h.beta1), β2 = Float(h.beta2), ε = Float(h.eps)
         let cβ2 = Float(1 - h.beta2)  // 1 − β2 rounded once from Double, as torch does
         let cβ1 = Float(1 - h.beta1)  // 1 − β1 rounded once from Double, as torch does
         let coupled = h.decoupledWeightDecay ? 0 : Float(h.weightDecay)
         let shrink = h.decoupledWeightDecay ? Float(1 - learningRate * h.weightDecay) : 1
-        let amsgrad = h.amsgrad, torchForm = form == .torch
+        let amsgrad = h.amsgrad
         @inline(__always)  // a local function, not a closure: always inlined into the loop
         func body(_ θ: inout F8, _ g: F8, _ m: inout F8, _ v: inout F8, _ vmax: inout F8, _: inout F8) {
             θ = θ * shrink
@@ -69,10 +83,29 @@ public final class Adam: BufferedOptimizer {
                 vmax = vmax.replacing(with: v, where: v .> vmax)
                 v̄ = vmax
             }
-            let d = torchForm ? v̄.squareRoot() * b + ε : v̄.squareRoot() + ε
-            θ = θ - a * m / d
+            θ = θ - a * m / D.of(v̄, b, ε)
         }
         forEachLane(count: count, parameters: parameters, gradient: gradient,
                     buffers[.expAvg], buffers[.expAvgSq], buffers[.maxExpAvgSq], body: body)
     }
+}
+
+/// The denominator of Adam's step, from v̄, a scale b and ε.
+protocol Denominator {
+    static func of(_ v̄: F8, _ b: Float, _ ε: Float) -> F8
+}
+
+/// √v̄·b + ε (torch).
+enum ScaledRoot: Denominator {
+    @inline(__always) static func of(_ v̄: F8, _ b: Float, _ ε: Float) -> F8 { v̄.squareRoot() * b + ε }
+}
+
+/// √v̄ + ε (no bias correction, kingma-ba; b is 1 and unused).
+enum Root: Denominator {
+    @inline(__always) static func of(_ v̄: F8, _: Float, _ ε: Float) -> F8 { v̄.squareRoot() + ε }
+}
+
+/// √(v̄·b + ε) (ε inside the root).
+enum RootOfSum: Denominator {
+    @inline(__always) static func of(_ v̄: F8, _ b: Float, _ ε: Float) -> F8 { (v̄ * b + ε).squareRoot() }
 }

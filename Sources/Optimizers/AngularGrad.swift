@@ -1,5 +1,5 @@
-// AngularGrad (Roy et al., 2021), the cos and tan forms of the authors' code (mhaut/AngularGrad), applied per
-// element (reference/optimizers.md, "AngularGrad").
+// AngularGrad (Roy et al., 2021), the cos and tan forms of the authors' code (mhaut/AngularGrad) and of the
+// paper's description, applied per element (reference/optimizers.md, "AngularGrad").
 import Foundation
 import Numerics
 
@@ -21,10 +21,21 @@ import Numerics
 /// and φ changes only where two consecutive gradients are exactly equal (A = 0): there the cos form's φ
 /// becomes tanh(1)/2 + 1/2 ≈ 0.881 and the tan form's stays 1/2. Because A ≤ 0 exactly when tan A ≤ 0,
 /// this keeps φ instead of A_min and the stored term: four buffers (m, v, p, φ) instead of the code's six.
-/// (The two differ only after a gradient has already turned NaN.)
+/// (The two differ only after a gradient has already turned NaN.) So the authors' code runs as Adam at half the
+/// rate (φ = 1/2) wherever consecutive gradients differ.
+///
+/// The paper's description (variants `paper-cos`, `paper-tan`) takes the minimum over the real angles between
+/// successive gradients: A_min ← min(A_min, A) with A_min starting at +∞ (so after step 1 it is step 1's angle),
+/// and φ ← tanh(|cos A_min|)/2 + 1/2 or tanh(|tan A_min|)/2 + 1/2 with the angle in radians. Since A = atan τ
+/// with τ = |(p − g)/(1 + p·g)| ≥ 0 and atan is increasing, the state is τ_min = tan A_min, and
+/// cos A_min = 1/√(1 + τ_min²): buffers m, v, p and τ_min.
 public final class AngularGrad: BufferedOptimizer {
     public enum Form: String, Sendable, CaseIterable {
         case cos, tan
+        case paperCos = "paper-cos"
+        case paperTan = "paper-tan"
+
+        var isPaper: Bool { self == .paperCos || self == .paperTan }
     }
 
     public let name = "angulargrad"
@@ -39,8 +50,13 @@ public final class AngularGrad: BufferedOptimizer {
         self.settings = settings
         form = Form(rawValue: settings.variant)!
         learningRate = settings.learningRate
-        buffers = StateBuffers([.expAvg, .expAvgSq, .previousGrad, .angularCoeff], count: parameterCount)
-        buffers.fill(.angularCoeff, with: Self.coefficient(0))
+        if form.isPaper {
+            buffers = StateBuffers([.expAvg, .expAvgSq, .previousGrad, .minimumTangent], count: parameterCount)
+            buffers.fill(.minimumTangent, with: .infinity)
+        } else {
+            buffers = StateBuffers([.expAvg, .expAvgSq, .previousGrad, .angularCoeff], count: parameterCount)
+            buffers.fill(.angularCoeff, with: Self.coefficient(0))
+        }
     }
 
     /// φ = tanh(|term|)/2 + 1/2
@@ -51,6 +67,17 @@ public final class AngularGrad: BufferedOptimizer {
         stepCount += 1
         let h = settings, t = Double(stepCount)
         let stepSize = Float(learningRate * (1 - pow(h.beta2, t)).squareRoot() / (1 - pow(h.beta1, t)))
+        if form.isPaper {
+            paperUpdate(stepSize, parameters, gradient, count)
+        } else {
+            authorsUpdate(stepSize, parameters, gradient, count)
+        }
+    }
+
+    /// The authors' code: φ replaced only where A ≤ A_min = 0.
+    private func authorsUpdate(_ stepSize: Float, _ parameters: UnsafeMutablePointer<Float>,
+                               _ gradient: UnsafePointer<Float>, _ count: Int) {
+        let h = settings
         let β1 = Float(h.beta1), β2 = Float(h.beta2), ε = Float(h.eps), λ = Float(h.weightDecay)
         let cβ2 = Float(1 - h.beta2)  // 1 − β2 rounded once from Double, as torch does
         let cβ1 = Float(1 - h.beta1)  // 1 − β1 rounded once from Double, as torch does
@@ -70,5 +97,31 @@ public final class AngularGrad: BufferedOptimizer {
         }
         forEachLane(count: count, parameters: parameters, gradient: gradient, buffers[.expAvg],
                     buffers[.expAvgSq], buffers[.previousGrad], buffers[.angularCoeff], body: body)
+    }
+
+    /// The paper's description: the running minimum of the real angles.
+    private func paperUpdate(_ stepSize: Float, _ parameters: UnsafeMutablePointer<Float>,
+                             _ gradient: UnsafePointer<Float>, _ count: Int) {
+        let h = settings
+        let β1 = Float(h.beta1), β2 = Float(h.beta2), ε = Float(h.eps), λ = Float(h.weightDecay)
+        let cβ2 = Float(1 - h.beta2)  // 1 − β2 rounded once from Double, as torch does
+        let cβ1 = Float(1 - h.beta1)  // 1 − β1 rounded once from Double, as torch does
+        let cosine = form == .paperCos
+        @inline(__always)
+        func body(_ θ: inout F8, _ g: F8, _ m: inout F8, _ v: inout F8, _ p: inout F8, _ τmin: inout F8) {
+            let g = g + λ * θ
+            m = β1 * m + cβ1 * g
+            v = β2 * v + cβ2 * g * g
+            let q = (p - g) / (1 + p * g)
+            let τ = q.replacing(with: -q, where: q .< 0)
+            τmin = τmin.replacing(with: τ, where: τ .< τmin)
+            let term = cosine ? 1 / (1 + τmin * τmin).squareRoot() : τmin
+            var φ = F8()
+            for k in 0..<8 { φ[k] = Self.coefficient(term[k]) }
+            p = g
+            θ = θ - stepSize * (m * φ) / (v.squareRoot() + ε)
+        }
+        forEachLane(count: count, parameters: parameters, gradient: gradient, buffers[.expAvg],
+                    buffers[.expAvgSq], buffers[.previousGrad], buffers[.minimumTangent], body: body)
     }
 }

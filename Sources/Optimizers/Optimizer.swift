@@ -62,6 +62,7 @@ public enum StateBuffer: String, CaseIterable, Sendable {
     case sum
     case previousGrad = "previous_grad"
     case angularCoeff = "angular_coeff"
+    case minimumTangent = "minimum_tangent"
 }
 
 /// The element-wise state of an optimizer: a fixed list of named buffers, each as long as the parameters,

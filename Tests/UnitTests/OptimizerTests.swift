@@ -98,6 +98,8 @@ func referenceStep(_ s: OptimizerSettings) -> ReferenceStep {
                 switch s.variant {
                 case "no-bias-correction": θ[i] -= γ * m[i] / (v̄.squareRoot() + ε)
                 case "kingma-ba": θ[i] -= γ * c2.squareRoot() / c1 * m[i] / (v̄.squareRoot() + ε)
+                case "eps-inside-sqrt": θ[i] -= γ * (m[i] / c1) / (v̄ / c2 + ε).squareRoot()
+                case "eps-inside-sqrt-no-bias-correction": θ[i] -= γ * m[i] / (v̄ + ε).squareRoot()
                 default: θ[i] -= γ * (m[i] / c1) / (v̄.squareRoot() / c2.squareRoot() + ε)
                 }
             }
@@ -117,6 +119,24 @@ func referenceStep(_ s: OptimizerSettings) -> ReferenceStep {
                 θ[i] -= γ * m̂ / ((v[i] / (1 - pow(β2, Double(t)))).squareRoot() + ε)
             }
             state["m"] = m; state["v"] = v
+        }
+    case .angulargrad where s.variant.hasPrefix("paper"):
+        // The paper's description, element by element: the running minimum of the real angles, in radians.
+        return { θ, gradient, t, state in
+            var m = state["m"] ?? zeros(θ.count), v = state["v"] ?? zeros(θ.count), p = state["p"] ?? zeros(θ.count)
+            var minimum = state["min"] ?? [Double](repeating: .infinity, count: θ.count)
+            let stepSize = γ * (1 - pow(β2, Double(t))).squareRoot() / (1 - pow(β1, Double(t)))
+            for i in θ.indices {
+                let g = gradient[i] + λ * θ[i]
+                m[i] = β1 * m[i] + (1 - β1) * g
+                v[i] = β2 * v[i] + (1 - β2) * g * g
+                minimum[i] = min(minimum[i], atan(abs((p[i] - g) / (1 + p[i] * g))))
+                let term = s.variant == "paper-tan" ? tan(minimum[i]) : cos(minimum[i])
+                let coefficient = tanh(abs(term)) * 0.5 + 0.5
+                p[i] = g
+                θ[i] -= stepSize * m[i] * coefficient / (v[i].squareRoot() + ε)
+            }
+            state["m"] = m; state["v"] = v; state["p"] = p; state["min"] = minimum
         }
     case .angulargrad:
         // The authors' update, element by element, with their running minimum and stored term.
@@ -193,9 +213,15 @@ let optimizerCases: [OptimizerCase] = [
     OptimizerCase(.adam) { $0.variant = "no-bias-correction" },
     OptimizerCase(.adam) { $0.variant = "kingma-ba" },
     OptimizerCase(.adam, "amsgrad") { $0.variant = "kingma-ba"; $0.amsgrad = true },
+    OptimizerCase(.adam, "ε 1e-4") { $0.variant = "eps-inside-sqrt"; $0.eps = 1e-4 },
+    OptimizerCase(.adam, "amsgrad, weight decay 0.1") { $0.variant = "eps-inside-sqrt"; $0.amsgrad = true; $0.weightDecay = 0.1 },
+    OptimizerCase(.adam, "ε 1e-4") { $0.variant = "eps-inside-sqrt-no-bias-correction"; $0.eps = 1e-4 },
+    OptimizerCase(.adam) { $0.variant = "eps-inside-sqrt-no-bias-correction" },
     OptimizerCase(.adamw),
     OptimizerCase(.adamw, "amsgrad, weight decay 0.5, lr 0.1") { $0.amsgrad = true; $0.weightDecay = 0.5; $0.learningRate = 0.1 },
     OptimizerCase(.adamw) { $0.variant = "no-bias-correction" },
+    OptimizerCase(.adamw, "weight decay 0.5") { $0.variant = "eps-inside-sqrt"; $0.weightDecay = 0.5 },
+    OptimizerCase(.adamw) { $0.variant = "eps-inside-sqrt-no-bias-correction" },
     OptimizerCase(.nadam),
     OptimizerCase(.nadam, "momentum decay 0.05, weight decay 0.1, lr 0.02") {
         $0.momentumDecay = 0.05; $0.weightDecay = 0.1; $0.learningRate = 0.02
@@ -203,6 +229,9 @@ let optimizerCases: [OptimizerCase] = [
     OptimizerCase(.angulargrad),
     OptimizerCase(.angulargrad) { $0.variant = "tan" },
     OptimizerCase(.angulargrad, "weight decay 0.1, lr 0.05") { $0.weightDecay = 0.1; $0.learningRate = 0.05 },
+    OptimizerCase(.angulargrad) { $0.variant = "paper-cos" },
+    OptimizerCase(.angulargrad) { $0.variant = "paper-tan" },
+    OptimizerCase(.angulargrad, "weight decay 0.1, lr 0.05") { $0.variant = "paper-cos"; $0.weightDecay = 0.1; $0.learningRate = 0.05 },
 ]
 
 /// Gradient t for parameter i: a smooth pattern with scales from 1e-6 to 1e3 (tiny and huge gradients),
@@ -292,6 +321,7 @@ struct OptimizerReferenceTests {
         (OptimizerCase(.adamw), ["exp_avg", "exp_avg_sq"]),
         (OptimizerCase(.nadam), ["exp_avg", "exp_avg_sq"]),
         (OptimizerCase(.angulargrad), ["exp_avg", "exp_avg_sq", "previous_grad", "angular_coeff"]),
+        (OptimizerCase(.angulargrad) { $0.variant = "paper-tan" }, ["exp_avg", "exp_avg_sq", "previous_grad", "minimum_tangent"]),
     ])
     func stateSize(_ c: OptimizerCase, _ buffers: [String]) {
         let state = c.settings.makeOptimizer(parameterCount: 10).state()
