@@ -24,14 +24,14 @@ public struct ConfigKey<C>: Sendable {
     let yaml: @Sendable (C) -> [String]
     let isBlock: Bool
 
-    /// A single key whose YAML value is `value(config)`.
+    /// A single key whose YAML value is `value(config)`, written only `when` the config uses it.
     init(_ name: String, _ role: KeyRole = .trajectory, read: @escaping @Sendable (inout C, inout ConfigReader) throws -> Void,
-         value: @escaping @Sendable (C) -> String) {
+         value: @escaping @Sendable (C) -> String, when used: @escaping @Sendable (C) -> Bool = { _ in true }) {
         self.name = name
         self.role = role
         self.read = read
         let leaf = String(name.split(separator: ".").last!)
-        yaml = { ["\(leaf): \(value($0))"] }
+        yaml = { used($0) ? ["\(leaf): \(value($0))"] : [] }
         isBlock = false
     }
 

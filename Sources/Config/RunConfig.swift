@@ -1,4 +1,5 @@
 // The typed, validated configuration of a training run, its defaults, and its resolved YAML form.
+import Models
 import Collectives
 import Datasets
 import Numerics
@@ -22,6 +23,8 @@ public struct RunConfig: Equatable, Sendable {
 
     public struct Model: Equatable, Sendable {
         public var hidden: [Int] = [100, 100, 100, 100]
+        /// How the weights start (biases start at 0).
+        public var initialisation = Initialisation.he
     }
 
     public enum Batch: Equatable, Sendable, CustomStringConvertible {

@@ -1,6 +1,7 @@
 // Every key of a training config, once: name, role on resume, how it is read (the default is `RunConfig()`'s
 // value) and how the resolved YAML writes it. The order is the resolved YAML's order.
 import Collectives
+import Models
 import Numerics
 import Optimizers
 
@@ -15,6 +16,10 @@ extension RunConfig {
         Key("model.hidden", read: { c, r in
             c.model.hidden = try r.integerList("model.hidden", default: c.model.hidden, element: 1...1_000_000)
         }, value: { "[" + $0.model.hidden.map(String.init).joined(separator: ", ") + "]" }),
+        Key("model.init", read: { c, r in
+            c.model.initialisation = Initialisation(rawValue: try r.string(
+                "model.init", default: c.model.initialisation.rawValue, allowed: Initialisation.allCases.map(\.rawValue)))!
+        }, value: { "\($0.model.initialisation.rawValue)    # \($0.model.initialisation.formula)" }),
         Key(block: "optimizer", read: { c, r in c.optimizer = try readOptimizer(&r, prefix: "optimizer.") },
             lines: { $0.optimizer.yamlLines() }),
         Key(block: "schedule", read: { c, r in c.schedule = try readSchedule(&r) }, lines: { $0.scheduleYAMLLines }),

@@ -12,7 +12,7 @@ import Glibc
 /// Parameter layout in the flat buffer, layer by layer: weights `(inputs, outputs)` row-major, then bias
 /// `(outputs)`. The model owns no parameters; callers pass the flat buffers in, so the allreduce, the
 /// optimizer, the hash check and the checkpoint each see one array.
-public final class MLP {
+public final class MLP: Model {
     /// One layer's named view into the flat buffers.
     public struct Layer: Sendable {
         public let inputs: Int
@@ -27,9 +27,13 @@ public final class MLP {
     public let layers: [Layer]
     public let parameterCount: Int
 
-    public init(sizes: [Int]) {
+    /// How `initialParameters` draws the weights.
+    public let initialisation: Initialisation
+
+    public init(sizes: [Int], initialisation: Initialisation = .he) {
         precondition(sizes.count >= 2 && sizes.allSatisfy { $0 > 0 })
         self.sizes = sizes
+        self.initialisation = initialisation
         var offset = 0
         var layers: [Layer] = []
         for (n, m) in zip(sizes, sizes.dropFirst()) {
@@ -47,12 +51,16 @@ public final class MLP {
         }
     }
 
-    /// He initialisation (He et al. 2015): weights ~ N(0, 2/inputs), biases 0, from a seeded generator.
+    public var shapeText: String { sizes.map(String.init).joined(separator: "-") }
+
+    /// Weights ~ N(0, σ²) with σ as `initialisation` says (all zero for `zeros`), biases 0, from a seeded
+    /// generator.
     public func initialParameters(seed: UInt64) -> [Float] {
         var theta = [Float](repeating: 0, count: parameterCount)
         var rng = Xoshiro256(seed: seed, stream: 0x4E17)
         for l in layers {
-            let std = (2.0 / Double(l.inputs)).squareRoot()
+            let std = initialisation.deviation(inputs: l.inputs, outputs: l.outputs)
+            guard std > 0 else { continue }
             for i in 0..<(l.inputs * l.outputs) { theta[l.weightOffset + i] = Float(std * rng.nextGaussian()) }
         }
         return theta
@@ -93,14 +101,9 @@ public final class MLP {
         }
     }
 
-    public func makeWorkspace(capacity: Int) -> Workspace { Workspace(model: self, capacity: max(1, capacity)) }
+    public func makeWorkspace(capacity: Int) -> AnyObject { Workspace(model: self, capacity: max(1, capacity)) }
 
-    /// Loss and accuracy counts over some samples.
-    public struct Totals: Sendable {
-        public var lossSum: Double = 0
-        public var correct: Int = 0
-        public var count: Int = 0
-    }
+    public typealias Totals = LossTotals
 
     /// Adds the gradient of the summed loss over `indices` to `gradient` and returns the loss and accuracy
     /// totals. Processes the samples in passes of the workspace's capacity, so memory does not grow with the
@@ -111,8 +114,9 @@ public final class MLP {
     @discardableResult
     public func accumulateGradient(
         parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>,
-        dataset: Dataset, indices: UnsafeBufferPointer<Int32>, workspace: Workspace, overwrite: Bool = false
+        dataset: Dataset, indices: UnsafeBufferPointer<Int32>, workspace: AnyObject, overwrite: Bool = false
     ) -> Totals {
+        let workspace = unsafeDowncast(workspace, to: Workspace.self)
         var first = overwrite
         return passes(over: indices, workspace: workspace, dataset: dataset, parameters: parameters) { rows in
             backward(parameters: parameters, gradient: gradient, rows: rows, workspace: workspace, overwrite: first)
@@ -122,9 +126,10 @@ public final class MLP {
 
     /// Loss sum and number of correct predictions over `indices` (forward passes only).
     public func evaluate(
-        parameters: UnsafePointer<Float>, dataset: Dataset, indices: UnsafeBufferPointer<Int32>, workspace: Workspace
+        parameters: UnsafePointer<Float>, dataset: Dataset, indices: UnsafeBufferPointer<Int32>, workspace: AnyObject
     ) -> Totals {
-        passes(over: indices, workspace: workspace, dataset: dataset, parameters: parameters) { _ in }
+        let workspace = unsafeDowncast(workspace, to: Workspace.self)
+        return passes(over: indices, workspace: workspace, dataset: dataset, parameters: parameters) { _ in }
     }
 
     /// Forward passes over `indices` in chunks of the workspace's capacity, calling `afterForward(rows)` after each.

@@ -24,6 +24,12 @@ public enum TestFunction: String, CaseIterable, Sendable {
     /// f = 20 + x² − 10 cos 2πx + y² − 10 cos 2πy — Rastrigin (A = 10): a bowl covered in local minima.
     /// Global minimum 0 at (0, 0); start (2.2, 2.7); window ±5.12.
     case rastrigin
+    /// f = x² + y² — the isotropic bowl: the gradient points at the minimum 0 at (0, 0) from everywhere.
+    /// Start (−7, 2); window ±10.
+    case sphere
+    /// f = (x² − 1)² + 0.3 x + y² — a tilted double well: a deep minimum near (−1.036, 0) (f ≈ −0.305) and a
+    /// shallow one near (0.960, 0) (f ≈ 0.294), a ridge at x ≈ 0.075 (f ≈ 1.01) between them. Start (2, 1).
+    case doubleWell = "double-well"
 
     /// The formula as people write it.
     public var formula: String {
@@ -35,6 +41,8 @@ public enum TestFunction: String, CaseIterable, Sendable {
         case .longValley: return "0.1 (√(1 + x²) − 1) + 5 y²"
         case .himmelblau: return "(x² + y − 11)² + (x + y² − 7)²"
         case .rastrigin: return "20 + x² − 10 cos 2πx + y² − 10 cos 2πy"
+        case .sphere: return "x² + y²"
+        case .doubleWell: return "(x² − 1)² + 0.3 x + y²"
         }
     }
 
@@ -48,6 +56,8 @@ public enum TestFunction: String, CaseIterable, Sendable {
         case .longValley: return "Long valley"
         case .himmelblau: return "Himmelblau"
         case .rastrigin: return "Rastrigin"
+        case .sphere: return "x² + y²"
+        case .doubleWell: return "Tilted double well"
         }
     }
 
@@ -65,6 +75,8 @@ public enum TestFunction: String, CaseIterable, Sendable {
             return a * a + b * b
         case .rastrigin:
             return 20 + x * x - 10 * cos(2 * Double.pi * x) + y * y - 10 * cos(2 * Double.pi * y)
+        case .sphere: return x * x + y * y
+        case .doubleWell: return (x * x - 1) * (x * x - 1) + 0.3 * x + y * y
         }
     }
 
@@ -84,13 +96,16 @@ public enum TestFunction: String, CaseIterable, Sendable {
             return SIMD2(4 * x * a + 2 * b, 2 * a + 4 * y * b)
         case .rastrigin:
             return SIMD2(2 * x + 20 * Double.pi * sin(2 * Double.pi * x), 2 * y + 20 * Double.pi * sin(2 * Double.pi * y))
+        case .sphere: return SIMD2(2 * x, 2 * y)
+        case .doubleWell: return SIMD2(4 * x * (x * x - 1) + 0.3, 2 * y)
         }
     }
 
     /// The global minima (for the saddle: the saddle point), to 16 digits.
     public var minima: [SIMD2<Double>] {
         switch self {
-        case .bowl, .saddle, .longValley, .rastrigin: return [SIMD2(0, 0)]
+        case .bowl, .saddle, .longValley, .rastrigin, .sphere: return [SIMD2(0, 0)]
+        case .doubleWell: return [SIMD2(-1.035578714088854, 0)]  // a root of 4x³ − 4x + 0.3
         case .rosenbrock: return [SIMD2(1, 1)]
         case .beale: return [SIMD2(3, 0.5)]
         case .himmelblau:
@@ -100,8 +115,19 @@ public enum TestFunction: String, CaseIterable, Sendable {
         }
     }
 
+    /// Local minima that are not global (where a path can get stuck).
+    public var localMinima: [SIMD2<Double>] {
+        self == .doubleWell ? [SIMD2(0.9601495555191055, 0)] : []
+    }
+
     /// The minimum value, or nil when f is unbounded below (the saddle).
-    public var minimumValue: Double? { self == .saddle ? nil : 0 }
+    public var minimumValue: Double? {
+        switch self {
+        case .saddle: return nil
+        case .doubleWell: return -0.3054284837439160
+        default: return 0
+        }
+    }
 
     /// What `minima` are: "minimum", "minima" or "saddle point".
     public var minimaName: String {
@@ -122,6 +148,8 @@ public enum TestFunction: String, CaseIterable, Sendable {
         case .longValley: return SIMD2(-9, 1.5)
         case .himmelblau: return SIMD2(-0.27, -0.93)
         case .rastrigin: return SIMD2(2.2, 2.7)
+        case .sphere: return SIMD2(-7, 2)
+        case .doubleWell: return SIMD2(2, 1)
         }
     }
 
@@ -135,9 +163,11 @@ public enum TestFunction: String, CaseIterable, Sendable {
         case .longValley: return (-10...2, -3...3)
         case .himmelblau: return (-5...5, -5...5)
         case .rastrigin: return (-5.12...5.12, -5.12...5.12)
+        case .sphere: return (-10...10, -10...10)
+        case .doubleWell: return (-2...2.5, -1.5...1.5)
         }
     }
 
     /// Convex functions: every optimizer with a small enough rate must reach the minimum.
-    public var isConvex: Bool { self == .bowl || self == .longValley }
+    public var isConvex: Bool { self == .bowl || self == .longValley || self == .sphere }
 }

@@ -32,13 +32,24 @@ public struct RunResult: Sendable {
     public var samplesPerSecond: Double { Double(samples) / trainSeconds }
 }
 
+/// Data and a model given by the caller instead of the config's.
+public struct Problem {
+    public var train: Dataset
+    public var test: Dataset
+    public var model: any Model
+
+    public init(train: Dataset, test: Dataset, model: any Model) {
+        (self.train, self.test, self.model) = (train, test, model)
+    }
+}
+
 /// One training run on one rank. Create it on every rank with the same config, then call `run()` on every rank.
 public final class Trainer {
     public let config: RunConfig
     public let communicator: Communicator
     public let trainSet: Dataset
     public let testSet: Dataset
-    public let model: MLP
+    public let model: any Model
     /// The models being trained: one, or one per optimizer of a comparison.
     public let replicas: [Replica]
     /// Where rank 0 writes the run's files; nil on other ranks or without output.
@@ -61,12 +72,17 @@ public final class Trainer {
     let rates: LearningRates
     let guards: Guards
     let exchange: GradientExchange
-    let workspace: MLP.Workspace
+    let workspace: AnyObject
+    /// Samples per pass of the workspace (with the deterministic reduction: the chunk).
+    let workspaceCapacity: Int
     let console: Console
     let hooks: TrainingHooks?
     /// With a target, each replica is evaluated at the target's steps and stops training once it reaches it or
     /// diverges; the run ends when every replica has.
     let goal: Target?
+    /// Called on every rank after each optimizer step, with the step's number (from 1) and the replicas: the
+    /// 2-D lab records each parameter point here.
+    public var afterStep: ((Int, [Replica]) -> Void)?
     /// The step of the last checkpoint this process committed (or resumed from).
     var lastCheckpointStep: Int?
     /// The monotonic time at which the run would have started had it never stopped (wall time is counted from it).
@@ -91,9 +107,11 @@ public final class Trainer {
     ///   - resumeFrom: continue from this checkpoint file instead of the folder's newest committed one.
     ///   - hooks: named points where a test acts on the run (fault injection).
     ///   - goal: a target each replica trains to (a trial of `descent study`); nil: train to the configured length.
+    ///   - problem: data and model given by the caller (the 2-D lab's finite sums) instead of the config's.
     public init(config: RunConfig, communicator: Communicator, writeOutput: Bool = true, overwrite: Bool = false,
                 console: Console? = nil, rows: Int? = nil, optimizers: [(label: String, settings: OptimizerSettings)]? = nil,
-                checkpoints: Bool = true, resumeFrom: String? = nil, hooks: TrainingHooks? = nil, goal: Target? = nil) throws {
+                checkpoints: Bool = true, resumeFrom: String? = nil, hooks: TrainingHooks? = nil, goal: Target? = nil,
+                problem: Problem? = nil) throws {
         var config = config
         hooks?.adjust(&config, rank: communicator.rank)
         self.config = config
@@ -105,14 +123,20 @@ public final class Trainer {
         communicator.setContext(step: -1, phase: "startup")
         if let watched = communicator as? WatchedCommunicator { watched.watchdog.deadline = config.guards.collectiveTimeout }
 
-        (trainSet, testSet) = try Self.agreedData(config, on: communicator)
+        if let problem {
+            try Agreement.check(config, on: communicator)
+            (trainSet, testSet) = (problem.train, problem.test)
+        } else {
+            (trainSet, testSet) = try Self.agreedData(config, on: communicator)
+        }
         globalBatch = try Self.globalBatch(config, samples: trainSet.count, ranks: communicator.size)
         let planned = config.training.steps ?? config.training.epochs * ((trainSet.count + globalBatch - 1) / globalBatch)
         plannedSteps = planned
         logEvery = rows.map { max(1, min(config.training.logEvery, planned / $0)) } ?? config.training.logEvery
         Self.chooseBLASThreads(config, ranks: communicator.size)
 
-        model = MLP(sizes: [trainSet.featureCount] + config.model.hidden + [trainSet.classCount])
+        model = problem?.model ?? MLP(sizes: [trainSet.featureCount] + config.model.hidden + [trainSet.classCount],
+                                      initialisation: config.model.initialisation)
         let plan = optimizers ?? [(config.name, config.optimizer)]
         rates = LearningRates(schedule: config.schedule, configured: plan.map(\.settings.learningRate),
                               globalBatch: globalBatch, totalSteps: plannedSteps)
@@ -121,7 +145,8 @@ public final class Trainer {
                                     rank: communicator.rank, reduction: config.training.reduction, chunk: chunk)
         // Deterministic: every pass is one chunk of the fixed grid. mpi: passes of up to `chunk` samples of a shard.
         let localMost = (globalBatch + communicator.size - 1) / communicator.size
-        workspace = model.makeWorkspace(capacity: config.training.reduction == .deterministic ? chunk : min(chunk, max(localMost, 1)))
+        workspaceCapacity = config.training.reduction == .deterministic ? chunk : min(chunk, max(localMost, 1))
+        workspace = model.makeWorkspace(capacity: workspaceCapacity)
 
         let directory = config.outputDirectory + "/" + config.name
         runDirectory = writeOutput && communicator.rank == 0 ? directory : nil
@@ -189,6 +214,7 @@ public final class Trainer {
             let exchanged = try step(epoch.plan.batch(position.batch), of: epoch, at: position)
             position.advance(samples: exchanged.count, computeSeconds: exchanged.computeSeconds,
                              exchangeSeconds: exchanged.exchangeSeconds)
+            afterStep?(position.step, replicas)
             let now = monotonicSeconds()
             if position.step % logEvery == 0 { try writeStepRows(&position, wall: now - wallOrigin) }
             if position.step % config.training.hashCheckEvery == 0 {

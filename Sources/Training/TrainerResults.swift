@@ -15,7 +15,7 @@ extension Trainer {
     public func evaluate(_ dataset: Dataset, _ parameters: [Float]? = nil) throws -> (loss: Double, accuracy: Double) {
         let (rank, size) = (communicator.rank, communicator.size)
         let n = dataset.count
-        func totals(_ range: Range<Int>) -> MLP.Totals {
+        func totals(_ range: Range<Int>) -> LossTotals {
             let indices = (Int32(range.lowerBound)..<Int32(range.upperBound)).map { $0 }
             return indices.withUnsafeBufferPointer { idx in
                 (parameters ?? self.parameters).withUnsafeBufferPointer { theta in
@@ -30,7 +30,7 @@ extension Trainer {
             try communicator.allreduce(&sums, .sum)
             return (sums[0] / sums[2], sums[1] / sums[2])
         case .deterministic:
-            let chunk = workspace.capacity, chunks = (n + chunk - 1) / chunk
+            let chunk = workspaceCapacity, chunks = (n + chunk - 1) / chunk
             // [loss sum of each chunk | correct | count]
             var slots = [Double](repeating: 0, count: chunks + 2)
             for c in shard(of: 0..<chunks, rank: rank, size: size) {
@@ -98,7 +98,7 @@ extension Trainer {
         try writeAtomically(hexDigest(result.finalHash) + "\n", to: dir + "/final_hash")
         try writeAtomically(replica.parameters.withUnsafeBytes { Data($0) }, to: dir + "/parameters.f32")
         try RunReport.write(directory: dir, name: replica.config.name,
-                            subtitle: "\(trainSet.summary), model " + model.sizes.map(String.init).joined(separator: "-")
+                            subtitle: "\(trainSet.summary), model " + model.shapeText
                                 + ", \(optimizerText(r))\(rates.scheduleText), batch \(config.training.batch)",
                             figures: Self.figures(result, ranks: communicator.size), rows: replica.history,
                             config: replica.config.resolvedYAML)

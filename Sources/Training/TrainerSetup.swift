@@ -37,16 +37,18 @@ extension Trainer {
         }
     }
 
-    /// Samples per optimizer step: the configured batch, or the whole training set; at least one per rank.
+    /// Samples per optimizer step: the configured batch, or the whole training set; with the mpi reduction at
+    /// least one per rank (the deterministic one cuts a batch into chunks, and a rank may hold none).
     static func globalBatch(_ config: RunConfig, samples: Int, ranks: Int) throws -> Int {
         let batch: Int
         switch config.training.batch {
         case .full: batch = samples
         case .samples(let n): batch = min(n, samples)
         }
-        guard batch >= ranks else {
+        guard batch >= ranks || config.training.reduction == .deterministic else {
             throw AgreedFailure(description: ConfigError(
-                source: "config", key: "training.batch", expected: "a global batch of at least \(ranks) samples (one per rank)",
+                source: "config", key: "training.batch",
+                expected: "a global batch of at least \(ranks) samples (one per rank) with reduction mpi",
                 found: "\(batch)").description)
         }
         return batch
@@ -68,7 +70,7 @@ extension Trainer {
     /// One replica per (label, optimizer), all from rank 0's initial parameters (the broadcast makes that true
     /// whatever the other ranks drew).
     static func makeReplicas(_ plan: [(label: String, settings: OptimizerSettings)], single: Bool, config: RunConfig,
-                             model: MLP, runDirectory: String?, on communicator: Communicator) throws -> [Replica] {
+                             model: any Model, runDirectory: String?, on communicator: Communicator) throws -> [Replica] {
         var initial = communicator.rank == 0 ? model.initialParameters(seed: config.seed)
             : [Float](repeating: 0, count: model.parameterCount)
         try communicator.broadcast(&initial, root: 0)
@@ -144,7 +146,7 @@ extension Trainer {
     func announce() {
         let size = communicator.size, n = trainSet.count
         console.note("descent: \(size) rank\(size == 1 ? "" : "s"), \(trainSet.summary), model "
-                     + model.sizes.map(String.init).joined(separator: "-") + " (\(model.parameterCount) parameters), "
+                     + model.shapeText + " (\(model.parameterCount) parameters), "
                      + (replicas.count > 1 ? "\(replicas.count) replicas on the same batches: " : "")
                      + optimizerText + ", batch \(config.training.batch), \(plannedSteps) steps "
                      + "(\((n + globalBatch - 1) / globalBatch) per epoch), BLAS threads \(BLASThreads.count)")

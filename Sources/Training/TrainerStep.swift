@@ -54,6 +54,11 @@ extension Trainer {
                                   over: communicator) { r, positions, gradient in
                 // A replica whose target run is over contributes nothing (its gradient slots stay zero).
                 guard replicas[r].end == nil else { return 0 }
+                // A rank without samples in this batch (mpi reduction, a batch smaller than the ranks) adds zeros.
+                if positions.isEmpty {
+                    gradient.update(repeating: 0, count: model.parameterCount)
+                    return 0
+                }
                 let loss = replicas[r].parameters.withUnsafeBufferPointer { theta in
                     let indices = (batch.lowerBound + positions.lowerBound)..<(batch.lowerBound + positions.upperBound)
                     return model.accumulateGradient(

@@ -1,8 +1,11 @@
-// `descent path`: optimizer paths on a 2-D test function, as CSV and SVG pictures. One process, no MPI.
+// `descent path`: optimizer paths on a 2-D test function, as CSV and SVG pictures. One process, no MPI — except
+// for a finite sum (least squares, logistic regression), which the real trainer runs on every rank of mpirun.
 import ArgumentParser
 import Config
 import Experiments
+import Collectives
 import Foundation
+import MPICollectives
 import Models
 import Training
 
@@ -10,8 +13,9 @@ struct PathCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "path",
         abstract: "Run optimizers on a 2-D test function; write their paths (CSV) and pictures (SVG).",
-        discussion: "Presets are the files configs/path-<name>.yaml: dlfs, rosenbrock, beale, saddle, long-valley, "
-            + "himmelblau, rastrigin, noise. Output goes to <output.dir>/<name>/ (default runs/<name>/)."
+        discussion: "Presets are the files configs/path-<name>.yaml (--list shows them). Output goes to "
+            + "<output.dir>/<name>/ (default runs/<name>/). A finite sum (function: least-squares or logistic) trains "
+            + "with the real trainer: run it under mpirun like `descent train`."
     )
 
     @Option(name: .shortAndLong, help: "A path config file.")
@@ -37,18 +41,29 @@ struct PathCommand: ParsableCommand {
         do {
             let file = try config ?? presetFile(preset!)
             let pathConfig = try PathConfig.load(yaml: readConfigFile(file), fileName: file, overrides: overrides)
-            let started = Date()
-            let trajectories = PathLab.run(pathConfig)
-            let folder = try PathLab.write(pathConfig, trajectories)
-            print(PathLab.summary(pathConfig, trajectories))
-            print("wrote \(folder)/: paths.csv, paths.svg, f.svg, figure.svg, config.yaml "
-                  + String(format: "(%.2f s)", Date().timeIntervalSince(started)))
+            guard pathConfig.function.isFiniteSum else { return try lab(pathConfig, on: SingleProcessCommunicator()) }
+            let communicator = try watchedWorld()
+            let status = onEveryRank(communicator) { try lab(pathConfig, on: communicator) }
+            MPICommunicator.finalize()
+            if status != 0 { throw ExitCode(status) }
         } catch let error as ConfigError {
             FileHandle.standardError.write(Data("descent: error: \(error)\n".utf8))
             throw ExitCode(1)
         } catch let error as OutputError {
             FileHandle.standardError.write(Data("descent: error: \(error)\n".utf8))
             throw ExitCode(1)
+        }
+    }
+
+    /// Runs the lab on every rank; rank 0 writes the files and prints the summary.
+    func lab(_ config: PathConfig, on communicator: Communicator) throws {
+        let started = Date()
+        let trajectories = try PathLab.run(config, on: communicator)
+        try communicator.collectively {
+            guard communicator.rank == 0 else { return }
+            let (folder, names) = try PathLab.write(config, trajectories)
+            print(PathLab.summary(config, trajectories))
+            print("wrote \(folder)/: " + names.joined(separator: ", ") + String(format: " (%.2f s)", Date().timeIntervalSince(started)))
         }
     }
 

@@ -104,8 +104,8 @@ struct MPITests {
     @Test("bad input: one message naming the key or file, non-zero exit, nothing written", arguments: [
         ("unknown key", ["--set", "optimizer.lrr=0.1"], "optimizer.lrr: expected a known key (did you mean 'optimizer.lr'?)"),
         ("bad learning rate", ["--set", "optimizer.lr=-1"], "optimizer.lr: expected a number > 0, found '-1'"),
-        ("batch below ranks", ["--set", "training.batch=1"],
-         "training.batch: expected a global batch of at least 2 samples (one per rank), found 1"),
+        ("batch below ranks", ["--set", "training.batch=1", "--set", "training.reduction=mpi"],
+         "training.batch: expected a global batch of at least 2 samples (one per rank) with reduction mpi, found 1"),
         ("missing data", ["--set", "data.source=fashion-mnist", "--set", "data.path=/nonexistent/fm"],
          "data file /nonexistent/fm/train-images-idx3-ubyte.gz: file: expected an IDX file (raw or gzipped), found no such file or directory"),
         ("unknown variant", ["--set", "optimizer.variant=nesterov"],

@@ -114,7 +114,8 @@ struct DataParallelTests {
 
     @Test("a global batch smaller than the number of ranks is refused on every rank")
     func batchSmallerThanRanks() throws {
-        let c = try config(batch: .samples(2), steps: 1)
+        var c = try config(batch: .samples(2), steps: 1)
+        c.training.reduction = .mpi
         let messages = try InProcessGroup.run(ranks: 3) { comm -> String in
             do {
                 _ = try Trainer(config: c, communicator: comm, writeOutput: false, console: Console(enabled: false, interactive: false))
@@ -123,6 +124,21 @@ struct DataParallelTests {
                 return "\(error)"
             }
         }
-        #expect(messages == Array(repeating: "config: training.batch: expected a global batch of at least 3 samples (one per rank), found 2", count: 3))
+        #expect(messages == Array(repeating: "config: training.batch: expected a global batch of at least 3 samples (one per rank) with reduction mpi, found 2", count: 3))
+    }
+
+    @Test("with the deterministic reduction a batch smaller than the ranks trains, with the same bits as on one rank")
+    func batchOfOne() throws {
+        var c = try config(batch: .samples(1), steps: 7)
+        c.training.chunk = 1
+        let finals = try [1, 3].map { ranks in
+            try InProcessGroup.run(ranks: ranks) { comm -> [Float] in
+                let trainer = try Trainer(config: c, communicator: comm, writeOutput: false,
+                                          console: Console(enabled: false, interactive: false))
+                try trainer.run()
+                return trainer.parameters
+            }
+        }
+        #expect(Set(finals.flatMap { $0 }.map(fingerprint)).count == 1)
     }
 }
