@@ -189,7 +189,7 @@ public struct PathConfig: Equatable, Sendable {
             c.optimizers.flatMap { e in
                 var lines = ["- label: \(yamlQuoted(e.label))"]
                 switch c.function {
-                case .test: lines.append("  noise: \(c.noise(of: e))")
+                case .test: if let σ = e.noise { lines.append("  noise: \(σ)") }
                 case .finiteSum: lines.append("  batch: \(e.batch)")
                 }
                 return lines + ["  seeds: \(e.seeds)"] + e.settings.yamlLines().map { "  " + $0 }

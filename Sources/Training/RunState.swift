@@ -115,7 +115,7 @@ public final class Replica {
     public internal(set) var end: TrialEnd?
     var metrics: MetricsWriter?
 
-    /// Every metrics row written so far (rank 0 with output), for reports.
+    /// Every metrics row so far (on every rank, with or without output), for reports.
     public var history: [MetricsRow] { progress.history }
 
     init(label: String, config: RunConfig, optimizer: Optimizer, parameters: [Float], directory: String?) {
@@ -127,8 +127,7 @@ public final class Replica {
     }
 
     func write(_ row: MetricsRow) throws {
-        guard let metrics else { return }
-        try metrics.append(row)
         progress.history.append(row)
+        try metrics?.append(row)
     }
 }

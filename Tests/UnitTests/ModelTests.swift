@@ -28,6 +28,45 @@ struct MLPTests {
         #expect(MLP(sizes: [784, 100, 100, 100, 100, 10]).parameterCount == 109_810)
     }
 
+    @Test("Xavier initialisation: weight spread √(2/(inputs + outputs)); zeros: every parameter 0")
+    func otherInits() {
+        let m = MLP(sizes: [400, 300, 10], initialisation: .xavier)
+        let w = m.initialParameters(seed: 3)[0..<(400 * 300)].map(Double.init)
+        let std = (w.map { $0 * $0 }.reduce(0, +) / Double(w.count)).squareRoot()
+        #expect(abs(std / (2.0 / 700).squareRoot() - 1) < 0.01)
+        #expect(MLP(sizes: [400, 300, 10], initialisation: .zeros).initialParameters(seed: 3).allSatisfy { $0 == 0 })
+    }
+
+    @Test("from zero weights every hidden unit of a layer stays equal to the others while training")
+    func zeroInitialisationStaysSymmetric() {
+        let m = MLP(sizes: [11, 13, 9, 3], initialisation: .zeros)
+        var theta = m.initialParameters(seed: 1)
+        let ws = m.makeWorkspace(capacity: 40)
+        var gradient = [Float](repeating: 0, count: m.parameterCount)
+        let indices = (0..<Int32(40)).map { $0 }
+        for _ in 0..<20 {
+            indices.withUnsafeBufferPointer { idx in
+                theta.withUnsafeBufferPointer { t in
+                    gradient.withUnsafeMutableBufferPointer { g in
+                        _ = m.accumulateGradient(parameters: t.baseAddress!, gradient: g.baseAddress!, dataset: Self.data,
+                                                 indices: idx, workspace: ws, overwrite: true)
+                    }
+                }
+            }
+            for i in theta.indices { theta[i] -= 0.5 * gradient[i] / 40 }
+        }
+        // The output bias learns the class frequencies; each hidden layer's units (columns) stay identical.
+        let out = m.layers[2]
+        #expect(theta[out.biasOffset..<(out.biasOffset + 3)].contains { $0 != 0 })
+        for l in m.layers.dropLast() {
+            for row in 0..<l.inputs {
+                let unit = theta[(l.weightOffset + row * l.outputs)..<(l.weightOffset + (row + 1) * l.outputs)]
+                #expect(Set(unit).count == 1, "layer with \(l.outputs) units: row \(row) holds \(Set(unit).count) values")
+            }
+            #expect(Set(theta[l.biasOffset..<(l.biasOffset + l.outputs)]).count == 1)
+        }
+    }
+
     @Test("He initialisation: weight spread √(2/inputs), zero biases")
     func heInit() {
         let m = MLP(sizes: [400, 300, 10])
