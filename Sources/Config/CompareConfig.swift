@@ -1,5 +1,6 @@
 // `descent compare`: one training config plus a `compare:` block that lists the variants to train in one launch —
 // global batch sizes (SGD against full-batch GD), or optimizers trained as replicas on one data stream.
+import Models
 import Numerics
 import Optimizers
 
@@ -15,6 +16,8 @@ public struct CompareConfig: Equatable, Sendable {
         case batches
         /// One model replica per optimizer, all fed the same mini-batches, one allreduce per step for all.
         case optimizers
+        /// One training run per weight initialisation, one after another.
+        case inits
     }
 
     public var base: RunConfig
@@ -33,11 +36,33 @@ public struct CompareConfig: Equatable, Sendable {
         let target = try r.number("compare.target_loss", default: 0, expected: "a loss > 0 (0: not reported)") { $0 >= 0 }
         let batchWords = try r.wordList("compare.batches", expected: RunConfig.Batch.listExpected)
         let optimizers = try RunConfig.readOptimizerList(&r, key: "compare.optimizers")
+        let inits = try r.wordList("compare.inits", expected: "a list of initialisations ("
+                                   + Initialisation.allCases.map(\.rawValue).joined(separator: ", ") + "), like [he, zeros]")
         var c = CompareConfig(base: base, mode: .batches, variants: [], targetLoss: target > 0 ? target : nil, blockYAML: [])
+        let given = [batchWords.map { _ in "compare.batches" }, optimizers.map { _ in "compare.optimizers" }, inits.map { _ in "compare.inits" }]
+            .compactMap { $0 }
+        guard given.count == 1 else {
+            throw ConfigError(source: fileName, key: "compare", expected: "exactly one of compare.batches, compare.optimizers or compare.inits",
+                              found: given.isEmpty ? "none" : given.joined(separator: " and "))
+        }
+        if let inits {
+            c.mode = .inits
+            for word in inits {
+                guard let initialisation = Initialisation(rawValue: word), !c.variants.contains(where: { $0.label == "init \(word)" }) else {
+                    throw ConfigError(source: r.source(of: "compare.inits") ?? fileName, key: "compare.inits",
+                                      expected: "distinct initialisations (" + Initialisation.allCases.map(\.rawValue).joined(separator: ", ") + ")",
+                                      found: "'\(word)'" + (Initialisation(rawValue: word) == nil ? "" : " twice"))
+                }
+                var v = base
+                v.model.initialisation = initialisation
+                v.name = RunConfig.folderName("init \(word)")
+                c.variants.append(Variant(label: "init \(word)", config: v))
+            }
+            c.blockYAML = ["inits: [\(inits.joined(separator: ", "))]"]
+        }
         switch (batchWords, optimizers) {
         case (nil, nil), (.some, .some):
-            throw ConfigError(source: fileName, key: "compare", expected: "exactly one of compare.batches or compare.optimizers",
-                              found: batchWords == nil ? "neither" : "both")
+            break
         case (let words?, nil):
             let rates = try r.numberList("compare.lr", count: words.count, default: [], expected:
                 "one learning rate per batch size (\(words.count) numbers > 0), or no compare.lr") { $0 > 0 }

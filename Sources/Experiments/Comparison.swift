@@ -44,7 +44,7 @@ public final class Comparison {
         let parent = config.base.outputDirectory + "/" + config.base.name
         var outcomes: [Outcome] = []
         switch config.mode {
-        case .batches:
+        case .batches, .inits:
             for v in config.variants {
                 var c = v.config
                 c.outputDirectory = parent
@@ -81,7 +81,7 @@ public final class Comparison {
         let target = config.targetLoss
         let header = ["variant", "batch", "optimizer", "lr", "epochs", "steps", "train_s", "samples_per_s",
                       "final_train_loss", "final_test_loss", "final_test_accuracy", "noise_scale",
-                      "target_loss", "steps_to_target", "epochs_to_target", "seconds_to_target", "final_hash"]
+                      "target_loss", "steps_to_target", "epochs_to_target", "seconds_to_target", "distinct_hidden_units", "final_hash"]
         func cell(_ v: Double?, _ digits: Int = 4) -> String { v.map { fixed($0, digits) } ?? "" }
         let rows: [[String]] = outcomes.map { o in
             let reach = target.flatMap { Self.firstReach(o.rows, target: $0) }
@@ -91,7 +91,8 @@ public final class Comparison {
                     cell(o.result.lastTrainLoss), cell(o.result.lastTestLoss), cell(o.result.lastTestAccuracy),
                     o.result.lastNoiseScale.map { "\(fixed($0, 0))" } ?? "",
                     target.map { "\($0)" } ?? "", reach.map { "\($0.step)" } ?? "", cell(reach?.epoch, 2),
-                    cell(reach?.wallSeconds, 2), hexDigest(o.result.finalHash)]
+                    cell(reach?.wallSeconds, 2), o.result.distinctHiddenUnits.map { $0.map(String.init).joined(separator: "-") } ?? "",
+                    hexDigest(o.result.finalHash)]
         }
         let csv = ([header] + rows).map { $0.map(csvField).joined(separator: ",") }.joined(separator: "\n") + "\n"
         try writeAtomically(csv, to: directory + "/comparison.csv")
@@ -124,6 +125,7 @@ public final class Comparison {
             title: "descent compare: \(base.name)",
             subtitle: config.mode == .batches
                 ? "the same model, data and optimizer at several global batch sizes, \(communicator.size) ranks"
+                : config.mode == .inits ? "the same model, data and optimizer from several initialisations, \(communicator.size) ranks"
                 : "one model replica per optimizer, all fed the same mini-batches, \(communicator.size) ranks")
         report.figures = [("data", base.data.source.rawValue), ("model hidden layers", base.model.hidden.map(String.init).joined(separator: "-")),
                           ("ranks", "\(communicator.size)")] + (target.map { [("target training loss", "\($0)")] } ?? [])

@@ -263,14 +263,14 @@ public enum PathLab {
         }
     }
 
-    /// Each run's series: the entry's colour; repeats after the first thinner and out of the legend.
+    /// Each run's series: the entry's colour; of repeats after the first only where they end, out of the legend.
     static func series(_ c: PathConfig, _ land: Landscape, _ trajectories: [Trajectory],
                        _ point: (Trajectory.Point) -> SIMD2<Double>, path: Bool) -> [Series] {
         groups(c, trajectories).enumerated().flatMap { k, group in
             group.runs.map { t in
                 let first = t.repeatIndex == 0
                 return Series(label: first ? entryLabel(c, land, group.entry, group.runs) : "", points: t.points.map(point),
-                              style: Palette.style(k), lineWidth: first ? 1.8 : 0.9,
+                              style: Palette.style(k), lineWidth: first ? 1.8 : 0,
                               dots: path && group.runs.count == 1 && t.points.count <= 81, endpoints: path)
             }
         }
@@ -349,7 +349,8 @@ public enum PathLab {
             }
         }
         let sizes = sized.flatMap { $0.points.map(\.f) }.filter { $0 > 0 && $0.isFinite }
-        let lo = sizes.min() ?? 1e-3, hi = sizes.max() ?? 1
+        // Down to a millionth of the largest step: below that a path has arrived.
+        let hi = sizes.max() ?? 1, lo = max(sizes.min() ?? 1e-3, hi * 1e-6)
         var chart = Chart(title: "\(land.title): step size |Δθ| against step", subtitle: runText(c),
                           x: Axis("step", domain: 1...Double(max(2, sized.map { $0.points.last?.step ?? 1 }.max()!))),
                           y: Axis("|Δθ|, log scale", scale: .log,

@@ -66,6 +66,16 @@ public final class MLP: Model {
         return theta
     }
 
+    /// For each hidden layer, how many of its units differ: a unit is its column of incoming weights and its bias.
+    /// From zero (or any constant) weights every unit of a layer stays equal to the others, and this is 1.
+    public func distinctUnits(_ theta: [Float]) -> [Int] {
+        layers.dropLast().map { l in
+            Set((0..<l.outputs).map { j in
+                (0..<l.inputs).map { theta[l.weightOffset + $0 * l.outputs + j].bitPattern } + [theta[l.biasOffset + j].bitPattern]
+            }).count
+        }
+    }
+
     /// Scratch memory for forward and backward passes over at most `capacity` samples at a time. Its buffers
     /// are allocated once and never move, so the passes can hold plain pointers into them.
     public final class Workspace {

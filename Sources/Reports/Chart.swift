@@ -9,6 +9,7 @@ public struct Series: Sendable {
     public var points: [SIMD2<Double>]
     /// nil: the palette's style for the series' position.
     public var style: SeriesStyle?
+    /// 0: no line (only the dots or endpoints).
     public var lineWidth: Double
     /// Draw a small dot at every point (for short paths, so single steps can be seen).
     public var dots: Bool
@@ -86,7 +87,9 @@ public struct Chart: Sendable {
 
     var legendEntries: [(label: String, kind: LegendKind)] {
         guard legend else { return [] }
-        return series.enumerated().map { ($0.element.label, .line($0.element.style ?? Palette.style($0.offset), $0.element.dots)) }
+        // A series without a label (a repeat of one already listed) stays out of the legend.
+        return series.enumerated().filter { !$0.element.label.isEmpty }
+            .map { ($0.element.label, .line($0.element.style ?? Palette.style($0.offset), $0.element.dots)) }
             + markers.map(\.label).uniqued().map { ($0, .star) }
     }
 
@@ -208,7 +211,7 @@ public struct Chart: Sendable {
                               ("stroke-width", svgNumber(s.lineWidth)), ("stroke-opacity", "0.85"), ("stroke-linejoin", "round"),
                               ("stroke-linecap", "round")]
             if let dash = style.dash { attributes.append(("stroke-dasharray", dash)) }
-            w.element("path", attributes)
+            if s.lineWidth > 0 { w.element("path", attributes) }
             if s.dots {
                 w.open("g", [("fill", style.colour)])
                 for p in s.points where visible(p, sx, sy) {

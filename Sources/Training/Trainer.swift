@@ -28,6 +28,8 @@ public struct RunResult: Sendable {
     public var lastTrainLoss: Double?
     /// B_simple over the last epoch (nil with fewer than two ranks holding samples).
     public var lastNoiseScale: Double?
+    /// An MLP's number of distinct units per hidden layer at the end (`MLP.distinctUnits`).
+    public var distinctHiddenUnits: [Int]?
 
     public var samplesPerSecond: Double { Double(samples) / trainSeconds }
 }

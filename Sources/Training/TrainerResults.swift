@@ -76,7 +76,8 @@ extension Trainer {
                 finalHash: hash, rankHashes: hashes, steps: position.step, samples: position.samples, trainSeconds: phases[0],
                 computeSeconds: phases[1], allreduceSeconds: phases[2], optimizerSeconds: phases[3],
                 peakResidentBytes: rss, lastTestLoss: p.lastTestLoss, lastTestAccuracy: p.lastTestAccuracy,
-                lastTrainLoss: p.lastTrainLoss, lastNoiseScale: p.lastNoise)
+                lastTrainLoss: p.lastTrainLoss, lastNoiseScale: p.lastNoise,
+                distinctHiddenUnits: (model as? MLP)?.distinctUnits(replica.parameters))
             replica.result = result
             try finish(r, result)
         }
@@ -122,6 +123,7 @@ extension Trainer {
         if let v = r.lastTestAccuracy { summary["test_accuracy"] = number(v) }
         if let v = r.lastTrainLoss { summary["train_loss"] = number(v) }
         if let v = r.lastNoiseScale { summary["noise_scale"] = number(v) }
+        if let units = r.distinctHiddenUnits { summary["distinct_hidden_units"] = units }
         if let (path, header) = resumedFrom { summary["resumed_from"] = ["checkpoint": path, "step": header.step] }
         if replica.guards.skipped > 0 { summary["skipped_steps"] = replica.guards.skipped }
         return try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])

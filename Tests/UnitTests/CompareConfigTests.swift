@@ -33,13 +33,21 @@ import Testing
         #expect(o.mode == .optimizers && o.variants.map(\.label) == ["sgd", "adam lr 0.001", "fast"])
         #expect(o.variants.map(\.config.optimizer.kind) == [.sgd, .adam, .adam])
         #expect(try CompareConfig.load(yaml: o.resolvedYAML, fileName: "again.yaml") == o)
+        let i = try CompareConfig.load(yaml: "compare:\n  inits: [zeros, he]\n", fileName: "cmp.yaml")
+        #expect(i.mode == .inits && i.variants.map(\.label) == ["init zeros", "init he"])
+        #expect(i.variants.map(\.config.model.initialisation) == [.zeros, .he])
+        #expect(try CompareConfig.load(yaml: i.resolvedYAML, fileName: "again.yaml") == i)
     }
 
     @Test("bad compare blocks name the key, what was expected and what was found")
     func errors() {
-        #expect(message("name: x\n") == "cmp.yaml: compare: expected exactly one of compare.batches or compare.optimizers, found neither")
+        #expect(message("name: x\n") == "cmp.yaml: compare: expected exactly one of compare.batches, compare.optimizers or compare.inits, found none")
         #expect(message("compare: {batches: [32], optimizers: [{name: sgd}]}\n")
-                == "cmp.yaml: compare: expected exactly one of compare.batches or compare.optimizers, found both")
+                == "cmp.yaml: compare: expected exactly one of compare.batches, compare.optimizers or compare.inits, found compare.batches and compare.optimizers")
+        #expect(message("compare: {inits: [he, ones]}\n")
+                == "cmp.yaml: compare.inits: expected distinct initialisations (he, xavier, zeros), found 'ones'")
+        #expect(message("compare: {inits: [he, he]}\n")
+                == "cmp.yaml: compare.inits: expected distinct initialisations (he, xavier, zeros), found 'he' twice")
         #expect(message("compare: {batches: [32, all]}\n")
                 == "cmp.yaml: compare.batches: expected a list of global batch sizes (integers ≥ 1 or full), like [32, 128, 1024, full], found 'all'")
         #expect(message("compare: {batches: [32, 64], lr: [0.1]}\n")
