@@ -206,14 +206,16 @@ public enum PathLab {
     static func legendLabel(_ t: Trajectory, sampling: String? = nil) -> String {
         let s = t.settings
         let defaults = OptimizerSettings(s.kind)
-        var parts = (sampling.map { t.label.contains($0) ? [] : [$0] } ?? []) + (s.variant == defaults.variant ? [] : [s.variant])
+        var parts = (sampling.map { [$0] } ?? []) + (s.variant == defaults.variant ? [] : [s.variant])
         for line in s.yamlLines().dropFirst(2)
         where !defaults.yamlLines().contains(line) || line.hasPrefix("lr:") || (line.hasPrefix("weight_decay:") && s.weightDecay != 0) {
             let words = line.split(separator: " ").map { $0.hasSuffix(".0") || $0.hasSuffix(".0]") || $0.hasSuffix(".0,")
                 ? $0.replacingOccurrences(of: ".0", with: "") : String($0) }
             parts.append(words.joined(separator: " ").replacingOccurrences(of: ": ", with: " ").replacingOccurrences(of: ":", with: ""))
         }
-        var text = t.label + " (" + parts.joined(separator: ", ") + ")"
+        // What the label already says is not repeated ("sgd lr 0.1", not "sgd lr 0.1 (lr 0.1)").
+        parts = parts.filter { !t.label.contains($0) }
+        var text = parts.isEmpty ? t.label : t.label + " (" + parts.joined(separator: ", ") + ")"
         if let d = t.divergedAt { text += " diverged at step \(d)" }
         return text
     }

@@ -14,7 +14,8 @@ struct Descent: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "descent",
         abstract: "Data-parallel training under mpirun, to compare gradient descent and its optimizers.",
-        subcommands: [Train.self, Compare.self, StudyCommand.self, PathCommand.self, ScalingReportCommand.self, TimeOptimizers.self]
+        subcommands: [Train.self, Compare.self, StudyCommand.self, PathCommand.self, MovingAveragesCommand.self, ScalingReportCommand.self,
+                      TimeOptimizers.self]
     )
 
     /// Usage errors are printed by one rank only, so `mpirun -np 4` shows one message, not four.

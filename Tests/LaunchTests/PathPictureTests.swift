@@ -10,7 +10,9 @@ import Testing
 import Training
 
 @Suite struct PathPictureTests {
-    static let presets = ["dlfs", "rosenbrock", "beale", "saddle", "long-valley", "himmelblau", "rastrigin", "noise"]
+    static let presets = ["dlfs", "rosenbrock", "beale", "saddle", "long-valley", "himmelblau", "rastrigin", "noise",
+                          "sphere", "lr-ladder", "nesterov", "step-size", "adam-forms", "angulargrad", "escape",
+                          "minibatch", "logistic"]
 
     @Test("descent path writes CSV and well-formed SVG for every preset", arguments: presets)
     func preset(_ name: String) throws {
@@ -27,7 +29,7 @@ import Training
         let rows = try readCSV(folder.appendingPathComponent("paths.csv"))
         let config = try PathConfig(contentsOf: folder.appendingPathComponent("config.yaml"))
         #expect(Set(rows.map { $0["optimizer"]! }) == Set(config.labels))
-        #expect(rows.filter { $0["step"] == "0" }.count == config.labels.count)
+        #expect(rows.filter { $0["step"] == "0" && $0["repeat"] == "0" }.count == config.labels.count)
         #expect(result.stdout.contains("wrote "))
     }
 
@@ -66,7 +68,30 @@ import Training
     func unknownPreset() throws {
         let result = try runDescent(ranks: 0, ["path", "--preset", "rosenbrok"], directory: packageRoot)
         #expect(result.status == 1)
-        #expect(result.stderr.contains("descent: error: --preset: rosenbrok: expected one of beale, dlfs, himmelblau, long-valley, noise, rastrigin, rosenbrock, saddle, found no file configs/path-rosenbrok.yaml"))
+        #expect(result.stderr.contains("descent: error: --preset: rosenbrok: expected one of adam-forms, angulargrad, beale, dlfs, "
+                                       + "escape, himmelblau, logistic, long-valley, lr-ladder, minibatch, nesterov, noise, rastrigin, "
+                                       + "rosenbrock, saddle, sphere, step-size, found no file configs/path-rosenbrok.yaml"))
+    }
+
+    @Test("a finite sum under mpirun -np 2 and -np 3 draws the same paths, bit for bit, as one process; batch 1, 16 and full on one picture")
+    func finiteSumUnderMPI() throws {
+        let dir = try temporaryDirectory("minibatch")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var csv: [String] = []
+        for ranks in [0, 2, 3] {
+            let out = dir.appendingPathComponent("np\(ranks)")
+            let result = try runDescent(ranks: ranks, ["path", "--preset", "minibatch", "--set", "output.dir=\(out.path)", "--set", "epochs=2"],
+                                        directory: packageRoot)
+            try #require(result.status == 0, "\(result.stderr)")
+            csv.append(try String(contentsOf: out.appendingPathComponent("minibatch/paths.csv"), encoding: .utf8))
+        }
+        #expect(csv[1] == csv[0] && csv[2] == csv[0])
+        let rows = try readCSV(dir.appendingPathComponent("np2/minibatch/paths.csv"))
+        // 256 points, 2 epochs: 512 steps at batch 1, 32 at batch 16, 2 at full, each after its start point.
+        #expect(["batch 1", "batch 16", "full batch"].map { label in rows.filter { $0["optimizer"] == label }.count } == [513, 33, 3])
+        #expect(rows.last?["epoch"] == "2.0")
+        let svg = try String(contentsOf: dir.appendingPathComponent("np2/minibatch/figure.svg"), encoding: .utf8)
+        #expect(xmlError(svg) == nil && svg.contains("f against epoch") && svg.contains("f against step"))
     }
 }
 

@@ -132,14 +132,31 @@ public func runDescent(ranks: Int, _ arguments: [String], directory: URL, enviro
                           directory: directory, quietLimit: quietLimit)
 }
 
-/// Parses a CSV file with a header into rows of column → value.
+/// Parses a CSV file with a header into rows of column → value (RFC 4180 quoting: "a, b" and "say ""hi""").
 public func readCSV(_ url: URL) throws -> [[String: String]] {
     let lines = try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map(String.init)
-    guard let header = lines.first?.split(separator: ",", omittingEmptySubsequences: false).map(String.init) else { return [] }
-    return lines.dropFirst().map { line in
-        let cells = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-        return Dictionary(uniqueKeysWithValues: zip(header, cells))
+    guard let header = lines.first.map(csvCells) else { return [] }
+    return lines.dropFirst().map { Dictionary(uniqueKeysWithValues: zip(header, csvCells($0))) }
+}
+
+/// The cells of one CSV line.
+func csvCells(_ line: String) -> [String] {
+    var cells: [String] = [], cell = "", quoted = false
+    var characters = line.makeIterator()
+    while let c = characters.next() {
+        switch (c, quoted) {
+        case ("\"", true):
+            if let next = characters.next() {
+                if next == "\"" { cell.append("\"") } else { quoted = false; if next == "," { cells.append(cell); cell = "" } else { cell.append(next) } }
+            } else {
+                quoted = false
+            }
+        case ("\"", false) where cell.isEmpty: quoted = true
+        case (",", false): cells.append(cell); cell = ""
+        default: cell.append(c)
+        }
     }
+    return cells + [cell]
 }
 
 /// |a − b| ≤ tolerance · max(|b|, floor)

@@ -113,3 +113,23 @@ struct FiniteSumTests {
         #expect(land.nearestIsGlobal(-1, 0.3) && !land.nearestIsGlobal(0.5, 0))
     }
 }
+
+@Suite("Exponentially weighted averages")
+struct MovingAverageTests {
+    @Test("v_t = (1 − β) Σ_k β^(t−k) θ_k from v_0 = 0; corrected by 1 − βᵗ, a constant series averages to itself")
+    func formula() {
+        let x = MovingAverages.series(count: 60, seed: 3)
+        for β in [0.5, 0.9, 0.98] {
+            let v = MovingAverages.average(x, beta: β, corrected: false)
+            let corrected = MovingAverages.average(x, beta: β, corrected: true)
+            for t in [1, 2, 10, 60] {
+                let direct = (1...t).map { k in (1 - β) * pow(β, Double(t - k)) * x[k - 1] }.reduce(0, +)
+                #expect(abs(v[t - 1] - direct) <= 1e-12 * max(1, abs(direct)))
+                #expect(abs(corrected[t - 1] - direct / (1 - pow(β, Double(t)))) <= 1e-12 * max(1, abs(direct)))
+            }
+            let constant = MovingAverages.average([Double](repeating: 7, count: 30), beta: β, corrected: true)
+            #expect(constant.allSatisfy { abs($0 - 7) < 1e-12 })
+            #expect(abs(MovingAverages.average([7], beta: β, corrected: false)[0] - 7 * (1 - β)) < 1e-12)
+        }
+    }
+}

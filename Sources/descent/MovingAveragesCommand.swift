@@ -1,0 +1,54 @@
+// `descent ewma`: the figure of exponentially weighted averages of a noisy series for several β, with and without
+// bias correction. One process, no MPI.
+import ArgumentParser
+import Experiments
+import Foundation
+import Numerics
+import Training
+
+struct MovingAveragesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ewma",
+        abstract: "Draw exponentially weighted averages of a noisy series (ewma.svg, ewma.csv), with and without bias correction."
+    )
+
+    @Option(help: "The folder to write into (created if needed).")
+    var output = "runs/ewma"
+
+    @Option(help: ArgumentHelp("The βs, comma-separated, each in [0, 1).", valueName: "b1,b2,…"))
+    var betas = "0.5,0.9,0.98"
+
+    @Option(help: "Points in the series.")
+    var count = 200
+
+    @Option(help: "Seed of the noise.")
+    var seed: UInt64 = 1
+
+    func validate() throws {
+        guard parsedBetas() != nil else { throw ValidationError("--betas: expected numbers in [0, 1) separated by commas, found '\(betas)'") }
+        guard count >= 2 else { throw ValidationError("--count: expected at least 2 points, found \(count)") }
+    }
+
+    func parsedBetas() -> [Double]? {
+        let values = betas.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.allSatisfy({ $0.map { $0 >= 0 && $0 < 1 } ?? false }) else { return nil }
+        return values.map { $0! }
+    }
+
+    func run() throws {
+        do {
+            try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        } catch {
+            FileHandle.standardError.write(Data("descent: error: \(output): cannot create the folder (\(error.localizedDescription))\n".utf8))
+            throw ExitCode(1)
+        }
+        let files = MovingAverages.outputs(count: count, betas: parsedBetas()!, seed: seed)
+        do {
+            for f in files { try writeAtomically(f.text, to: output + "/" + f.name) }
+        } catch {
+            FileHandle.standardError.write(Data("descent: error: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        print("wrote \(output)/: " + files.map(\.name).joined(separator: ", "))
+    }
+}
