@@ -45,58 +45,11 @@ public struct CompareConfig: Equatable, Sendable {
             throw ConfigError(source: fileName, key: "compare", expected: "exactly one of compare.batches, compare.optimizers or compare.inits",
                               found: given.isEmpty ? "none" : given.joined(separator: " and "))
         }
-        if let inits {
-            c.mode = .inits
-            for word in inits {
-                guard let initialisation = Initialisation(rawValue: word), !c.variants.contains(where: { $0.label == "init \(word)" }) else {
-                    throw ConfigError(source: r.source(of: "compare.inits") ?? fileName, key: "compare.inits",
-                                      expected: "distinct initialisations (" + Initialisation.allCases.map(\.rawValue).joined(separator: ", ") + ")",
-                                      found: "'\(word)'" + (Initialisation(rawValue: word) == nil ? "" : " twice"))
-                }
-                var v = base
-                v.model.initialisation = initialisation
-                v.name = RunConfig.folderName("init \(word)")
-                c.variants.append(Variant(label: "init \(word)", config: v))
-            }
-            c.blockYAML = ["inits: [\(inits.joined(separator: ", "))]"]
-        }
-        switch (batchWords, optimizers) {
-        case (nil, nil), (.some, .some):
-            break
-        case (let words?, nil):
-            let rates = try r.numberList("compare.lr", count: words.count, default: [], expected:
-                "one learning rate per batch size (\(words.count) numbers > 0), or no compare.lr") { $0 > 0 }
-            let epochs = try r.integerList("compare.epochs", default: [], element: 1...1_000_000)
-            if !epochs.isEmpty && epochs.count != words.count {
-                throw ConfigError(source: r.source(of: "compare.epochs") ?? fileName, key: "compare.epochs",
-                                  expected: "one epoch count per batch size (\(words.count) integers), or no compare.epochs",
-                                  found: "\(epochs.count) values")
-            }
-            for (k, word) in words.enumerated() {
-                var v = base
-                guard let batch = RunConfig.Batch(word) else {
-                    throw ConfigError(source: r.source(of: "compare.batches") ?? fileName, key: "compare.batches",
-                                      expected: RunConfig.Batch.listExpected, found: "'\(word)'")
-                }
-                v.training.batch = batch
-                if !rates.isEmpty { v.optimizer.learningRate = rates[k] }
-                if !epochs.isEmpty { v.training.epochs = epochs[k] }
-                let label = "batch \(word)" + (rates.isEmpty ? "" : " lr \(shortNumber(rates[k]))")
-                    + (epochs.isEmpty ? "" : " \(epochs[k]) epochs")
-                v.name = RunConfig.folderName(label)
-                c.variants.append(Variant(label: label, config: v))
-            }
-            for k in c.variants.indices where c.variants[..<k].contains(where: { $0.label == c.variants[k].label }) {
-                throw ConfigError(source: r.source(of: "compare.batches") ?? fileName, key: "compare.batches",
-                                  expected: "variants that differ in batch, lr or epochs",
-                                  found: "'\(c.variants[k].label)' twice")
-            }
-            c.blockYAML = ["batches: [\(words.joined(separator: ", "))]"]
-                + (rates.isEmpty ? [] : ["lr: [\(rates.map { "\($0)" }.joined(separator: ", "))]"])
-                + (epochs.isEmpty ? [] : ["epochs: [\(epochs.map(String.init).joined(separator: ", "))]"])
-        case (nil, let list?):
+        if let inits { try c.readInits(inits, &r) }
+        if let batchWords { try c.readBatches(batchWords, &r) }
+        if let optimizers {
             c.mode = .optimizers
-            c.variants = list.map { entry in
+            c.variants = optimizers.map { entry in
                 var v = base
                 v.optimizer = entry.settings
                 v.name = RunConfig.folderName(entry.label)
@@ -110,6 +63,58 @@ public struct CompareConfig: Equatable, Sendable {
         if let t = c.targetLoss { c.blockYAML.append("target_loss: \(t)") }
         try r.rejectUnknownKeys()
         return c
+    }
+
+    /// One variant per initialisation.
+    private mutating func readInits(_ inits: [String], _ r: inout ConfigReader) throws {
+        mode = .inits
+        for word in inits {
+            guard let initialisation = Initialisation(rawValue: word), !variants.contains(where: { $0.label == "init \(word)" }) else {
+                throw ConfigError(source: r.source(of: "compare.inits") ?? r.fileName, key: "compare.inits",
+                                  expected: "distinct initialisations (" + Initialisation.allCases.map(\.rawValue).joined(separator: ", ") + ")",
+                                  found: "'\(word)'" + (Initialisation(rawValue: word) == nil ? "" : " twice"))
+            }
+            var v = base
+            v.model.initialisation = initialisation
+            v.name = RunConfig.folderName("init \(word)")
+            variants.append(Variant(label: "init \(word)", config: v))
+        }
+        blockYAML = ["inits: [\(inits.joined(separator: ", "))]"]
+    }
+
+    /// One variant per batch size, with its optional rate and epochs.
+    private mutating func readBatches(_ words: [String], _ r: inout ConfigReader) throws {
+        let fileName = r.fileName
+        let rates = try r.numberList("compare.lr", count: words.count, default: [], expected:
+            "one learning rate per batch size (\(words.count) numbers > 0), or no compare.lr") { $0 > 0 }
+        let epochs = try r.integerList("compare.epochs", default: [], element: 1...1_000_000)
+        if !epochs.isEmpty && epochs.count != words.count {
+            throw ConfigError(source: r.source(of: "compare.epochs") ?? fileName, key: "compare.epochs",
+                              expected: "one epoch count per batch size (\(words.count) integers), or no compare.epochs",
+                              found: "\(epochs.count) values")
+        }
+        for (k, word) in words.enumerated() {
+            var v = base
+            guard let batch = RunConfig.Batch(word) else {
+                throw ConfigError(source: r.source(of: "compare.batches") ?? fileName, key: "compare.batches",
+                                  expected: RunConfig.Batch.listExpected, found: "'\(word)'")
+            }
+            v.training.batch = batch
+            if !rates.isEmpty { v.optimizer.learningRate = rates[k] }
+            if !epochs.isEmpty { v.training.epochs = epochs[k] }
+            let label = "batch \(word)" + (rates.isEmpty ? "" : " lr \(shortNumber(rates[k]))")
+                + (epochs.isEmpty ? "" : " \(epochs[k]) epochs")
+            v.name = RunConfig.folderName(label)
+            variants.append(Variant(label: label, config: v))
+        }
+        for k in variants.indices where variants[..<k].contains(where: { $0.label == variants[k].label }) {
+            throw ConfigError(source: r.source(of: "compare.batches") ?? fileName, key: "compare.batches",
+                              expected: "variants that differ in batch, lr or epochs",
+                              found: "'\(variants[k].label)' twice")
+        }
+        blockYAML = ["batches: [\(words.joined(separator: ", "))]"]
+            + (rates.isEmpty ? [] : ["lr: [\(rates.map { "\($0)" }.joined(separator: ", "))]"])
+            + (epochs.isEmpty ? [] : ["epochs: [\(epochs.map(String.init).joined(separator: ", "))]"])
     }
 
     /// The base config's YAML with the compare block appended; it loads back as the same comparison.

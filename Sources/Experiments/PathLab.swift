@@ -409,27 +409,27 @@ public enum PathLab {
         return (folder, files.map(\.name))
     }
 
-    /// A console summary: one line per run with its final point, f and distance to the minimum, and for a
-    /// repeated entry how many of its seeds reached the deep minimum.
+    /// A console summary: one line per entry with its (first run's) final point, f and distance to the minimum,
+    /// and for a repeated entry how many of its seeds reached the deep minimum.
     public static func summary(_ c: PathConfig, _ trajectories: [Trajectory]) -> String {
         let land = Landscape(c)
         var lines = ["\(land.title): f = \(land.formula), \(runText(c))"]
-        let width = max(12, trajectories.map { $0.label.count + ($0.repeatIndex > 0 || trajectories.count > c.optimizers.count ? 5 : 0) }.max() ?? 0)
+        let width = max(12, trajectories.map(\.label.count).max() ?? 0)
         let to = land.minimaName == "saddle point" ? "to saddle" : "to minimum"
         lines.append("optimizer".padding(toLength: width, withPad: " ", startingAt: 0)
                      + "        x            y            f   " + to)
         for group in groups(c, trajectories) {
-            for t in group.runs {
+            for t in group.runs.prefix(1) {
                 let p = t.last
-                let name = group.runs.count > 1 ? "\(t.label) #\(t.repeatIndex + 1)" : t.label
-                var line = name.padding(toLength: width, withPad: " ", startingAt: 0)
+                var line = t.label.padding(toLength: width, withPad: " ", startingAt: 0)
                     + String(format: "  %11.5g  %11.5g  %11.4g  %9.3g", Double(p.x), Double(p.y), p.f,
                              land.distanceToMinimum(Double(p.x), Double(p.y)))
                 if let d = t.divergedAt { line += "   diverged at step \(d)" }
                 lines.append(line)
             }
-            if group.runs.count > 1 && !land.localMinima.isEmpty {
-                lines.append("  \(group.entry.label): \(escapes(group.runs, land)) of \(group.runs.count) seeds end in the deep minimum")
+            if group.runs.count > 1 {
+                lines.append("  \(group.runs.count) seeds (the first above)" + (land.localMinima.isEmpty ? ""
+                    : ": \(escapes(group.runs, land)) end in the deep minimum"))
             }
         }
         return lines.joined(separator: "\n")
