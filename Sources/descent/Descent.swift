@@ -1,5 +1,5 @@
-// The command line: `descent train`, `compare`, `study`, `path`, `scaling-report` and `time-optimizers`, one file per
-// subcommand; this one holds the root command and how failures are reported on every rank.
+// The command line: `descent train`, `compare`, `study`, `path`, `ewma`, `scaling-report` and `time-optimizers`, one
+// file per subcommand; this one holds the root command and how failures are reported on every rank.
 import ArgumentParser
 import Collectives
 import Config
