@@ -80,7 +80,9 @@ final class DeterministicExchange {
     }
 
     /// Finishes the tree over all ranks' blocks into the first `floats` floats of `result`, on every rank.
-    func finish(into result: UnsafeMutableBufferPointer<Float>, over communicator: Communicator) throws {
+    /// `slice` may change this rank's finished slice (its range of `result`) in place before the slices are gathered.
+    func finish(into result: UnsafeMutableBufferPointer<Float>, over communicator: Communicator,
+                slice: (Range<Int>) -> Void = { _ in }) throws {
         let blocksOf = layout.blocks, tree = layout.tree
         let mine = blocks.count, width = slices.counts[rank]
         // To rank s: slice s of each block, block after block. One block is already laid out that way.
@@ -105,6 +107,7 @@ final class DeterministicExchange {
             }
             if width > 0 {
                 try global.value(of: tree.root, in: tree, into: result.baseAddress! + slices.offsets[rank], known: { known[$0] })
+                slice(slices.offsets[rank]..<(slices.offsets[rank] + width))
             }
             try communicator.allGather(Pieces(UnsafeMutableBufferPointer(rebasing: result[0..<floats]),
                                               counts: slices.counts, offsets: slices.offsets))

@@ -113,20 +113,31 @@ public final class GradientExchange {
                          sums: LocalSums) throws -> Exchanged {
         precondition(communicator.size == ranks && communicator.rank == rank)
         let t0 = monotonicSeconds()
-        buffer.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        buffer.withUnsafeMutableBufferPointer { b in
+            // The tree writes every summed slot; only the integer slots need zeros. The mpi path adds the buffer
+            // as it stands, so a replica that writes no sums must leave zeros.
+            let from = tree == nil ? 0 : countSlot
+            UnsafeMutableBufferPointer(rebasing: b[from...]).update(repeating: 0)
+        }
         let counts = accumulate(count: count, measureNoise: measureNoise, sums)
         for r in 0..<replicas where !localSumsAreFinite(replica: r) { buffer[flagSlot + r * ranks + rank] = 1 }
         if requestStop { buffer[stopSlot] = 1 }
         let t1 = monotonicSeconds()
         try buffer.withUnsafeMutableBufferPointer { b in
             if let tree {
-                try tree.finish(into: b, over: communicator)
+                // Each rank divides its own slice of the summed gradients by the count, before the slices are
+                // gathered: a pass over 1/np of the gradient, while it is in cache.
+                let gradients = replicas * parameterCount, scale = 1 / Float(count)
+                try tree.finish(into: b, over: communicator) { slice in
+                    let end = min(slice.upperBound, gradients)
+                    if slice.lowerBound < end { Kernels.scale(b.baseAddress! + slice.lowerBound, count: end - slice.lowerBound, by: scale) }
+                }
                 try communicator.allreduce(UnsafeMutableBufferPointer(rebasing: b[countSlot...]), .sum)
             } else {
                 try communicator.allreduce(b, .sum)
             }
         }
-        return averaged(smallBatchCounts: counts, computeSeconds: t1 - t0, since: t1)
+        return averaged(smallBatchCounts: counts, scale: tree == nil, computeSeconds: t1 - t0, since: t1)
     }
 
     /// Fills this rank's sums; returns the sizes of the small batches.
@@ -166,13 +177,13 @@ public final class GradientExchange {
         return buffer.withUnsafeMutableBufferPointer { finite([$0.baseAddress!]) }
     }
 
-    /// Divides the summed gradients by the global count and reads the other slots; the exchange's time runs from
-    /// `start` to the end of that division.
-    private func averaged(smallBatchCounts: [Int], computeSeconds: Double, since start: Double) -> Exchanged {
+    /// Divides the summed gradients by the global count (with `scale`: the tree has already done it, slice by
+    /// slice) and reads the other slots; the exchange's time runs from `start` to the end of that division.
+    private func averaged(smallBatchCounts: [Int], scale: Bool, computeSeconds: Double, since start: Double) -> Exchanged {
         buffer.withUnsafeMutableBufferPointer { b in
             let count = b[countSlot]
             precondition(count > 0, "a global batch holds at least one sample")
-            Kernels.scale(b.baseAddress!, count: replicas * parameterCount, by: 1 / count)
+            if scale { Kernels.scale(b.baseAddress!, count: replicas * parameterCount, by: 1 / count) }
             let perReplica = (0..<replicas).map { r in
                 Exchanged.Replica(loss: Double(b[lossSlot + r]) / Double(count),
                                   smallBatchSquaredNormSum: Double(b[normSlot + r]),

@@ -1,4 +1,4 @@
-// The command line: `descent train`, `compare`, `study`, `path`, `ewma`, `scaling-report` and `time-optimizers`, one
+// The command line: `descent train`, `compare`, `study`, `path`, `ewma`, `scaling-report`, `time-optimizers` and `roofline`, one
 // file per subcommand; this one holds the root command and how failures are reported on every rank.
 import ArgumentParser
 import Collectives
@@ -15,7 +15,7 @@ struct Descent: ParsableCommand {
         commandName: "descent",
         abstract: "Data-parallel training under mpirun, to compare gradient descent and its optimizers.",
         subcommands: [Train.self, Compare.self, StudyCommand.self, PathCommand.self, MovingAveragesCommand.self, ScalingReportCommand.self,
-                      TimeOptimizers.self]
+                      TimeOptimizers.self, RooflineCommand.self]
     )
 
     /// Usage errors are printed by one rank only, so `mpirun -np 4` shows one message, not four.

@@ -1,6 +1,7 @@
 // The MLP's gradient against finite differences of its own loss, and its bookkeeping.
 import Datasets
 import DescentTestSupport
+import Experiments
 import Models
 import Testing
 
@@ -171,3 +172,20 @@ struct MLPTests {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+@Suite("GEMM roofline")
+struct RooflineTests {
+    @Test("the roofline times the sgemm calls the MLP makes: forward per layer, dW per layer, dA but for the first")
+    func shapes() {
+        let sizes = [11, 13, 9, 3], rows = 5
+        let s = Roofline.shapes(sizes: sizes, rows: rows)
+        #expect(s.count == 3 + 3 + 2)
+        #expect(s[0] == Roofline.Shape(transA: .none, transB: .none, m: 5, n: 13, k: 11))
+        #expect(s[3] == Roofline.Shape(transA: .transposed, transB: .none, m: 9, n: 3, k: 5))
+        #expect(s[4] == Roofline.Shape(transA: .none, transB: .transposed, m: 5, n: 9, k: 3))
+        #expect(s.last == Roofline.Shape(transA: .transposed, transB: .none, m: 11, n: 13, k: 5))
+        // 2·rows·(in·out) per product: three per layer, but no dA for the first.
+        let products = zip(sizes, sizes.dropFirst()).map { Double($0 * $1) }
+        #expect(Roofline.flops(s) == 2 * Double(rows) * (3 * products.reduce(0, +) - products[0]))
+    }
+}
