@@ -51,6 +51,10 @@ final class DeterministicExchange {
     /// The sizes of a batch's chunks.
     var chunkCounts: [Int] { layout.chunkCounts }
 
+    /// Each rank's slice of the summed vector, and this rank's.
+    var sliceRanges: [Range<Int>] { zip(slices.offsets, slices.counts).map { $0..<($0 + $1) } }
+    var ownedSlice: Range<Int> { slices.offsets[rank]..<(slices.offsets[rank] + slices.counts[rank]) }
+
     /// Computes this rank's block sums for a batch of `count` samples; `leaf` writes one chunk's vector (its
     /// positions in the batch) into the given `floats` floats. Returns the samples this rank's chunks hold.
     func accumulate(count: Int, _ leaf: (_ positions: Range<Int>, _ out: UnsafeMutablePointer<Float>) -> Void) -> Int {
@@ -81,7 +85,8 @@ final class DeterministicExchange {
 
     /// Finishes the tree over all ranks' blocks into the first `floats` floats of `result`, on every rank.
     /// `slice` may change this rank's finished slice (its range of `result`) in place before the slices are gathered.
-    func finish(into result: UnsafeMutableBufferPointer<Float>, over communicator: Communicator,
+    /// Without `gather` each rank keeps only its own slice.
+    func finish(into result: UnsafeMutableBufferPointer<Float>, over communicator: Communicator, gather: Bool = true,
                 slice: (Range<Int>) -> Void = { _ in }) throws {
         let blocksOf = layout.blocks, tree = layout.tree
         let mine = blocks.count, width = slices.counts[rank]
@@ -109,6 +114,7 @@ final class DeterministicExchange {
                 try global.value(of: tree.root, in: tree, into: result.baseAddress! + slices.offsets[rank], known: { known[$0] })
                 slice(slices.offsets[rank]..<(slices.offsets[rank] + width))
             }
+            guard gather else { return }
             try communicator.allGather(Pieces(UnsafeMutableBufferPointer(rebasing: result[0..<floats]),
                                               counts: slices.counts, offsets: slices.offsets))
         }

@@ -79,7 +79,7 @@ public final class GradientExchange {
         self.reduction = reduction
         self.chunk = chunk
         let floats = replicas * (parameterCount + 2)
-        buffer = [Float](repeating: 0, count: floats + 1 + replicas * ranks + 1)
+        buffer = [Float](repeating: 0, count: floats + 1 + replicas * ranks + 1 + 2 * replicas)
         tree = reduction == .deterministic ? DeterministicExchange(floats: floats, ranks: ranks, rank: rank, chunk: chunk) : nil
     }
 
@@ -90,6 +90,20 @@ public final class GradientExchange {
     private var countSlot: Int { floatCount }
     private var flagSlot: Int { countSlot + 1 }
     private var stopSlot: Int { flagSlot + replicas * ranks }
+    /// Copies of the loss and |g|² sums, for a step whose gradient is not gathered (0 but on the rank that owns them).
+    private var sharedSlot: Int { stopSlot + 1 }
+
+    /// This rank's part of each replica's gradient with the deterministic reduction: where `exchange(gather: false)`
+    /// leaves it, and what a sharded optimizer step updates. nil with the mpi reduction.
+    public var ownedParameters: Range<Int>? { tree.map { $0.ownedSlice.clamped(to: 0..<parameterCount) } }
+
+    /// Every rank's `ownedParameters`, as pieces of a parameter buffer (counts and offsets, by rank).
+    public var parameterPieces: (counts: [Int], offsets: [Int])? {
+        tree.map { t in
+            let parts = t.sliceRanges.map { $0.clamped(to: 0..<parameterCount) }
+            return (parts.map(\.count), parts.map(\.lowerBound))
+        }
+    }
 
     /// Number of chunks (deterministic) or ranks (mpi) a batch of `count` samples is cut into: the small
     /// batches of the noise-scale estimate.
@@ -109,8 +123,12 @@ public final class GradientExchange {
     /// - Parameters:
     ///   - measureNoise: also add the |g|² of each small batch's mean gradient.
     ///   - requestStop: this rank asks every rank to stop after this step.
-    public func exchange(count: Int, measureNoise: Bool, requestStop: Bool, over communicator: Communicator,
+    ///   - gather: with the deterministic reduction, false leaves each rank only its own part of the mean
+    ///     gradient (`ownedParameters`; a single replica), for a sharded optimizer step; losses, flags and the
+    ///     rest are still known to every rank.
+    public func exchange(count: Int, measureNoise: Bool, requestStop: Bool, gather: Bool = true, over communicator: Communicator,
                          sums: LocalSums) throws -> Exchanged {
+        precondition(gather || (tree != nil && replicas == 1))
         precondition(communicator.size == ranks && communicator.rank == rank)
         let t0 = monotonicSeconds()
         buffer.withUnsafeMutableBufferPointer { b in
@@ -128,11 +146,16 @@ public final class GradientExchange {
                 // Each rank divides its own slice of the summed gradients by the count, before the slices are
                 // gathered: a pass over 1/np of the gradient, while it is in cache.
                 let gradients = replicas * parameterCount, scale = 1 / Float(count)
-                try tree.finish(into: b, over: communicator) { slice in
+                try tree.finish(into: b, over: communicator, gather: gather) { slice in
                     let end = min(slice.upperBound, gradients)
                     if slice.lowerBound < end { Kernels.scale(b.baseAddress! + slice.lowerBound, count: end - slice.lowerBound, by: scale) }
                 }
+                // Without the gather only the owner knows the loss and |g|² sums: they ride in the small allreduce
+                // (added to zeros, so exactly).
+                let shared = lossSlot..<floatCount, owned = tree.ownedSlice
+                if !gather { for i in shared where owned.contains(i) { b[sharedSlot + i - lossSlot] = b[i] } }
                 try communicator.allreduce(UnsafeMutableBufferPointer(rebasing: b[countSlot...]), .sum)
+                if !gather { for i in shared { b[i] = b[sharedSlot + i - lossSlot] } }
             } else {
                 try communicator.allreduce(b, .sum)
             }

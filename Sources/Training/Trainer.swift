@@ -74,6 +74,10 @@ public final class Trainer {
     let rates: LearningRates
     let guards: Guards
     let exchange: GradientExchange
+    /// With a sharded optimizer step (the deterministic reduction, one replica, several ranks): the parameters
+    /// this rank updates and keeps optimizer state for; the ranks' updated parts are then gathered. nil: every
+    /// rank updates all parameters.
+    let ownedParameters: Range<Int>?
     let workspace: AnyObject
     /// Samples per pass of the workspace (with the deterministic reduction: the chunk).
     let workspaceCapacity: Int
@@ -145,6 +149,7 @@ public final class Trainer {
         let chunk = config.training.chunkSize(globalBatch: globalBatch)
         exchange = GradientExchange(parameterCount: model.parameterCount, replicas: plan.count, ranks: communicator.size,
                                     rank: communicator.rank, reduction: config.training.reduction, chunk: chunk)
+        ownedParameters = plan.count == 1 && communicator.size > 1 ? exchange.ownedParameters : nil
         // Deterministic: every pass is one chunk of the fixed grid. mpi: passes of up to `chunk` samples of a shard.
         let localMost = (globalBatch + communicator.size - 1) / communicator.size
         workspaceCapacity = config.training.reduction == .deterministic ? chunk : min(chunk, max(localMost, 1))
@@ -153,6 +158,7 @@ public final class Trainer {
         let directory = config.outputDirectory + "/" + config.name
         runDirectory = writeOutput && communicator.rank == 0 ? directory : nil
         replicas = try Self.makeReplicas(plan, single: optimizers == nil, config: config, model: model,
+                                         optimizerLength: ownedParameters?.count ?? model.parameterCount,
                                          runDirectory: runDirectory, on: communicator)
         let single = optimizers == nil
         checkpointDirectory = writeOutput && single && checkpoints ? CheckpointStore.directory(ofRun: directory) : nil

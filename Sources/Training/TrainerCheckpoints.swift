@@ -21,12 +21,34 @@ extension Trainer {
     /// Exit status after a stop on a signal with the state committed (128 + SIGTERM, as a shell reports it).
     public static let stoppedStatus: Int32 = 143
 
-    /// The checkpoint bytes for the state at `p` (the next step at its epoch and batch).
-    func snapshot(_ p: RunPosition, orderHash: UInt64) throws -> [UInt8] {
+    /// Replica `r`'s whole optimizer state: with a sharded optimizer step every rank's part of each buffer,
+    /// gathered (a collective: every rank calls it), so that a checkpoint does not depend on the rank count.
+    func wholeOptimizerState(_ r: Replica) throws -> OptimizerState {
+        var state = r.optimizer.state()
+        guard let ownedParameters, let pieces = exchange.parameterPieces else { return state }
+        for name in state.buffers.keys.sorted() {
+            var whole = [Float](repeating: 0, count: model.parameterCount)
+            whole.replaceSubrange(ownedParameters, with: state.buffers[name]!)
+            try whole.withUnsafeMutableBufferPointer { try communicator.allGather(Pieces($0, counts: pieces.counts, offsets: pieces.offsets)) }
+            state.buffers[name] = whole
+        }
+        return state
+    }
+
+    /// `state` cut to the part of each buffer this rank keeps.
+    func ownedPart(of state: OptimizerState) -> OptimizerState {
+        guard let ownedParameters else { return state }
+        var part = state
+        part.buffers = state.buffers.mapValues { $0.count == model.parameterCount ? Array($0[ownedParameters]) : $0 }
+        return part
+    }
+
+    /// The checkpoint bytes for the state at `p` (the next step at its epoch and batch), with each replica's whole
+    /// optimizer state in `states`.
+    func snapshot(_ p: RunPosition, orderHash: UInt64, states: [OptimizerState]) throws -> [UInt8] {
         var buffers: [CheckpointHeader.Buffer] = [], data: [[Float]] = []
         var records: [CheckpointHeader.ReplicaRecord] = []
-        for (k, r) in replicas.enumerated() {
-            let state = r.optimizer.state()
+        for (k, (r, state)) in zip(replicas, states).enumerated() {
             buffers.append(.init(name: "\(k)/parameters", count: r.parameters.count))
             data.append(r.parameters)
             for name in state.buffers.keys.sorted() {
@@ -57,9 +79,10 @@ extension Trainer {
         communicator.setContext(step: p.step, phase: "checkpoint")
         let rank = communicator.rank
         let hooks = self.hooks
+        let states = try replicas.map(wholeOptimizerState)
         let written: String? = try communicator.collectively {
             guard rank == 0 else { return nil }
-            let bytes = try snapshot(p, orderHash: orderHash)
+            let bytes = try snapshot(p, orderHash: orderHash, states: states)
             return try CheckpointStore.commit(bytes, step: p.step, directory: directory, keep: config.checkpoint.keep) {
                 hooks?.checkpointWritten(step: p.step)
             }
@@ -140,8 +163,8 @@ extension Trainer {
             let prefix = "\(k)/optimizer/"
             for (name, b) in buffers where name.hasPrefix(prefix) { state[String(name.dropFirst(prefix.count))] = b }
             do {
-                try r.optimizer.restore(OptimizerState(name: saved.optimizer, step: saved.optimizerStep, buffers: state,
-                                                       scalars: saved.scalars))
+                try r.optimizer.restore(ownedPart(of: OptimizerState(name: saved.optimizer, step: saved.optimizerStep,
+                                                                     buffers: state, scalars: saved.scalars)))
             } catch {
                 throw fail("\(error)")
             }

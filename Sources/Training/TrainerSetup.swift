@@ -68,9 +68,10 @@ extension Trainer {
     }
 
     /// One replica per (label, optimizer), all from rank 0's initial parameters (the broadcast makes that true
-    /// whatever the other ranks drew).
+    /// whatever the other ranks drew); each optimizer keeps state for `optimizerLength` parameters.
     static func makeReplicas(_ plan: [(label: String, settings: OptimizerSettings)], single: Bool, config: RunConfig,
-                             model: any Model, runDirectory: String?, on communicator: Communicator) throws -> [Replica] {
+                             model: any Model, optimizerLength: Int, runDirectory: String?,
+                             on communicator: Communicator) throws -> [Replica] {
         var initial = communicator.rank == 0 ? model.initialParameters(seed: config.seed)
             : [Float](repeating: 0, count: model.parameterCount)
         try communicator.broadcast(&initial, root: 0)
@@ -79,7 +80,7 @@ extension Trainer {
             c.optimizer = entry.settings
             if !single { c.name = RunConfig.folderName(entry.label) }
             let folder = single ? runDirectory : runDirectory.map { $0 + "/" + c.name }
-            return Replica(label: entry.label, config: c, optimizer: entry.settings.makeOptimizer(parameterCount: model.parameterCount),
+            return Replica(label: entry.label, config: c, optimizer: entry.settings.makeOptimizer(parameterCount: optimizerLength),
                            parameters: initial, directory: folder)
         }
     }

@@ -49,8 +49,10 @@ extension Trainer {
         let every = config.training.noiseScaleEvery
         let measure = every > 0 && position.step % every == 0 && exchange.smallBatches(count: batch.count) >= 2
         let corrupt = hooks?.corruptsSums(rank: rank, step: number) ?? false
-        let exchanged = try order.withUnsafeBufferPointer { order in
+        var exchanged = try order.withUnsafeBufferPointer { order in
+            // A sharded step gathers the gradient only when something needs all of it: the noise scale, clipping.
             try exchange.exchange(count: batch.count, measureNoise: measure, requestStop: StopSignals.pending != 0,
+                                  gather: ownedParameters == nil || measure || config.training.clipNorm != nil,
                                   over: communicator) { r, positions, gradient in
                 // A replica whose target run is over contributes nothing (its gradient slots stay zero).
                 guard replicas[r].end == nil else { return 0 }
@@ -80,7 +82,7 @@ extension Trainer {
             }
             switch verdict {
             case .apply:
-                update(replica, r, exchanged, measured: measure, step: number)
+                exchanged.exchangeSeconds += try update(replica, r, exchanged, measured: measure, step: number)
             case .skip:
                 break
             case .stop(let failure) where goal != nil:
@@ -96,8 +98,10 @@ extension Trainer {
         return exchanged
     }
 
-    /// Applies replica `r`'s averaged gradient: the noise-scale estimate, clipping, the scheduled rate, the update.
-    private func update(_ replica: Replica, _ r: Int, _ exchanged: Exchanged, measured: Bool, step: Int) {
+    /// Applies replica `r`'s averaged gradient: the noise-scale estimate, clipping, the scheduled rate, the update —
+    /// of this rank's `ownedParameters` only when the step is sharded, followed by gathering every rank's updated part.
+    /// Returns the seconds that gather took.
+    private func update(_ replica: Replica, _ r: Int, _ exchanged: Exchanged, measured: Bool, step: Int) throws -> Double {
         let u0 = monotonicSeconds()
         let share = exchanged.replicas[r]
         exchange.withGradient(replica: r) { g in
@@ -109,11 +113,25 @@ extension Trainer {
             }
             if let maxNorm = config.training.clipNorm { Kernels.clip(g.baseAddress!, count: g.count, toNorm: maxNorm) }
             replica.optimizer.learningRate = rates.rate(replica: r, step: step)
-            replica.parameters.withUnsafeMutableBufferPointer { replica.optimizer.update($0, gradient: UnsafeBufferPointer(g)) }
+            replica.parameters.withUnsafeMutableBufferPointer { θ in
+                if let ownedParameters {
+                    replica.optimizer.update(UnsafeMutableBufferPointer(rebasing: θ[ownedParameters]),
+                                             gradient: UnsafeBufferPointer(rebasing: g[ownedParameters]))
+                } else {
+                    replica.optimizer.update(θ, gradient: UnsafeBufferPointer(g))
+                }
+            }
         }
-        replica.progress.updateSeconds += monotonicSeconds() - u0
+        let u1 = monotonicSeconds()
+        replica.progress.updateSeconds += u1 - u0
         replica.progress.windowLoss += share.loss
         replica.progress.epochLoss += share.loss
+        guard ownedParameters != nil, let pieces = exchange.parameterPieces else { return 0 }
+        communicator.setContext(step: step, phase: "parameter gather")
+        try replica.parameters.withUnsafeMutableBufferPointer { θ in
+            try communicator.allGather(Pieces(θ, counts: pieces.counts, offsets: pieces.offsets))
+        }
+        return monotonicSeconds() - u1
     }
 
     /// A step row per replica: the mean batch loss and noise scale since the last one.

@@ -8,6 +8,7 @@ import Experiments
 import Foundation
 import Models
 import Numerics
+import Optimizers
 import Testing
 import Training
 
@@ -125,6 +126,21 @@ struct DataParallelTests {
             }
         }
         #expect(messages == Array(repeating: "config: training.batch: expected a global batch of at least 3 samples (one per rank) with reduction mpi, found 2", count: 3))
+    }
+
+    @Test("the sharded optimizer step: each of 3 ranks keeps Adam's state for its own third of the parameters, and the parts tile them")
+    func shardedOptimizerState() throws {
+        var c = try config(batch: .samples(50), steps: 3)
+        c.optimizer = OptimizerSettings(.adam)
+        let lengths = try InProcessGroup.run(ranks: 3) { comm -> [Int] in
+            let trainer = try Trainer(config: c, communicator: comm, writeOutput: false, console: Console(enabled: false, interactive: false))
+            try trainer.run()
+            return trainer.optimizer.state().buffers.values.map(\.count)
+        }
+        let p = MLP(sizes: [10, 16, 3]).parameterCount
+        #expect(lengths.allSatisfy { $0.count == 2 && Set($0).count == 1 })
+        #expect(lengths.map { $0[0] }.reduce(0, +) == p)
+        #expect(lengths.allSatisfy { abs($0[0] - p / 3) <= 2 })
     }
 
     @Test("with the deterministic reduction a batch smaller than the ranks trains, with the same bits as on one rank")
