@@ -74,13 +74,16 @@ public final class AngularGrad: BufferedOptimizer {
         }
     }
 
+    /// β1, β2, ε, λ as Float, and 1 − β1, 1 − β2 rounded once from Double, as torch does.
+    private var constants: (Float, Float, Float, Float, Float, Float) {
+        let h = settings
+        return (Float(h.beta1), Float(h.beta2), Float(h.eps), Float(h.weightDecay), Float(1 - h.beta1), Float(1 - h.beta2))
+    }
+
     /// The authors' code: φ replaced only where A ≤ A_min = 0.
     private func authorsUpdate(_ stepSize: Float, _ parameters: UnsafeMutablePointer<Float>,
                                _ gradient: UnsafePointer<Float>, _ count: Int) {
-        let h = settings
-        let β1 = Float(h.beta1), β2 = Float(h.beta2), ε = Float(h.eps), λ = Float(h.weightDecay)
-        let cβ2 = Float(1 - h.beta2)  // 1 − β2 rounded once from Double, as torch does
-        let cβ1 = Float(1 - h.beta1)  // 1 − β1 rounded once from Double, as torch does
+        let (β1, β2, ε, λ, cβ1, cβ2) = constants
         let replaced = Self.coefficient(form == .cos ? 1 : 0)  // φ where A = 0: tanh(|cos 0|) or tanh(|tan 0|)
         @inline(__always)  // a local function, not a closure: always inlined into the loop
         func body(_ θ: inout F8, _ g: F8, _ m: inout F8, _ v: inout F8, _ p: inout F8, _ φ: inout F8) {
@@ -102,10 +105,7 @@ public final class AngularGrad: BufferedOptimizer {
     /// The paper's description: the running minimum of the real angles.
     private func paperUpdate(_ stepSize: Float, _ parameters: UnsafeMutablePointer<Float>,
                              _ gradient: UnsafePointer<Float>, _ count: Int) {
-        let h = settings
-        let β1 = Float(h.beta1), β2 = Float(h.beta2), ε = Float(h.eps), λ = Float(h.weightDecay)
-        let cβ2 = Float(1 - h.beta2)  // 1 − β2 rounded once from Double, as torch does
-        let cβ1 = Float(1 - h.beta1)  // 1 − β1 rounded once from Double, as torch does
+        let (β1, β2, ε, λ, cβ1, cβ2) = constants
         let cosine = form == .paperCos
         @inline(__always)
         func body(_ θ: inout F8, _ g: F8, _ m: inout F8, _ v: inout F8, _ p: inout F8, _ τmin: inout F8) {

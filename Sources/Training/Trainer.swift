@@ -65,7 +65,8 @@ public final class Trainer {
     /// The checkpoint this run continues from, if any.
     public internal(set) var resumedFrom: (path: String, header: CheckpointHeader)?
 
-    /// The first replica's parameters, optimizer and record (the only ones of a plain run).
+    /// The first replica's parameters, optimizer and record (the only ones of a plain run). With a sharded
+    /// optimizer step the optimizer holds the state of this rank's `ownedParameters` only.
     public var parameters: [Float] { replicas[0].parameters }
     public var optimizer: Optimizer { replicas[0].optimizer }
     public var history: [MetricsRow] { replicas[0].history }
