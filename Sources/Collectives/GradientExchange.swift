@@ -200,8 +200,8 @@ public final class GradientExchange {
         return buffer.withUnsafeMutableBufferPointer { finite([$0.baseAddress!]) }
     }
 
-    /// Divides the summed gradients by the global count (with `scale`: the tree has already done it, slice by
-    /// slice) and reads the other slots; the exchange's time runs from `start` to the end of that division.
+    /// Divides the summed gradients by the global count when `scale` is set (the mpi path; the tree divides each
+    /// rank's slice itself) and reads the other slots; the exchange's time runs from `start` to the end.
     private func averaged(smallBatchCounts: [Int], scale: Bool, computeSeconds: Double, since start: Double) -> Exchanged {
         buffer.withUnsafeMutableBufferPointer { b in
             let count = b[countSlot]
