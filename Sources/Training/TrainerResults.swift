@@ -116,6 +116,7 @@ extension Trainer {
             "optimizer_seconds": r.optimizerSeconds, "peak_rss_bytes": r.peakResidentBytes,
             "final_hash": hexDigest(r.finalHash), "rank_hashes": r.rankHashes.map(hexDigest),
             "parameter_count": model.parameterCount, "parameter_layout": model.parameterSummary,
+            "optimizer_sharded": ownedParameters != nil,
         ]
         // JSON has no inf or nan: a diverged run records them as text, as metrics.jsonl does.
         func number(_ v: Double) -> Any { v.isFinite ? v : (v.isNaN ? "nan" : (v > 0 ? "inf" : "-inf")) }

@@ -150,6 +150,7 @@ extension Trainer {
                      + model.shapeText + " (\(model.parameterCount) parameters), "
                      + (replicas.count > 1 ? "\(replicas.count) replicas on the same batches: " : "")
                      + optimizerText + ", batch \(config.training.batch), \(plannedSteps) steps "
-                     + "(\((n + globalBatch - 1) / globalBatch) per epoch), BLAS threads \(BLASThreads.count)")
+                     + "(\((n + globalBatch - 1) / globalBatch) per epoch), BLAS threads \(BLASThreads.count)"
+                     + (ownedParameters == nil ? "" : ", optimizer state sharded over \(size) ranks"))
     }
 }
