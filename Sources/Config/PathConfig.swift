@@ -93,6 +93,12 @@ public struct PathConfig: Equatable, Sendable {
 
     public init() {}
 
+    /// A config on `function`, starting at its start point and showing its window.
+    public init(function: PathFunction) {
+        self.function = function
+        (start, window) = (function.start, function.window)
+    }
+
     /// σ of `entry`'s gradient noise.
     public func noise(of entry: Entry) -> Double { entry.noise ?? noise }
 

@@ -151,12 +151,7 @@ public enum PathLab {
         let trainer = try Trainer(config: run, communicator: communicator, writeOutput: false,
                                   console: Console(enabled: false, interactive: false), checkpoints: false,
                                   problem: Problem(train: train, test: test, model: model))
-        let batch: Int
-        switch entry.batch {
-        case .full: batch = train.count
-        case .samples(let n): batch = min(n, train.count)
-        }
-        let perEpoch = Double((train.count + batch - 1) / batch)
+        let perEpoch = Double(trainer.plannedSteps / config.epochs)
         var points = [Trajectory.Point(step: 0, epoch: 0, x: model.start.x, y: model.start.y,
                                        f: landscape.value(Double(model.start.x), Double(model.start.y)))]
         var diverged: Int?

@@ -15,10 +15,7 @@ import Testing
 @Suite("Finite sums in the 2-D lab")
 struct FiniteSumTests {
     static func config(_ sum: FiniteSum, batches: [RunConfig.Batch], lr: Double, epochs: Int = 4, samples: Int = 48) -> PathConfig {
-        var c = PathConfig()
-        c.function = .finiteSum(sum)
-        c.start = sum.start
-        c.window = sum.window
+        var c = PathConfig(function: .finiteSum(sum))
         c.samples = samples
         c.epochs = epochs
         var sgd = OptimizerSettings(.sgd)
@@ -98,9 +95,7 @@ struct FiniteSumTests {
 
     @Test("escapes: exact gradient descent stays in the shallow well of the double well; the count says so")
     func escapes() throws {
-        var c = PathConfig()
-        c.function = .test(.doubleWell)
-        c.start = SIMD2(2, 1)
+        var c = PathConfig(function: .test(.doubleWell))
         c.steps = 300
         var sgd = OptimizerSettings(.sgd)
         sgd.learningRate = 0.02

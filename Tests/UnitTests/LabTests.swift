@@ -104,10 +104,7 @@ let convergenceCases: [ConvergenceCase] = {
 
 @Suite struct PathLabTests {
     static func config(_ f: TestFunction, steps: Int, _ entries: [(String, OptimizerSettings)], noise: Double = 0) -> PathConfig {
-        var c = PathConfig()
-        c.function = .test(f)
-        c.start = f.start
-        c.window = f.window
+        var c = PathConfig(function: .test(f))
         c.steps = steps
         c.noise = noise
         c.optimizers = entries.map { PathConfig.Entry(label: $0.0, settings: $0.1) }
