@@ -3,19 +3,43 @@
 import Numerics
 
 /// What the deterministic reduction derives from a batch size: the tree over its chunks, every rank's blocks and
-/// the chunks' sizes.
+/// the chunks' sizes, and one rank's traffic: what it sends and receives, and where each block of its slice lies.
 struct DeterministicLayout {
     let count: Int
     let tree: FixedTree
     let blocks: [[FixedTree.Node]]
     let chunkCounts: [Int]
+    /// The all-to-all's pieces. A rank sends nothing to itself: it reads its own blocks where they lie.
+    let send: (counts: [Int], offsets: [Int])
+    let receive: (counts: [Int], offsets: [Int])
+    /// Where each block of this rank's slice lies: in this rank's own send source, or in the receive buffer.
+    let located: [FixedTree.Node: (own: Bool, offset: Int)]
 
-    init(count: Int, chunk: Int, ranks: Int) {
+    init(count: Int, chunk: Int, rank: Int, slices: (counts: [Int], offsets: [Int])) {
+        let ranks = slices.counts.count
         let leaves = max(1, (count + chunk - 1) / chunk)
         self.count = count
         tree = FixedTree(leaves: leaves)
-        blocks = (0..<ranks).map { FixedTree.blocks(of: shard(of: 0..<leaves, rank: $0, size: ranks)) }
+        let blocks = (0..<ranks).map { FixedTree.blocks(of: shard(of: 0..<leaves, rank: $0, size: ranks)) }
+        self.blocks = blocks
         chunkCounts = (0..<leaves).map { min(($0 + 1) * chunk, count) - $0 * chunk }
+        let mine = blocks[rank].count, width = slices.counts[rank]
+        // One block is sent from where it lies; several are packed slice by slice (`packSlices`).
+        let packed = slices.counts.map { $0 * mine }
+        let sendOffsets = mine == 1 ? slices.offsets : Pieces<Void>.endToEnd(packed)
+        var sendCounts = packed, receiveCounts = blocks.map { $0.count * width }
+        sendCounts[rank] = 0
+        receiveCounts[rank] = 0
+        let receiveOffsets = Pieces<Void>.endToEnd(receiveCounts)
+        send = (sendCounts, sendOffsets)
+        receive = (receiveCounts, receiveOffsets)
+        var located: [FixedTree.Node: (own: Bool, offset: Int)] = [:]
+        for (q, nodes) in blocks.enumerated() {
+            for (j, node) in nodes.enumerated() {
+                located[node] = q == rank ? (true, sendOffsets[rank] + j * width) : (false, receiveOffsets[q] + j * width)
+            }
+        }
+        self.located = located
     }
 }
 
@@ -28,7 +52,9 @@ final class DeterministicExchange {
     let chunk: Int
     /// Floats per vector (the summed part of the exchange buffer).
     let floats: Int
-    private var layout = DeterministicLayout(count: 0, chunk: 1, ranks: 1)
+    private var layout: DeterministicLayout
+    /// Layouts by batch size: an epoch's smaller last batch switches between two.
+    private var layouts: [Int: DeterministicLayout] = [:]
     private var blocks: [FixedTree.Node] { layout.blocks[rank] }
     private var blockSums: [Float] = []
     private var sendBuffer: [Float] = []
@@ -46,6 +72,7 @@ final class DeterministicExchange {
         let parts = (0..<ranks).map { shard(of: 0..<floats, rank: $0, size: ranks) }
         slices = (parts.map(\.count), parts.map(\.lowerBound))
         global = FixedTree.Evaluator(length: parts[rank].count)
+        layout = DeterministicLayout(count: 0, chunk: chunk, rank: rank, slices: slices)
     }
 
     /// The sizes of a batch's chunks.
@@ -61,7 +88,10 @@ final class DeterministicExchange {
         let leaves = (count + chunk - 1) / chunk
         let (chunk, floats) = (self.chunk, self.floats)
         // The layout changes only with the batch size (an epoch's smaller last batch).
-        if layout.count != count { layout = DeterministicLayout(count: count, chunk: chunk, ranks: ranks) }
+        if layout.count != count {
+            if layouts[count] == nil { layouts[count] = DeterministicLayout(count: count, chunk: chunk, rank: rank, slices: slices) }
+            layout = layouts[count]!
+        }
         let mine = shard(of: 0..<leaves, rank: rank, size: ranks)
         if blockSums.count < blocks.count * floats { blockSums = [Float](repeating: 0, count: blocks.count * floats) }
         let tree = layout.tree
@@ -84,40 +114,30 @@ final class DeterministicExchange {
     }
 
     /// Finishes the tree over all ranks' blocks into the first `floats` floats of `result`, on every rank.
-    /// `slice` may change this rank's finished slice (its range of `result`) in place before the slices are gathered.
-    /// Without `gather` each rank keeps only its own slice.
+    /// `scaling` multiplies the first `prefix` floats of the sum by `factor` in the tree's last pass (this rank's
+    /// slice of them). Without `gather` each rank keeps only its own slice.
     func finish(into result: UnsafeMutableBufferPointer<Float>, over communicator: Communicator, gather: Bool = true,
-                slice: (Range<Int>) -> Void = { _ in }) throws {
-        let blocksOf = layout.blocks, tree = layout.tree
-        let mine = blocks.count, width = slices.counts[rank]
+                scaling: (prefix: Int, factor: Float)? = nil) throws {
+        let layout = self.layout, mine = blocks.count, width = slices.counts[rank], own = slices.offsets[rank]
         // To rank s: slice s of each block, block after block. One block is already laid out that way.
         if mine > 1 { packSlices(blocks: mine) }
-        let receiveCounts = blocksOf.map { $0.count * width }
-        let needed = receiveCounts.reduce(0, +)
-        if receiveBuffer.count < needed { receiveBuffer = [Float](repeating: 0, count: needed) }
-        let sendCounts = slices.counts.map { $0 * mine }
-        let sendOffsets = mine == 1 ? slices.offsets : Pieces<Void>.endToEnd(sendCounts)
-        let receiveOffsets = Pieces<Void>.endToEnd(receiveCounts)
+        let needed = layout.receive.counts.reduce(0, +)
+        if receiveBuffer.count < needed { receiveBuffer = [Float](repeating: 0, count: max(needed, 1)) }
+        let scaled = scaling.map { (prefix: min(max($0.prefix - own, 0), width), factor: $0.factor) }
         try (mine > 1 ? sendBuffer : blockSums).withUnsafeBufferPointer { send in
             try receiveBuffer.withUnsafeMutableBufferPointer { receive in
-                try communicator.allToAll(Pieces(send, counts: sendCounts, offsets: sendOffsets),
-                                          Pieces(receive, counts: receiveCounts, offsets: receiveOffsets))
+                try communicator.allToAll(Pieces(send, counts: layout.send.counts, offsets: layout.send.offsets),
+                                          Pieces(receive, counts: layout.receive.counts, offsets: layout.receive.offsets))
+                guard width > 0 else { return }
+                try global.value(of: layout.tree.root, in: layout.tree, into: result.baseAddress! + own, scaling: scaled,
+                                 known: { node in
+                                     layout.located[node].map { ($0.own ? send.baseAddress! : UnsafePointer(receive.baseAddress!)) + $0.offset }
+                                 })
             }
         }
-        // Rank q's blocks, in order, each `width` floats of this rank's slice.
-        var known: [FixedTree.Node: UnsafePointer<Float>] = [:]
-        try receiveBuffer.withUnsafeBufferPointer { r in
-            for (q, nodes) in blocksOf.enumerated() {
-                for (j, node) in nodes.enumerated() { known[node] = r.baseAddress! + receiveOffsets[q] + j * width }
-            }
-            if width > 0 {
-                try global.value(of: tree.root, in: tree, into: result.baseAddress! + slices.offsets[rank], known: { known[$0] })
-                slice(slices.offsets[rank]..<(slices.offsets[rank] + width))
-            }
-            guard gather else { return }
-            try communicator.allGather(Pieces(UnsafeMutableBufferPointer(rebasing: result[0..<floats]),
-                                              counts: slices.counts, offsets: slices.offsets))
-        }
+        guard gather else { return }
+        try communicator.allGather(Pieces(UnsafeMutableBufferPointer(rebasing: result[0..<floats]),
+                                          counts: slices.counts, offsets: slices.offsets))
     }
 
     /// Lays out slice s of every block, block after block, for each rank s in turn.

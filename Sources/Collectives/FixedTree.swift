@@ -76,33 +76,50 @@ public struct FixedTree: Sendable {
         /// The value of `node` in `tree`, written to `destination`.
         ///
         /// - Parameters:
+        ///   - scaling: multiplies the first `prefix` floats of the value by `factor`, in the same pass as the last
+        ///     addition when there is one. Each float is rounded after the addition and again after the product,
+        ///     exactly as two separate passes would round it.
         ///   - known: the value of a node that is already computed (a block received from a rank), or nil to
         ///     compute it from its children.
         ///   - leaf: writes leaf i's vector into the given buffer (of `length` floats, contents undefined).
         public func value(
             of node: FixedTree.Node, in tree: FixedTree, into destination: UnsafeMutablePointer<Float>,
+            scaling: (prefix: Int, factor: Float)? = nil,
             known: (FixedTree.Node) -> UnsafePointer<Float>? = { _ in nil },
             leaf: (Int, UnsafeMutablePointer<Float>) throws -> Void = { _, _ in preconditionFailure("no leaf source") }
         ) rethrows {
-            let result = try value(node, tree, destination, known, leaf)!
-            if result != UnsafePointer(destination) { destination.update(from: result, count: length) }
+            let result = try value(node, tree, destination, known, leaf, scaling: scaling)!
+            guard result != UnsafePointer(destination) else { return }
+            destination.update(from: result, count: length)
+            if let scaling { Kernels.scale(destination, count: scaling.prefix, by: scaling.factor) }
         }
 
         /// The node's value: a known block, or computed in `destination`, or its lone left child's value; nil
-        /// when the node covers no leaf.
+        /// when the node covers no leaf. `scaling` applies to a value computed in `destination` only.
         private func value(
             _ node: FixedTree.Node, _ tree: FixedTree, _ destination: UnsafeMutablePointer<Float>,
-            _ known: (FixedTree.Node) -> UnsafePointer<Float>?, _ leaf: (Int, UnsafeMutablePointer<Float>) throws -> Void
+            _ known: (FixedTree.Node) -> UnsafePointer<Float>?, _ leaf: (Int, UnsafeMutablePointer<Float>) throws -> Void,
+            scaling: (prefix: Int, factor: Float)? = nil
         ) rethrows -> UnsafePointer<Float>? {
             guard node.firstLeaf < tree.leaves else { return nil }
             if let given = known(node) { return given }
             if node.level == 0 {
                 try leaf(node.index, destination)
+                if let scaling { Kernels.scale(destination, count: scaling.prefix, by: scaling.factor) }
                 return UnsafePointer(destination)
             }
             let l = try value(node.left, tree, destination, known, leaf)!
-            guard let r = try value(node.right, tree, slot(node.level), known, leaf) else { return l }
-            Kernels.add(l, r, into: destination, count: length)
+            guard let r = try value(node.right, tree, slot(node.level), known, leaf) else {
+                // A lone left child computed in place still needs its scaling; a known one is copied by the caller.
+                if let scaling, l == UnsafePointer(destination) { Kernels.scale(destination, count: scaling.prefix, by: scaling.factor) }
+                return l
+            }
+            if let (prefix, factor) = scaling {
+                Kernels.addThenScale(l, r, into: destination, count: prefix, by: factor)
+                Kernels.add(l + prefix, r + prefix, into: destination + prefix, count: length - prefix)
+            } else {
+                Kernels.add(l, r, into: destination, count: length)
+            }
             return UnsafePointer(destination)
         }
     }

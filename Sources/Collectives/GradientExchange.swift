@@ -143,13 +143,10 @@ public final class GradientExchange {
         let t1 = monotonicSeconds()
         try buffer.withUnsafeMutableBufferPointer { b in
             if let tree {
-                // Each rank divides its own slice of the summed gradients by the count, before the slices are
-                // gathered: a pass over 1/np of the gradient, while it is in cache.
-                let gradients = replicas * parameterCount, scale = 1 / Float(count)
-                try tree.finish(into: b, over: communicator, gather: gather) { slice in
-                    let end = min(slice.upperBound, gradients)
-                    if slice.lowerBound < end { Kernels.scale(b.baseAddress! + slice.lowerBound, count: end - slice.lowerBound, by: scale) }
-                }
+                // Each rank divides its own slice of the summed gradients by the count in the tree's last
+                // addition, before the slices are gathered.
+                try tree.finish(into: b, over: communicator, gather: gather,
+                                scaling: (prefix: replicas * parameterCount, factor: 1 / Float(count)))
                 // Without the gather only the owner knows the loss and |g|² sums: they ride in the small allreduce
                 // (added to zeros, so exactly).
                 let shared = lossSlot..<floatCount, owned = tree.ownedSlice

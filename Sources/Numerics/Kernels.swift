@@ -41,6 +41,14 @@ public enum Kernels {
                      scalar: { i in out[i] = a[i] + b[i] })
     }
 
+    /// out ← (a + b)·α, the sum rounded before the product (`out` may be `a` or `b`)
+    @inlinable
+    public static func addThenScale(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
+                                     count: Int, by alpha: Float) {
+        forEachBlock(count: count, vector: { i in store8((load8(a, i) + load8(b, i)) * alpha, out, i) },
+                     scalar: { i in out[i] = (a[i] + b[i]) * alpha })
+    }
+
     /// Scales `x` so that its L2 norm is at most `maxNorm`, as torch's clip_grad_norm_ does
     /// (x ← x · maxNorm / (‖x‖ + 1e-6) when that factor is below 1). Returns ‖x‖ before clipping.
     @discardableResult
