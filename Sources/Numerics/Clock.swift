@@ -1,4 +1,4 @@
-// The one clock every timing in descent reads, and the process's peak memory.
+// The one clock every timing in descent reads, the process's peak memory, and the host it runs on.
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -22,4 +22,11 @@ public func peakResidentBytes() -> Int {
     getrusage(RUSAGE_SELF, &usage)
     #endif
     return Int(usage.ru_maxrss) * 1024
+}
+
+/// The name of the host this process runs on (its UTS name: a network namespace's own, when it has one).
+public func hostName() -> String {
+    var buffer = [CChar](repeating: 0, count: 256)
+    guard gethostname(&buffer, buffer.count - 1) == 0 else { return "" }
+    return String(cString: buffer)
 }

@@ -23,6 +23,8 @@ public struct RunResult: Sendable {
     public var allreduceSeconds: Double
     public var optimizerSeconds: Double
     public var peakResidentBytes: [Int]
+    /// Distinct host names among the ranks.
+    public var hosts: Int = 1
     public var lastTestLoss: Double?
     public var lastTestAccuracy: Double?
     public var lastTrainLoss: Double?

@@ -64,6 +64,7 @@ extension Trainer {
         communicator.setContext(step: position.step, phase: "results")
         try checkReplicasAgree(step: position.step)
         let rss = try communicator.allGather(Double(peakResidentBytes())).map { Int($0) }
+        let hosts = Set(try communicator.allGather(Int64(bitPattern: fingerprint(bytesOf: Array(hostName().utf8))))).count
         for (r, replica) in replicas.enumerated() {
             let hash = fingerprint(replica.parameters)
             let hashes = try communicator.allGather(Int64(bitPattern: hash)).map { UInt64(bitPattern: $0) }
@@ -72,12 +73,13 @@ extension Trainer {
             let (compute, reduce) = (position.compute, position.reduce)
             var phases = [(compute + reduce) * share + p.updateSeconds, compute * share, reduce * share, p.updateSeconds]
             try communicator.allreduce(&phases, .max)
-            let result = RunResult(
+            var result = RunResult(
                 finalHash: hash, rankHashes: hashes, steps: position.step, samples: position.samples, trainSeconds: phases[0],
                 computeSeconds: phases[1], allreduceSeconds: phases[2], optimizerSeconds: phases[3],
                 peakResidentBytes: rss, lastTestLoss: p.lastTestLoss, lastTestAccuracy: p.lastTestAccuracy,
                 lastTrainLoss: p.lastTrainLoss, lastNoiseScale: p.lastNoise,
                 distinctHiddenUnits: (model as? MLP)?.distinctUnits(replica.parameters))
+            result.hosts = hosts
             replica.result = result
             try finish(r, result)
         }
@@ -116,7 +118,7 @@ extension Trainer {
             "optimizer_seconds": r.optimizerSeconds, "peak_rss_bytes": r.peakResidentBytes,
             "final_hash": hexDigest(r.finalHash), "rank_hashes": r.rankHashes.map(hexDigest),
             "parameter_count": model.parameterCount, "parameter_layout": model.parameterSummary,
-            "optimizer_sharded": ownedParameters != nil,
+            "optimizer_sharded": ownedParameters != nil, "hosts": r.hosts,
         ]
         // JSON has no inf or nan: a diverged run records them as text, as metrics.jsonl does.
         func number(_ v: Double) -> Any { v.isFinite ? v : (v.isNaN ? "nan" : (v > 0 ? "inf" : "-inf")) }

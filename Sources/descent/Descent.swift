@@ -15,7 +15,7 @@ struct Descent: ParsableCommand {
         commandName: "descent",
         abstract: "Data-parallel training under mpirun, to compare gradient descent and its optimizers.",
         subcommands: [Train.self, Compare.self, StudyCommand.self, PathCommand.self, MovingAveragesCommand.self, ScalingReportCommand.self,
-                      TimeOptimizers.self, RooflineCommand.self]
+                      TimeOptimizers.self, RooflineCommand.self, TimeExchangeCommand.self]
     )
 
     /// Usage errors are printed by one rank only, so `mpirun -np 4` shows one message, not four.

@@ -50,6 +50,30 @@ struct MPITests {
         #expect(resolved.contains("lr: 0.05") && resolved.contains("batch: 64"))
     }
 
+    @Test("time-exchange appends timings under mpirun; scaling-report --project fits them, checks a run and projects it")
+    func projection() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let config = try writeSyntheticConfig(in: dir, name: "proj")
+        #expect(try runDescent(ranks: 2, ["train", "--config", config.path], directory: dir).status == 0)
+        let timings = dir.appendingPathComponent("timings.csv").path
+        for ranks in [1, 2] {
+            let r = try runDescent(ranks: ranks, ["time-exchange", "--parameters", "1000,30000", "--repeats", "3", "--csv", timings],
+                                   directory: dir)
+            #expect(r.status == 0 && r.stdout.contains("\(ranks) ranks,"), "\(r.stderr)")
+        }
+        let rows = try readCSV(URL(fileURLWithPath: timings))
+        #expect(rows.map { $0["ranks"]! } == ["1", "1", "2", "2"] && rows.allSatisfy { (Double($0["seconds"]!) ?? 0) > 0 })
+        let run = dir.appendingPathComponent("runs/proj").path
+        let r = try runDescent(ranks: 0, ["scaling-report", "--project", run, "--timings", timings, "--fit-ranks", "1,2",
+                                          "--network", "10Gb/s,5us", "--ranks", "8,16", "--check", run], directory: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("shm fit on 4 timings") && r.stdout.contains("check \(run): 2 ranks on 1 host"))
+        #expect(r.stdout.contains("strong scaling, global batch 64") && r.stdout.contains("onto 10 Gb/s, 5 µs"), "\(r.stdout)")
+        let bad = try runDescent(ranks: 0, ["scaling-report", "--project", run, "--timings", timings, "--network", "fast"], directory: dir)
+        #expect(bad.status != 0 && bad.stderr.contains("--network: expected a bandwidth and a latency"), "\(bad.stderr)")
+    }
+
     @Test("with reduction: mpi, full-batch GD gives the same losses at np = 1, 2 and 3 (relative 1e-5)")
     func fullBatchAcrossWorldSizes() throws {
         let dir = try temporaryDirectory()
