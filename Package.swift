@@ -57,10 +57,11 @@ let package = Package(
         // Tests: what runs in one process (unit), what starts the built descent under real mpirun (launch), and
         // what starts a real Slurm and namespace hosts as root (cluster). `launch/test --quick` runs the first.
         .target(name: "DescentTestSupport", dependencies: ["CZlib"], path: "Tests/TestSupport"),
+        .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
         .testTarget(
             name: "UnitTests",
-            dependencies: ["DescentTestSupport", "Config", "Training", "Experiments", "Collectives", "CollectivesTesting", "Datasets",
-                           "Models", "Optimizers", "Numerics", "Reports"],
+            dependencies: ["DescentTestSupport", "AllocationCounter", "Config", "Training", "Experiments", "Collectives",
+                           "CollectivesTesting", "Datasets", "Models", "Optimizers", "Numerics", "Reports"],
             swiftSettings: numericSettings
         ),
         .testTarget(

@@ -97,20 +97,18 @@ final class DeterministicExchange {
         let tree = layout.tree
         blockSums.withUnsafeMutableBufferPointer { sums in
             for (j, node) in blocks.enumerated() {
-                local.value(of: node, in: tree, into: sums.baseAddress! + j * floats) { index, out in
+                local.value(of: node, in: tree, into: sums.baseAddress! + j * floats, leaf: { index, out in
                     leaf((index * chunk)..<min((index + 1) * chunk, count), out)
-                }
+                })
             }
         }
         return mine.isEmpty ? 0 : min(mine.upperBound * chunk, count) - mine.lowerBound * chunk
     }
 
-    /// This rank's local vectors: one per block.
-    func withLocalVectors<T>(_ body: ([UnsafeMutablePointer<Float>]) throws -> T) rethrows -> T {
+    /// Whether `test` holds for every one of this rank's local vectors (one per block).
+    func allLocalVectors(_ test: (UnsafeMutablePointer<Float>) -> Bool) -> Bool {
         let floats = self.floats, n = blocks.count
-        return try blockSums.withUnsafeMutableBufferPointer { s in
-            try body((0..<n).map { s.baseAddress! + $0 * floats })
-        }
+        return blockSums.withUnsafeMutableBufferPointer { s in (0..<n).allSatisfy { test(s.baseAddress! + $0 * floats) } }
     }
 
     /// Finishes the tree over all ranks' blocks into the first `floats` floats of `result`, on every rank.

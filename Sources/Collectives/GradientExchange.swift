@@ -68,6 +68,13 @@ public final class GradientExchange {
     public let chunk: Int
     private var buffer: [Float]
     private let tree: DeterministicExchange?
+    /// What `exchange` returns, kept between steps so that a step allocates nothing (the caller's copy of the last
+    /// one is gone by the next step, so the storage is reused in place).
+    private var shares: [Exchanged.Replica]
+    private var shardCounts: (count: Int, sizes: [Int]) = (0, [])
+    /// Every rank's small slots, side by side (`addAcrossRanks`).
+    private var gathered: [Float]
+    private let gatheredPieces: (counts: [Int], offsets: [Int])
 
     public init(parameterCount: Int, replicas: Int = 1, ranks: Int = 1, rank: Int = 0,
                 reduction: Reduction = .mpi, chunk: Int = 1024) {
@@ -81,6 +88,14 @@ public final class GradientExchange {
         let floats = replicas * (parameterCount + 2)
         buffer = [Float](repeating: 0, count: floats + 1 + replicas * ranks + 1 + 2 * replicas)
         tree = reduction == .deterministic ? DeterministicExchange(floats: floats, ranks: ranks, rank: rank, chunk: chunk) : nil
+        parameterPieces = tree.map { [parameterCount] t in
+            let parts = t.sliceRanges.map { $0.clamped(to: 0..<parameterCount) }
+            return (parts.map(\.count), parts.map(\.lowerBound))
+        }
+        let small = buffer.count - floats  // the slots from countSlot on
+        gathered = [Float](repeating: 0, count: ranks * small)
+        gatheredPieces = ([Int](repeating: small, count: ranks), (0..<ranks).map { $0 * small })
+        shares = [Exchanged.Replica](repeating: .init(loss: 0, smallBatchSquaredNormSum: 0, nonFiniteRanks: []), count: replicas)
     }
 
     private var lossSlot: Int { replicas * parameterCount }
@@ -98,12 +113,7 @@ public final class GradientExchange {
     public var ownedParameters: Range<Int>? { tree.map { $0.ownedSlice.clamped(to: 0..<parameterCount) } }
 
     /// Every rank's `ownedParameters`, as pieces of a parameter buffer (counts and offsets, by rank).
-    public var parameterPieces: (counts: [Int], offsets: [Int])? {
-        tree.map { t in
-            let parts = t.sliceRanges.map { $0.clamped(to: 0..<parameterCount) }
-            return (parts.map(\.count), parts.map(\.lowerBound))
-        }
-    }
+    public let parameterPieces: (counts: [Int], offsets: [Int])?
 
     /// Number of chunks (deterministic) or ranks (mpi) a batch of `count` samples is cut into: the small
     /// batches of the noise-scale estimate.
@@ -147,17 +157,33 @@ public final class GradientExchange {
                 // addition, before the slices are gathered.
                 try tree.finish(into: b, over: communicator, gather: gather,
                                 scaling: (prefix: replicas * parameterCount, factor: 1 / Float(count)))
-                // Without the gather only the owner knows the loss and |g|² sums: they ride in the small allreduce
+                // Without the gather only the owner knows the loss and |g|² sums: they ride with the small slots
                 // (added to zeros, so exactly).
                 let shared = lossSlot..<floatCount, owned = tree.ownedSlice
                 if !gather { for i in shared where owned.contains(i) { b[sharedSlot + i - lossSlot] = b[i] } }
-                try communicator.allreduce(UnsafeMutableBufferPointer(rebasing: b[countSlot...]), .sum)
+                try addAcrossRanks(UnsafeMutableBufferPointer(rebasing: b[countSlot...]), over: communicator)
                 if !gather { for i in shared { b[i] = b[sharedSlot + i - lossSlot] } }
             } else {
                 try communicator.allreduce(b, .sum)
             }
         }
         return averaged(smallBatchCounts: counts, scale: tree == nil, computeSeconds: t1 - t0, since: t1)
+    }
+
+    /// Adds the small slots (integers, and floats only one rank holds) of every rank, in rank order: an allgather
+    /// and a local sum, exact in any order for these values, where Open MPI's MPI_Allreduce would allocate a
+    /// temporary buffer on every call.
+    private func addAcrossRanks(_ slots: UnsafeMutableBufferPointer<Float>, over communicator: Communicator) throws {
+        let k = slots.count
+        gathered.withUnsafeMutableBufferPointer { g in (g.baseAddress! + rank * k).update(from: slots.baseAddress!, count: k) }
+        try gathered.withUnsafeMutableBufferPointer { g in
+            try communicator.allGather(Pieces(g, counts: gatheredPieces.counts, offsets: gatheredPieces.offsets))
+            for i in 0..<k {
+                var sum: Float = 0
+                for q in 0..<ranks { sum += g[q * k + i] }
+                slots[i] = sum
+            }
+        }
     }
 
     /// Fills this rank's sums; returns the sizes of the small batches.
@@ -174,7 +200,8 @@ public final class GradientExchange {
                     }
                 }
             }
-            return (0..<ranks).map { shard(of: 0..<count, rank: $0, size: ranks).count }
+            if shardCounts.count != count { shardCounts = (count, (0..<ranks).map { shard(of: 0..<count, rank: $0, size: ranks).count }) }
+            return shardCounts.sizes
         }
         buffer[countSlot] = Float(tree.accumulate(count: count) { positions, out in
             let b = Double(positions.count)
@@ -190,11 +217,11 @@ public final class GradientExchange {
     /// every sum it enters non-finite, so the deterministic blocks tell about their chunks.
     private func localSumsAreFinite(replica: Int) -> Bool {
         let (p, lossSlot) = (parameterCount, self.lossSlot)
-        func finite(_ vectors: [UnsafeMutablePointer<Float>]) -> Bool {
-            vectors.allSatisfy { v in v[lossSlot + replica].isFinite && Kernels.allFinite(v + replica * p, count: p) }
+        func finite(_ v: UnsafeMutablePointer<Float>) -> Bool {
+            v[lossSlot + replica].isFinite && Kernels.allFinite(v + replica * p, count: p)
         }
-        if let tree { return tree.withLocalVectors(finite) }
-        return buffer.withUnsafeMutableBufferPointer { finite([$0.baseAddress!]) }
+        if let tree { return tree.allLocalVectors(finite) }
+        return buffer.withUnsafeMutableBufferPointer { finite($0.baseAddress!) }
     }
 
     /// Divides the summed gradients by the global count when `scale` is set (the mpi path; the tree divides each
@@ -204,12 +231,13 @@ public final class GradientExchange {
             let count = b[countSlot]
             precondition(count > 0, "a global batch holds at least one sample")
             if scale { Kernels.scale(b.baseAddress!, count: replicas * parameterCount, by: 1 / count) }
-            let perReplica = (0..<replicas).map { r in
-                Exchanged.Replica(loss: Double(b[lossSlot + r]) / Double(count),
-                                  smallBatchSquaredNormSum: Double(b[normSlot + r]),
-                                  nonFiniteRanks: (0..<ranks).filter { b[flagSlot + r * ranks + $0] != 0 })
+            for r in 0..<replicas {
+                var flagged: [Int] = []  // (empty, it allocates nothing)
+                for q in 0..<ranks where b[flagSlot + r * ranks + q] != 0 { flagged.append(q) }
+                shares[r] = Exchanged.Replica(loss: Double(b[lossSlot + r]) / Double(count),
+                                              smallBatchSquaredNormSum: Double(b[normSlot + r]), nonFiniteRanks: flagged)
             }
-            return Exchanged(replicas: perReplica, count: Int(count), smallBatchCounts: smallBatchCounts,
+            return Exchanged(replicas: shares, count: Int(count), smallBatchCounts: smallBatchCounts,
                              stopRequested: b[stopSlot] != 0, computeSeconds: computeSeconds,
                              exchangeSeconds: monotonicSeconds() - start)
         }

@@ -12,10 +12,20 @@ public final class MPICommunicator: Communicator {
     public let size: Int
     private nonisolated(unsafe) static var shared: MPICommunicator?
 
+    /// Four vectors of `size` Int32 for the counts and offsets of a v-collective, allocated once.
+    private let scratch: [UnsafeMutablePointer<Int32>]
+
     private init(rank: Int, size: Int) {
         self.rank = rank
         self.size = size
+        scratch = (0..<4).map { _ in
+            let p = UnsafeMutablePointer<Int32>.allocate(capacity: max(size, 1))
+            p.initialize(repeating: 0, count: max(size, 1))
+            return p
+        }
     }
+
+    deinit { scratch.forEach { $0.deallocate() } }
 
     /// Initialises MPI on first use and returns the world communicator. Also works without mpirun
     /// (a singleton: rank 0 of 1).
@@ -117,19 +127,22 @@ public final class MPICommunicator: Communicator {
 }
 
 extension MPICommunicator {
-    /// MPI counts and offsets are Int32.
-    private func int32s(_ values: [Int], _ operation: String) throws -> [Int32] {
-        try values.map {
-            guard let v = Int32(exactly: $0) else {
-                throw CollectiveError(operation: operation, detail: "\($0) floats exceed MPI's 32-bit counts")
+    /// MPI counts and offsets are Int32: converted into scratch vector `slot`, so that a training step's collectives
+    /// allocate nothing.
+    private func int32s(_ values: [Int], _ operation: String, slot: Int) throws -> UnsafeMutablePointer<Int32> {
+        precondition(values.count == size)
+        for (i, value) in values.enumerated() {
+            guard let v = Int32(exactly: value) else {
+                throw CollectiveError(operation: operation, detail: "\(value) floats exceed MPI's 32-bit counts")
             }
-            return v
+            scratch[slot][i] = v
         }
+        return scratch[slot]
     }
 
     public func allToAll(_ send: Pieces<UnsafeBufferPointer<Float>>, _ receive: Pieces<UnsafeMutableBufferPointer<Float>>) throws {
-        let sc = try int32s(send.counts, "MPI_Alltoallv"), so = try int32s(send.offsets, "MPI_Alltoallv")
-        let rc = try int32s(receive.counts, "MPI_Alltoallv"), ro = try int32s(receive.offsets, "MPI_Alltoallv")
+        let sc = try int32s(send.counts, "MPI_Alltoallv", slot: 0), so = try int32s(send.offsets, "MPI_Alltoallv", slot: 1)
+        let rc = try int32s(receive.counts, "MPI_Alltoallv", slot: 2), ro = try int32s(receive.offsets, "MPI_Alltoallv", slot: 3)
         // Empty buffers still need a valid address.
         var spare: Float = 0
         try withUnsafeMutablePointer(to: &spare) { spare in
@@ -141,7 +154,7 @@ extension MPICommunicator {
 
     public func allGather(_ pieces: Pieces<UnsafeMutableBufferPointer<Float>>) throws {
         guard size > 1 else { return }
-        let c = try int32s(pieces.counts, "MPI_Allgatherv"), o = try int32s(pieces.offsets, "MPI_Allgatherv")
+        let c = try int32s(pieces.counts, "MPI_Allgatherv", slot: 0), o = try int32s(pieces.offsets, "MPI_Allgatherv", slot: 1)
         var spare: Float = 0
         try withUnsafeMutablePointer(to: &spare) { spare in
             try check(MPI_Allgatherv(CMPI_IN_PLACE, 0, CMPI_FLOAT, pieces.buffer.baseAddress ?? spare, c, o, CMPI_FLOAT,

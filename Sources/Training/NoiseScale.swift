@@ -19,11 +19,16 @@ public struct NoiseScale: Codable, Sendable {
     ///   - globalSquaredNorm: |ḡ|² of the global mean gradient.
     public static func estimate(localSquaredNormSum: Double, localCounts: [Int], globalSquaredNorm: Double)
         -> (gradientSquaredNorm: Double, trace: Double)? {
-        let counts = localCounts.filter { $0 > 0 }
-        guard counts.count >= 2 else { return nil }
-        let total = Double(counts.reduce(0, +))
-        let p = Double(counts.count)
-        let meanInverse = counts.map { 1 / Double($0) }.reduce(0, +) / p
+        // (a loop, not filter and map: this runs inside a training step, which allocates nothing)
+        var (nonEmpty, total, inverseSum) = (0, 0.0, 0.0)
+        for c in localCounts where c > 0 {
+            nonEmpty += 1
+            total += Double(c)
+            inverseSum += 1 / Double(c)
+        }
+        guard nonEmpty >= 2 else { return nil }
+        let p = Double(nonEmpty)
+        let meanInverse = inverseSum / p
         let denominator = meanInverse - 1 / total
         guard denominator > 0 else { return nil }
         let trace = (localSquaredNormSum / p - globalSquaredNorm) / denominator

@@ -232,7 +232,7 @@ public final class Trainer {
                 communicator.setContext(step: position.step, phase: "parameter hash check")
                 try checkReplicasAgree(step: position.step)
             }
-            showProgress(position, epoch: epoch.index, losses: exchanged.replicas.map(\.loss), now: now)
+            showProgress(position, epoch: epoch.index, exchanged, now: now)
             end.limitReached = config.training.steps.map { position.step >= $0 } ?? false
             if let goal {
                 if goal.evaluation(after: position.step - 1) == position.step { try evaluateTargets(position, goal) }

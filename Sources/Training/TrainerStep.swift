@@ -200,13 +200,14 @@ extension Trainer {
             + (skipped > 0 ? ", \(skipped) skipped step\(skipped == 1 ? "" : "s")" : "")
     }
 
-    /// The progress line: step, the step's losses, throughput and time left.
-    func showProgress(_ position: RunPosition, epoch: Int, losses: [Double], now: Double) {
-        let busy = position.compute + position.reduce + replicas.map(\.progress.updateSeconds).reduce(0, +)
-        let rate = Double(position.samples) / max(busy, 1e-9)
-        console.progress(
-            "epoch \(epoch + 1) step \(position.step)/\(plannedSteps) loss " + losses.map { fixed($0, 4) }.joined(separator: "/")
-            + " \(Int(rate)) samples/s ETA \(durationText(Double((plannedSteps - position.step) * globalBatch) / rate))",
-            now: now)
+    /// The progress line: step, the step's losses, throughput and time left (built only when it is printed).
+    func showProgress(_ position: RunPosition, epoch: Int, _ exchanged: Exchanged, now: Double) {
+        console.progress({
+            let busy = position.compute + position.reduce + replicas.map(\.progress.updateSeconds).reduce(0, +)
+            let rate = Double(position.samples) / max(busy, 1e-9)
+            return "epoch \(epoch + 1) step \(position.step)/\(plannedSteps) loss "
+                + exchanged.replicas.map { fixed($0.loss, 4) }.joined(separator: "/")
+                + " \(Int(rate)) samples/s ETA \(durationText(Double((plannedSteps - position.step) * globalBatch) / rate))"
+        }(), now: now)
     }
 }

@@ -7,6 +7,7 @@ import Foundation
 import Numerics
 import Testing
 import Training
+import AllocationCounter
 
 @Suite("Schedules and clipping in training")
 struct TrainingOptionsTests {
@@ -70,5 +71,54 @@ struct TrainingOptionsTests {
         // torch: g · maxNorm / (‖g‖ + 1e-6)
         #expect(close(Double(g[3]), 3 / (5 + 1e-6), relative: 1e-6) && close(Double(g[9]), 4 / (5 + 1e-6), relative: 1e-6))
         #expect(g.enumerated().allSatisfy { $0.offset == 3 || $0.offset == 9 || $0.element == 0 })
+    }
+}
+
+@Suite("Allocation-free steps")
+struct AllocationTests {
+    /// Buffer allocations (1 KiB or more) made by each step: the count after step k minus the count after step
+    /// k − 1, for the steps that do not begin an epoch (the epoch's plan, evaluation and rows come between). The
+    /// tests run an unoptimised build, which boxes generic values in small allocations the release build does not
+    /// make; `launch/allocations` counts every allocation of the release build.
+    func allocationsPerStep(_ optimizer: String, reduction: String) throws -> [Int: Int] {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let c = try RunConfig.load(yaml: """
+            name: allocations
+            data: {source: synthetic, train_samples: 512, test_samples: 64, features: 8, classes: 3}
+            model: {hidden: [16, 16]}
+            optimizer: {name: \(optimizer)}
+            training: {batch: 32, chunk: 8, epochs: 3, log_every: 100000, hash_check_every: 100000, reduction: \(reduction)}
+            checkpoint: {every: 0}
+            output: {dir: \(dir.path)}
+            """, fileName: "test")
+        let trainer = try Trainer(config: c, communicator: SingleProcessCommunicator(), console: Console(enabled: false, interactive: false))
+        let steps = 48, perEpoch = 16
+        let counts = UnsafeMutablePointer<UInt>.allocate(capacity: steps + 1)
+        defer { counts.deallocate() }
+        counts.initialize(repeating: 0, count: steps + 1)
+        trainer.afterStep = { step, _ in counts[step] = large_allocation_count() }
+        try trainer.run()
+        var made: [Int: Int] = [:]
+        for step in 2...steps where (step - 1) % perEpoch != 0 && counts[step] != counts[step - 1] {
+            made[step] = Int(counts[step] - counts[step - 1])
+        }
+        return made
+    }
+
+    @Test("a training step allocates no buffer once the run is under way: forward, backward, exchange, noise scale, update",
+          arguments: ["sgd", "momentum", "adam"])
+    func stepsAllocateNothing(optimizer: String) throws {
+        let made = try allocationsPerStep(optimizer, reduction: "deterministic")
+        #expect(made.isEmpty, "allocations by step: \(made.sorted { $0.key < $1.key })")
+    }
+
+    @Test("the counters count: an array of 1 KiB or more is a buffer, a small one is not")
+    func counterCounts() {
+        let (all, large) = (allocation_count(), large_allocation_count())
+        let small = (0..<Int.random(in: 2...4)).map { $0 * 2 }
+        #expect(allocation_count() > all && large_allocation_count() == large && small.count >= 2)
+        let big = (0..<Int.random(in: 300...400)).map { $0 * 2 }
+        #expect(large_allocation_count() > large && big.count >= 300)
     }
 }
