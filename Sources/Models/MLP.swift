@@ -128,7 +128,7 @@ public final class MLP: Model {
     ) -> Totals {
         let workspace = unsafeDowncast(workspace, to: Workspace.self)
         var first = overwrite
-        return passes(over: indices, workspace: workspace, dataset: dataset, parameters: parameters) { rows in
+        return passes(over: indices, workspace: workspace, dataset: dataset, parameters: parameters, lossGradient: true) { rows in
             backward(parameters: parameters, gradient: gradient, rows: rows, workspace: workspace, overwrite: first)
             first = false
         }
@@ -139,20 +139,22 @@ public final class MLP: Model {
         parameters: UnsafePointer<Float>, dataset: Dataset, indices: UnsafeBufferPointer<Int32>, workspace: AnyObject
     ) -> Totals {
         let workspace = unsafeDowncast(workspace, to: Workspace.self)
-        return passes(over: indices, workspace: workspace, dataset: dataset, parameters: parameters) { _ in }
+        return passes(over: indices, workspace: workspace, dataset: dataset, parameters: parameters, lossGradient: false) { _ in }
     }
 
-    /// Forward passes over `indices` in chunks of the workspace's capacity, calling `afterForward(rows)` after each.
+    /// Forward passes over `indices` in chunks of the workspace's capacity, calling `afterForward(rows)` after each;
+    /// `lossGradient` leaves the loss's gradient (softmax − one-hot) in the last activation instead of the softmax.
     private func passes(
         over indices: UnsafeBufferPointer<Int32>, workspace: Workspace, dataset: Dataset,
-        parameters: UnsafePointer<Float>, afterForward: (Int) -> Void
+        parameters: UnsafePointer<Float>, lossGradient: Bool, afterForward: (Int) -> Void
     ) -> Totals {
         var totals = Totals()
         var start = 0
         while start < indices.count {
             let n = min(workspace.capacity, indices.count - start)
             let chunk = UnsafeBufferPointer(rebasing: indices[start..<(start + n)])
-            forward(parameters: parameters, dataset: dataset, indices: chunk, workspace: workspace, totals: &totals)
+            forward(parameters: parameters, dataset: dataset, indices: chunk, workspace: workspace, lossGradient: lossGradient,
+                    totals: &totals)
             afterForward(n)
             start += n
         }
@@ -160,10 +162,11 @@ public final class MLP: Model {
     }
 
     /// Fills the workspace's activations for `indices` (at most `capacity` of them) and adds their loss and
-    /// correct predictions to `totals`. Leaves softmax probabilities in the last activation.
+    /// correct predictions to `totals`. Leaves softmax probabilities in the last activation, or with `lossGradient`
+    /// the loss's gradient with respect to the logits (softmax − one-hot), in the same pass over each row.
     private func forward(
         parameters theta: UnsafePointer<Float>, dataset: Dataset, indices: UnsafeBufferPointer<Int32>,
-        workspace ws: Workspace, totals: inout Totals
+        workspace ws: Workspace, lossGradient: Bool, totals: inout Totals
     ) {
         let rows = indices.count
         dataset.fill(indices, features: ws.input, labels: ws.labels)
@@ -174,8 +177,11 @@ public final class MLP: Model {
             gemm(.none, .none, m: rows, n: layer.outputs, k: layer.inputs,
                  a: previous, lda: layer.inputs, b: theta + layer.weightOffset, ldb: layer.outputs,
                  beta: 0, c: out, ldc: layer.outputs)
-            Kernels.addRowVector(theta + layer.biasOffset, to: out, rows: rows, columns: layer.outputs)
-            if l < layers.count - 1 { Kernels.relu(out, count: rows * layer.outputs) }
+            if l < layers.count - 1 {
+                Kernels.addRowVectorThenReLU(theta + layer.biasOffset, to: out, rows: rows, columns: layer.outputs)
+            } else {
+                Kernels.addRowVector(theta + layer.biasOffset, to: out, rows: rows, columns: layer.outputs)
+            }
         }
         let classes = sizes.last!
         let p = ws.activations[layers.count - 1]
@@ -192,6 +198,7 @@ public final class MLP: Model {
                 let inverse = 1 / sum
                 totals.lossSum += Double(logf(sum)) - Double(shiftedLabel)
                 for c in 0..<classes { z[c] *= inverse }
+                if lossGradient { z[label] -= 1 }
                 if argmax == label { totals.correct += 1 }
             }
         }
@@ -204,10 +211,8 @@ public final class MLP: Model {
         parameters theta: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, rows: Int, workspace ws: Workspace,
         overwrite: Bool
     ) {
-        let classes = sizes.last!
-        // dZ of the last layer = softmax − onehot, in place over the probabilities.
+        // dZ of the last layer = softmax − onehot, which the forward pass left in the last activation.
         var delta = ws.activations[layers.count - 1]
-        for r in 0..<rows { delta[r * classes + Int(ws.labels[r])] -= 1 }
         var useA = true
         for l in stride(from: layers.count - 1, through: 0, by: -1) {
             let layer = layers[l]

@@ -78,6 +78,20 @@ public enum Kernels {
         }
     }
 
+    /// Each row of `out` gets `bias` added and then max(·, 0), in one pass (as addRowVector then relu would).
+    @inlinable
+    public static func addRowVectorThenReLU(
+        _ bias: UnsafePointer<Float>, to out: UnsafeMutablePointer<Float>, rows: Int, columns: Int
+    ) {
+        for r in 0..<rows {
+            let row = out + r * columns
+            forEachBlock(count: columns, vector: { i in
+                let v = load8(row, i) + load8(bias, i)
+                store8(v.replacing(with: 0, where: v .<= 0), row, i)
+            }, scalar: { i in let v = row[i] + bias[i]; row[i] = v > 0 ? v : 0 })
+        }
+    }
+
     /// sums[c] += Σ_r m[r, c]  (column sums of a row-major rows×columns matrix, accumulated row by row)
     @inlinable
     public static func accumulateColumnSums(
