@@ -53,6 +53,21 @@ public final class MLP: Model {
 
     public var shapeText: String { sizes.map(String.init).joined(separator: "-") }
 
+    /// PyTorch's `nn.Sequential(Linear, ReLU, Linear, …, Linear)`: layer l is module 2l, its weight stored
+    /// (outputs, inputs), the transpose of this buffer's (inputs, outputs).
+    public func exportTensors(_ parameters: [Float]) -> [NamedTensor] {
+        precondition(parameters.count == parameterCount)
+        return layers.enumerated().flatMap { l, layer -> [NamedTensor] in
+            var weight = [Float](repeating: 0, count: layer.inputs * layer.outputs)
+            for i in 0..<layer.inputs {
+                for o in 0..<layer.outputs { weight[o * layer.inputs + i] = parameters[layer.weightOffset + i * layer.outputs + o] }
+            }
+            let bias = Array(parameters[layer.biasOffset..<(layer.biasOffset + layer.outputs)])
+            return [NamedTensor(name: "\(2 * l).weight", shape: [layer.outputs, layer.inputs], values: weight),
+                    NamedTensor(name: "\(2 * l).bias", shape: [layer.outputs], values: bias)]
+        }
+    }
+
     /// Weights ~ N(0, σ²) with σ as `initialisation` says (all zero for `zeros`), biases 0, from a seeded
     /// generator.
     public func initialParameters(seed: UInt64) -> [Float] {

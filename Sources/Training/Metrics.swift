@@ -45,13 +45,15 @@ public struct MetricsRow: Codable, Sendable {
     private func format(_ x: Double) -> String { x.isFinite ? "\(x)" : (x.isNaN ? "nan" : (x > 0 ? "inf" : "-inf")) }
 }
 
-/// Appends rows to `metrics.csv` and `metrics.jsonl`, flushing each row so that a crash loses nothing written.
+/// Appends rows to `metrics.csv`, `metrics.jsonl` and a TensorBoard event file, flushing each row so that a crash
+/// loses nothing written.
 public final class MetricsWriter {
     private let csv: UnsafeMutablePointer<FILE>
     private let jsonl: UnsafeMutablePointer<FILE>
+    private let events: TensorBoardWriter
     public let directory: String
 
-    /// Creates (or empties) `metrics.csv` and `metrics.jsonl` in `directory`.
+    /// Creates (or empties) `metrics.csv` and `metrics.jsonl` in `directory`, and starts its event file.
     public init(directory: String) throws {
         self.directory = directory
         guard let c = fopen(directory + "/metrics.csv", "w") else { throw OutputError(path: directory + "/metrics.csv", errno: errno) }
@@ -61,6 +63,13 @@ public final class MetricsWriter {
         }
         csv = c
         jsonl = j
+        do {
+            events = try TensorBoardWriter(directory: directory)
+        } catch {
+            fclose(c)
+            fclose(j)
+            throw error
+        }
         try put(MetricsRow.columns.joined(separator: ",") + "\n", csv, "metrics.csv")
     }
 
@@ -85,6 +94,7 @@ public final class MetricsWriter {
             return Double(value)?.isFinite ?? false ? "\"\(key)\":\(value)" : "\"\(key)\":\"\(value)\""
         }
         try put("{" + fields.joined(separator: ",") + "}\n", jsonl, "metrics.jsonl")
+        try events.append(row)
     }
 
     private func put(_ text: String, _ file: UnsafeMutablePointer<FILE>, _ name: String) throws {

@@ -100,12 +100,16 @@ extension Trainer {
         try writeAtomically(try summaryJSON(replica, result), to: dir + "/summary.json")
         try writeAtomically(hexDigest(result.finalHash) + "\n", to: dir + "/final_hash")
         try writeAtomically(replica.parameters.withUnsafeBytes { Data($0) }, to: dir + "/parameters.f32")
+        try writeAtomically(SafeTensors.encode(model.exportTensors(replica.parameters), metadata: [
+            "format": "pt", "descent_version": descentVersion, "config_hash": hexDigest(replica.config.hash),
+            "step": "\(result.steps)", "model": model.shapeText,
+        ]), to: dir + "/model.safetensors")
         try RunReport.write(directory: dir, name: replica.config.name,
                             subtitle: "\(trainSet.summary), model " + model.shapeText
                                 + ", \(optimizerText(r))\(rates.scheduleText), batch \(config.training.batch)",
                             figures: Self.figures(result, ranks: communicator.size), rows: replica.history,
                             config: replica.config.resolvedYAML)
-        console.note(who + "results in \(dir)/ (report.html, metrics.csv, metrics.jsonl, summary.json, parameters.f32, *.svg)")
+        console.note(who + "results in \(dir)/ (report.html, metrics.csv, metrics.jsonl, summary.json, model.safetensors, *.svg)")
     }
 
     /// `summary.json`: the run's measurements, its hash and the parameter layout.

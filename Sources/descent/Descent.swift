@@ -14,6 +14,7 @@ struct Descent: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "descent",
         abstract: "Data-parallel training under mpirun, to compare gradient descent and its optimizers.",
+        version: descentVersion,
         subcommands: [Train.self, Compare.self, StudyCommand.self, PathCommand.self, MovingAveragesCommand.self, ScalingReportCommand.self,
                       TimeOptimizers.self, RooflineCommand.self, TimeExchangeCommand.self]
     )

@@ -1,0 +1,150 @@
+// The files other tools load: model.safetensors read back by an independent reader (bit-equal to the trained
+// parameters, in PyTorch's layout), and the TensorBoard event file read back record by record (CRCs checked,
+// scalars decoded and compared with metrics.csv).
+import DescentTestSupport
+import Foundation
+import Testing
+@testable import Training
+import Collectives
+import Config
+
+@Suite("Files for other tools")
+struct ExportTests {
+    /// Trains a small synthetic MLP 6-5-4-3 in-process and returns its run folder.
+    func trainedRun() throws -> URL {
+        let dir = try temporaryDirectory()
+        let c = try RunConfig.load(yaml: """
+            name: export
+            data: {source: synthetic, train_samples: 200, test_samples: 40, features: 6, classes: 3}
+            model: {hidden: [5, 4]}
+            optimizer: {name: adam, lr: 0.01}
+            training: {batch: 50, epochs: 3, log_every: 2}
+            output: {dir: \(dir.path)}
+            """, fileName: "test")
+        try Trainer(config: c, communicator: SingleProcessCommunicator(), console: Console(enabled: false, interactive: false)).run()
+        return dir.appendingPathComponent("export")
+    }
+
+    /// CRC-32C bit by bit (the reflected Castagnoli polynomial), independent of the writer's table.
+    func crc32c(_ bytes: [UInt8]) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        for b in bytes {
+            crc ^= UInt32(b)
+            for _ in 0..<8 { crc = (crc >> 1) ^ (crc & 1 == 1 ? 0x82F6_3B78 : 0) }
+        }
+        return ~crc
+    }
+
+    func le<T: FixedWidthInteger>(_ bytes: [UInt8], _ at: Int, _: T.Type) -> T {
+        (0..<MemoryLayout<T>.size).reduce(T(0)) { $0 | T(bytes[at + $1]) << (8 * $1) }
+    }
+
+    @Test("CRC-32C matches the specification's check value, and the writer's masking rotates and adds")
+    func crc() {
+        #expect(crc32c(Array("123456789".utf8)) == 0xE306_9283)
+        #expect(TensorBoard.crc32c(Array("123456789".utf8)) == 0xE306_9283)
+        let c: UInt32 = 0xE306_9283
+        #expect(TensorBoard.masked(c) == ((c >> 15) | (c << 17)) &+ 0xA282_EAD8)
+    }
+
+    @Test("model.safetensors: a JSON header, tensors covering the buffer exactly, bit-equal to parameters.f32 in torch's (out, in) layout")
+    func safetensors() throws {
+        let run = try trainedRun()
+        let bytes = [UInt8](try Data(contentsOf: run.appendingPathComponent("model.safetensors")))
+        let n = Int(le(bytes, 0, UInt64.self))
+        #expect((8 + n) % 8 == 0)
+        let header = try #require(JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + n)])) as? [String: Any])
+        let meta = try #require(header["__metadata__"] as? [String: String])
+        let summary = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("summary.json"))) as? [String: Any])
+        #expect(meta["step"] == "\(summary["steps"] as? Int ?? -1)" && meta["config_hash"]?.count == 16 && meta["format"] == "pt")
+        let flat = try Data(contentsOf: run.appendingPathComponent("parameters.f32")).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        // descent's layout: per layer (inputs, outputs) weights row-major, then the bias.
+        let sizes = [6, 5, 4, 3]
+        var offset = 0, expected: [String: ([Int], [Float])] = [:]
+        for l in 0..<3 {
+            let (i, o) = (sizes[l], sizes[l + 1])
+            let w = (0..<(o * i)).map { k in flat[offset + (k % i) * o + k / i] }  // torch's [o][i] = descent's [i][o]
+            expected["\(2 * l).weight"] = ([o, i], w)
+            expected["\(2 * l).bias"] = ([o], Array(flat[(offset + i * o)..<(offset + i * o + o)]))
+            offset += i * o + o
+        }
+        let data = Array(bytes[(8 + n)...])
+        var covered: [Range<Int>] = []
+        for (name, (shape, values)) in expected {
+            let entry = try #require(header[name] as? [String: Any], "\(name) missing")
+            #expect(entry["dtype"] as? String == "F32" && entry["shape"] as? [Int] == shape)
+            let range = try #require(entry["data_offsets"] as? [Int])
+            covered.append(range[0]..<range[1])
+            let read = stride(from: range[0], to: range[1], by: 4).map { Float(bitPattern: le(data, $0, UInt32.self)) }
+            #expect(read.map(\.bitPattern) == values.map(\.bitPattern), "\(name)")
+        }
+        #expect(header.count == expected.count + 1)
+        let sorted = covered.sorted { $0.lowerBound < $1.lowerBound }
+        #expect(sorted.first?.lowerBound == 0 && sorted.last?.upperBound == data.count)
+        #expect(zip(sorted, sorted.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound })
+        // Where python3 has numpy and safetensors, they load the file too.
+        let check = "import sys; from safetensors.numpy import load_file; t = load_file(sys.argv[1]); print(sorted((k, v.shape) for k, v in t.items()))"
+        if let python = try? runProgram("/usr/bin/python3", ["-c", check, run.appendingPathComponent("model.safetensors").path],
+                                        environment: [:], directory: run), python.status == 0 {
+            #expect(python.stdout.contains("('0.weight', (5, 6))") && python.stdout.contains("('4.bias', (3,))"), "\(python.stdout)")
+        }
+    }
+
+    /// A protobuf field: number, wire type, and its varint, fixed-width or length-delimited payload.
+    func fields(_ b: [UInt8]) -> [(field: Int, type: Int, value: UInt64, bytes: [UInt8])] {
+        var i = 0, out: [(Int, Int, UInt64, [UInt8])] = []
+        func varint() -> UInt64 {
+            var v: UInt64 = 0, shift: UInt64 = 0
+            while true { let x = b[i]; i += 1; v |= UInt64(x & 0x7F) << shift; shift += 7; if x < 0x80 { return v } }
+        }
+        while i < b.count {
+            let key = varint(), type = Int(key & 7)
+            switch type {
+            case 0: out.append((Int(key >> 3), 0, varint(), []))
+            case 1: out.append((Int(key >> 3), 1, le(b, i, UInt64.self), [])); i += 8
+            case 5: out.append((Int(key >> 3), 5, UInt64(le(b, i, UInt32.self)), [])); i += 4
+            default: let n = Int(varint()); out.append((Int(key >> 3), 2, 0, Array(b[i..<(i + n)]))); i += n
+            }
+        }
+        return out
+    }
+
+    @Test("the event file: every record's masked CRCs hold, the first is brain.Event:2, the scalars are metrics.csv's")
+    func events() throws {
+        let run = try trainedRun()
+        let names = try FileManager.default.contentsOfDirectory(atPath: run.path).filter { $0.hasPrefix("events.out.tfevents.") }
+        #expect(names.count == 1)
+        let b = [UInt8](try Data(contentsOf: run.appendingPathComponent(names[0])))
+        func mask(_ c: UInt32) -> UInt32 { ((c >> 15) | (c << 17)) &+ 0xA282_EAD8 }
+        var i = 0, events: [[UInt8]] = []
+        while i < b.count {
+            let n = Int(le(b, i, UInt64.self))
+            #expect(le(b, i + 8, UInt32.self) == mask(crc32c(Array(b[i..<(i + 8)]))))
+            let data = Array(b[(i + 12)..<(i + 12 + n)])
+            #expect(le(b, i + 12 + n, UInt32.self) == mask(crc32c(data)))
+            events.append(data)
+            i += 16 + n
+        }
+        #expect(i == b.count)
+        let first = fields(events[0])
+        #expect(first.contains { $0.field == 3 && String(decoding: $0.bytes, as: UTF8.self) == "brain.Event:2" })
+        // Each later event: step (2) and a summary (5) of values (1) with tag (1) and simple_value (2).
+        var decoded: [(step: Int, tag: String, value: Float)] = []
+        for e in events.dropFirst() {
+            let f = fields(e)
+            let step = Int(try #require(f.first { $0.field == 2 }).value)
+            for v in fields(try #require(f.first { $0.field == 5 }).bytes) where v.field == 1 {
+                let inner = fields(v.bytes)
+                let tag = String(decoding: try #require(inner.first { $0.field == 1 }).bytes, as: UTF8.self)
+                decoded.append((step, tag, Float(bitPattern: UInt32(try #require(inner.first { $0.field == 2 }).value))))
+            }
+        }
+        let rows = try readCSV(run.appendingPathComponent("metrics.csv"))
+        #expect(events.count == rows.count + 1)
+        let accuracy = rows.filter { $0["kind"] == "epoch" }.map { (Int($0["step"]!)!, Float(Double($0["test_accuracy"]!)!)) }
+        #expect(accuracy.count == 3)
+        #expect(decoded.filter { $0.tag == "test/accuracy" }.map { [Float($0.step), $0.value] } == accuracy.map { [Float($0.0), $0.1] })
+        #expect(decoded.filter { $0.tag == "learning_rate" }.count == rows.count)
+        #expect(decoded.contains { $0.tag == "samples_per_second" && $0.value > 0 })
+    }
+}
