@@ -7,7 +7,7 @@ import Optimizers
 
 /// Everything a training run is told. Built only through `load`, which validates every key.
 public struct RunConfig: Equatable, Sendable {
-    public enum DataSource: String, Sendable { case fashionMNIST = "fashion-mnist", synthetic }
+    public enum DataSource: String, CaseIterable, Sendable { case fashionMNIST = "fashion-mnist", synthetic, idx, npy }
 
     public struct Data: Equatable, Sendable {
         public var source: DataSource = .fashionMNIST
@@ -17,11 +17,23 @@ public struct RunConfig: Equatable, Sendable {
         public var trainSamples = 4096
         public var testSamples = 1024
         public var features = 32
-        public var classes = 4
+        /// Classes: the synthetic problem's; with idx or npy files, nil (the largest label + 1) unless set.
+        public var classes: Int? = 4
         public var noise = 1.0
+        /// idx: the image and label files of each split.
+        public var trainImages = "", trainLabels = "", testImages = "", testLabels = ""
+        /// npy: the feature and label arrays of each split (the test pair may be left out: no test set).
+        public var x = "", y = "", testX = "", testY = ""
     }
 
     public struct Model: Equatable, Sendable {
+        public enum Kind: String, CaseIterable, Sendable {
+            /// ReLU hidden layers (`hidden`), softmax cross-entropy.
+            case mlp
+            /// Softmax regression: no hidden layer; the convex case.
+            case logreg
+        }
+        public var kind = Kind.mlp
         public var hidden: [Int] = [100, 100, 100, 100]
         /// How the weights start (biases start at 0).
         public var initialisation = Initialisation.he

@@ -13,8 +13,17 @@ extension RunConfig {
         Key("seed", read: { c, r in c.seed = UInt64(try r.integer("seed", default: Int(c.seed), range: 0...Int.max)) },
             value: { "\($0.seed)" }),
     ] + dataKeys + [
+        Key("model.kind", read: { c, r in
+            c.model.kind = RunConfig.Model.Kind(rawValue: try r.string(
+                "model.kind", default: c.model.kind.rawValue, allowed: RunConfig.Model.Kind.allCases.map(\.rawValue)))!
+            if c.model.kind == .logreg { c.model.hidden = [] }
+        }, value: { $0.model.kind.rawValue }, when: { $0.model.kind != .mlp }),
         Key("model.hidden", read: { c, r in
             c.model.hidden = try r.integerList("model.hidden", default: c.model.hidden, element: 1...1_000_000)
+            if c.model.kind == .logreg && !c.model.hidden.isEmpty {
+                throw ConfigError(source: r.fileName, key: "model.hidden", expected: "[] (model.kind logreg has no hidden layer)",
+                                  found: "[" + c.model.hidden.map(String.init).joined(separator: ", ") + "]")
+            }
         }, value: { "[" + $0.model.hidden.map(String.init).joined(separator: ", ") + "]" }),
         Key("model.init", read: { c, r in
             c.model.initialisation = Initialisation(rawValue: try r.string(
@@ -35,7 +44,7 @@ extension RunConfig {
     private static let dataKeys: [Key] = [
         Key("data.source", read: { c, r in
             c.data.source = DataSource(rawValue: try r.string("data.source", default: c.data.source.rawValue,
-                                                              allowed: ["fashion-mnist", "synthetic"]))!
+                                                              allowed: DataSource.allCases.map(\.rawValue)))!
         }, value: { $0.data.source.rawValue }),
         Key("data.path", read: { c, r in c.data.path = try r.string("data.path", default: c.data.path) },
             value: { yamlQuoted($0.data.path) }),
@@ -49,12 +58,26 @@ extension RunConfig {
             c.data.features = try r.integer("data.features", default: c.data.features, range: 1...1_000_000)
         }, value: { "\($0.data.features)" }),
         Key("data.classes", read: { c, r in
-            c.data.classes = try r.integer("data.classes", default: c.data.classes, range: 2...100_000)
-        }, value: { "\($0.data.classes)" }),
+            // Files name their classes in their labels ("auto"); the synthetic problem has 4 unless told.
+            let files = [DataSource.idx, .npy].contains(c.data.source)
+            let classes = try r.integerOrWord("data.classes", default: files ? "auto" : c.data.classes.map(String.init) ?? "auto",
+                                              words: ["auto"], range: 2...100_000)
+            c.data.classes = Int(classes)
+        }, value: { c in c.data.classes.map(String.init) ?? "auto" }),
+        fileKey("data.train_images", \.trainImages, .idx), fileKey("data.train_labels", \.trainLabels, .idx),
+        fileKey("data.test_images", \.testImages, .idx), fileKey("data.test_labels", \.testLabels, .idx),
+        fileKey("data.x", \.x, .npy), fileKey("data.y", \.y, .npy),
+        fileKey("data.test_x", \.testX, .npy), fileKey("data.test_y", \.testY, .npy),
         Key("data.noise", read: { c, r in
             c.data.noise = try r.number("data.noise", default: c.data.noise, expected: "a number ≥ 0") { $0 >= 0 }
         }, value: { "\($0.data.noise)" }),
     ]
+
+    /// A data file's path, read and written only with its source.
+    private static func fileKey(_ name: String, _ path: WritableKeyPath<Data, String> & Sendable, _ source: DataSource) -> Key {
+        Key(name, read: { c, r in c.data[keyPath: path] = try r.string(name, default: c.data[keyPath: path]) },
+            value: { yamlQuoted($0.data[keyPath: path]) }, when: { $0.data.source == source })
+    }
 
     private static let trainingKeys: [Key] = [
         Key("training.batch", read: { c, r in

@@ -23,3 +23,21 @@ public protocol Dataset: AnyObject {
         labels: UnsafeMutablePointer<Int32>
     )
 }
+
+/// No samples, shaped like another set: the test set of data given without one.
+public final class EmptyDataset: Dataset {
+    public let featureCount: Int
+    public let classCount: Int
+    public var count: Int { 0 }
+    public var summary: String { "no test set" }
+    public var files: [(path: String, identity: String)] { [] }
+
+    public init(like other: Dataset) {
+        featureCount = other.featureCount
+        classCount = other.classCount
+    }
+
+    public func fill(_ indices: UnsafeBufferPointer<Int32>, features: UnsafeMutablePointer<Float>, labels: UnsafeMutablePointer<Int32>) {
+        precondition(indices.isEmpty, "an empty data set has no samples to fill")
+    }
+}

@@ -20,11 +20,11 @@ public struct IDXFile: Sendable {
 
     /// Reads and validates `path`. gzip is detected from the content, so `.gz` and raw files both work.
     ///
-    /// - Parameter rank: the expected number of dimensions (3 for images, 1 for labels).
-    public static func read(path: String, rank expectedRank: Int) throws -> IDXFile {
+    /// - Parameter ranks: the numbers of dimensions accepted (2…4 for images, 1 for labels).
+    public static func read(path: String, ranks: ClosedRange<Int>) throws -> IDXFile {
         let file = try Reader(path: path)
-        try file.checkMagic(rank: expectedRank)
-        let dimensions = try file.readDimensions(rank: expectedRank)
+        let rank = try file.checkMagic(ranks: ranks)
+        let dimensions = try file.readDimensions(rank: rank)
         return IDXFile(path: path, dimensions: dimensions, bytes: try file.readPayload(dimensions))
     }
 }
@@ -74,8 +74,9 @@ private final class Reader {
         return done
     }
 
-    /// The magic number: 00 00, unsigned bytes (08), then the number of dimensions.
-    func checkMagic(rank expectedRank: Int) throws {
+    /// The magic number: 00 00, unsigned bytes (08), then the number of dimensions, which it returns.
+    func checkMagic(ranks: ClosedRange<Int>) throws -> Int {
+        let expectedRank = ranks.count == 1 ? ranks.lowerBound : 3  // (images: N × 28 × 28 mostly)
         var magic = [UInt8](repeating: 0, count: 4)
         let gotMagic = try readExactly(&magic, 4)
         guard gotMagic == 4 else { throw fail("header", "4 magic bytes", "\(gotMagic) bytes (file too short)") }
@@ -89,11 +90,13 @@ private final class Reader {
         guard magic[2] == 0x08 else {
             throw fail("magic: element type", "0x08 (unsigned byte)", "0x\(hexByte(magic[2]))")
         }
-        guard Int(magic[3]) == expectedRank else {
+        guard ranks.contains(Int(magic[3])) else {
             let hint = expectedRank == 3 && magic[3] == 1 ? " (a label file: are the image and label files swapped?)"
-                : expectedRank == 1 && magic[3] == 3 ? " (an image file: are the image and label files swapped?)" : ""
-            throw fail("magic: number of dimensions", "\(expectedRank)", "\(magic[3])" + hint)
+                : expectedRank == 1 && magic[3] >= 2 ? " (an image file: are the image and label files swapped?)" : ""
+            let wanted = ranks.count == 1 ? "\(ranks.lowerBound)" : "\(ranks.lowerBound) to \(ranks.upperBound)"
+            throw fail("magic: number of dimensions", wanted, "\(magic[3])" + hint)
         }
+        return Int(magic[3])
     }
 
     /// The dimension sizes (big-endian 32-bit, each positive, the payload under 16 GiB).

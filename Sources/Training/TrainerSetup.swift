@@ -23,17 +23,46 @@ extension Trainer {
     public static func trainingSetCount(_ config: RunConfig) throws -> Int { try loadData(config).0.count }
 
     static func loadData(_ config: RunConfig) throws -> (Dataset, Dataset) {
-        switch config.data.source {
+        let d = config.data
+        switch d.source {
         case .fashionMNIST:
-            return (try FashionMNIST.load(.train, from: config.data.path),
-                    try FashionMNIST.load(.test, from: config.data.path))
+            return (try FashionMNIST.load(.train, from: d.path), try FashionMNIST.load(.test, from: d.path))
         case .synthetic:
-            let d = config.data
             func make(_ n: Int, test: Bool) -> Dataset {
-                SyntheticClassification(count: n, featureCount: d.features, classCount: d.classes,
+                SyntheticClassification(count: n, featureCount: d.features, classCount: d.classes ?? 4,
                                         noise: Float(d.noise), seed: config.seed, test: test)
             }
             return (make(d.trainSamples, test: false), make(d.testSamples, test: true))
+        case .idx:
+            let files = try requiredFiles(d, [("data.train_images", d.trainImages), ("data.train_labels", d.trainLabels),
+                                              ("data.test_images", d.testImages), ("data.test_labels", d.testLabels)])
+            let classes = try d.classes ?? ByteImageDataset.classesInLabels([files[1], files[3]], npy: false)
+            return (try ByteImageDataset(images: files[0], labels: files[1], classCount: classes, name: "idx train"),
+                    try ByteImageDataset(images: files[2], labels: files[3], classCount: classes, name: "idx test"))
+        case .npy:
+            let files = try requiredFiles(d, [("data.x", d.x), ("data.y", d.y)])
+            let test = d.testX.isEmpty && d.testY.isEmpty ? nil
+                : try requiredFiles(d, [("data.test_x", d.testX), ("data.test_y", d.testY)])
+            let classes = try d.classes ?? ByteImageDataset.classesInLabels([files[1]] + (test.map { [$0[1]] } ?? []), npy: true)
+            let train = try ByteImageDataset(npyFeatures: files[0], labels: files[1], classCount: classes, name: "npy train")
+            guard let test else { return (train, EmptyDataset(like: train)) }
+            let testSet = try ByteImageDataset(npyFeatures: test[0], labels: test[1], classCount: classes, name: "npy test")
+            guard testSet.featureCount == train.featureCount else {
+                throw DataFileError(file: test[0], field: "header: shape", expected: "samples of \(train.featureCount) features, as in \(files[0])",
+                                    found: "\(testSet.featureCount) features per sample")
+            }
+            return (train, testSet)
+        }
+    }
+
+    /// The paths of the files a data source needs, each named by its key when it is missing.
+    private static func requiredFiles(_ d: RunConfig.Data, _ keys: [(key: String, path: String)]) throws -> [String] {
+        try keys.map { k in
+            guard !k.path.isEmpty else {
+                throw ConfigError(source: "config", key: k.key, expected: "a file path (data.source \(d.source.rawValue) needs it)",
+                                  found: "nothing")
+            }
+            return k.path
         }
     }
 

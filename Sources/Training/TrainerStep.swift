@@ -153,12 +153,12 @@ extension Trainer {
         communicator.setContext(step: position.step, phase: "evaluation")
         for (r, replica) in replicas.enumerated() where replica.end == nil {
             let train = config.training.evaluateTrainingSet ? try evaluate(trainSet, replica.parameters) : nil
-            let test = try evaluate(testSet, replica.parameters)
+            let test = testSet.count > 0 ? try evaluate(testSet, replica.parameters) : nil
             let row = MetricsRow(kind: .epoch, step: position.step, epoch: Double(position.samples) / Double(trainSet.count),
                                  samples: position.samples, wallSeconds: wall(), learningRate: rates.rate(replica: r, step: position.step),
                                  batchLoss: replica.progress.epochLoss / Double(position.epochSteps),
                                  trainLoss: train?.loss, trainAccuracy: train?.accuracy,
-                                 testLoss: test.loss, testAccuracy: test.accuracy, noiseScale: replica.progress.epochNoise.value)
+                                 testLoss: test?.loss, testAccuracy: test?.accuracy, noiseScale: replica.progress.epochNoise.value)
             replica.progress.recordEvaluation(row, epochDone: epochDone)
             try replica.write(row)
             console.note((replicas.count > 1 ? "\(replica.label): " : "") + Self.epochLine(row, skipped: replica.guards.skipped))
@@ -195,7 +195,7 @@ extension Trainer {
     static func epochLine(_ row: MetricsRow, skipped: Int) -> String {
         "epoch \(fixed(row.epoch, 2)) step \(row.step): batch loss \(fixed(row.batchLoss ?? .nan, 4))"
             + (row.trainLoss.map { ", train loss \(fixed($0, 4)) acc \(fixed(row.trainAccuracy ?? .nan, 4))" } ?? "")
-            + ", test loss \(fixed(row.testLoss ?? .nan, 4)) acc \(fixed(row.testAccuracy ?? .nan, 4))"
+            + (row.testLoss.map { ", test loss \(fixed($0, 4)) acc \(fixed(row.testAccuracy ?? .nan, 4))" } ?? "")
             + (row.noiseScale.map { ", noise scale \(fixed($0, 0))" } ?? "")
             + (skipped > 0 ? ", \(skipped) skipped step\(skipped == 1 ? "" : "s")" : "")
     }

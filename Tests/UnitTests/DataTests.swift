@@ -14,7 +14,7 @@ struct IDXTests {
         let raw = dir.appendingPathComponent("x-idx3-ubyte")
         try write(idxBytes(dimensions: [3, 2, 4], payload: payload), to: raw)
         for url in [raw, try gzip(raw)] {
-            let f = try IDXFile.read(path: url.path, rank: 3)
+            let f = try IDXFile.read(path: url.path, ranks: 3...3)
             #expect(f.dimensions == [3, 2, 4])
             #expect(f.count == 3 && f.itemSize == 8)
             #expect(f.bytes == payload)
@@ -39,11 +39,11 @@ struct IDXTests {
         for (name, bytes, rank, message) in cases {
             let url = dir.appendingPathComponent(name)
             try write(bytes, to: url)
-            let error = try #require(throws: DataFileError.self) { try IDXFile.read(path: url.path, rank: rank) }
+            let error = try #require(throws: DataFileError.self) { try IDXFile.read(path: url.path, ranks: rank...rank) }
             #expect(error.description == "data file \(url.path): \(message)", "case \(name)")
             // The same problem inside a gzip stream is found the same way.
             let gz = try gzip(url)
-            let gzError = try #require(throws: DataFileError.self) { try IDXFile.read(path: gz.path, rank: rank) }
+            let gzError = try #require(throws: DataFileError.self) { try IDXFile.read(path: gz.path, ranks: rank...rank) }
             #expect(gzError.field == error.field && gzError.found == error.found, "case \(name).gz")
         }
     }
@@ -52,7 +52,7 @@ struct IDXTests {
     func missingAndCorrupt() throws {
         let dir = try temporaryDirectory()
         let missing = dir.appendingPathComponent("nothing.gz").path
-        let e1 = try #require(throws: DataFileError.self) { try IDXFile.read(path: missing, rank: 1) }
+        let e1 = try #require(throws: DataFileError.self) { try IDXFile.read(path: missing, ranks: 1...1) }
         #expect(e1.description == "data file \(missing): file: expected an IDX file (raw or gzipped), found no such file or directory")
 
         let raw = dir.appendingPathComponent("labels")
@@ -61,7 +61,7 @@ struct IDXTests {
         var bytes = [UInt8](try Data(contentsOf: gz))
         for i in 20..<min(bytes.count - 8, 60) { bytes[i] ^= 0x5A }
         try write(bytes, to: gz)
-        let e2 = try #require(throws: DataFileError.self) { try IDXFile.read(path: gz.path, rank: 1) }
+        let e2 = try #require(throws: DataFileError.self) { try IDXFile.read(path: gz.path, ranks: 1...1) }
         #expect(e2.file == gz.path)
         #expect(e2.field == "compressed data" || e2.field == "payload length")
     }
@@ -75,7 +75,7 @@ struct IDXTests {
         let e1 = try #require(throws: DataFileError.self) {
             try ByteImageDataset(images: images.path, labels: labels.path, name: "t")
         }
-        #expect(e1.description == "data file \(labels.path): label count: expected 3 (the number of images in \(images.path)), found 2")
+        #expect(e1.description == "data file \(labels.path): label count: expected 3 (the number of samples in \(images.path)), found 2")
         try write(idxBytes(dimensions: [3], payload: [0, 12, 1]), to: labels)
         let e2 = try #require(throws: DataFileError.self) {
             try ByteImageDataset(images: images.path, labels: labels.path, name: "t")
