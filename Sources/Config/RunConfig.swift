@@ -37,6 +37,8 @@ public struct RunConfig: Equatable, Sendable {
         public var hidden: [Int] = [100, 100, 100, 100]
         /// How the weights start (biases start at 0).
         public var initialisation = Initialisation.he
+        /// A model.safetensors file whose tensors (the model's names and shapes) are the starting parameters instead.
+        public var initFrom = ""
     }
 
     public enum Batch: Equatable, Sendable, CustomStringConvertible {

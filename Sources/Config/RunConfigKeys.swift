@@ -29,6 +29,8 @@ extension RunConfig {
             c.model.initialisation = Initialisation(rawValue: try r.string(
                 "model.init", default: c.model.initialisation.rawValue, allowed: Initialisation.allCases.map(\.rawValue)))!
         }, value: { "\($0.model.initialisation.rawValue)    # \($0.model.initialisation.formula)" }),
+        Key("model.init_from", read: { c, r in c.model.initFrom = try r.string("model.init_from", default: c.model.initFrom) },
+            value: { yamlQuoted($0.model.initFrom) }, when: { !$0.model.initFrom.isEmpty }),
         Key(block: "optimizer", read: { c, r in c.optimizer = try readOptimizer(&r, prefix: "optimizer.") },
             lines: { $0.optimizer.yamlLines() }),
         Key(block: "schedule", read: { c, r in c.schedule = try readSchedule(&r) }, lines: { $0.scheduleYAMLLines }),

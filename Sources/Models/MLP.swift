@@ -55,16 +55,13 @@ public final class MLP: Model {
 
     /// PyTorch's `nn.Sequential(Linear, ReLU, Linear, …, Linear)`: layer l is module 2l, its weight stored
     /// (outputs, inputs), the transpose of this buffer's (inputs, outputs).
-    public func exportTensors(_ parameters: [Float]) -> [NamedTensor] {
-        precondition(parameters.count == parameterCount)
-        return layers.enumerated().flatMap { l, layer -> [NamedTensor] in
-            var weight = [Float](repeating: 0, count: layer.inputs * layer.outputs)
-            for i in 0..<layer.inputs {
-                for o in 0..<layer.outputs { weight[o * layer.inputs + i] = parameters[layer.weightOffset + i * layer.outputs + o] }
+    public var tensorLayout: [TensorLayout] {
+        layers.enumerated().flatMap { l, layer -> [TensorLayout] in
+            let weight = (0..<(layer.outputs * layer.inputs)).map { k in
+                layer.weightOffset + (k % layer.inputs) * layer.outputs + k / layer.inputs
             }
-            let bias = Array(parameters[layer.biasOffset..<(layer.biasOffset + layer.outputs)])
-            return [NamedTensor(name: "\(2 * l).weight", shape: [layer.outputs, layer.inputs], values: weight),
-                    NamedTensor(name: "\(2 * l).bias", shape: [layer.outputs], values: bias)]
+            return [TensorLayout(name: "\(2 * l).weight", shape: [layer.outputs, layer.inputs], indices: weight),
+                    TensorLayout(name: "\(2 * l).bias", shape: [layer.outputs], indices: Array(layer.biasOffset..<(layer.biasOffset + layer.outputs)))]
         }
     }
 
@@ -155,6 +152,23 @@ public final class MLP: Model {
     ) -> Totals {
         let workspace = unsafeDowncast(workspace, to: Workspace.self)
         return passes(over: indices, workspace: workspace, dataset: dataset, parameters: parameters, lossGradient: false) { _ in }
+    }
+
+    /// Each sample's (label, predicted class) over `indices`: the argmax of the outputs, the lowest class on a tie.
+    public func classify(
+        parameters: UnsafePointer<Float>, dataset: Dataset, indices: UnsafeBufferPointer<Int32>, workspace: AnyObject
+    ) -> [(label: Int, predicted: Int)] {
+        let workspace = unsafeDowncast(workspace, to: Workspace.self), classes = sizes.last!
+        var out: [(Int, Int)] = []
+        _ = passes(over: indices, workspace: workspace, dataset: dataset, parameters: parameters, lossGradient: false) { rows in
+            let p = workspace.activations[layers.count - 1]
+            for r in 0..<rows {
+                var best = 0
+                for c in 1..<classes where p[r * classes + c] > p[r * classes + best] { best = c }
+                out.append((Int(workspace.labels[r]), best))
+            }
+        }
+        return out
     }
 
     /// Forward passes over `indices` in chunks of the workspace's capacity, calling `afterForward(rows)` after each;

@@ -27,8 +27,8 @@ public protocol Model: AnyObject {
     /// the loss and accuracy totals.
     func accumulateGradient(parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, dataset: Dataset,
                             indices: UnsafeBufferPointer<Int32>, workspace: AnyObject, overwrite: Bool) -> LossTotals
-    /// The parameters as the tensors of the same model in PyTorch (names and shapes of an `nn.Sequential`).
-    func exportTensors(_ parameters: [Float]) -> [NamedTensor]
+    /// The tensors of the same model in PyTorch (names and shapes of an `nn.Sequential`), as places in the buffer.
+    var tensorLayout: [TensorLayout] { get }
     /// Loss sum and number of correct predictions over `indices`.
     func evaluate(parameters: UnsafePointer<Float>, dataset: Dataset, indices: UnsafeBufferPointer<Int32>,
                   workspace: AnyObject) -> LossTotals

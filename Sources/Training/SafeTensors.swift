@@ -1,5 +1,6 @@
 // The safetensors format (huggingface/safetensors): an 8-byte little-endian header length, a JSON header naming
 // each tensor's dtype, shape and byte range, then the little-endian data. torch, numpy and others load it.
+import Datasets
 import Foundation
 import Models
 
@@ -30,6 +31,53 @@ public enum SafeTensors {
             }
         }
         return data
+    }
+
+    /// Reads and checks a safetensors file of float32 tensors: the header's entries, and the data covered exactly.
+    public static func read(path: String) throws -> (tensors: [String: NamedTensor], metadata: [String: String]) {
+        func fail(_ field: String, _ expected: String, _ found: String) -> DataFileError {
+            DataFileError(file: path, field: field, expected: expected, found: found)
+        }
+        guard let data = FileManager.default.contents(atPath: path) else { throw fail("file", "a readable safetensors file", "none") }
+        let bytes = [UInt8](data)
+        guard bytes.count >= 8 else { throw fail("header length", "8 bytes", "\(bytes.count) (file too short)") }
+        let n = (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[$1]) << (8 * UInt64($1)) }
+        guard n <= UInt64(bytes.count - 8) else { throw fail("header length", "at most \(bytes.count - 8) bytes", "\(n)") }
+        let headerEnd = 8 + Int(n)
+        guard let header = try? JSONSerialization.jsonObject(with: Data(bytes[8..<headerEnd])) as? [String: Any] else {
+            throw fail("header", "a JSON object", "other text")
+        }
+        let buffer = headerEnd..<bytes.count
+        var tensors: [String: NamedTensor] = [:], ranges: [(Range<Int>, String)] = []
+        for (name, value) in header where name != "__metadata__" {
+            guard let entry = value as? [String: Any], let dtype = entry["dtype"] as? String,
+                  let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2 else {
+                throw fail("tensor \(name)", "dtype, shape and data_offsets", "\(value)")
+            }
+            guard dtype == "F32" else { throw fail("tensor \(name): dtype", "F32", dtype) }
+            let count = shape.reduce(1, *)
+            guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[1] - offsets[0] == 4 * count, offsets[1] <= buffer.count else {
+                throw fail("tensor \(name): data_offsets", "\(4 * count) bytes for shape \(shape) inside the \(buffer.count)-byte buffer",
+                           "\(offsets)")
+            }
+            let values = (0..<count).map { k -> Float in
+                let at = headerEnd + offsets[0] + 4 * k
+                return Float(bitPattern: (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[at + $1]) << (8 * UInt32($1)) })
+            }
+            tensors[name] = NamedTensor(name: name, shape: shape, values: values)
+            ranges.append((offsets[0]..<offsets[1], name))
+        }
+        ranges.sort { $0.0.lowerBound < $1.0.lowerBound }
+        var next = 0
+        for (range, name) in ranges {
+            guard range.lowerBound == next else {
+                throw fail("tensor \(name): data_offsets", "to start at byte \(next) (the buffer covered with no holes or overlaps)",
+                           "\(range.lowerBound)")
+            }
+            next = range.upperBound
+        }
+        guard next == buffer.count else { throw fail("data", "\(next) bytes (what the tensors cover)", "\(buffer.count)") }
+        return (tensors, header["__metadata__"] as? [String: String] ?? [:])
     }
 
     /// A JSON string literal.

@@ -81,7 +81,7 @@ public final class Trainer {
     /// this rank updates and keeps optimizer state for; the ranks' updated parts are then gathered. nil: every
     /// rank updates all parameters.
     let ownedParameters: Range<Int>?
-    let workspace: AnyObject
+    public let workspace: AnyObject
     /// Samples per pass of the workspace (with the deterministic reduction: the chunk).
     let workspaceCapacity: Int
     let console: Console

@@ -101,8 +101,10 @@ extension Trainer {
     static func makeReplicas(_ plan: [(label: String, settings: OptimizerSettings)], single: Bool, config: RunConfig,
                              model: any Model, optimizerLength: Int, runDirectory: String?,
                              on communicator: Communicator) throws -> [Replica] {
-        var initial = communicator.rank == 0 ? model.initialParameters(seed: config.seed)
-            : [Float](repeating: 0, count: model.parameterCount)
+        var initial = try communicator.collectively { () throws -> [Float] in
+            if !config.model.initFrom.isEmpty { return try startingParameters(config.model.initFrom, model: model) }
+            return communicator.rank == 0 ? model.initialParameters(seed: config.seed) : [Float](repeating: 0, count: model.parameterCount)
+        }
         try communicator.broadcast(&initial, root: 0)
         return plan.map { entry in
             var c = config
@@ -111,6 +113,18 @@ extension Trainer {
             let folder = single ? runDirectory : runDirectory.map { $0 + "/" + c.name }
             return Replica(label: entry.label, config: c, optimizer: entry.settings.makeOptimizer(parameterCount: optimizerLength),
                            parameters: initial, directory: folder)
+        }
+    }
+
+    /// The parameters in a weights file (`model.init_from`, or a run's model.safetensors), checked against the
+    /// model's tensor names and shapes.
+    public static func startingParameters(_ path: String, model: any Model) throws -> [Float] {
+        let (tensors, _) = try SafeTensors.read(path: path)
+        switch model.importTensors(tensors) {
+        case .success(let parameters): return parameters
+        case .failure(let mismatch):
+            let p = mismatch.parts
+            throw DataFileError(file: path, field: p.field, expected: p.expected + " (model \(model.shapeText))", found: p.found)
         }
     }
 

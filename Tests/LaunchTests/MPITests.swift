@@ -74,6 +74,22 @@ struct MPITests {
         #expect(bad.status != 0 && bad.stderr.contains("--network: expected a bandwidth and a latency"), "\(bad.stderr)")
     }
 
+    @Test("descent eval reads a run's model.safetensors and config and writes eval.csv with the run's test accuracy")
+    func evalCommand() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let config = try writeSyntheticConfig(in: dir, name: "ev")
+        #expect(try runDescent(ranks: 2, ["train", "--config", config.path], directory: dir).status == 0)
+        let run = dir.appendingPathComponent("runs/ev")
+        let r = try runDescent(ranks: 0, ["eval", "--run", run.path], directory: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        let summary = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("summary.json"))) as? [String: Any])
+        let row = try #require(try readCSV(run.appendingPathComponent("eval/eval.csv")).first)
+        #expect(Double(row["accuracy"] ?? "") == summary["test_accuracy"] as? Double, "\(row)")
+        let bad = try runDescent(ranks: 0, ["eval", "--run", run.path, "--set", "model.hidden=[3]"], directory: dir)
+        #expect(bad.status != 0 && bad.stderr.contains("tensor 0.weight: expected shape (3, "), "\(bad.stderr)")
+    }
+
     @Test("with reduction: mpi, full-batch GD gives the same losses at np = 1, 2 and 3 (relative 1e-5)")
     func fullBatchAcrossWorldSizes() throws {
         let dir = try temporaryDirectory()

@@ -148,3 +148,60 @@ struct ExportTests {
         #expect(decoded.contains { $0.tag == "samples_per_second" && $0.value > 0 })
     }
 }
+
+@Suite("Starting from saved weights, evaluating them")
+struct SavedWeightsTests {
+    func config(_ dir: URL, name: String, hidden: String, extra: String = "") throws -> RunConfig {
+        try RunConfig.load(yaml: """
+            name: \(name)
+            data: {source: synthetic, train_samples: 200, test_samples: 60, features: 6, classes: 3}
+            model: {hidden: \(hidden)\(extra)}
+            optimizer: {name: adam, lr: 0.01}
+            training: {batch: 50, epochs: 2}
+            output: {dir: \(dir.path)}
+            """, fileName: "test")
+    }
+
+    func trainer(_ c: RunConfig) throws -> Trainer {
+        try Trainer(config: c, communicator: SingleProcessCommunicator(), console: Console(enabled: false, interactive: false))
+    }
+
+    @Test("model.init_from starts from a run's model.safetensors bit for bit; a file for another model is refused, naming the tensor")
+    func initFrom() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try trainer(try config(dir, name: "a", hidden: "[5, 4]")).run()
+        let file = dir.path + "/a/model.safetensors"
+        let saved = try Data(contentsOf: URL(fileURLWithPath: dir.path + "/a/parameters.f32")).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        let b = try trainer(try config(dir, name: "b", hidden: "[5, 4]", extra: ", init_from: \(file)"))
+        #expect(b.replicas[0].parameters.map(\.bitPattern) == saved.map(\.bitPattern))
+        #expect(b.config.resolvedYAML.contains("init_from: "))
+        do {
+            _ = try trainer(try config(dir, name: "c", hidden: "[7]", extra: ", init_from: \(file)"))
+            Issue.record("a mismatched file was accepted")
+        } catch {
+            #expect("\(error)" == "data file \(file): tensor 0.weight: expected shape (7, 6) (model 6-7-3), found (5, 6)", "\(error)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/c"))
+    }
+
+    @Test("eval gives the run's own test loss and accuracy, and a confusion matrix whose diagonal is the accuracy")
+    func evaluation() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let c = try config(dir, name: "a", hidden: "[5]")
+        try trainer(c).run()
+        let summary = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.path + "/a/summary.json"))) as? [String: Any])
+        let probe = try Trainer(config: c, communicator: SingleProcessCommunicator(), writeOutput: false,
+                                console: Console(enabled: false, interactive: false))
+        let parameters = try Trainer.startingParameters(dir.path + "/a/model.safetensors", model: probe.model)
+        let r = try Evaluation.run(probe, parameters: parameters, on: probe.testSet, split: "test")
+        #expect(r.loss == summary["test_loss"] as? Double && r.accuracy == summary["test_accuracy"] as? Double)
+        #expect(r.confusion.flatMap { $0 }.reduce(0, +) == 60)
+        #expect(Double((0..<3).map { r.confusion[$0][$0] }.reduce(0, +)) / 60 == r.accuracy)
+        try Evaluation.write(r, to: dir.path + "/a/eval")
+        let svg = try String(contentsOfFile: dir.path + "/a/eval/confusion.svg", encoding: .utf8)
+        #expect(xmlError(svg) == nil)
+        #expect(try String(contentsOfFile: dir.path + "/a/eval/confusion.csv", encoding: .utf8).split(separator: "\n").count == 4)
+    }
+}

@@ -1,0 +1,82 @@
+// `descent eval`: a saved model on a data set: loss, accuracy and the confusion matrix, as CSV and SVG.
+import Datasets
+import Foundation
+import Models
+import Numerics
+import Reports
+
+public enum Evaluation {
+    /// What evaluating a model on one split gives.
+    public struct Result: Sendable {
+        public var split: String
+        public var samples: Int
+        public var loss: Double
+        public var accuracy: Double
+        /// confusion[true class][predicted class] = samples.
+        public var confusion: [[Int]]
+    }
+
+    /// Evaluates `parameters` on `dataset` with the trainer's model and workspace.
+    public static func run(_ trainer: Trainer, parameters: [Float], on dataset: Dataset, split: String) throws -> Result {
+        guard let mlp = trainer.model as? MLP else {
+            throw AgreedFailure(description: "descent eval: expected an MLP or logreg model, found \(trainer.model.shapeText)")
+        }
+        let (loss, accuracy) = try trainer.evaluate(dataset, parameters)
+        let classes = dataset.classCount
+        var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
+        let capacity = 1024
+        var start = 0
+        while start < dataset.count {
+            let indices = (Int32(start)..<Int32(min(start + capacity, dataset.count))).map { $0 }
+            let pairs = indices.withUnsafeBufferPointer { idx in
+                parameters.withUnsafeBufferPointer { p in
+                    mlp.classify(parameters: p.baseAddress!, dataset: dataset, indices: idx, workspace: trainer.workspace)
+                }
+            }
+            for (label, predicted) in pairs { confusion[label][predicted] += 1 }
+            start += capacity
+        }
+        return Result(split: split, samples: dataset.count, loss: loss, accuracy: accuracy, confusion: confusion)
+    }
+
+    /// eval.csv, confusion.csv and confusion.svg in `directory`.
+    public static func write(_ r: Result, to directory: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try writeAtomically("split,samples,loss,accuracy\n\(r.split),\(r.samples),\(r.loss),\(r.accuracy)\n", to: directory + "/eval.csv")
+        let n = r.confusion.count
+        let header = "true\\predicted," + (0..<n).map(String.init).joined(separator: ",")
+        let rows = r.confusion.enumerated().map { "\($0)," + $1.map(String.init).joined(separator: ",") }
+        try writeAtomically(([header] + rows).joined(separator: "\n") + "\n", to: directory + "/confusion.csv")
+        try writeAtomically(confusionSVG(r), to: directory + "/confusion.svg")
+    }
+
+    /// A heat map of the confusion matrix, each row shaded by its share of the true class.
+    static func confusionSVG(_ r: Result) -> String {
+        let n = r.confusion.count, cell = max(18.0, min(48.0, 480.0 / Double(n))), left = 70.0, top = 76.0
+        var svg = SVGWriter()
+        svg.text("confusion matrix, \(r.split) split: accuracy \(fixed(r.accuracy, 4)), \(r.samples) samples", x: left, y: 24,
+                 [("font-size", "14")])
+        svg.text("predicted class", x: left + cell * Double(n) / 2, y: top - 24, [("font-size", "12"), ("text-anchor", "middle")])
+        svg.text("true class", x: 18, y: top + cell * Double(n) / 2, [("font-size", "12"), ("text-anchor", "middle"),
+                                                                         ("transform", "rotate(-90 18 \(svgNumber(top + cell * Double(n) / 2)))")])
+        for (t, row) in r.confusion.enumerated() {
+            let total = max(row.reduce(0, +), 1)
+            svg.text("\(t)", x: left - 8, y: top + cell * (Double(t) + 0.6), [("font-size", "11"), ("text-anchor", "end")])
+            for (p, count) in row.enumerated() {
+                let share = Double(count) / Double(total)
+                let shade = Int(255 - 200 * share)
+                svg.element("rect", [("x", svgNumber(left + cell * Double(p))), ("y", svgNumber(top + cell * Double(t))),
+                                     ("width", svgNumber(cell)), ("height", svgNumber(cell)),
+                                     ("fill", "rgb(\(shade),\(shade),255)"), ("stroke", "#ffffff")])
+                if n <= 20 {
+                    svg.text("\(count)", x: left + cell * (Double(p) + 0.5), y: top + cell * (Double(t) + 0.62),
+                             [("font-size", "9"), ("text-anchor", "middle")])
+                }
+            }
+        }
+        for p in 0..<n {
+            svg.text("\(p)", x: left + cell * (Double(p) + 0.5), y: top - 6, [("font-size", "11"), ("text-anchor", "middle")])
+        }
+        return svg.document(width: left + cell * Double(n) + 20, height: top + cell * Double(n) + 20)
+    }
+}

@@ -1,0 +1,63 @@
+// `descent eval --run DIR`: a trained model (DIR/model.safetensors) on a data set: loss, accuracy, confusion matrix.
+import ArgumentParser
+import Collectives
+import Config
+import Foundation
+import MPICollectives
+import Training
+
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Evaluate a run's saved model on a data set; writes eval.csv, confusion.csv and confusion.svg.",
+        discussion: "The model and data come from the run's config.yaml, or from --config (another data set with the same "
+            + "input width and classes); --set overrides either. Results go to DIR/eval/ unless --out says otherwise."
+    )
+
+    @Option(name: .customLong("run"), help: ArgumentHelp("The run folder, holding model.safetensors and config.yaml.", valueName: "dir"))
+    var folder: String
+
+    @Option(name: .shortAndLong, help: "A config whose data and model to use instead of the run's config.yaml.")
+    var config: String?
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key, e.g. --set data.source=idx.", valueName: "key=value"))
+    var overrides: [String] = []
+
+    @Option(help: "The split to evaluate: test or train.")
+    var split = "test"
+
+    @Option(help: ArgumentHelp("Where to write the results (default: <run>/eval).", valueName: "dir"))
+    var out: String?
+
+    func validate() throws {
+        guard ["test", "train"].contains(split) else { throw ValidationError("--split: expected test or train, found '\(split)'") }
+    }
+
+    func run() throws {
+        let communicator = try watchedWorld()
+        let status = onEveryRank(communicator) {
+            let file = config ?? folder + "/config.yaml"
+            let c = try communicator.collectively {
+                try RunConfig.load(yaml: readConfigFile(file), fileName: file, overrides: overrides)
+            }
+            let trainer = try Trainer(config: c, communicator: communicator, writeOutput: false,
+                                      console: Console(enabled: false, interactive: false))
+            let parameters = try communicator.collectively {
+                try Trainer.startingParameters(folder + "/model.safetensors", model: trainer.model)
+            }
+            let dataset = split == "test" ? trainer.testSet : trainer.trainSet
+            guard dataset.count > 0 else {
+                throw AgreedFailure(description: "descent eval: the \(split) split of \(file) holds no samples")
+            }
+            let result = try Evaluation.run(trainer, parameters: parameters, on: dataset, split: split)
+            let directory = out ?? folder + "/eval"
+            try communicator.collectively { if communicator.rank == 0 { try Evaluation.write(result, to: directory) } }
+            if communicator.rank == 0 {
+                print("\(split): \(result.samples) samples, loss \(result.loss), accuracy \(result.accuracy); "
+                      + "results in \(directory)/ (eval.csv, confusion.csv, confusion.svg)")
+            }
+        }
+        MPICommunicator.finalize()
+        if status != 0 { throw ExitCode(status) }
+    }
+}
