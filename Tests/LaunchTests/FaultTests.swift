@@ -310,8 +310,8 @@ struct BadDataFileTests {
               ("HTML page as gzip", "train-images-idx3-ubyte.gz: magic: ",
                "found 3c21444f (text \"<!DO\": a web page or an error message saved under this name, not the data file)"),
               ("images and labels swapped", "train-images-idx3-ubyte.gz: magic: number of dimensions: ",
-               "expected 3, found 1 (a label file: are the image and label files swapped?)"),
-              ("counts differ", "train-labels-idx1-ubyte.gz: label count: ", "expected 100 (the number of images in"),
+               "expected 2 to 4, found 1 (a label file: are the image and label files swapped?)"),
+              ("counts differ", "train-labels-idx1-ubyte.gz: label count: ", "expected 100 (the number of samples in"),
               ("label out of range", "train-labels-idx1-ubyte.gz: label 37: ", "expected a class in 0..<10, found 10"),
           ])
     func badDataFile(_ damage: String, _ field: String, _ problem: String) throws {
