@@ -24,6 +24,13 @@ public struct RunConfig: Equatable, Sendable {
         public var trainImages = "", trainLabels = "", testImages = "", testLabels = ""
         /// npy: the feature and label arrays of each split (the test pair may be left out: no test set).
         public var x = "", y = "", testX = "", testY = ""
+        /// Training samples held out for validation: a count (≥ 1) or a fraction (< 1) of the training set; 0: none.
+        public var validation = 0.0
+
+        /// The validation samples out of `trainingSamples`.
+        public func validationCount(of trainingSamples: Int) -> Int {
+            validation >= 1 ? Int(validation) : Int((validation * Double(trainingSamples)).rounded())
+        }
     }
 
     public struct Model: Equatable, Sendable {
@@ -32,7 +39,11 @@ public struct RunConfig: Equatable, Sendable {
             case mlp
             /// Softmax regression: no hidden layer; the convex case.
             case logreg
+            /// Convolutions, pooling and dense layers (`layers`), on images.
+            case cnn
         }
+        /// A cnn's layers, before the dense layer to the classes.
+        public var layers: [CNN.LayerSpec] = []
         public var kind = Kind.mlp
         public var hidden: [Int] = [100, 100, 100, 100]
         /// How the weights start (biases start at 0).

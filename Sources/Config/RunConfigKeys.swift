@@ -24,7 +24,24 @@ extension RunConfig {
                 throw ConfigError(source: r.fileName, key: "model.hidden", expected: "[] (model.kind logreg has no hidden layer)",
                                   found: "[" + c.model.hidden.map(String.init).joined(separator: ", ") + "]")
             }
-        }, value: { "[" + $0.model.hidden.map(String.init).joined(separator: ", ") + "]" }),
+        }, value: { "[" + $0.model.hidden.map(String.init).joined(separator: ", ") + "]" }, when: { $0.model.kind != .cnn }),
+        Key("model.layers", read: { c, r in
+            let expected = "a list of layers: conv FILTERS KERNEL, relu, pool (2×2), dense UNITS, like [conv 32 5, relu, pool, dense 1024, relu]"
+            guard let words = try r.wordList("model.layers", expected: expected) else {
+                if c.model.kind == .cnn {
+                    throw ConfigError(source: r.fileName, key: "model.layers", expected: expected + " (model.kind cnn needs them)", found: "nothing")
+                }
+                return
+            }
+            guard c.model.kind == .cnn else {
+                throw ConfigError(source: r.fileName, key: "model.layers", expected: "no layers list unless model.kind is cnn",
+                                  found: "[" + words.joined(separator: ", ") + "]")
+            }
+            c.model.layers = try words.map { w in
+                guard let spec = CNN.LayerSpec(w) else { throw ConfigError(source: r.fileName, key: "model.layers", expected: expected, found: "'\(w)'") }
+                return spec
+            }
+        }, value: { "[" + $0.model.layers.map(\.description).joined(separator: ", ") + "]" }, when: { $0.model.kind == .cnn }),
         Key("model.init", read: { c, r in
             c.model.initialisation = Initialisation(rawValue: try r.string(
                 "model.init", default: c.model.initialisation.rawValue, allowed: Initialisation.allCases.map(\.rawValue)))!
@@ -70,6 +87,12 @@ extension RunConfig {
         fileKey("data.test_images", \.testImages, .idx), fileKey("data.test_labels", \.testLabels, .idx),
         fileKey("data.x", \.x, .npy), fileKey("data.y", \.y, .npy),
         fileKey("data.test_x", \.testX, .npy), fileKey("data.test_y", \.testY, .npy),
+        Key("data.validation", read: { c, r in
+            c.data.validation = try r.number("data.validation", default: c.data.validation,
+                                             expected: "a sample count (an integer ≥ 1) or a fraction in (0, 1), or 0 for none") { v in
+                v == 0 || (v > 0 && v < 1) || (v >= 1 && v == v.rounded())
+            }
+        }, value: { c in c.data.validation >= 1 ? "\(Int(c.data.validation))" : "\(c.data.validation)" }, when: { $0.data.validation > 0 }),
         Key("data.noise", read: { c, r in
             c.data.noise = try r.number("data.noise", default: c.data.noise, expected: "a number ≥ 0") { $0 >= 0 }
         }, value: { "\($0.data.noise)" }),

@@ -7,8 +7,9 @@ import Optimizers
 public struct Target: Equatable, Sendable {
     public enum Metric: String, CaseIterable, Sendable {
         case trainLoss = "train_loss", testLoss = "test_loss", testAccuracy = "test_accuracy"
+        case validationLoss = "val_loss", validationAccuracy = "val_accuracy"
         /// Higher is better (accuracy); otherwise lower is.
-        public var rises: Bool { self == .testAccuracy }
+        public var rises: Bool { self == .testAccuracy || self == .validationAccuracy }
         /// Whether it is measured on the training set (an evaluation over all of it) rather than the test set.
         public var onTrainingSet: Bool { self == .trainLoss }
     }

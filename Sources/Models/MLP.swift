@@ -12,7 +12,7 @@ import Glibc
 /// Parameter layout in the flat buffer, layer by layer: weights `(inputs, outputs)` row-major, then bias
 /// `(outputs)`. The model owns no parameters; callers pass the flat buffers in, so the allreduce, the
 /// optimizer, the hash check and the checkpoint each see one array.
-public final class MLP: Model {
+public final class MLP: Model, Classifier {
     /// One layer's named view into the flat buffers.
     public struct Layer: Sendable {
         public let inputs: Int
@@ -162,11 +162,7 @@ public final class MLP: Model {
         var out: [(Int, Int)] = []
         _ = passes(over: indices, workspace: workspace, dataset: dataset, parameters: parameters, lossGradient: false) { rows in
             let p = workspace.activations[layers.count - 1]
-            for r in 0..<rows {
-                var best = 0
-                for c in 1..<classes where p[r * classes + c] > p[r * classes + best] { best = c }
-                out.append((Int(workspace.labels[r]), best))
-            }
+            for r in 0..<rows { out.append((Int(workspace.labels[r]), Softmax.argmax(p + r * classes, count: classes))) }
         }
         return out
     }
@@ -212,26 +208,8 @@ public final class MLP: Model {
                 Kernels.addRowVector(theta + layer.biasOffset, to: out, rows: rows, columns: layer.outputs)
             }
         }
-        let classes = sizes.last!
-        let p = ws.activations[layers.count - 1]
-        do {
-            for r in 0..<rows {
-                let z = p + r * classes
-                let label = Int(ws.labels[r])
-                var maximum = z[0], argmax = 0
-                for c in 1..<classes where z[c] > maximum { maximum = z[c]; argmax = c }
-                // loss = log Σ exp(z − max) − (z_label − max): finite even when exp(z_label − max) underflows to 0
-                let shiftedLabel = z[label] - maximum
-                var sum: Float = 0
-                for c in 0..<classes { z[c] = expf(z[c] - maximum); sum += z[c] }
-                let inverse = 1 / sum
-                totals.lossSum += Double(logf(sum)) - Double(shiftedLabel)
-                for c in 0..<classes { z[c] *= inverse }
-                if lossGradient { z[label] -= 1 }
-                if argmax == label { totals.correct += 1 }
-            }
-        }
-        totals.count += rows
+        Softmax.crossEntropy(ws.activations[layers.count - 1], labels: ws.labels, rows: rows, classes: sizes.last!,
+                             lossGradient: lossGradient, totals: &totals)
     }
 
     /// Adds ∂(summed loss)/∂θ for the rows of the last forward pass to `gradient`, or writes it there when

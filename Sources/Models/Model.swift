@@ -33,3 +33,9 @@ public protocol Model: AnyObject {
     func evaluate(parameters: UnsafePointer<Float>, dataset: Dataset, indices: UnsafeBufferPointer<Int32>,
                   workspace: AnyObject) -> LossTotals
 }
+
+/// A model that predicts classes: each sample's (label, predicted class), for confusion matrices.
+public protocol Classifier: Model {
+    func classify(parameters: UnsafePointer<Float>, dataset: Dataset, indices: UnsafeBufferPointer<Int32>,
+                  workspace: AnyObject) -> [(label: Int, predicted: Int)]
+}

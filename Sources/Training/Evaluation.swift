@@ -18,8 +18,8 @@ public enum Evaluation {
 
     /// Evaluates `parameters` on `dataset` with the trainer's model and workspace.
     public static func run(_ trainer: Trainer, parameters: [Float], on dataset: Dataset, split: String) throws -> Result {
-        guard let mlp = trainer.model as? MLP else {
-            throw AgreedFailure(description: "descent eval: expected an MLP or logreg model, found \(trainer.model.shapeText)")
+        guard let classifier = trainer.model as? Classifier else {
+            throw AgreedFailure(description: "descent eval: expected a classifier (mlp, logreg or cnn), found \(trainer.model.shapeText)")
         }
         let (loss, accuracy) = try trainer.evaluate(dataset, parameters)
         let classes = dataset.classCount
@@ -30,7 +30,7 @@ public enum Evaluation {
             let indices = (Int32(start)..<Int32(min(start + capacity, dataset.count))).map { $0 }
             let pairs = indices.withUnsafeBufferPointer { idx in
                 parameters.withUnsafeBufferPointer { p in
-                    mlp.classify(parameters: p.baseAddress!, dataset: dataset, indices: idx, workspace: trainer.workspace)
+                    classifier.classify(parameters: p.baseAddress!, dataset: dataset, indices: idx, workspace: trainer.workspace)
                 }
             }
             for (label, predicted) in pairs { confusion[label][predicted] += 1 }

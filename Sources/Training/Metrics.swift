@@ -23,14 +23,18 @@ public struct MetricsRow: Codable, Sendable {
     /// The simple gradient noise scale B_simple over the steps since the previous row of the same kind (needs
     /// two or more ranks with samples).
     public var noiseScale: Double?
+    /// Loss and accuracy on the training samples `data.validation` holds out.
+    public var validationLoss: Double?
+    public var validationAccuracy: Double?
 
     public static let columns = ["kind", "step", "epoch", "samples", "wall_s", "lr", "batch_loss",
-                                 "train_loss", "train_accuracy", "test_loss", "test_accuracy", "noise_scale"]
+                                 "train_loss", "train_accuracy", "test_loss", "test_accuracy", "noise_scale",
+                                 "val_loss", "val_accuracy"]
 
     var values: [String?] {
         [kind.rawValue, String(step), format(epoch), String(samples), format(wallSeconds), format(learningRate),
          batchLoss.map(format), trainLoss.map(format), trainAccuracy.map(format), testLoss.map(format),
-         testAccuracy.map(format), noiseScale.map(format)]
+         testAccuracy.map(format), noiseScale.map(format), validationLoss.map(format), validationAccuracy.map(format)]
     }
 
     /// The value of a target's metric in this row (nan when the row has none).
@@ -39,6 +43,8 @@ public struct MetricsRow: Codable, Sendable {
         case .trainLoss: return trainLoss ?? .nan
         case .testLoss: return testLoss ?? .nan
         case .testAccuracy: return testAccuracy ?? .nan
+        case .validationLoss: return validationLoss ?? .nan
+        case .validationAccuracy: return validationAccuracy ?? .nan
         }
     }
 

@@ -68,6 +68,8 @@ public struct ReplicaProgress: Codable, Sendable {
     public var lastTrainAccuracy: Double?
     public var lastTestLoss: Double?
     public var lastTestAccuracy: Double?
+    public var lastValidationLoss: Double?
+    public var lastValidationAccuracy: Double?
     public var updateSeconds = 0.0
     public var history: [MetricsRow] = []
 
@@ -77,6 +79,7 @@ public struct ReplicaProgress: Codable, Sendable {
     mutating func recordEvaluation(_ row: MetricsRow, epochDone: Bool) {
         (lastTrainLoss, lastTrainAccuracy) = (row.trainLoss, row.trainAccuracy)
         (lastTestLoss, lastTestAccuracy) = (row.testLoss, row.testAccuracy)
+        (lastValidationLoss, lastValidationAccuracy) = (row.validationLoss, row.validationAccuracy)
         lastNoise = epochNoise.value
         if epochDone { (epochLoss, epochNoise) = (0, NoiseScale()) }
     }

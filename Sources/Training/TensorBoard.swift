@@ -93,7 +93,8 @@ public enum TensorBoard {
         var s: [(String, Double)] = [("learning_rate", row.learningRate)]
         let values: [(String, Double?)] = [
             ("batch_loss", row.batchLoss), ("train/loss", row.trainLoss), ("train/accuracy", row.trainAccuracy),
-            ("test/loss", row.testLoss), ("test/accuracy", row.testAccuracy), ("noise_scale", row.noiseScale),
+            ("test/loss", row.testLoss), ("test/accuracy", row.testAccuracy), ("val/loss", row.validationLoss),
+            ("val/accuracy", row.validationAccuracy), ("noise_scale", row.noiseScale),
             ("samples_per_second", rate),
         ]
         for case let (tag, v?) in values where v.isFinite { s.append((tag, v)) }

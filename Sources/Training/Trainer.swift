@@ -27,6 +27,8 @@ public struct RunResult: Sendable {
     public var hosts: Int = 1
     public var lastTestLoss: Double?
     public var lastTestAccuracy: Double?
+    public var lastValidationLoss: Double?
+    public var lastValidationAccuracy: Double?
     public var lastTrainLoss: Double?
     /// B_simple over the last epoch (nil with fewer than two ranks holding samples).
     public var lastNoiseScale: Double?
@@ -53,6 +55,8 @@ public final class Trainer {
     public let communicator: Communicator
     public let trainSet: Dataset
     public let testSet: Dataset
+    /// The training samples `data.validation` holds out, evaluated beside the test set.
+    public let validationSet: Dataset?
     public let model: any Model
     /// The models being trained: one, or one per optimizer of a comparison.
     public let replicas: [Replica]
@@ -134,9 +138,18 @@ public final class Trainer {
 
         if let problem {
             try Agreement.check(config, on: communicator)
-            (trainSet, testSet) = (problem.train, problem.test)
+            (trainSet, validationSet, testSet) = (problem.train, nil, problem.test)
         } else {
-            (trainSet, testSet) = try Self.agreedData(config, on: communicator)
+            (trainSet, validationSet, testSet) = try Self.agreedData(config, on: communicator)
+        }
+        if let goal {
+            let needsValidation = [Target.Metric.validationLoss, .validationAccuracy].contains(goal.metric)
+            let missing = needsValidation ? (validationSet == nil ? "data.validation" : nil)
+                : (!goal.metric.onTrainingSet && testSet.count == 0 ? "a test set" : nil)
+            if let missing {
+                throw ConfigError(source: "config", key: "study.target",
+                                  expected: "a metric the data gives (\(goal.metric.rawValue) needs \(missing))", found: goal.metric.rawValue)
+            }
         }
         globalBatch = try Self.globalBatch(config, samples: trainSet.count, ranks: communicator.size)
         let planned = config.training.steps ?? config.training.epochs * ((trainSet.count + globalBatch - 1) / globalBatch)
@@ -144,8 +157,7 @@ public final class Trainer {
         logEvery = rows.map { max(1, min(config.training.logEvery, planned / $0)) } ?? config.training.logEvery
         Self.chooseBLASThreads(config, ranks: communicator.size)
 
-        model = problem?.model ?? MLP(sizes: [trainSet.featureCount] + config.model.hidden + [trainSet.classCount],
-                                      initialisation: config.model.initialisation)
+        model = try problem?.model ?? Self.makeModel(config, trainSet)
         let plan = optimizers ?? [(config.name, config.optimizer)]
         rates = LearningRates(schedule: config.schedule, configured: plan.map(\.settings.learningRate),
                               globalBatch: globalBatch, totalSteps: plannedSteps)

@@ -77,6 +77,7 @@ extension Trainer {
                 finalHash: hash, rankHashes: hashes, steps: position.step, samples: position.samples, trainSeconds: phases[0],
                 computeSeconds: phases[1], allreduceSeconds: phases[2], optimizerSeconds: phases[3],
                 peakResidentBytes: rss, lastTestLoss: p.lastTestLoss, lastTestAccuracy: p.lastTestAccuracy,
+                lastValidationLoss: p.lastValidationLoss, lastValidationAccuracy: p.lastValidationAccuracy,
                 lastTrainLoss: p.lastTrainLoss, lastNoiseScale: p.lastNoise,
                 distinctHiddenUnits: (model as? MLP)?.distinctUnits(replica.parameters))
             result.hosts = hosts
@@ -128,6 +129,8 @@ extension Trainer {
         func number(_ v: Double) -> Any { v.isFinite ? v : (v.isNaN ? "nan" : (v > 0 ? "inf" : "-inf")) }
         if let v = r.lastTestLoss { summary["test_loss"] = number(v) }
         if let v = r.lastTestAccuracy { summary["test_accuracy"] = number(v) }
+        if let v = r.lastValidationLoss { summary["val_loss"] = number(v) }
+        if let v = r.lastValidationAccuracy { summary["val_accuracy"] = number(v) }
         if let v = r.lastTrainLoss { summary["train_loss"] = number(v) }
         if let v = r.lastNoiseScale { summary["noise_scale"] = number(v) }
         if let units = r.distinctHiddenUnits { summary["distinct_hidden_units"] = units }

@@ -9,18 +9,32 @@ import Numerics
 import Optimizers
 
 extension Trainer {
-    /// The training and test sets, after every rank has checked that it runs the same config on the same files.
-    static func agreedData(_ config: RunConfig, on communicator: Communicator) throws -> (Dataset, Dataset) {
+    /// The training, validation and test sets, after every rank has checked that it runs the same config on the
+    /// same files.
+    static func agreedData(_ config: RunConfig, on communicator: Communicator) throws -> (Dataset, Dataset?, Dataset) {
         try Agreement.check(config, on: communicator)
-        let (trainSet, testSet) = try communicator.collectively { try loadData(config) }
+        let (trainSet, validationSet, testSet) = try communicator.collectively { try splitData(config) }
         for file in trainSet.files + testSet.files {
             try Agreement.check("data file \(file.path)", file.identity, on: communicator)
         }
-        return (trainSet, testSet)
+        return (trainSet, validationSet, testSet)
     }
 
-    /// The number of training samples the config's data holds (loading it to count).
-    public static func trainingSetCount(_ config: RunConfig) throws -> Int { try loadData(config).0.count }
+    /// The number of training samples the config's data holds, validation held out (loading it to count).
+    public static func trainingSetCount(_ config: RunConfig) throws -> Int { try splitData(config).0.count }
+
+    /// The config's data with `data.validation` samples of the training set held out.
+    static func splitData(_ config: RunConfig) throws -> (Dataset, Dataset?, Dataset) {
+        let (train, test) = try loadData(config)
+        let held = config.data.validationCount(of: train.count)
+        guard held > 0 else { return (train, nil, test) }
+        guard held < train.count else {
+            throw ConfigError(source: "config", key: "data.validation",
+                              expected: "fewer samples than the training set's \(train.count)", found: "\(held)")
+        }
+        let (rest, validation) = SubsetDataset.split(train, holdingOut: held, seed: config.seed)
+        return (rest, validation, test)
+    }
 
     static func loadData(_ config: RunConfig) throws -> (Dataset, Dataset) {
         let d = config.data
@@ -63,6 +77,21 @@ extension Trainer {
                                   found: "nothing")
             }
             return k.path
+        }
+    }
+
+    /// The config's model for the data's samples and classes; shapes that do not fit stop every rank alike.
+    static func makeModel(_ config: RunConfig, _ data: Dataset) throws -> any Model {
+        switch config.model.kind {
+        case .mlp, .logreg:
+            return MLP(sizes: [data.featureCount] + config.model.hidden + [data.classCount], initialisation: config.model.initialisation)
+        case .cnn:
+            do {
+                return try CNN(input: data.sampleShape, classes: data.classCount, specs: config.model.layers,
+                               initialisation: config.model.initialisation)
+            } catch let error as CNN.ShapeError {
+                throw AgreedFailure(description: "\(error) (samples of \(data.summary))")
+            }
         }
     }
 

@@ -154,11 +154,13 @@ extension Trainer {
         for (r, replica) in replicas.enumerated() where replica.end == nil {
             let train = config.training.evaluateTrainingSet ? try evaluate(trainSet, replica.parameters) : nil
             let test = testSet.count > 0 ? try evaluate(testSet, replica.parameters) : nil
+            let validation = try validationSet.map { try evaluate($0, replica.parameters) }
             let row = MetricsRow(kind: .epoch, step: position.step, epoch: Double(position.samples) / Double(trainSet.count),
                                  samples: position.samples, wallSeconds: wall(), learningRate: rates.rate(replica: r, step: position.step),
                                  batchLoss: replica.progress.epochLoss / Double(position.epochSteps),
                                  trainLoss: train?.loss, trainAccuracy: train?.accuracy,
-                                 testLoss: test?.loss, testAccuracy: test?.accuracy, noiseScale: replica.progress.epochNoise.value)
+                                 testLoss: test?.loss, testAccuracy: test?.accuracy, noiseScale: replica.progress.epochNoise.value,
+                                 validationLoss: validation?.loss, validationAccuracy: validation?.accuracy)
             replica.progress.recordEvaluation(row, epochDone: epochDone)
             try replica.write(row)
             console.note((replicas.count > 1 ? "\(replica.label): " : "") + Self.epochLine(row, skipped: replica.guards.skipped))
@@ -172,12 +174,15 @@ extension Trainer {
         communicator.setContext(step: position.step, phase: "evaluation")
         for (r, replica) in replicas.enumerated() where replica.end == nil {
             let train = goal.metric.onTrainingSet ? try evaluate(trainSet, replica.parameters) : nil
-            let test = try evaluate(testSet, replica.parameters)
+            let test = testSet.count > 0 ? try evaluate(testSet, replica.parameters) : nil
+            let validation = try validationSet.map { try evaluate($0, replica.parameters) }
             let row = MetricsRow(kind: .evaluation, step: position.step, epoch: Double(position.samples) / Double(trainSet.count),
                                  samples: position.samples, wallSeconds: wallSeconds(),
                                  learningRate: rates.rate(replica: r, step: position.step),
-                                 trainLoss: train?.loss, trainAccuracy: train?.accuracy, testLoss: test.loss, testAccuracy: test.accuracy)
-            (replica.progress.lastTestLoss, replica.progress.lastTestAccuracy) = (test.loss, test.accuracy)
+                                 trainLoss: train?.loss, trainAccuracy: train?.accuracy, testLoss: test?.loss, testAccuracy: test?.accuracy,
+                                 validationLoss: validation?.loss, validationAccuracy: validation?.accuracy)
+            (replica.progress.lastTestLoss, replica.progress.lastTestAccuracy) = (test?.loss, test?.accuracy)
+            (replica.progress.lastValidationLoss, replica.progress.lastValidationAccuracy) = (validation?.loss, validation?.accuracy)
             if let train { (replica.progress.lastTrainLoss, replica.progress.lastTrainAccuracy) = (train.loss, train.accuracy) }
             try replica.write(row)
             let value = row.value(of: goal.metric)
@@ -196,6 +201,7 @@ extension Trainer {
         "epoch \(fixed(row.epoch, 2)) step \(row.step): batch loss \(fixed(row.batchLoss ?? .nan, 4))"
             + (row.trainLoss.map { ", train loss \(fixed($0, 4)) acc \(fixed(row.trainAccuracy ?? .nan, 4))" } ?? "")
             + (row.testLoss.map { ", test loss \(fixed($0, 4)) acc \(fixed(row.testAccuracy ?? .nan, 4))" } ?? "")
+            + (row.validationLoss.map { ", val loss \(fixed($0, 4)) acc \(fixed(row.validationAccuracy ?? .nan, 4))" } ?? "")
             + (row.noiseScale.map { ", noise scale \(fixed($0, 0))" } ?? "")
             + (skipped > 0 ? ", \(skipped) skipped step\(skipped == 1 ? "" : "s")" : "")
     }

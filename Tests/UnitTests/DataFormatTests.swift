@@ -137,3 +137,51 @@ struct DataFormatTests {
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/runs/files"), "case \(name) left a run folder")
     }
 }
+
+@Suite("Validation split")
+struct ValidationSplitTests {
+    func trainer(_ dir: URL, _ validation: String, seed: Int = 1) throws -> Trainer {
+        let c = try RunConfig.load(yaml: """
+            name: val
+            seed: \(seed)
+            data: {source: synthetic, train_samples: 200, test_samples: 40, features: 6, classes: 3, validation: \(validation)}
+            model: {hidden: [8]}
+            optimizer: {name: sgd, lr: 0.1}
+            training: {batch: 25, epochs: 2}
+            output: {dir: \(dir.path)}
+            """, fileName: "test")
+        return try Trainer(config: c, communicator: SingleProcessCommunicator(), console: Console(enabled: false, interactive: false))
+    }
+
+    @Test("data.validation holds out a seed-determined set: disjoint from training, the same for the same seed, and evaluated every epoch")
+    func split() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let t = try trainer(dir, "0.25")
+        let train = try #require(t.trainSet as? SubsetDataset), validation = try #require(t.validationSet as? SubsetDataset)
+        #expect(train.count == 150 && validation.count == 50)
+        #expect(Set(train.indices).isDisjoint(with: validation.indices) && Set(train.indices + validation.indices).count == 200)
+        try t.run()
+        let again = try #require(try trainer(dir.appendingPathComponent("again"), "50").validationSet as? SubsetDataset)
+        let other = try #require(try trainer(dir.appendingPathComponent("other"), "50", seed: 2).validationSet as? SubsetDataset)
+        #expect(again.indices == validation.indices && other.indices != validation.indices)
+        let rows = try readCSV(dir.appendingPathComponent("val/metrics.csv")).filter { $0["kind"] == "epoch" }
+        #expect(rows.count == 2 && rows.allSatisfy { (Double($0["val_accuracy"] ?? "") ?? -1) >= 0 && Double($0["val_loss"] ?? "") != nil })
+        let summary = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("val/summary.json"))) as? [String: Any])
+        #expect(summary["val_accuracy"] as? Double == Double(rows.last!["val_accuracy"]!))
+    }
+
+    @Test("a validation count that is not a whole number, or leaves no training samples, is refused naming data.validation",
+          arguments: ["1.5", "200", "-0.1"])
+    func refused(_ value: String) throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        do {
+            _ = try trainer(dir, value)
+            Issue.record("data.validation \(value) was accepted")
+        } catch {
+            #expect("\(error)".contains("data.validation: expected"), "\(error)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/val"))
+    }
+}
