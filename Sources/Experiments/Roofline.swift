@@ -35,6 +35,26 @@ public enum Roofline {
         return forward + backward
     }
 
+    /// The sgemm calls `CNN.accumulateGradient` makes for `rows` samples (one sub-batch): each convolution's and
+    /// dense layer's forward product, then backwards its dW and (but the first) the product that gives its
+    /// input's gradient (im2col's columns for a convolution).
+    public static func shapes(cnn: CNN, rows: Int) -> [Shape] {
+        var forward: [Shape] = [], backward: [Shape] = []
+        for (l, layer) in cnn.layers.enumerated() {
+            let positions: Int, outputs: Int
+            switch layer.spec {
+            case let .conv(f, _): (positions, outputs) = (rows * layer.input.h * layer.input.w, f)
+            case let .dense(n): (positions, outputs) = (rows, n)
+            default: continue
+            }
+            forward.append(Shape(transA: .none, transB: .none, m: positions, n: outputs, k: layer.fanIn))
+            var back = [Shape(transA: .transposed, transB: .none, m: layer.fanIn, n: outputs, k: positions)]
+            if l > 0 { back.append(Shape(transA: .none, transB: .transposed, m: positions, n: layer.fanIn, k: outputs)) }
+            backward.insert(contentsOf: back, at: 0)
+        }
+        return forward + backward
+    }
+
     /// The floating-point operations of `shapes` (2·m·n·k each).
     public static func flops(_ shapes: [Shape]) -> Double { shapes.reduce(0) { $0 + 2 * Double($1.m * $1.n * $1.k) } }
 

@@ -142,15 +142,7 @@ public final class Trainer {
         } else {
             (trainSet, validationSet, testSet) = try Self.agreedData(config, on: communicator)
         }
-        if let goal {
-            let needsValidation = [Target.Metric.validationLoss, .validationAccuracy].contains(goal.metric)
-            let missing = needsValidation ? (validationSet == nil ? "data.validation" : nil)
-                : (!goal.metric.onTrainingSet && testSet.count == 0 ? "a test set" : nil)
-            if let missing {
-                throw ConfigError(source: "config", key: "study.target",
-                                  expected: "a metric the data gives (\(goal.metric.rawValue) needs \(missing))", found: goal.metric.rawValue)
-            }
-        }
+        if let goal { try Self.checkTarget(goal, validation: validationSet, test: testSet) }
         globalBatch = try Self.globalBatch(config, samples: trainSet.count, ranks: communicator.size)
         let planned = config.training.steps ?? config.training.epochs * ((trainSet.count + globalBatch - 1) / globalBatch)
         plannedSteps = planned

@@ -4,6 +4,7 @@ import Collectives
 import Experiments
 import Foundation
 import MPICollectives
+import Models
 import Numerics
 
 struct RooflineCommand: ParsableCommand {
@@ -32,6 +33,12 @@ struct RooflineCommand: ParsableCommand {
     @Flag(help: "Time the calls the step would make with weights stored (outputs, inputs) instead of (inputs, outputs).")
     var outputsFirst = false
 
+    @Option(help: ArgumentHelp("A CNN's layers instead of an MLP (as model.layers, e.g. \"conv 32 5, relu, pool, dense 1024, relu\"); --rows is then its sub-batch, 32.", valueName: "layers"))
+    var layers: String?
+
+    @Option(help: ArgumentHelp("The CNN's image height and width.", valueName: "h,w"))
+    var image = "28,28"
+
     @Flag(help: "Also print each sgemm call's own median time.")
     var each = false
 
@@ -50,7 +57,17 @@ struct RooflineCommand: ParsableCommand {
     func run() throws {
         let communicator = try MPICommunicator.world()
         BLASThreads.count = 1
-        let shapes = Roofline.shapes(sizes: [inputs] + widths()! + [classes], rows: rows, outputsFirst: outputsFirst)
+        let shapes: [Roofline.Shape]
+        if let layers {
+            let specs = layers.split(separator: ",").compactMap { CNN.LayerSpec($0.trimmingCharacters(in: .whitespaces)) }
+            let hw = image.split(separator: ",").compactMap { Int($0) }
+            guard hw.count == 2, specs.count == layers.split(separator: ",").count else {
+                throw ValidationError("--layers: expected layers like \"conv 32 5, relu, pool, dense 1024\" and --image h,w")
+            }
+            shapes = Roofline.shapes(cnn: try CNN(input: hw, classes: classes, specs: specs), rows: rows)
+        } else {
+            shapes = Roofline.shapes(sizes: [inputs] + widths()! + [classes], rows: rows, outputsFirst: outputsFirst)
+        }
         let seconds = try Roofline.seconds(shapes, repeats: repeats, on: communicator)
         if each {
             for s in shapes {

@@ -153,6 +153,10 @@ struct MPITests {
         ("adam β2 of 1", ["--set", "optimizer={name: adam, betas: [0.9, 1]}"],
          "optimizer.betas: expected two numbers in [0, 1), like [0.9, 0.999], found [0.9, 1]"),
         ("missing config", ["--config", "/nonexistent.yaml"], "/nonexistent.yaml: (file): expected a readable YAML config file, found no such file"),
+        ("cnn on flat samples", ["--set", "model={kind: cnn, layers: [conv 4 3, relu, pool]}"],
+         "model.layers[0] (conv 4 3): expected images of height × width (× channels), found samples of shape (16)"),
+        ("weights of another model", ["--set", "model.init_from=/nonexistent.safetensors"],
+         "data file /nonexistent.safetensors: file: expected a readable safetensors file, found none"),
     ])
     func badInput(_ label: String, _ arguments: [String], _ message: String) throws {
         let dir = try temporaryDirectory()

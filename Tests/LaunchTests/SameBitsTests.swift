@@ -60,6 +60,40 @@ struct SameBitsTests {
                            sets: ["training.batch=full", "training.epochs=5", "training.log_every=1"], in: dir)
     }
 
+    @Test("a CNN (conv, pool, dense) on IDX images gives one hash and one metrics table at np = 1, 2, 3 and 4")
+    func cnn() throws {
+        let dir = try temporaryDirectory("descent-bits-cnn")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // 96 images of 8×8 whose class (0–3) is the brightest quadrant, and 32 test images.
+        func images(_ n: Int, seed: Int) throws -> (URL, URL) {
+            var pixels: [UInt8] = [], labels: [UInt8] = []
+            for i in 0..<n {
+                let label = (i * 7 + seed) % 4
+                labels.append(UInt8(label))
+                for y in 0..<8 { for x in 0..<8 {
+                    let quadrant = (y / 4) * 2 + x / 4
+                    pixels.append(UInt8((quadrant == label ? 150 : 40) + (i * 31 + y * 7 + x * 13 + seed) % 60))
+                } }
+            }
+            let x = dir.appendingPathComponent("x\(seed)"), y = dir.appendingPathComponent("y\(seed)")
+            try write(idxBytes(dimensions: [n, 8, 8], payload: pixels), to: x)
+            try write(idxBytes(dimensions: [n], payload: labels), to: y)
+            return (x, y)
+        }
+        let (trainX, trainY) = try images(96, seed: 1), (testX, testY) = try images(32, seed: 2)
+        let config = dir.appendingPathComponent("cnn.yaml")
+        try """
+            name: cnn
+            data: {source: idx, train_images: \(trainX.path), train_labels: \(trainY.path), test_images: \(testX.path), test_labels: \(testY.path)}
+            model: {kind: cnn, layers: [conv 4 3, relu, pool, conv 6 3, relu, pool, dense 12, relu]}
+            optimizer: {name: adam, lr: 0.01}
+            training: {batch: 32, epochs: 2, chunk: 8, log_every: 3}
+            checkpoint: {every: 0}
+            output: {dir: runs}
+            """.write(to: config, atomically: true, encoding: .utf8)
+        try expectSameBits(config, name: "cnn", ranks: [1, 2, 3, 4], sets: [], in: dir)
+    }
+
     @Test("one epoch on Fashion-MNIST gives one hash and one metrics table at np = 1 and 2",
           .enabled(if: FileManager.default.fileExists(atPath: FashionMNIST.defaultDirectory + "/train-images-idx3-ubyte.gz"),
                    "dataset-fashion-mnist is not installed"))
