@@ -122,6 +122,15 @@ extension StudyConfig {
         Key("study.target", read: { c, r in
             let metric = try r.string("study.target", default: c.target.metric.rawValue, allowed: Target.Metric.allCases.map(\.rawValue))
             c.target.metric = Target.Metric(rawValue: metric)!
+            // The data must give the metric: a validation split, or a test set.
+            let d = c.base.data
+            let validation = [Target.Metric.validationLoss, .validationAccuracy].contains(c.target.metric)
+            let missing = validation ? (d.validation == 0 ? "data.validation" : nil)
+                : (!c.target.metric.onTrainingSet && d.source == .npy && d.testX.isEmpty ? "data.test_x and data.test_y" : nil)
+            if let missing {
+                throw ConfigError(source: r.fileName, key: "study.target",
+                                  expected: "a metric the data gives (\(metric) needs \(missing))", found: metric)
+            }
         }, value: { $0.target.metric.rawValue }),
         Key("study.target_value", read: { c, r in
             let rises = c.target.metric.rises

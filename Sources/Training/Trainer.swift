@@ -142,7 +142,6 @@ public final class Trainer {
         } else {
             (trainSet, validationSet, testSet) = try Self.agreedData(config, on: communicator)
         }
-        if let goal { try Self.checkTarget(goal, validation: validationSet, test: testSet) }
         globalBatch = try Self.globalBatch(config, samples: trainSet.count, ranks: communicator.size)
         let planned = config.training.steps ?? config.training.epochs * ((trainSet.count + globalBatch - 1) / globalBatch)
         plannedSteps = planned

@@ -80,18 +80,6 @@ extension Trainer {
         }
     }
 
-    /// A study's target must be a metric the data gives: a validation metric needs `data.validation`, a test one a
-    /// test set.
-    static func checkTarget(_ goal: Target, validation: Dataset?, test: Dataset) throws {
-        let needsValidation = [Target.Metric.validationLoss, .validationAccuracy].contains(goal.metric)
-        let missing = needsValidation ? (validation == nil ? "data.validation" : nil)
-            : (!goal.metric.onTrainingSet && test.count == 0 ? "a test set" : nil)
-        if let missing {
-            throw ConfigError(source: "config", key: "study.target",
-                              expected: "a metric the data gives (\(goal.metric.rawValue) needs \(missing))", found: goal.metric.rawValue)
-        }
-    }
-
     /// The config's model for the data's samples and classes; shapes that do not fit stop every rank alike.
     static func makeModel(_ config: RunConfig, _ data: Dataset) throws -> any Model {
         switch config.model.kind {

@@ -38,7 +38,7 @@ struct StudyLaunchTests {
         ("study.batches=[16, 100000]", "config: study.batches: expected batch sizes from 2 (one sample per rank) to the training set's 512 samples (full: the whole set), found 100000"),
         ("study.lr=[]", "study.lr: expected [low, high] with 0 < low ≤ high, found []"),
         ("study.trials=0", "study.trials: expected an integer in 1...1000, found '0'"),
-        ("study.target=val_loss", "study.target: expected one of train_loss, test_loss, test_accuracy, found 'val_loss'"),
+        ("study.target=val_loss", "study.target: expected a metric the data gives (val_loss needs data.validation), found val_loss"),
     ])
     func badInput(_ c: (set: String, message: String)) throws {
         let dir = try temporaryDirectory("study-bad")
