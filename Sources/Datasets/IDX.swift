@@ -36,18 +36,7 @@ private final class Reader {
 
     init(path: String) throws {
         self.path = path
-        var info = stat()
-        guard stat(path, &info) == 0 else {
-            throw DataFileError(file: path, field: "file", expected: "an IDX file (raw or gzipped)",
-                                found: String(cString: strerror(errno)).lowercased())
-        }
-        guard (info.st_mode & S_IFMT) == S_IFREG else {
-            throw DataFileError(file: path, field: "file", expected: "a regular file", found: "a directory or device")
-        }
-        guard let gz = gzopen(path, "rb") else {
-            throw DataFileError(file: path, field: "file", expected: "a readable file", found: String(cString: strerror(errno)).lowercased())
-        }
-        self.gz = gz
+        gz = try openDataFile(path, kind: "an IDX file (raw or gzipped)")
         gzbuffer(gz, 1 << 17)
     }
 
@@ -146,6 +135,21 @@ private final class Reader {
         }
         return bytes
     }
+}
+
+/// A regular file opened for reading, raw or gzipped (zlib reads both), or a message naming it.
+func openDataFile(_ path: String, kind: String) throws -> gzFile {
+    var info = stat()
+    guard stat(path, &info) == 0 else {
+        throw DataFileError(file: path, field: "file", expected: kind, found: String(cString: strerror(errno)).lowercased())
+    }
+    guard (info.st_mode & S_IFMT) == S_IFREG else {
+        throw DataFileError(file: path, field: "file", expected: "a regular file", found: "a directory or device")
+    }
+    guard let gz = gzopen(path, "rb") else {
+        throw DataFileError(file: path, field: "file", expected: "a readable file", found: String(cString: strerror(errno)).lowercased())
+    }
+    return gz
 }
 
 private func hexByte(_ b: UInt8) -> String {

@@ -114,16 +114,7 @@ public struct NPYArray: Sendable {
 
 /// The whole file (gzipped or raw), or a message naming it.
 func readWholeFile(_ path: String) throws -> [UInt8] {
-    var info = stat()
-    guard stat(path, &info) == 0 else {
-        throw DataFileError(file: path, field: "file", expected: "a readable file", found: String(cString: strerror(errno)).lowercased())
-    }
-    guard (info.st_mode & S_IFMT) == S_IFREG else {
-        throw DataFileError(file: path, field: "file", expected: "a regular file", found: "a directory or device")
-    }
-    guard let gz = gzopen(path, "rb") else {
-        throw DataFileError(file: path, field: "file", expected: "a readable file", found: String(cString: strerror(errno)).lowercased())
-    }
+    let gz = try openDataFile(path, kind: "a .npy file (raw or gzipped)")
     defer { gzclose(gz) }
     var out: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 1 << 20)

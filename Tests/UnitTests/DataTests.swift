@@ -73,12 +73,12 @@ struct IDXTests {
         try write(idxBytes(dimensions: [3, 2, 2], payload: [UInt8](repeating: 1, count: 12)), to: images)
         try write(idxBytes(dimensions: [2], payload: [0, 1]), to: labels)
         let e1 = try #require(throws: DataFileError.self) {
-            try ByteImageDataset(images: images.path, labels: labels.path, name: "t")
+            try ArrayDataset(images: images.path, labels: labels.path, name: "t")
         }
         #expect(e1.description == "data file \(labels.path): label count: expected 3 (the number of samples in \(images.path)), found 2")
         try write(idxBytes(dimensions: [3], payload: [0, 12, 1]), to: labels)
         let e2 = try #require(throws: DataFileError.self) {
-            try ByteImageDataset(images: images.path, labels: labels.path, name: "t")
+            try ArrayDataset(images: images.path, labels: labels.path, name: "t")
         }
         #expect(e2.description == "data file \(labels.path): label 1: expected a class in 0..<10, found 12")
     }
@@ -90,7 +90,7 @@ struct IDXTests {
         let pixels = (0..<(3 * 9)).map { UInt8($0 * 9) }  // 3 images of 3×3 (9 = one SIMD block + 1)
         try write(idxBytes(dimensions: [3, 3, 3], payload: pixels), to: images)
         try write(idxBytes(dimensions: [3], payload: [4, 0, 9]), to: labels)
-        let d = try ByteImageDataset(images: images.path, labels: labels.path, name: "t")
+        let d = try ArrayDataset(images: images.path, labels: labels.path, name: "t")
         var features = [Float](repeating: -1, count: 2 * 9), y = [Int32](repeating: -1, count: 2)
         let indices: [Int32] = [2, 0]
         indices.withUnsafeBufferPointer { d.fill($0, features: &features, labels: &y) }
