@@ -153,8 +153,7 @@ extension Trainer {
         communicator.setContext(step: position.step, phase: "evaluation")
         for (r, replica) in replicas.enumerated() where replica.end == nil {
             let train = config.training.evaluateTrainingSet ? try evaluate(trainSet, replica.parameters) : nil
-            let test = testSet.count > 0 ? try evaluate(testSet, replica.parameters) : nil
-            let validation = try validationSet.map { try evaluate($0, replica.parameters) }
+            let (test, validation) = try heldOut(replica.parameters)
             let row = MetricsRow(kind: .epoch, step: position.step, epoch: Double(position.samples) / Double(trainSet.count),
                                  samples: position.samples, wallSeconds: wall(), learningRate: rates.rate(replica: r, step: position.step),
                                  batchLoss: replica.progress.epochLoss / Double(position.epochSteps),
@@ -174,8 +173,7 @@ extension Trainer {
         communicator.setContext(step: position.step, phase: "evaluation")
         for (r, replica) in replicas.enumerated() where replica.end == nil {
             let train = goal.metric.onTrainingSet ? try evaluate(trainSet, replica.parameters) : nil
-            let test = testSet.count > 0 ? try evaluate(testSet, replica.parameters) : nil
-            let validation = try validationSet.map { try evaluate($0, replica.parameters) }
+            let (test, validation) = try heldOut(replica.parameters)
             let row = MetricsRow(kind: .evaluation, step: position.step, epoch: Double(position.samples) / Double(trainSet.count),
                                  samples: position.samples, wallSeconds: wallSeconds(),
                                  learningRate: rates.rate(replica: r, step: position.step),
@@ -197,6 +195,11 @@ extension Trainer {
     }
 
     /// The console line of an epoch row.
+    /// Loss and accuracy on the test set (when there is one) and on the validation split (when held out).
+    private func heldOut(_ parameters: [Float]) throws -> (test: (loss: Double, accuracy: Double)?, validation: (loss: Double, accuracy: Double)?) {
+        (testSet.count > 0 ? try evaluate(testSet, parameters) : nil, try validationSet.map { try evaluate($0, parameters) })
+    }
+
     static func epochLine(_ row: MetricsRow, skipped: Int) -> String {
         "epoch \(fixed(row.epoch, 2)) step \(row.step): batch loss \(fixed(row.batchLoss ?? .nan, 4))"
             + (row.trainLoss.map { ", train loss \(fixed($0, 4)) acc \(fixed(row.trainAccuracy ?? .nan, 4))" } ?? "")
