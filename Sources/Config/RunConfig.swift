@@ -48,6 +48,9 @@ public struct RunConfig: Equatable, Sendable {
         public var hidden: [Int] = [100, 100, 100, 100]
         /// How the weights start (biases start at 0).
         public var initialisation = Initialisation.he
+        /// σ of `truncated-normal` weights, and every bias's starting value.
+        public var initStd = 0.05
+        public var initBias = 0.0
         /// A model.safetensors file whose tensors (the model's names and shapes) are the starting parameters instead.
         public var initFrom = ""
     }

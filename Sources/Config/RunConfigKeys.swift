@@ -46,6 +46,12 @@ extension RunConfig {
             c.model.initialisation = Initialisation(rawValue: try r.string(
                 "model.init", default: c.model.initialisation.rawValue, allowed: Initialisation.allCases.map(\.rawValue)))!
         }, value: { "\($0.model.initialisation.rawValue)    # \($0.model.initialisation.formula)" }),
+        Key("model.init_std", read: { c, r in
+            c.model.initStd = try r.number("model.init_std", default: c.model.initStd, expected: "a standard deviation > 0") { $0 > 0 }
+        }, value: { "\($0.model.initStd)" }, when: { $0.model.initialisation == .truncatedNormal }),
+        Key("model.init_bias", read: { c, r in
+            c.model.initBias = try r.number("model.init_bias", default: c.model.initBias, expected: "a number") { _ in true }
+        }, value: { "\($0.model.initBias)" }, when: { $0.model.initBias != 0 }),
         Key("model.init_from", read: { c, r in c.model.initFrom = try r.string("model.init_from", default: c.model.initFrom) },
             value: { yamlQuoted($0.model.initFrom) }, when: { !$0.model.initFrom.isEmpty }),
         Key(block: "optimizer", read: { c, r in c.optimizer = try readOptimizer(&r, prefix: "optimizer.") },

@@ -69,10 +69,13 @@ public final class CNN: Model, Classifier {
     public let layers: [Layer]
     public let parameterCount: Int
     public let initialisation: Initialisation
+    public let initialStd: Double
+    public let initialBias: Float
     /// Samples per forward and backward pass.
     static let subBatch = 32
 
-    public init(input: [Int], classes: Int, specs: [LayerSpec], initialisation: Initialisation = .he) throws {
+    public init(input: [Int], classes: Int, specs: [LayerSpec], initialisation: Initialisation = .he, initialStd: Double = 0.05,
+                initialBias: Float = 0) throws {
         let start: Shape
         switch input.count {
         case 2: start = Shape(h: input[0], w: input[1], c: 1)
@@ -115,6 +118,7 @@ public final class CNN: Model, Classifier {
         self.layers = layers
         parameterCount = offset
         self.initialisation = initialisation
+        (self.initialStd, self.initialBias) = (initialStd, initialBias)
     }
 
     public var parameterSummary: [String] {
@@ -131,16 +135,17 @@ public final class CNN: Model, Classifier {
         "\(inputShape.text) " + layers.map(\.spec.description).joined(separator: ", ")
     }
 
-    /// Weights ~ N(0, σ²) with σ from the fan-in (k·k·c_in for a convolution) and fan-out, biases 0.
+    /// Weights as `initialisation` draws them, σ from the fan-in (k·k·c_in for a convolution) and fan-out; biases
+    /// `initialBias`.
     public func initialParameters(seed: UInt64) -> [Float] {
         var theta = [Float](repeating: 0, count: parameterCount)
         var rng = Xoshiro256(seed: seed, stream: 0xC0_4E17)
         for l in layers where l.fanIn > 0 {
             var fanOut = l.output.c
             if case let .conv(f, k) = l.spec { fanOut = k * k * f }
-            let std = initialisation.deviation(inputs: l.fanIn, outputs: fanOut)
-            guard std > 0 else { continue }
-            for i in 0..<(l.fanIn * l.output.c) { theta[l.weightOffset + i] = Float(std * rng.nextGaussian()) }
+            initialisation.draw(into: &theta, at: l.weightOffset, count: l.fanIn * l.output.c, inputs: l.fanIn, outputs: fanOut,
+                                std: initialStd, rng: &rng)
+            for j in 0..<l.output.c { theta[l.biasOffset + j] = initialBias }
         }
         return theta
     }

@@ -27,13 +27,16 @@ public final class MLP: Model, Classifier {
     public let layers: [Layer]
     public let parameterCount: Int
 
-    /// How `initialParameters` draws the weights.
+    /// How `initialParameters` draws the weights; σ for `truncatedNormal`; the biases' starting value.
     public let initialisation: Initialisation
+    public let initialStd: Double
+    public let initialBias: Float
 
-    public init(sizes: [Int], initialisation: Initialisation = .he) {
+    public init(sizes: [Int], initialisation: Initialisation = .he, initialStd: Double = 0.05, initialBias: Float = 0) {
         precondition(sizes.count >= 2 && sizes.allSatisfy { $0 > 0 })
         self.sizes = sizes
         self.initialisation = initialisation
+        (self.initialStd, self.initialBias) = (initialStd, initialBias)
         var offset = 0
         var layers: [Layer] = []
         for (n, m) in zip(sizes, sizes.dropFirst()) {
@@ -65,15 +68,14 @@ public final class MLP: Model, Classifier {
         }
     }
 
-    /// Weights ~ N(0, σ²) with σ as `initialisation` says (all zero for `zeros`), biases 0, from a seeded
-    /// generator.
+    /// Weights as `initialisation` draws them (all zero for `zeros`), biases `initialBias`, from a seeded generator.
     public func initialParameters(seed: UInt64) -> [Float] {
         var theta = [Float](repeating: 0, count: parameterCount)
         var rng = Xoshiro256(seed: seed, stream: 0x4E17)
         for l in layers {
-            let std = initialisation.deviation(inputs: l.inputs, outputs: l.outputs)
-            guard std > 0 else { continue }
-            for i in 0..<(l.inputs * l.outputs) { theta[l.weightOffset + i] = Float(std * rng.nextGaussian()) }
+            initialisation.draw(into: &theta, at: l.weightOffset, count: l.inputs * l.outputs, inputs: l.inputs, outputs: l.outputs,
+                                std: initialStd, rng: &rng)
+            for j in 0..<l.outputs { theta[l.biasOffset + j] = initialBias }
         }
         return theta
     }

@@ -84,11 +84,13 @@ extension Trainer {
     static func makeModel(_ config: RunConfig, _ data: Dataset) throws -> any Model {
         switch config.model.kind {
         case .mlp, .logreg:
-            return MLP(sizes: [data.featureCount] + config.model.hidden + [data.classCount], initialisation: config.model.initialisation)
+            return MLP(sizes: [data.featureCount] + config.model.hidden + [data.classCount], initialisation: config.model.initialisation,
+                       initialStd: config.model.initStd, initialBias: Float(config.model.initBias))
         case .cnn:
             do {
                 return try CNN(input: data.sampleShape, classes: data.classCount, specs: config.model.layers,
-                               initialisation: config.model.initialisation)
+                               initialisation: config.model.initialisation, initialStd: config.model.initStd,
+                               initialBias: Float(config.model.initBias))
             } catch let error as CNN.ShapeError {
                 throw AgreedFailure(description: "\(error) (samples of \(data.summary))")
             }

@@ -68,6 +68,18 @@ struct MLPTests {
         }
     }
 
+    @Test("truncated-normal initialisation: weights within ±2σ with the truncated spread 0.8796σ, biases the given constant")
+    func truncatedNormal() {
+        let m = MLP(sizes: [400, 300, 3], initialisation: .truncatedNormal, initialStd: 0.05, initialBias: 0.1)
+        let theta = m.initialParameters(seed: 3)
+        let w = theta[0..<(400 * 300)].map(Double.init)
+        let std = (w.map { $0 * $0 }.reduce(0, +) / Double(w.count)).squareRoot()
+        // A standard normal cut at ±2 has variance 1 − 4φ(2)/(2Φ(2) − 1) = 0.7737, so σ √0.7737 = 0.8796 σ.
+        #expect(w.allSatisfy { abs($0) <= 0.1 + 1e-7 } && abs(std / (0.05 * 0.8796) - 1) < 0.02, "spread \(std)")
+        #expect(m.layers.allSatisfy { l in (0..<l.outputs).allSatisfy { theta[l.biasOffset + $0] == 0.1 } })
+        #expect(MLP(sizes: [400, 300, 3]).initialParameters(seed: 3) != theta)
+    }
+
     @Test("He initialisation: weight spread √(2/inputs), zero biases")
     func heInit() {
         let m = MLP(sizes: [400, 300, 10])
