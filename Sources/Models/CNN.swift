@@ -203,14 +203,9 @@ public final class CNN: Model, Classifier {
         let deltaB: UnsafeMutablePointer<Float>
 
         init(model: CNN, capacity: Int) {
-            func floats(_ n: Int) -> UnsafeMutablePointer<Float> {
-                let p = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
-                p.initialize(repeating: 0, count: max(n, 1))
-                return p
-            }
             let b = CNN.subBatch
             self.capacity = capacity
-            input = floats(b * model.inputShape.count)
+            input = zeroedFloats(b * model.inputShape.count)
             labels = .allocate(capacity: b)
             labels.initialize(repeating: 0, count: b)
             var activations: [UnsafeMutablePointer<Float>] = [], owned: [UnsafeMutablePointer<Float>] = []
@@ -218,7 +213,7 @@ public final class CNN: Model, Classifier {
                 if case .relu = l.spec, let previous = activations.last {
                     activations.append(previous)
                 } else {
-                    let p = floats(b * l.output.count)
+                    let p = zeroedFloats(b * l.output.count)
                     activations.append(p)
                     owned.append(p)
                 }
@@ -231,10 +226,10 @@ public final class CNN: Model, Classifier {
                 p.initialize(repeating: 0, count: b * l.output.count)
                 return p
             }
-            columns = floats(b * (model.layers.map { $0.spec.isConv ? $0.input.h * $0.input.w * $0.fanIn : 0 }.max() ?? 0))
+            columns = zeroedFloats(b * (model.layers.map { $0.spec.isConv ? $0.input.h * $0.input.w * $0.fanIn : 0 }.max() ?? 0))
             let widest = max(model.inputShape.count, model.layers.map(\.output.count).max() ?? 1)
-            deltaA = floats(b * widest)
-            deltaB = floats(b * widest)
+            deltaA = zeroedFloats(b * widest)
+            deltaB = zeroedFloats(b * widest)
         }
 
         deinit {

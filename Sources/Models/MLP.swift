@@ -101,19 +101,14 @@ public final class MLP: Model, Classifier {
         let deltaB: UnsafeMutablePointer<Float>
 
         init(model: MLP, capacity: Int) {
-            func floats(_ n: Int) -> UnsafeMutablePointer<Float> {
-                let p = UnsafeMutablePointer<Float>.allocate(capacity: n)
-                p.initialize(repeating: 0, count: n)
-                return p
-            }
             self.capacity = capacity
-            input = floats(capacity * model.sizes[0])
+            input = zeroedFloats(capacity * model.sizes[0])
             labels = .allocate(capacity: capacity)
             labels.initialize(repeating: 0, count: capacity)
-            activations = model.layers.map { floats(capacity * $0.outputs) }
+            activations = model.layers.map { zeroedFloats(capacity * $0.outputs) }
             let widest = model.sizes.dropFirst().dropLast().max() ?? 1
-            deltaA = floats(capacity * widest)
-            deltaB = floats(capacity * widest)
+            deltaA = zeroedFloats(capacity * widest)
+            deltaB = zeroedFloats(capacity * widest)
         }
 
         deinit {

@@ -33,6 +33,13 @@ public func forEachBlock(count: Int, vector: (Int) -> Void, scalar: (Int) -> Voi
     }
 }
 
+/// A buffer of `count` zeros (at least one), for a model's workspace; its owner deallocates it.
+public func zeroedFloats(_ count: Int) -> UnsafeMutablePointer<Float> {
+    let p = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+    p.initialize(repeating: 0, count: max(count, 1))
+    return p
+}
+
 public enum Kernels {
     /// out ← a + b (element-wise; `out` may be `a` or `b`)
     @inlinable

@@ -143,3 +143,19 @@ public func writeStudyConfig(in dir: URL) throws -> URL {
     try tinyStudyYAML(output: "runs", batches: "[full, 16]").write(to: url, atomically: true, encoding: .utf8)
     return url
 }
+
+/// The largest relative difference |fd − g| / max(1, |fd|) between `gradient` and central finite differences
+/// (step `h`) of `loss` around `theta`, and where it is.
+public func worstFiniteDifference(_ theta: [Double], _ gradient: [Float], h: Double = 1e-6,
+                                  loss: ([Double]) -> Double) -> (error: Double, index: Int) {
+    var worst = (error: 0.0, index: -1)
+    for i in theta.indices {
+        var plus = theta, minus = theta
+        plus[i] += h
+        minus[i] -= h
+        let fd = (loss(plus) - loss(minus)) / (2 * h)
+        let error = abs(fd - Double(gradient[i])) / max(1, abs(fd))
+        if error > worst.error { worst = (error, i) }
+    }
+    return worst
+}

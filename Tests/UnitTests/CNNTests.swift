@@ -73,17 +73,8 @@ struct CNNTests {
         }
         let thetaD = theta.map(Double.init)
         #expect(totals.count == 40 && abs(totals.lossSum - referenceLoss(thetaD, indices: indices)) < 1e-4)
-        let h = 1e-6
-        var worst = 0.0, worstIndex = -1
-        for i in 0..<m.parameterCount {
-            var plus = thetaD, minus = thetaD
-            plus[i] += h
-            minus[i] -= h
-            let fd = (referenceLoss(plus, indices: indices) - referenceLoss(minus, indices: indices)) / (2 * h)
-            let error = abs(fd - Double(gradient[i])) / max(1, abs(fd))
-            if error > worst { (worst, worstIndex) = (error, i) }
-        }
-        #expect(worst < 1e-3, "largest relative difference \(worst) at θ[\(worstIndex)]")
+        let worst = worstFiniteDifference(thetaD, gradient) { referenceLoss($0, indices: indices) }
+        #expect(worst.error < 1e-3, "largest relative difference \(worst.error) at θ[\(worst.index)]")
     }
 
     @Test("DeepOBS's 2c2d on 28×28: 3,274,634 parameters, and torch's names and shapes (Flatten at module 6)")

@@ -133,17 +133,8 @@ struct MLPTests {
         #expect(totals.count == 40)
         #expect(abs(totals.lossSum - referenceLoss(thetaD, indices: indices)) < 1e-4)
         #expect(abs(loss(theta, indices: indices) - totals.lossSum) < 1e-4)
-        let h = 1e-6
-        var worst = 0.0, worstIndex = -1
-        for i in 0..<m.parameterCount {
-            var plus = thetaD, minus = thetaD
-            plus[i] += h
-            minus[i] -= h
-            let fd = (referenceLoss(plus, indices: indices) - referenceLoss(minus, indices: indices)) / (2 * h)
-            let error = abs(fd - Double(gradient[i])) / max(1, abs(fd))
-            if error > worst { (worst, worstIndex) = (error, i) }
-        }
-        #expect(worst < 1e-4, "largest relative difference \(worst) at θ[\(worstIndex)]")
+        let worst = worstFiniteDifference(thetaD, gradient) { referenceLoss($0, indices: indices) }
+        #expect(worst.error < 1e-4, "largest relative difference \(worst.error) at θ[\(worst.index)]")
     }
 
     @Test("evaluation counts correct predictions: a model that always says class 2 is right exactly on class-2 samples")
