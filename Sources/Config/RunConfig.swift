@@ -24,6 +24,9 @@ public struct RunConfig: Equatable, Sendable {
         public var trainImages = "", trainLabels = "", testImages = "", testLabels = ""
         /// npy: the feature and label arrays of each split (the test pair may be left out: no test set).
         public var x = "", y = "", testX = "", testY = ""
+        /// Where gzipped data files are decompressed once for all ranks: empty for a `.descent-cache` folder next to
+        /// the data (when writable), a folder, or `off` (each rank decompresses into its own memory).
+        public var cache = ""
         /// Training samples held out for validation: a count (≥ 1) or a fraction (< 1) of the training set; 0: none.
         public var validation = 0.0
 

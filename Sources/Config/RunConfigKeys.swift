@@ -93,6 +93,8 @@ extension RunConfig {
         fileKey("data.test_images", \.testImages, .idx), fileKey("data.test_labels", \.testLabels, .idx),
         fileKey("data.x", \.x, .npy), fileKey("data.y", \.y, .npy),
         fileKey("data.test_x", \.testX, .npy), fileKey("data.test_y", \.testY, .npy),
+        Key("data.cache", .free, read: { c, r in c.data.cache = try r.string("data.cache", default: c.data.cache) },
+            value: { yamlQuoted($0.data.cache) }, when: { !$0.data.cache.isEmpty }),
         Key("data.validation", read: { c, r in
             c.data.validation = try r.number("data.validation", default: c.data.validation,
                                              expected: "a sample count (an integer ≥ 1) or a fraction in (0, 1), or 0 for none") { v in

@@ -8,11 +8,11 @@ public enum FashionMNIST {
     public enum Split: String, Sendable { case train, test }
 
     /// Loads one split from `directory`, accepting gzipped (`.gz`) or raw file names.
-    public static func load(_ split: Split, from directory: String) throws -> ArrayDataset {
+    public static func load(_ split: Split, from directory: String, cache: DecompressCache = .besideData) throws -> ArrayDataset {
         let prefix = split == .train ? "train" : "t10k"
         let images = resolve("\(directory)/\(prefix)-images-idx3-ubyte")
         let labels = resolve("\(directory)/\(prefix)-labels-idx1-ubyte")
-        return try ArrayDataset(images: images, labels: labels, name: "fashion-mnist \(split.rawValue)")
+        return try ArrayDataset(images: images, labels: labels, name: "fashion-mnist \(split.rawValue)", cache: cache)
     }
 
     /// The `.gz` name if that file exists, else the raw name if that exists, else the `.gz` name (whose absence

@@ -1,6 +1,5 @@
 // Reader for NumPy's .npy format, versions 1.0–3.0 (raw or gzipped): the header's dtype, order and shape are
 // checked, and the payload must be exactly as long as they say. Every problem names the file and the field.
-import CZlib
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -16,15 +15,23 @@ public struct NPYArray: Sendable {
     public var path: String
     public var element: Element
     public var shape: [Int]
-    public var bytes: [UInt8]
+    /// The whole file; the payload starts at `payloadOffset`.
+    public let data: DataBytes
+    public let payloadOffset: Int
+    /// `body` given the payload, little-endian and C order.
+    public func withPayload<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withExtendedLifetime(data) { try body(UnsafeRawBufferPointer(rebasing: data.buffer[payloadOffset...])) }
+    }
 
     public var count: Int { shape.first ?? 1 }
     /// Elements per item (the product of the other dimensions).
     public var itemSize: Int { shape.dropFirst().reduce(1, *) }
 
-    /// Reads and checks `path`; `allowed` are the element types the caller can use.
-    public static func read(path: String, allowed: [Element]) throws -> NPYArray {
-        let data = try readWholeFile(path)
+    /// Reads and checks `path`; `allowed` are the element types the caller can use, and `cache` is where a
+    /// gzipped file's decompressed copy is kept.
+    public static func read(path: String, allowed: [Element], cache: DecompressCache = .besideData) throws -> NPYArray {
+        let file = try DataBytes.load(path, kind: "a .npy file (raw or gzipped)", cache: cache)
+        let data = file.buffer
         func fail(_ field: String, _ expected: String, _ found: String) -> DataFileError {
             DataFileError(file: path, field: field, expected: expected, found: found)
         }
@@ -60,7 +67,7 @@ public struct NPYArray: Sendable {
             throw fail("payload length", "\(payload) bytes for shape \(shapeText) of \(descr)",
                        "\(found) bytes" + (found < payload ? " (file truncated)" : " (\(found - payload) trailing bytes)"))
         }
-        return NPYArray(path: path, element: element, shape: shape, bytes: Array(data[(start + headerLength)...]))
+        return NPYArray(path: path, element: element, shape: shape, data: file, payloadOffset: start + headerLength)
     }
 
     /// The header's `{'key': value, …}`, values as text.
@@ -101,28 +108,13 @@ public struct NPYArray: Sendable {
 
     /// Integer labels, whatever their element type.
     public var integers: [Int] {
-        bytes.withUnsafeBytes { raw in
+        withPayload { raw in
             switch element {
             case .uint8: return raw.map { Int($0) }
-            case .int32: return (0..<(bytes.count / 4)).map { Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self))) }
-            case .int64: return (0..<(bytes.count / 8)).map { Int(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self))) }
-            case .float32: return (0..<(bytes.count / 4)).map { Int(Float(bitPattern: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
+            case .int32: return (0..<(raw.count / 4)).map { Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self))) }
+            case .int64: return (0..<(raw.count / 8)).map { Int(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self))) }
+            case .float32: return (0..<(raw.count / 4)).map { Int(Float(bitPattern: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
             }
         }
     }
-}
-
-/// The whole file (gzipped or raw), or a message naming it.
-func readWholeFile(_ path: String) throws -> [UInt8] {
-    let gz = try openDataFile(path, kind: "a .npy file (raw or gzipped)")
-    defer { gzclose(gz) }
-    var out: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 1 << 20)
-    while true {
-        let got = gzread(gz, &buffer, UInt32(buffer.count))
-        if got < 0 { throw DataFileError(file: path, field: "compressed data", expected: "a valid gzip stream", found: "a corrupt stream") }
-        if got == 0 { break }
-        out += buffer[0..<Int(got)]
-    }
-    return out
 }

@@ -25,6 +25,9 @@ public struct RunResult: Sendable {
     public var peakResidentBytes: [Int]
     /// Distinct host names among the ranks.
     public var hosts: Int = 1
+    /// Per rank: seconds to load and check the data, and resident memory after the last step.
+    public var dataLoadSeconds: [Double] = []
+    public var memory: [MemoryUse] = []
     public var lastTestLoss: Double?
     public var lastTestAccuracy: Double?
     public var lastValidationLoss: Double?
@@ -57,6 +60,8 @@ public final class Trainer {
     public let testSet: Dataset
     /// The training samples `data.validation` holds out, evaluated beside the test set.
     public let validationSet: Dataset?
+    /// Seconds this rank took to load, check and agree on the data.
+    let dataLoadSeconds: Double
     public let model: any Model
     /// The models being trained: one, or one per optimizer of a comparison.
     public let replicas: [Replica]
@@ -136,12 +141,14 @@ public final class Trainer {
         communicator.setContext(step: -1, phase: "startup")
         if let watched = communicator as? WatchedCommunicator { watched.watchdog.deadline = config.guards.collectiveTimeout }
 
+        let loadStart = monotonicSeconds()
         if let problem {
             try Agreement.check(config, on: communicator)
             (trainSet, validationSet, testSet) = (problem.train, nil, problem.test)
         } else {
             (trainSet, validationSet, testSet) = try Self.agreedData(config, on: communicator)
         }
+        dataLoadSeconds = monotonicSeconds() - loadStart
         globalBatch = try Self.globalBatch(config, samples: trainSet.count, ranks: communicator.size)
         let planned = config.training.steps ?? config.training.epochs * ((trainSet.count + globalBatch - 1) / globalBatch)
         plannedSteps = planned

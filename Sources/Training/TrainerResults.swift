@@ -63,7 +63,9 @@ extension Trainer {
     func results(_ position: RunPosition) throws -> RunResult {
         communicator.setContext(step: position.step, phase: "results")
         try checkReplicasAgree(step: position.step)
-        let rss = try communicator.allGather(Double(peakResidentBytes())).map { Int($0) }
+        let loads = try communicator.allGather(dataLoadSeconds)
+        let use = MemoryUse.current()
+        let memory = try [use.peak, use.anonymous, use.file, use.proportional].map { try communicator.allGather(Double($0)).map { Int($0) } }
         let hosts = Set(try communicator.allGather(Int64(bitPattern: fingerprint(bytesOf: Array(hostName().utf8))))).count
         for (r, replica) in replicas.enumerated() {
             let hash = fingerprint(replica.parameters)
@@ -76,11 +78,15 @@ extension Trainer {
             var result = RunResult(
                 finalHash: hash, rankHashes: hashes, steps: position.step, samples: position.samples, trainSeconds: phases[0],
                 computeSeconds: phases[1], allreduceSeconds: phases[2], optimizerSeconds: phases[3],
-                peakResidentBytes: rss, lastTestLoss: p.lastTestLoss, lastTestAccuracy: p.lastTestAccuracy,
+                peakResidentBytes: memory[0], lastTestLoss: p.lastTestLoss, lastTestAccuracy: p.lastTestAccuracy,
                 lastValidationLoss: p.lastValidationLoss, lastValidationAccuracy: p.lastValidationAccuracy,
                 lastTrainLoss: p.lastTrainLoss, lastNoiseScale: p.lastNoise,
                 distinctHiddenUnits: (model as? MLP)?.distinctUnits(replica.parameters))
             result.hosts = hosts
+            result.dataLoadSeconds = loads
+            result.memory = (0..<communicator.size).map {
+                MemoryUse(peak: memory[0][$0], anonymous: memory[1][$0], file: memory[2][$0], proportional: memory[3][$0])
+            }
             replica.result = result
             try finish(r, result)
         }
@@ -123,7 +129,8 @@ extension Trainer {
             "optimizer_seconds": r.optimizerSeconds, "peak_rss_bytes": r.peakResidentBytes,
             "final_hash": hexDigest(r.finalHash), "rank_hashes": r.rankHashes.map(hexDigest),
             "parameter_count": model.parameterCount, "parameter_layout": model.parameterSummary,
-            "optimizer_sharded": ownedParameters != nil, "hosts": r.hosts,
+            "optimizer_sharded": ownedParameters != nil, "hosts": r.hosts, "data_load_seconds": r.dataLoadSeconds,
+            "rss_anon_bytes": r.memory.map(\.anonymous), "rss_file_bytes": r.memory.map(\.file), "pss_bytes": r.memory.map(\.proportional),
         ]
         // JSON has no inf or nan: a diverged run records them as text, as metrics.jsonl does.
         func number(_ v: Double) -> Any { v.isFinite ? v : (v.isNaN ? "nan" : (v > 0 ? "inf" : "-inf")) }

@@ -37,10 +37,10 @@ extension Trainer {
     }
 
     static func loadData(_ config: RunConfig) throws -> (Dataset, Dataset) {
-        let d = config.data
+        let d = config.data, cache = DecompressCache(setting: d.cache)
         switch d.source {
         case .fashionMNIST:
-            return (try FashionMNIST.load(.train, from: d.path), try FashionMNIST.load(.test, from: d.path))
+            return (try FashionMNIST.load(.train, from: d.path, cache: cache), try FashionMNIST.load(.test, from: d.path, cache: cache))
         case .synthetic:
             func make(_ n: Int, test: Bool) -> Dataset {
                 SyntheticClassification(count: n, featureCount: d.features, classCount: d.classes ?? 4,
@@ -50,17 +50,17 @@ extension Trainer {
         case .idx:
             let files = try requiredFiles(d, [("data.train_images", d.trainImages), ("data.train_labels", d.trainLabels),
                                               ("data.test_images", d.testImages), ("data.test_labels", d.testLabels)])
-            let classes = try d.classes ?? ArrayDataset.classesInLabels([files[1], files[3]], npy: false)
-            return (try ArrayDataset(images: files[0], labels: files[1], classCount: classes, name: "idx train"),
-                    try ArrayDataset(images: files[2], labels: files[3], classCount: classes, name: "idx test"))
+            let classes = try d.classes ?? ArrayDataset.classesInLabels([files[1], files[3]], npy: false, cache: cache)
+            return (try ArrayDataset(images: files[0], labels: files[1], classCount: classes, name: "idx train", cache: cache),
+                    try ArrayDataset(images: files[2], labels: files[3], classCount: classes, name: "idx test", cache: cache))
         case .npy:
             let files = try requiredFiles(d, [("data.x", d.x), ("data.y", d.y)])
             let test = d.testX.isEmpty && d.testY.isEmpty ? nil
                 : try requiredFiles(d, [("data.test_x", d.testX), ("data.test_y", d.testY)])
-            let classes = try d.classes ?? ArrayDataset.classesInLabels([files[1]] + (test.map { [$0[1]] } ?? []), npy: true)
-            let train = try ArrayDataset(npyFeatures: files[0], labels: files[1], classCount: classes, name: "npy train")
+            let classes = try d.classes ?? ArrayDataset.classesInLabels([files[1]] + (test.map { [$0[1]] } ?? []), npy: true, cache: cache)
+            let train = try ArrayDataset(npyFeatures: files[0], labels: files[1], classCount: classes, name: "npy train", cache: cache)
             guard let test else { return (train, EmptyDataset(like: train)) }
-            let testSet = try ArrayDataset(npyFeatures: test[0], labels: test[1], classCount: classes, name: "npy test")
+            let testSet = try ArrayDataset(npyFeatures: test[0], labels: test[1], classCount: classes, name: "npy test", cache: cache)
             guard testSet.featureCount == train.featureCount else {
                 throw DataFileError(file: test[0], field: "header: shape", expected: "samples of \(train.featureCount) features, as in \(files[0])",
                                     found: "\(testSet.featureCount) features per sample")

@@ -102,6 +102,101 @@ struct IDXTests {
     }
 }
 
+@Suite("Mapped data and the decompress cache")
+struct DecompressCacheTests {
+    /// A gzipped IDX label file of `n` labels and its raw payload.
+    func gzippedLabels(_ dir: URL, _ name: String, _ n: Int, salt: Int = 0) throws -> (URL, [UInt8]) {
+        let payload = (0..<n).map { UInt8(($0 * 7 + salt) % 10) }
+        let raw = dir.appendingPathComponent(name)
+        try write(idxBytes(dimensions: [n], payload: payload), to: raw)
+        let gz = try gzip(raw)
+        try FileManager.default.removeItem(at: raw)
+        return (gz, payload)
+    }
+
+    func entries(_ folder: URL) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).sorted()
+    }
+
+    @Test("a raw file is mapped, not copied")
+    func rawIsMapped() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let raw = dir.appendingPathComponent("l")
+        try write(idxBytes(dimensions: [3], payload: [1, 2, 3]), to: raw)
+        let f = try IDXFile.read(path: raw.path, ranks: 1...1)
+        #expect(f.data.origin == "mapped" && f.bytes == [1, 2, 3])
+        #expect(entries(dir) == ["l"])
+    }
+
+    @Test("a .gz is decompressed once into the cache, keyed by its content, then mapped from there")
+    func decompressedOnce() throws {
+        let dir = try temporaryDirectory(), cache = dir.appendingPathComponent("cache/deeper")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (gz, payload) = try gzippedLabels(dir, "labels", 5000)
+        let first = try IDXFile.read(path: gz.path, ranks: 1...1, cache: .folder(cache.path))
+        #expect(first.bytes == payload)
+        let files = entries(cache)
+        #expect(files.count == 2 && files.allSatisfy { $0.hasPrefix("labels.") }, "\(files)")  // the copy and its lock
+        let copy = try #require(files.first { !$0.hasSuffix(".lock") })
+        let gzBytes = try [UInt8](Data(contentsOf: gz))
+        #expect(copy == "labels." + hexDigest(fingerprint(bytesOf: gzBytes)))
+        #expect(first.data.origin == "mapped from cache \(cache.path)/\(copy)")
+        let cachedAt = try FileManager.default.attributesOfItem(atPath: cache.appendingPathComponent(copy).path)[.modificationDate] as? Date
+        // Read again: the same copy, not rewritten.
+        let second = try IDXFile.read(path: gz.path, ranks: 1...1, cache: .folder(cache.path))
+        #expect(second.bytes == payload && entries(cache) == files)
+        let again = try FileManager.default.attributesOfItem(atPath: cache.appendingPathComponent(copy).path)[.modificationDate] as? Date
+        #expect(cachedAt == again)
+        // New content under the same name gets its own copy.
+        let (_, changed) = try gzippedLabels(dir, "labels", 5000, salt: 3)
+        #expect(try IDXFile.read(path: gz.path, ranks: 1...1, cache: .folder(cache.path)).bytes == changed)
+        #expect(entries(cache).filter { !$0.hasSuffix(".lock") }.count == 2)
+    }
+
+    @Test("a cached copy of the wrong length is made again")
+    func damagedCopy() throws {
+        let dir = try temporaryDirectory(), cache = dir.appendingPathComponent("c")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (gz, payload) = try gzippedLabels(dir, "labels", 300)
+        _ = try IDXFile.read(path: gz.path, ranks: 1...1, cache: .folder(cache.path))
+        let copy = cache.appendingPathComponent(try #require(entries(cache).first { !$0.hasSuffix(".lock") }))
+        try write([0, 0, 8], to: copy)
+        #expect(try IDXFile.read(path: gz.path, ranks: 1...1, cache: .folder(cache.path)).bytes == payload)
+    }
+
+    @Test("readers racing for one .gz make one copy and leave no partial file")
+    func racing() async throws {
+        let dir = try temporaryDirectory(), cache = dir.appendingPathComponent("c")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (gz, payload) = try gzippedLabels(dir, "labels", 3_000_000)
+        let results = try await withThrowingTaskGroup(of: [UInt8].self) { group in
+            for _ in 0..<8 { group.addTask { try IDXFile.read(path: gz.path, ranks: 1...1, cache: .folder(cache.path)).bytes } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.count == 8 && results.allSatisfy { $0 == payload })
+        let files = entries(cache)
+        #expect(files.count == 2 && !files.contains { $0.contains("partial") }, "\(files)")
+    }
+
+    @Test("beside the data by default, nowhere with off; a folder that cannot be made is named")
+    func placesAndFailures() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (gz, payload) = try gzippedLabels(dir, "labels", 100)
+        let off = try IDXFile.read(path: gz.path, ranks: 1...1, cache: .off)
+        #expect(off.bytes == payload && off.data.origin == "decompressed in memory")
+        #expect(entries(dir) == ["labels.gz"])
+        let beside = try IDXFile.read(path: gz.path, ranks: 1...1, cache: DecompressCache(setting: ""))
+        #expect(beside.bytes == payload && beside.data.origin.hasPrefix("mapped from cache \(dir.path)/.descent-cache/labels."))
+
+        let blocked = dir.appendingPathComponent("labels.gz/cache").path  // under a regular file
+        let error = try #require(throws: DataFileError.self) { try IDXFile.read(path: gz.path, ranks: 1...1, cache: .folder(blocked)) }
+        #expect(error.file == gz.path && error.field == "decompress cache (data.cache \(blocked))")
+        #expect(error.expected == "a writable folder" && error.found.hasSuffix("not a directory"), "\(error)")
+    }
+}
+
 @Suite("Fashion-MNIST")
 struct FashionMNISTTests {
     static let installed = FileManager.default.fileExists(atPath: FashionMNIST.defaultDirectory + "/train-images-idx3-ubyte.gz")
