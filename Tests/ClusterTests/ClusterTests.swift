@@ -1,6 +1,6 @@
-// Clusters for real: a single-node Slurm (Debian's slurmctld, slurmd and munge) started and stopped by the tests,
-// and two hosts made of network namespaces that Open MPI joins over TCP. Both need root; without it the suites are
-// skipped with the reason.
+// Clusters for real: Slurm (Debian's slurmctld, slurmd and munge) on this machine or on two nodes made of network
+// namespaces, started and stopped by the tests, and two hosts made of network namespaces that Open MPI joins over
+// TCP. Both need root; without it the suites are skipped with the reason.
 import DescentTestSupport
 import Foundation
 import Testing
@@ -8,20 +8,26 @@ import Testing
 let slurmAvailable = mpiAvailable && isRoot && ["slurmctld", "slurmd", "sbatch", "scontrol", "munged"].allSatisfy(onPath)
 let namespacesAvailable = mpiAvailable && isRoot && ["ip", "unshare"].allSatisfy(onPath)
 
-/// A one-node Slurm in a folder of its own (launch/local-slurm), stopped by `stop()`.
+/// A Slurm of `nodes` nodes in a folder of its own (launch/local-slurm), stopped by `stop()`.
 struct LocalSlurm {
     let dir: URL
     var environment: [String: String] { ["SLURM_CONF": dir.appendingPathComponent("slurm.conf").path] }
 
-    init() throws {
+    init(nodes: Int = 1) throws {
         dir = try temporaryDirectory("descent-slurm")
         // Ports of its own, so that daemons left by an interrupted earlier run cannot answer for this cluster.
         let port = 20_000 + 2 * Int.random(in: 0..<5_000)
-        let r = try runScript("local-slurm", ["start", dir.path], environment: ["SLURM_PORT": String(port)])
+        let r = try runScript("local-slurm", ["start", dir.path, String(nodes)], environment: ["SLURM_PORT": String(port)])
         try #require(r.status == 0, "local-slurm start: \(r.stderr)")
     }
 
     func stop() { _ = try? runScript("local-slurm", ["stop", dir.path], environment: environment) }
+
+    /// Takes a node away as a failing machine goes: its slurmd and processes killed, then marked down.
+    func lose(_ node: String) throws {
+        let r = try runScript("local-slurm", ["lose", dir.path, node], environment: environment)
+        try #require(r.status == 0, "local-slurm lose: \(r.stderr)")
+    }
 
     /// Submits with sbatch and returns the job id.
     func submit(_ arguments: [String], environment extra: [String: String] = [:], directory: URL) throws -> String {
@@ -104,7 +110,7 @@ extension LocalSlurm {
     }
 }
 
-@Suite("A real Slurm cluster (one node)", .serialized,
+@Suite("A real Slurm cluster (one node, then two)", .serialized,
        .enabled(if: slurmAvailable, "needs root, mpirun, and Debian's slurmctld, slurmd, slurm-client and munge (launch/setup --cluster)"))
 struct SlurmTests {
     @Test("launch/descent.sbatch trains with 2 tasks (srun --mpi=pmix) and leaves the run folder and log, on the mpirun hash")
@@ -208,6 +214,119 @@ extension SlurmTests {
         }
         #expect(try table(dir).count == 8)
         #expect(try table(dir) == table(reference))
+    }
+}
+
+/// Waits until `file` holds `text`, following the file's growth: it gives up when the file has not grown for
+/// `quietLimit` seconds. Returns the moment the text was seen.
+func waitForText(_ text: String, in file: URL, quietLimit: Double = 120) throws -> Date {
+    var size = -1, grew = Date()
+    while true {
+        let content = (try? String(contentsOf: file, encoding: .utf8)) ?? ""
+        if content.contains(text) { return Date() }
+        if content.utf8.count != size { (size, grew) = (content.utf8.count, Date()) }
+        if Date().timeIntervalSince(grew) > quietLimit {
+            throw SetupError(description: "\(file.path) did not grow for \(Int(quietLimit)) s without showing '\(text)':\n\(content)")
+        }
+        Thread.sleep(forTimeInterval: 0.1)
+    }
+}
+
+extension SlurmTests {
+    @Test("two nodes: launch/descent.sbatch with mpirun (its daemon started through Slurm on the second node) and with srun end on the hash of mpirun -np 2 on one host")
+    func twoNodes() throws {
+        let dir = try temporaryDirectory("descent-twonodes")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let config = try writeSyntheticConfig(in: dir, name: "nodes", epochs: 3)
+        let expected = try referenceHash(config, in: dir)
+        let slurm = try LocalSlurm(nodes: 2)
+        defer { slurm.stop() }
+        let exe = try #require(descentExecutable)
+        var jobs: [(launcher: String, job: String, log: URL)] = []
+        for launcher in ["mpirun", "srun"] {
+            let log = dir.appendingPathComponent("\(launcher).out")
+            let job = try slurm.submit(["--nodes=2", "--ntasks=2", "--output=\(log.path)",
+                                        packageRoot.appendingPathComponent("launch/descent.sbatch").path, config.path,
+                                        "--set", "output.dir=\(dir.path)/\(launcher)"],
+                                       environment: ["DESCENT": exe.path, "LAUNCHER": launcher], directory: dir)
+            jobs.append((launcher, job, log))
+        }
+        for (launcher, job, log) in jobs {
+            let end = try slurm.wait(for: job, watching: [log])
+            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            #expect(end["JobState"] == "COMPLETED" && end["NodeList"] == "descent-n[1-2]", "\(launcher): \(end)\n\(text)")
+            #expect(text.contains("final parameter hash \(expected) (equal on all 2 ranks)"), "\(launcher): \(text)")
+            let summary = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("\(launcher)/nodes/summary.json"))) as? [String: Any])
+            #expect(summary["hosts"] as? Int == 2, "\(launcher): the ranks ran on \(summary["hosts"] ?? "?") host(s)")
+            print("two nodes, \(launcher): final hash \(expected), as mpirun -np 2 on one host")
+        }
+    }
+
+    @Test("scancel: the job stops at a step boundary with a checkpoint, is not requeued, and ends within KillWait; the checkpoint resumes to the uninterrupted hash")
+    func cancelled() throws {
+        let dir = try temporaryDirectory("descent-scancel")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let config = try writeSyntheticConfig(in: dir, name: "cancel", epochs: 50, extra: "checkpoint: {every: 1000}")
+        let expected = try referenceHash(config, in: dir)
+        let slurm = try LocalSlurm(nodes: 2)
+        defer { slurm.stop() }
+        let exe = try #require(descentExecutable)
+        let log = dir.appendingPathComponent("job.out")
+        let job = try slurm.submit(["--nodes=2", "--ntasks=2", "--output=\(log.path)",
+                                    packageRoot.appendingPathComponent("launch/descent.sbatch").path, config.path],
+                                   environment: ["DESCENT": exe.path, "DESCENT_FAULT": "slow,rank=0,ms=50"], directory: dir)
+        _ = try waitForText("epoch 1.00 step", in: log)
+        let cancelledAt = Date()
+        let r = try runProgram("/usr/bin/scancel", [job], environment: slurm.environment)
+        try #require(r.status == 0, "scancel: \(r.stderr)")
+        var end: [String: String] = [:]
+        while Date().timeIntervalSince(cancelledAt) < 60 {
+            end = try slurm.fields(of: job)
+            if let state = end["JobState"], LocalSlurm.finalStates.contains(state) { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        let seconds = Date().timeIntervalSince(cancelledAt)
+        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        #expect(end["JobState"] == "CANCELLED" && end["Restarts"] == "0", "\(end)\n\(text)")
+        #expect(seconds < 10, "the job took \(seconds) s to end after scancel; KillWait is 10 s")
+        let stop = try #require(text.split(separator: "\n").first { $0.contains("on SIGTERM; checkpoint") }, "\(text)")
+        #expect(!text.contains("requeued"), "\(text)")
+        // Nothing left running, and nothing requeued a few seconds later.
+        Thread.sleep(forTimeInterval: 3)
+        #expect(try slurm.fields(of: job)["JobState"] == "CANCELLED")
+        #expect(try processesMentioning(config.path).isEmpty, "descent processes are left")
+        let resumed = try runDescent(ranks: 2, ["train", "--config", config.path, "--resume", "--progress", "off"], directory: dir)
+        #expect(finalHash(resumed) == expected, "\(resumed.stderr)")
+        print("scancel: job CANCELLED \(String(format: "%.2f", seconds)) s after scancel (KillWait 10 s): \(stop)")
+    }
+
+    @Test("lose a node: the launch ends within 10 s, the job resumes on the node left at np 1 and ends on the uninterrupted hash")
+    func loseNode() throws {
+        let dir = try temporaryDirectory("descent-losenode")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let config = try writeSyntheticConfig(in: dir, name: "lose", epochs: 50, extra: "checkpoint: {every: 20}")
+        let expected = try referenceHash(config, in: dir)
+        let slurm = try LocalSlurm(nodes: 2)
+        defer { slurm.stop() }
+        let exe = try #require(descentExecutable)
+        let log = dir.appendingPathComponent("job.out")
+        let job = try slurm.submit(["--nodes=2", "--ntasks-per-node=1", "--no-kill", "--output=\(log.path)",
+                                    packageRoot.appendingPathComponent("launch/descent.sbatch").path, config.path],
+                                   environment: ["DESCENT": exe.path, "DESCENT_FAULT": "slow,rank=0,ms=50"], directory: dir)
+        _ = try waitForText("checkpoints/step-000000040.ckpt (step 40)", in: log)
+        let lostAt = Date()
+        try slurm.lose("descent-n2")
+        let ended = try waitForText("descent.sbatch: lost node(s) descent-n2", in: log).timeIntervalSince(lostAt)
+        let restarted = try waitForText("resuming from", in: log).timeIntervalSince(lostAt)
+        let end = try slurm.wait(for: job, watching: [log, dir.appendingPathComponent("runs")])
+        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        #expect(end["JobState"] == "COMPLETED" && end["ExitCode"] == "0:0", "\(end)\n\(text)")
+        #expect(ended < 10, "the launch took \(ended) s to end after the node was lost")
+        #expect(text.contains("final parameter hash \(expected) (equal on all 1 ranks)"), "\(text)")
+        #expect(try metricsWithoutWallTime(dir.appendingPathComponent("runs/lose"))
+                == metricsWithoutWallTime(dir.appendingPathComponent("reference/lose")))
+        print("lost descent-n2: the launch ended \(String(format: "%.2f", ended)) s later, descent resumed at np 1 "
+              + "\(String(format: "%.2f", restarted)) s after the loss, final hash \(expected)")
     }
 }
 
