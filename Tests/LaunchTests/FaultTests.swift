@@ -340,3 +340,33 @@ struct BadDataFileTests {
         #expect(r.status == 0, "\(r.stderr)")
     }
 }
+
+@Suite("Chaos drill", .enabled(if: mpiAvailable, "mpirun or the descent executable is missing"))
+struct ChaosTests {
+    @Test("launch/chaos: 3 SIGKILLs of random ranks at random moments, resumed at rank counts 1-3, end on the uninterrupted hash and metrics")
+    func threeKills() throws {
+        let dir = try temporaryDirectory("descent-chaos")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let config = try writeSyntheticConfig(in: dir, name: "chaos", optimizer: "{name: adam, lr: 0.01}", epochs: 30,
+                                              extra: "checkpoint: {every: 5}")
+        let exe = try #require(descentExecutable)
+        let r = try runScript("chaos", [config.path, "3"], environment: [
+            "DESCENT": exe.path, "STEP_MS": "20", "NPS": "1 2 3", "SEED": "21", "MAX_DELAY": "1",
+            "OUT": dir.appendingPathComponent("out").path,
+        ], directory: dir)
+        #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n")
+        #expect(lines.filter { $0.hasPrefix("kill ") && $0.contains("SIGKILLed") }.count == 3, "\(r.stdout)")
+        let last = try #require(lines.last { $0.hasPrefix("after 3 kills") }, "\(r.stdout)")
+        #expect(last.contains("metrics.csv equal: yes"), "\(r.stdout)")
+        // Independently of the script's own comparison: the runs' own records agree.
+        let out = dir.appendingPathComponent("out")
+        let hashes = try ["chaos/chaos", "reference/chaos"].map {
+            try String(contentsOf: out.appendingPathComponent("\($0)/final_hash"), encoding: .utf8)
+        }
+        #expect(hashes[0] == hashes[1] && hashes[0].count == 17, "\(hashes)")
+        #expect(try metricsWithoutWallTime(out.appendingPathComponent("chaos/chaos"))
+                == metricsWithoutWallTime(out.appendingPathComponent("reference/chaos")))
+        print(r.stdout)
+    }
+}
