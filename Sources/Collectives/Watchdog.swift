@@ -1,5 +1,6 @@
 // Never a silent hang: every collective runs under a deadline, and a collective that does not complete in
-// time ends the whole job with a message that names the step and the phase.
+// time ends the whole job with one message that names the step, the phase, and (from the heartbeats) the rank
+// that did not come and its host.
 import Foundation
 import Numerics
 
@@ -20,14 +21,23 @@ public final class Watchdog: @unchecked Sendable {
     private var step = -1
     private var phase: StaticString = "startup"
     private let onTimeout: @Sendable (String) -> Void
+    /// The others' whereabouts, when the ranks could exchange heartbeats.
+    var heartbeat: Heartbeat?
 
     /// - Parameter onTimeout: called once, on the watchdog's thread, with the message; it should not return.
     public init(deadline: Double, onTimeout: @escaping @Sendable (String) -> Void) {
         _deadline = deadline
         self.onTimeout = onTimeout
         let thread = Thread { [weak self] in
+            var tick = monotonicSeconds()
             while let self {
+                // A tick far later than the sleep asks: this process was frozen (SIGSTOP, swapped out). Its own wait
+                // is not the others' fault: it counts from now.
+                let now = monotonicSeconds()
+                if now - tick > Heartbeat.silence { self.lock.withLock { if self.started != nil { self.started = now } } }
+                tick = now
                 if let message = self.expired() {
+                    if let defer_ = self.deferral() { Thread.sleep(forTimeInterval: defer_) }
                     self.onTimeout(message)
                     return
                 }
@@ -57,13 +67,55 @@ public final class Watchdog: @unchecked Sendable {
         return try body()
     }
 
-    private func expired() -> String? {
+    /// This rank's state, as its heartbeat tells the others.
+    func state(rank: Int) -> PeerState {
         lock.withLock {
-            guard _deadline > 0, let started, monotonicSeconds() - started > _deadline else { return nil }
-            let when = step < 0 ? "before the first step" : "at step \(step)"
-            return "\(operation) in phase '\(phase)' \(when) did not complete within \(shortSeconds(_deadline)) s "
-                + "(guards.collective_timeout): another rank has stalled or died; aborting the job"
+            PeerState(rank: rank, host: hostName(), step: step, phase: "\(phase)", operation: started == nil ? "" : "\(operation)",
+                      waiting: started.map { monotonicSeconds() - $0 } ?? 0, heard: 0)
         }
+    }
+
+    private func expired() -> String? {
+        let (operation, step, phase, deadline, waited): (StaticString, Int, StaticString, Double, Double?) = lock.withLock {
+            (self.operation, self.step, self.phase, _deadline, started.map { monotonicSeconds() - $0 })
+        }
+        guard deadline > 0, let waited, waited > deadline else { return nil }
+        let when = step < 0 ? "before the first step" : "at step \(step)"
+        let what = "\(operation) in phase '\(phase)' \(when) did not complete within \(shortSeconds(deadline)) s (guards.collective_timeout)"
+        guard let culprits = heartbeat.flatMap({ Self.culprits($0, operation: "\(operation)") }), !culprits.isEmpty else {
+            return what + ": another rank has stalled or died; aborting the job"
+        }
+        return culprits.joined(separator: "; ") + ": " + what + "; aborting the job"
+    }
+
+    /// The ranks that did not come to `operation`, each with its host and what it last said; nil when no heartbeat
+    /// ever arrived (the network drops them) and nothing can be said.
+    static func culprits(_ heartbeat: Heartbeat, operation: String) -> [String]? {
+        guard heartbeat.heardAny else { return nil }
+        let now = monotonicSeconds()
+        let heard = Dictionary(uniqueKeysWithValues: heartbeat.others.map { ($0.rank, $0) })
+        return heartbeat.peerRanks.compactMap { r in
+            guard let p = heard[r] else { return "rank \(r) never answered" }
+            let last = p.step < 0 ? "before the first step" : "at step \(p.step)"
+            let silent = now - p.heard
+            if silent > Heartbeat.silence {
+                return "rank \(r) on \(p.host) stopped answering (nothing heard for \(fixed(silent, 1)) s; last heard in phase '\(p.phase)' \(last)"
+                    + (p.operation.isEmpty ? ")" : ", in \(p.operation))")
+            }
+            guard p.operation != operation else { return nil }
+            return p.operation.isEmpty
+                ? "rank \(r) on \(p.host) is alive but has not come (its last collective: phase '\(p.phase)' \(last))"
+                : "rank \(r) on \(p.host) is alive but waits in \(p.operation) in phase '\(p.phase)' \(last) for \(fixed(p.waiting, 1)) s"
+        }
+    }
+
+    /// Seconds to wait before aborting, so that one rank speaks for all: a rank defers to a lower rank that is
+    /// alive and waits in a collective too (its abort ends this process before the wait is over).
+    private func deferral() -> Double? {
+        guard let heartbeat else { return nil }
+        let now = monotonicSeconds()
+        let speaker = heartbeat.others.contains { $0.rank < heartbeat.rank && now - $0.heard <= Heartbeat.silence && !$0.operation.isEmpty }
+        return speaker ? 5 : nil
     }
 }
 
@@ -83,6 +135,12 @@ public final class WatchedCommunicator: Communicator {
         self.inner = inner
         nonisolated(unsafe) let target = inner
         watchdog = Watchdog(deadline: deadline) { message in target.abort(message, code: 124) }
+        if inner.size > 1 {
+            let rank = inner.rank
+            watchdog.heartbeat = Heartbeat(on: inner) { [weak watchdog] in
+                watchdog?.state(rank: rank) ?? PeerState(rank: rank, host: "", step: -1, phase: "", operation: "", waiting: 0, heard: 0)
+            }
+        }
     }
 
     public func allreduce(_ buffer: UnsafeMutableBufferPointer<Float>, _ operation: ReduceOperation) throws {

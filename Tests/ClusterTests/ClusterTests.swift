@@ -386,10 +386,13 @@ struct HostsTests {
                 == metricsWithoutWallTime(dir.appendingPathComponent("one/hosts")))
     }
 
-    @Test("SIGKILL of the rank on one host ends the job on both within 10 s")
-    func killOneHost() throws {
-        let dir = try temporaryDirectory("descent-hostkill")
-        let config = try writeSyntheticConfig(in: dir, name: "kill", epochs: 100)
+    /// Starts `launch/hosts … train` on a long run (rank 0 slowed to 50 ms a step) in the background, waits until
+    /// both ranks run and metrics.csv has rows, sends `signal` to the rank on host 2, and returns the seconds until
+    /// the job ended and its stderr.
+    func signalHostTwo(_ signal: Int32, name: String, extra: String = "") throws -> (seconds: Double, status: Int32, stderr: String) {
+        let dir = try temporaryDirectory("descent-host-\(name)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let config = try writeSyntheticConfig(in: dir, name: name, epochs: 100, extra: extra)
         let hosts = try LocalHosts(count: 2)
         defer { hosts.stop() }
         let exe = try #require(descentExecutable), mpirun = try #require(mpirunPath)
@@ -410,8 +413,8 @@ struct HostsTests {
         try process.run()
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 
-        // Wait until both ranks run and training is under way (metrics.csv has rows), then kill the rank on host 2.
-        let metrics = dir.appendingPathComponent("runs/kill/metrics.csv")
+        // Wait until both ranks run and training is under way (metrics.csv has rows), then signal the rank on host 2.
+        let metrics = dir.appendingPathComponent("runs/\(name)/metrics.csv")
         var victims: [Int32] = []
         for _ in 0..<300 where process.isRunning {
             victims = try hosts.descentProcesses(onHost: 2)
@@ -420,15 +423,34 @@ struct HostsTests {
             Thread.sleep(forTimeInterval: 0.1)
         }
         try #require(process.isRunning && victims.count == 1, "the run did not get under way: \((try? String(contentsOf: errors, encoding: .utf8)) ?? "")")
-        let killedAt = Date()
-        kill(victims[0], SIGKILL)
-        while process.isRunning, Date().timeIntervalSince(killedAt) < 30 { Thread.sleep(forTimeInterval: 0.05) }
-        let seconds = Date().timeIntervalSince(killedAt)
-        #expect(!process.isRunning && seconds < 10, "the job took \(seconds) s to end after the kill")
-        #expect(process.terminationStatus != 0)
+        let signalledAt = Date()
+        kill(victims[0], signal)
+        while process.isRunning, Date().timeIntervalSince(signalledAt) < 60 { Thread.sleep(forTimeInterval: 0.05) }
+        let seconds = Date().timeIntervalSince(signalledAt)
+        #expect(!process.isRunning, "the job was still running \(seconds) s after the signal")
         #expect(try hosts.descentProcesses(onHost: 1).isEmpty && hosts.descentProcesses(onHost: 2).isEmpty,
                 "descent processes are left on a host")
+        return (seconds, process.isRunning ? 0 : process.terminationStatus, (try? String(contentsOf: errors, encoding: .utf8)) ?? "")
+    }
+
+    @Test("SIGKILL of the rank on one host ends the job on both within 10 s")
+    func killOneHost() throws {
+        let (seconds, status, _) = try signalHostTwo(SIGKILL, name: "kill")
+        #expect(seconds < 10 && status != 0, "the job took \(seconds) s to end after the kill (status \(status))")
         print("killed rank on descent-h2: the job ended on both hosts \(String(format: "%.2f", seconds)) s later")
+    }
+
+    @Test("a rank that stops answering (SIGSTOP) is named by the watchdog: one message with the rank, its host and the operation; every rank ends")
+    func stoppedRank() throws {
+        let (seconds, status, stderr) = try signalHostTwo(SIGSTOP, name: "stop", extra: "guards: {collective_timeout: 3}")
+        #expect(status != 0 && seconds < 3 + 10, "the job took \(seconds) s to end after SIGSTOP (timeout 3 s)")
+        let own = stderr.split(separator: "\n").filter { $0.hasPrefix("descent: ") }
+        #expect(own.count == 1, "\(stderr)")
+        let line = String(own.first ?? "")
+        #expect(line.hasPrefix("descent: rank 0 on descent-h1: rank 1 on descent-h2 stopped answering (nothing heard for "), "\(stderr)")
+        #expect(line.contains(" did not complete within 3 s (guards.collective_timeout); aborting the job"), "\(stderr)")
+        #expect(["all-to-all exchange", "allgather", "allreduce"].contains { line.contains(": \($0) in phase '") }, "\(line)")
+        print("SIGSTOP of the rank on descent-h2: the job ended \(String(format: "%.2f", seconds)) s later: \(line)")
     }
 
     @Test("a host without the data, or with other data, stops every rank before step 0 with one message naming the host and the file")
