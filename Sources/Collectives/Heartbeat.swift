@@ -77,16 +77,24 @@ final class Heartbeat: @unchecked Sendable {
             }))
         }
         let thread = Thread { [weak self] in
-            while let self { self.beat() }
+            var next = monotonicSeconds()
+            while let self {
+                let now = monotonicSeconds()
+                if now >= next {
+                    self.send()
+                    next = now + Self.interval
+                }
+                self.receive(waitingUpTo: next - now)
+            }
         }
         thread.name = "descent-heartbeat"
         thread.start()
     }
 
-    /// One round: waits up to an interval for the others' messages, records them, then sends this rank's state.
-    private func beat() {
+    /// Records the others' messages that arrive within `seconds`.
+    private func receive(waitingUpTo seconds: Double) {
         var poller = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
-        _ = poll(&poller, 1, Int32(Self.interval * 1000))
+        guard poll(&poller, 1, Int32(max(seconds, 0) * 1000) + 1) > 0 else { return }
         var buffer = [UInt8](repeating: 0, count: 512)
         while true {
             let n = recv(socket, &buffer, buffer.count, Int32(MSG_DONTWAIT))
@@ -95,6 +103,10 @@ final class Heartbeat: @unchecked Sendable {
                 lock.withLock { table[peer.rank] = peer }
             }
         }
+    }
+
+    /// Sends this rank's state to every other rank.
+    private func send() {
         let message = Array(state().encoded.utf8)
         for peer in peers {
             for var address in peer.addresses {
