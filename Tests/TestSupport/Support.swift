@@ -4,11 +4,31 @@ import Foundation
 /// The package root, found from this file's location.
 public let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-/// A fresh empty folder under the system's temporary directory.
+/// A fresh empty folder under the system's temporary directory, removed when the test process exits (kept when
+/// DESCENT_KEEP_TEST_DIRS is set, to look at after a failure).
 public func temporaryDirectory(_ label: String = "descent-test") throws -> URL {
     let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    TemporaryFolders.shared.add(url)
     return url
+}
+
+/// The folders `temporaryDirectory` made, removed at exit.
+final class TemporaryFolders: @unchecked Sendable {
+    static let shared = TemporaryFolders()
+    private let lock = NSLock()
+    private var folders: [URL] = []
+
+    private init() {
+        guard ProcessInfo.processInfo.environment["DESCENT_KEEP_TEST_DIRS"] == nil else { return }
+        atexit { TemporaryFolders.shared.removeAll() }
+    }
+
+    func add(_ url: URL) { lock.withLock { folders.append(url) } }
+
+    private func removeAll() {
+        for url in lock.withLock({ folders }) { try? FileManager.default.removeItem(at: url) }
+    }
 }
 
 /// The `descent` executable built beside the test bundle.
