@@ -198,7 +198,9 @@ public final class CNN: Model, Classifier {
         let owned: [UnsafeMutablePointer<Float>]
         /// Per pooling layer, the input position each output came from.
         let argmax: [UnsafeMutablePointer<Int32>?]
-        let columns: UnsafeMutablePointer<Float>
+        /// Per convolution, its input's patches (im2col), kept from forward for backward's weight gradient, then
+        /// reused for the gradient with respect to those patches.
+        let columns: [UnsafeMutablePointer<Float>?]
         let deltaA: UnsafeMutablePointer<Float>
         let deltaB: UnsafeMutablePointer<Float>
 
@@ -226,7 +228,7 @@ public final class CNN: Model, Classifier {
                 p.initialize(repeating: 0, count: b * l.output.count)
                 return p
             }
-            columns = zeroedFloats(b * (model.layers.map { $0.spec.isConv ? $0.input.h * $0.input.w * $0.fanIn : 0 }.max() ?? 0))
+            columns = model.layers.map { $0.spec.isConv ? zeroedFloats(b * $0.input.h * $0.input.w * $0.fanIn) : nil }
             let widest = max(model.inputShape.count, model.layers.map(\.output.count).max() ?? 1)
             deltaA = zeroedFloats(b * widest)
             deltaB = zeroedFloats(b * widest)
@@ -237,7 +239,7 @@ public final class CNN: Model, Classifier {
             labels.deallocate()
             owned.forEach { $0.deallocate() }
             argmax.forEach { $0?.deallocate() }
-            columns.deallocate()
+            columns.forEach { $0?.deallocate() }
             deltaA.deallocate()
             deltaB.deallocate()
         }
@@ -297,8 +299,8 @@ public final class CNN: Model, Classifier {
             let (i, o) = (layer.input, layer.output)
             switch layer.spec {
             case let .conv(f, k):
-                im2col(x, rows: n, shape: i, kernel: k, into: ws.columns)
-                gemm(.none, .none, m: n * i.h * i.w, n: f, k: layer.fanIn, a: ws.columns, lda: layer.fanIn,
+                im2col(x, rows: n, shape: i, kernel: k, into: ws.columns[l]!)
+                gemm(.none, .none, m: n * i.h * i.w, n: f, k: layer.fanIn, a: ws.columns[l]!, lda: layer.fanIn,
                      b: theta + layer.weightOffset, ldb: f, beta: 0, c: out, ldc: f)
                 Kernels.addRowVector(theta + layer.biasOffset, to: out, rows: n * i.h * i.w, columns: f)
             case .relu:
@@ -350,17 +352,16 @@ public final class CNN: Model, Classifier {
                 }
                 delta = d
             case let .conv(f, k):
-                let positions = n * i.h * i.w
-                im2col(input, rows: n, shape: i, kernel: k, into: ws.columns)
-                gemm(.transposed, .none, m: layer.fanIn, n: f, k: positions, a: ws.columns, lda: layer.fanIn, b: delta, ldb: f,
+                let positions = n * i.h * i.w, columns = ws.columns[l]!  // the patches of this sub-batch's forward pass
+                gemm(.transposed, .none, m: layer.fanIn, n: f, k: positions, a: columns, lda: layer.fanIn, b: delta, ldb: f,
                      beta: beta, c: gradient + layer.weightOffset, ldc: f)
                 if overwrite { (gradient + layer.biasOffset).update(repeating: 0, count: f) }
                 Kernels.accumulateColumnSums(of: delta, rows: positions, columns: f, into: gradient + layer.biasOffset)
                 guard l > 0 else { break }
                 gemm(.none, .transposed, m: positions, n: layer.fanIn, k: f, a: delta, lda: f, b: theta + layer.weightOffset, ldb: f,
-                     beta: 0, c: ws.columns, ldc: layer.fanIn)
+                     beta: 0, c: columns, ldc: layer.fanIn)
                 let d = next()
-                col2im(ws.columns, rows: n, shape: i, kernel: k, into: d)
+                col2im(columns, rows: n, shape: i, kernel: k, into: d)
                 delta = d
             }
         }
