@@ -96,15 +96,22 @@ func referenceHash(_ config: URL, in dir: URL) throws -> String {
 }
 
 extension LocalSlurm {
+    /// Submits launch/descent.sbatch for `config` (then `arguments` for descent) with the test build, its log in
+    /// `log`, and returns the job id.
+    func submitDescent(_ config: URL, options: [String], environment extra: [String: String] = [:], log: URL, in dir: URL,
+                       arguments: [String] = []) throws -> String {
+        let exe = try #require(descentExecutable)
+        return try submit(["--output=\(log.path)"] + options
+                          + [packageRoot.appendingPathComponent("launch/descent.sbatch").path, config.path] + arguments,
+                          environment: extra.merging(["DESCENT": exe.path]) { $1 }, directory: dir)
+    }
+
     /// Submits launch/descent.sbatch for `config` with the test build, waits until the job has ended for good, and
     /// returns its last fields and its log (`<dir>/job.out`).
     func runDescentJob(_ config: URL, options: [String], environment extra: [String: String], in dir: URL)
         throws -> (fields: [String: String], log: String) {
-        let exe = try #require(descentExecutable)
         let log = dir.appendingPathComponent("job.out")
-        let job = try submit(["--ntasks=2", "--output=\(log.path)"] + options
-                             + [packageRoot.appendingPathComponent("launch/descent.sbatch").path, config.path],
-                             environment: extra.merging(["DESCENT": exe.path]) { $1 }, directory: dir)
+        let job = try submitDescent(config, options: ["--ntasks=2"] + options, environment: extra, log: log, in: dir)
         let end = try wait(for: job, watching: [log, dir.appendingPathComponent("runs")])
         return (end, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
     }
@@ -241,14 +248,11 @@ extension SlurmTests {
         let expected = try referenceHash(config, in: dir)
         let slurm = try LocalSlurm(nodes: 2)
         defer { slurm.stop() }
-        let exe = try #require(descentExecutable)
         var jobs: [(launcher: String, job: String, log: URL)] = []
         for launcher in ["mpirun", "srun"] {
             let log = dir.appendingPathComponent("\(launcher).out")
-            let job = try slurm.submit(["--nodes=2", "--ntasks=2", "--output=\(log.path)",
-                                        packageRoot.appendingPathComponent("launch/descent.sbatch").path, config.path,
-                                        "--set", "output.dir=\(dir.path)/\(launcher)"],
-                                       environment: ["DESCENT": exe.path, "LAUNCHER": launcher], directory: dir)
+            let job = try slurm.submitDescent(config, options: ["--nodes=2", "--ntasks=2"], environment: ["LAUNCHER": launcher],
+                                              log: log, in: dir, arguments: ["--set", "output.dir=\(dir.path)/\(launcher)"])
             jobs.append((launcher, job, log))
         }
         for (launcher, job, log) in jobs {
@@ -270,11 +274,9 @@ extension SlurmTests {
         let expected = try referenceHash(config, in: dir)
         let slurm = try LocalSlurm(nodes: 2)
         defer { slurm.stop() }
-        let exe = try #require(descentExecutable)
         let log = dir.appendingPathComponent("job.out")
-        let job = try slurm.submit(["--nodes=2", "--ntasks=2", "--output=\(log.path)",
-                                    packageRoot.appendingPathComponent("launch/descent.sbatch").path, config.path],
-                                   environment: ["DESCENT": exe.path, "DESCENT_FAULT": "slow,rank=0,ms=50"], directory: dir)
+        let job = try slurm.submitDescent(config, options: ["--nodes=2", "--ntasks=2"], environment: ["DESCENT_FAULT": "slow,rank=0,ms=50"],
+                                          log: log, in: dir)
         _ = try waitForText("epoch 1.00 step", in: log)
         let cancelledAt = Date()
         let r = try runProgram("/usr/bin/scancel", [job], environment: slurm.environment)
@@ -308,11 +310,9 @@ extension SlurmTests {
         let expected = try referenceHash(config, in: dir)
         let slurm = try LocalSlurm(nodes: 2)
         defer { slurm.stop() }
-        let exe = try #require(descentExecutable)
         let log = dir.appendingPathComponent("job.out")
-        let job = try slurm.submit(["--nodes=2", "--ntasks-per-node=1", "--no-kill", "--output=\(log.path)",
-                                    packageRoot.appendingPathComponent("launch/descent.sbatch").path, config.path],
-                                   environment: ["DESCENT": exe.path, "DESCENT_FAULT": "slow,rank=0,ms=50"], directory: dir)
+        let job = try slurm.submitDescent(config, options: ["--nodes=2", "--ntasks-per-node=1", "--no-kill"],
+                                          environment: ["DESCENT_FAULT": "slow,rank=0,ms=50"], log: log, in: dir)
         _ = try waitForText("checkpoints/step-000000040.ckpt (step 40)", in: log)
         let lostAt = Date()
         try slurm.lose("descent-n2")
