@@ -369,44 +369,34 @@ public final class CNN: Model, Classifier {
 
     /// The patches of a 'same' convolution: row (s, y, x), columns (ky, kx, c), zeros outside the image.
     private func im2col(_ x: UnsafePointer<Float>, rows n: Int, shape s: Shape, kernel k: Int, into col: UnsafeMutablePointer<Float>) {
-        let p = k / 2, width = k * k * s.c
-        for b in 0..<n {
-            let image = x + b * s.count
-            for y in 0..<s.h {
-                for xx in 0..<s.w {
-                    let row = col + ((b * s.h + y) * s.w + xx) * width
-                    for ky in 0..<k {
-                        let sy = y + ky - p
-                        for kx in 0..<k {
-                            let sx = xx + kx - p, at = row + (ky * k + kx) * s.c
-                            if sy >= 0 && sy < s.h && sx >= 0 && sx < s.w {
-                                at.update(from: image + (sy * s.w + sx) * s.c, count: s.c)
-                            } else {
-                                at.update(repeating: 0, count: s.c)
-                            }
-                        }
-                    }
-                }
-            }
+        forEachPatchEntry(rows: n, shape: s, kernel: k) { pixel, entry in
+            if let pixel { (col + entry).update(from: x + pixel, count: s.c) } else { (col + entry).update(repeating: 0, count: s.c) }
         }
     }
 
     /// The inverse scatter of `im2col`: each patch entry added back to its pixel, in patch order.
     private func col2im(_ col: UnsafePointer<Float>, rows n: Int, shape s: Shape, kernel k: Int, into x: UnsafeMutablePointer<Float>) {
-        let p = k / 2, width = k * k * s.c
         x.update(repeating: 0, count: n * s.count)
+        forEachPatchEntry(rows: n, shape: s, kernel: k) { pixel, entry in
+            if let pixel { Kernels.add(x + pixel, col + entry, into: x + pixel, count: s.c) }
+        }
+    }
+
+    /// Every patch entry of a 'same' convolution in patch order (sample, y, x, ky, kx): `body` gets the offset of the
+    /// pixel it reads (nil in the zero padding) and the offset of its `s.c` values in the columns.
+    @inline(__always)
+    private func forEachPatchEntry(rows n: Int, shape s: Shape, kernel k: Int, _ body: (_ pixel: Int?, _ entry: Int) -> Void) {
+        let p = k / 2, width = k * k * s.c
         for b in 0..<n {
-            let image = x + b * s.count
             for y in 0..<s.h {
                 for xx in 0..<s.w {
-                    let row = col + ((b * s.h + y) * s.w + xx) * width
+                    let row = ((b * s.h + y) * s.w + xx) * width
                     for ky in 0..<k {
                         let sy = y + ky - p
-                        guard sy >= 0 && sy < s.h else { continue }
                         for kx in 0..<k {
                             let sx = xx + kx - p
-                            guard sx >= 0 && sx < s.w else { continue }
-                            Kernels.add(image + (sy * s.w + sx) * s.c, row + (ky * k + kx) * s.c, into: image + (sy * s.w + sx) * s.c, count: s.c)
+                            let inside = sy >= 0 && sy < s.h && sx >= 0 && sx < s.w
+                            body(inside ? b * s.count + (sy * s.w + sx) * s.c : nil, row + (ky * k + kx) * s.c)
                         }
                     }
                 }
