@@ -21,9 +21,11 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
-        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "Numerics", dependencies: ["CBLAS"], swiftSettings: numericSettings),
+        // descent's own matrix product: optimised even in debug builds (the tests train real models with it), and
+        // never contracted into other fused operations than the ones it writes out.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off"])]),
+        .target(name: "Numerics", dependencies: ["CKernels"], swiftSettings: numericSettings),
         .target(name: "Collectives", dependencies: ["Numerics"], swiftSettings: numericSettings),
         .target(name: "CollectivesTesting", dependencies: ["Collectives"], swiftSettings: numericSettings),
         .target(name: "MPICollectives", dependencies: ["CMPI", "Collectives"], swiftSettings: numericSettings),

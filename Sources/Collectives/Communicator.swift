@@ -91,6 +91,11 @@ extension Communicator {
         String(decoding: try broadcast(bytes: rank == root ? Array(text.utf8) : nil, root: root), as: UTF8.self)
     }
 
+    /// Every rank's text, by rank, on every rank (one broadcast per rank: for start-up facts, not for steps).
+    public func allGather(text: String) throws -> [String] {
+        try (0..<size).map { try broadcast(text: rank == $0 ? text : "", root: $0) }
+    }
+
     /// Root's bytes on every rank (the others pass nil).
     public func broadcast(bytes: [UInt8]?, root: Int = 0) throws -> [UInt8] {
         var length: [Int64] = [rank == root ? Int64(bytes?.count ?? 0) : 0]

@@ -169,7 +169,9 @@ public struct RunConfig: Equatable, Sendable {
     public var training = Training()
     public var checkpoint = Checkpoint()
     public var guards = Guards()
-    /// OpenBLAS threads per rank; nil chooses from the cores and the ranks on this node.
+    /// The matrix kernels: descent's portable ones (the same bits on every x86-64 CPU) or OpenBLAS's native ones.
+    public var kernels = KernelMode.portable
+    /// OpenBLAS threads per rank (native kernels); nil chooses from the cores and the ranks on this node.
     public var blasThreads: Int? = nil
     /// Folder that receives `<name>/`.
     public var outputDirectory = "runs"

@@ -58,6 +58,10 @@ extension RunConfig {
             lines: { $0.optimizer.yamlLines() }),
         Key(block: "schedule", read: { c, r in c.schedule = try readSchedule(&r) }, lines: { $0.scheduleYAMLLines }),
     ] + trainingKeys + checkpointAndGuardKeys + [
+        Key("runtime.kernels", read: { c, r in
+            c.kernels = KernelMode(rawValue: try r.string("runtime.kernels", default: c.kernels.rawValue,
+                                                          allowed: KernelMode.allCases.map(\.rawValue)))!
+        }, value: { "\($0.kernels.rawValue)" + ($0.kernels == .portable ? "    # the same bits on every x86-64 CPU with AVX2 and FMA" : "    # OpenBLAS, this CPU's fastest kernels") }),
         Key("runtime.blas_threads", .free, read: { c, r in
             let threads = try r.integerOrWord("runtime.blas_threads", default: "auto", words: ["auto"], range: 1...1024)
             c.blasThreads = threads == "auto" ? nil : Int(threads)

@@ -41,3 +41,46 @@ public enum Agreement {
         return "executable \(hexDigest(data.withUnsafeBytes { fingerprint(bytes: $0) })) (\(data.count) bytes)"
     }()
 }
+
+/// One rank's matrix kernels, where it runs and on what CPU: compared before step 0 and kept in summary.json.
+public struct RankKernels: Codable, Sendable, Equatable {
+    public var rank: Int
+    public var host: String
+    public var choice: KernelChoice
+    public var cpu: String
+    public var extensions: [String]
+
+    public init(_ choice: KernelChoice, rank: Int) {
+        self.rank = rank
+        host = hostName()
+        self.choice = choice
+        cpu = CPUDescription.current.description
+        extensions = CPUDescription.current.extensions
+    }
+
+    var json: String { String(decoding: try! JSONEncoder().encode(self), as: UTF8.self) }
+
+    init(json: String) throws { self = try JSONDecoder().decode(Self.self, from: Data(json.utf8)) }
+
+    /// The entry of `summary.json`'s `kernels` list.
+    var summary: [String: Any] {
+        ["rank": rank, "host": host, "mode": choice.mode.rawValue, "library": choice.library, "kernels": choice.kernels,
+         "reason": choice.reason, "cpu": cpu, "extensions": extensions.joined(separator: " ")]
+    }
+
+    /// The message for ranks whose products would differ (nil when every rank's kernels give the same bits): each
+    /// kind of kernels with the ranks and hosts that have it.
+    public static func conflict(_ all: [RankKernels]) -> String? {
+        let kinds = Dictionary(grouping: all, by: \.choice.bits)
+        guard kinds.count > 1 else { return nil }
+        let groups = kinds.values.map { $0.sorted { $0.rank < $1.rank } }.sorted { $0[0].rank < $1[0].rank }
+        let lines = groups.map { g in
+            let hosts = Array(Set(g.map(\.host))).sorted().joined(separator: ", ")
+            return "rank\(g.count == 1 ? "" : "s") " + g.map { String($0.rank) }.joined(separator: ", ")
+                + " on \(hosts): \(g[0].choice.description), CPU \(g[0].cpu)"
+        }
+        return "the ranks would compute with different matrix kernels before step 0, and their products would differ in "
+            + "the last bits: " + lines.joined(separator: "; ") + ". Use runtime.kernels: portable (the same bits on every "
+            + "x86-64 CPU with AVX2 and FMA), or give every rank the same CPU kind and OPENBLAS_CORETYPE; no rank started"
+    }
+}

@@ -103,6 +103,8 @@ public final class Trainer {
     public var afterStep: ((Int, [Replica]) -> Void)?
     /// The step of the last checkpoint this process committed (or resumed from).
     var lastCheckpointStep: Int?
+    /// Every rank's matrix kernels, by rank (agreed before step 0).
+    let kernels: [RankKernels]
     /// The monotonic time at which the run would have started had it never stopped (wall time is counted from it).
     var wallOrigin = 0.0
 
@@ -149,11 +151,11 @@ public final class Trainer {
             (trainSet, validationSet, testSet) = try Self.agreedData(config, on: communicator)
         }
         dataLoadSeconds = monotonicSeconds() - loadStart
+        kernels = try Self.agreedKernels(config, on: communicator)
         globalBatch = try Self.globalBatch(config, samples: trainSet.count, ranks: communicator.size)
         let planned = config.training.steps ?? config.training.epochs * ((trainSet.count + globalBatch - 1) / globalBatch)
         plannedSteps = planned
         logEvery = rows.map { max(1, min(config.training.logEvery, planned / $0)) } ?? config.training.logEvery
-        Self.chooseBLASThreads(config, ranks: communicator.size)
 
         model = try problem?.model ?? Self.makeModel(config, trainSet)
         let plan = optimizers ?? [(config.name, config.optimizer)]

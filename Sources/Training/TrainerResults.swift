@@ -123,7 +123,7 @@ extension Trainer {
     private func summaryJSON(_ replica: Replica, _ r: RunResult) throws -> Data {
         var summary: [String: Any] = [
             "name": replica.config.name, "ranks": communicator.size, "global_batch": globalBatch,
-            "blas_threads": BLASThreads.count, "steps": r.steps, "samples": r.samples,
+            "blas_threads": MatrixKernels.threads, "kernels": kernels.map(\.summary), "steps": r.steps, "samples": r.samples,
             "train_seconds": r.trainSeconds, "samples_per_second": r.samplesPerSecond,
             "compute_seconds": r.computeSeconds, "allreduce_seconds": r.allreduceSeconds,
             "optimizer_seconds": r.optimizerSeconds, "peak_rss_bytes": r.peakResidentBytes,

@@ -114,16 +114,27 @@ extension Trainer {
         return batch
     }
 
-    /// OpenBLAS threads per rank: the config's; one with the deterministic reduction (the bits of a product must
-    /// not depend on how many cores a rank was given); otherwise the node's cores shared between its ranks.
+    /// The config's matrix kernels on every rank, agreed: ranks whose products would differ (native kernels of
+    /// two kinds) stop before step 0 with one message naming them. Returns every rank's kernels, by rank.
+    static func agreedKernels(_ config: RunConfig, on communicator: Communicator) throws -> [RankKernels] {
+        let mine = try communicator.collectively { try RankKernels(MatrixKernels.use(config.kernels), rank: communicator.rank) }
+        let all = try communicator.allGather(text: mine.json).map(RankKernels.init(json:))
+        if let conflict = RankKernels.conflict(all) { throw AgreedFailure(description: conflict) }
+        chooseBLASThreads(config, ranks: communicator.size)
+        return all
+    }
+
+    /// OpenBLAS threads per rank (native kernels): the config's; one with the deterministic reduction (the bits
+    /// of a product must not depend on how many cores a rank was given); otherwise the node's cores shared
+    /// between its ranks. The portable kernels run on the calling thread.
     static func chooseBLASThreads(_ config: RunConfig, ranks: Int) {
         if let threads = config.blasThreads {
-            BLASThreads.count = threads
+            MatrixKernels.threads = threads
         } else if config.training.reduction == .deterministic {
-            BLASThreads.count = 1
+            MatrixKernels.threads = 1
         } else if ranks > 1 {
             let cores = ProcessInfo.processInfo.activeProcessorCount
-            BLASThreads.count = max(1, cores / max(Launcher.current.ranksOnThisNode ?? 1, 1))
+            MatrixKernels.threads = max(1, cores / max(Launcher.current.ranksOnThisNode ?? 1, 1))
         }
     }
 
@@ -224,7 +235,8 @@ extension Trainer {
                      + model.shapeText + " (\(model.parameterCount) parameters), "
                      + (replicas.count > 1 ? "\(replicas.count) replicas on the same batches: " : "")
                      + optimizerText + ", batch \(config.training.batch), \(plannedSteps) steps "
-                     + "(\((n + globalBatch - 1) / globalBatch) per epoch), BLAS threads \(BLASThreads.count)"
+                     + "(\((n + globalBatch - 1) / globalBatch) per epoch), kernels \(kernels[0].choice.description)"
+                     + (kernels[0].choice.mode == .native ? ", BLAS threads \(MatrixKernels.threads)" : "")
                      + (ownedParameters == nil ? "" : ", optimizer state sharded over \(size) ranks"))
     }
 }

@@ -56,7 +56,7 @@ struct RooflineCommand: ParsableCommand {
 
     func run() throws {
         let communicator = try MPICommunicator.world()
-        BLASThreads.count = 1
+        MatrixKernels.threads = 1
         let shapes: [Roofline.Shape]
         if let layers {
             let specs = layers.split(separator: ",").compactMap { CNN.LayerSpec($0.trimmingCharacters(in: .whitespaces)) }

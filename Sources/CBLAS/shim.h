@@ -1,2 +1,0 @@
-// OpenBLAS's CBLAS interface (cblas_sgemm) and its thread controls.
-#include <cblas.h>
