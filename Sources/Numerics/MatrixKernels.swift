@@ -65,11 +65,20 @@ public struct CPUDescription: Sendable, Equatable {
     /// "AMD EPYC 9R45 (AuthenticAMD family 26 model 2)"
     public var description: String { "\(brand) (\(vendor) family \(family) model \(model))" }
 
+    public init(brand: String, vendor: String, family: Int, model: Int, extensions: [String]) {
+        (self.brand, self.vendor, self.family, self.model, self.extensions) = (brand, vendor, family, model, extensions)
+    }
+
     public func has(_ names: String...) -> Bool { names.allSatisfy(extensions.contains) }
 }
 
 /// What one process computes its matrix products with.
 public struct KernelChoice: Sendable, Equatable, Codable {
+    public init(mode: KernelMode, library: String, kernels: String, reason: String) {
+        (self.mode, self.library, self.kernels, self.reason) = (mode, library, kernels, reason)
+    }
+
+
     public var mode: KernelMode
     /// The library and its version: "descent gemm 1" or "OpenBLAS 0.3.21".
     public var library: String
@@ -167,6 +176,25 @@ public func portableGEMM(
 ) {
     descent_sgemm(path.rawValue, transA == .none ? 0 : 1, transB == .none ? 0 : 1, m, n, k, a, lda, b, ldb,
                   accumulate ? 1 : 0, c, ldc)
+}
+
+extension MatrixKernels {
+    /// The OpenBLAS kernel family native mode asks for on `cpu` (nil: the library's own choice), and why.
+    public static func nativeFamily(for cpu: CPUDescription, environment: String?) -> (name: String?, reason: String) {
+        OpenBLAS.family(for: cpu, environment: environment)
+    }
+
+    /// OpenBLAS's product as native mode loads it, without making it the process's kernels (tests hold it against a
+    /// reference); C = op(A) · op(B) + β · C.
+    public static func nativeGEMM(
+        _ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) throws -> KernelChoice {
+        let blas = try OpenBLAS.shared()
+        blas.sgemm(101, transA == .none ? 111 : 112, transB == .none ? 111 : 112, Int32(m), Int32(n), Int32(k), 1,
+                   a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        return KernelChoice(mode: .native, library: blas.version, kernels: blas.coreName, reason: blas.reason)
+    }
 }
 
 /// OpenBLAS, loaded at run time (so that descent, not the library's CPU detection, decides its kernel family).
