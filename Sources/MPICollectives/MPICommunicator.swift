@@ -63,6 +63,14 @@ public final class MPICommunicator: Communicator {
         return String(cString: buffer)
     }
 
+    /// The MPI library's own description ("Open MPI v4.1.4, package: Debian OpenMPI, …"), first line.
+    public static var libraryVersion: String {
+        var buffer = [CChar](repeating: 0, count: Int(MPI_MAX_LIBRARY_VERSION_STRING) + 1)
+        var length: Int32 = 0
+        MPI_Get_library_version(&buffer, &length)
+        return String(cString: buffer).split(separator: "\n").first.map(String.init) ?? ""
+    }
+
     private static func errorString(_ code: Int32) -> String {
         var buffer = [CChar](repeating: 0, count: Int(CMPI_MAX_ERROR_STRING) + 1)
         var length: Int32 = 0

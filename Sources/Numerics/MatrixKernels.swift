@@ -197,6 +197,35 @@ extension MatrixKernels {
     }
 }
 
+extension MatrixKernels {
+    /// The process's kernels held against the exact product (Double) on the default MLP's products (chunks of 64):
+    /// the largest error as a fraction of the rounding bound (k + 1)·u·Σ|a·b| over sampled elements. Above 1 the
+    /// kernels compute wrongly on this CPU.
+    public static func checkAgainstDouble() -> Double {
+        let shapes: [(Transpose, Transpose, Int, Int, Int)] = [(.none, .none, 64, 100, 784), (.transposed, .none, 784, 100, 64),
+                                                               (.none, .transposed, 64, 784, 100), (.none, .none, 64, 10, 100)]
+        var rng = Xoshiro256(seed: 3, stream: 0xD0C)
+        var worst = 0.0
+        for (ta, tb, m, n, k) in shapes {
+            let a = (0..<(m * k)).map { _ in Float(rng.nextGaussian()) }, b = (0..<(k * n)).map { _ in Float(rng.nextGaussian()) }
+            let lda = ta == .none ? k : m, ldb = tb == .none ? n : k
+            var c = [Float](repeating: 0, count: m * n)
+            c.withUnsafeMutableBufferPointer { gemm(ta, tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: 0, c: $0.baseAddress!, ldc: n) }
+            for _ in 0..<256 {
+                let i = Int(rng.next() % UInt64(m)), j = Int(rng.next() % UInt64(n))
+                var exact = 0.0, size = 0.0
+                for p in 0..<k {
+                    let t = Double(ta == .none ? a[i * lda + p] : a[p * lda + i]) * Double(tb == .none ? b[p * ldb + j] : b[j * ldb + p])
+                    exact += t
+                    size += abs(t)
+                }
+                worst = max(worst, abs(Double(c[i * n + j]) - exact) / (Double(k + 1) * 0x1p-24 * size + 1e-30))
+            }
+        }
+        return worst
+    }
+}
+
 /// OpenBLAS, loaded at run time (so that descent, not the library's CPU detection, decides its kernel family).
 struct OpenBLAS: @unchecked Sendable {
     typealias SGEMM = @convention(c) (Int32, Int32, Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32,

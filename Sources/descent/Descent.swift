@@ -16,7 +16,7 @@ struct Descent: ParsableCommand {
         abstract: "Data-parallel training under mpirun, to compare gradient descent and its optimizers.",
         version: descentVersion,
         subcommands: [Train.self, Compare.self, StudyCommand.self, PathCommand.self, MovingAveragesCommand.self, ScalingReportCommand.self,
-                      TimeOptimizers.self, RooflineCommand.self, TimeExchangeCommand.self, EvalCommand.self]
+                      TimeOptimizers.self, RooflineCommand.self, TimeExchangeCommand.self, EvalCommand.self, DoctorCommand.self]
     )
 
     /// Usage errors are printed by one rank only, so `mpirun -np 4` shows one message, not four.
