@@ -4,8 +4,8 @@ import Collectives
 import Experiments
 import Foundation
 import MPICollectives
-import Models
 import Numerics
+import Models
 
 struct RooflineCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -39,6 +39,9 @@ struct RooflineCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The CNN's image height and width.", valueName: "h,w"))
     var image = "28,28"
 
+    @Option(help: "The matrix kernels to time: portable or native (as runtime.kernels).")
+    var kernels = KernelMode.portable
+
     @Flag(help: "Also print each sgemm call's own median time.")
     var each = false
 
@@ -56,6 +59,7 @@ struct RooflineCommand: ParsableCommand {
 
     func run() throws {
         let communicator = try MPICommunicator.world()
+        let choice = try MatrixKernels.use(kernels)
         MatrixKernels.threads = 1
         let shapes: [Roofline.Shape]
         if let layers {
@@ -83,7 +87,9 @@ struct RooflineCommand: ParsableCommand {
             print(String(format: "roofline: %d ranks × %d rows, %d sgemm calls, %.1f µs per pass (median, slowest rank), "
                          + "%.2f GFLOP/s per rank, %.0f samples/s", communicator.size, rows, shapes.count, seconds * 1e6,
                          Roofline.flops(shapes) / seconds / 1e9, rate))
+            print("kernels: \(choice.description)")
         }
         MPICommunicator.finalize()
     }
 }
+extension KernelMode: ExpressibleByArgument {}

@@ -57,6 +57,22 @@ struct KernelLaunchTests {
         #expect(paths.count == 3 && paths[2] == "scalar", "\(paths)")
     }
 
+    @Test("descent doctor: the kernel family descent chooses for this CPU (no OPENBLAS_CORETYPE) and the portable path stay within the rounding bound of a Double product")
+    func doctorChecksTheChosenKernels() throws {
+        let dir = try temporaryDirectory("descent-doctor")
+        let r = try runDescent(ranks: 0, ["doctor"], directory: dir, environment: ["OPENBLAS_CORETYPE": ""])
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.components(separatedBy: "\n")
+        let native = lines.first { $0.contains("native: OpenBLAS") } ?? ""
+        #expect(native.contains("chosen from the CPU's") || native.contains("the library's own choice"), "\(r.stdout)")
+        for mode in ["portable: descent gemm", "native: OpenBLAS"] {
+            let line = lines.first { $0.contains(mode) } ?? ""
+            let ratio = line.components(separatedBy: "error ").last.flatMap { Double($0.prefix { $0 != " " }) }
+            #expect(ratio.map { $0 <= 1 } == true, "\(mode): \(line)")
+        }
+        #expect(!r.stdout.contains("WRONG"), "\(r.stdout)")
+    }
+
     @Test("ranks that would compute with different native kernels are refused before step 0 with one message naming them")
     func mixedNativeKernels() throws {
         let dir = try temporaryDirectory("descent-kernels-mixed")
