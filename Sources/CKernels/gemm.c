@@ -7,15 +7,27 @@
 // Edges are masked loads and stores of the same tiles.
 #include "descent_kernels.h"
 #include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
-enum { KC = 256, MC = 96, NC = 256 };
+enum { KC = 256, MC = 96, NC = 128 };
 
-/// The packed block of a transposed B, one per thread (ranks may be threads in tests): allocated with the thread, never per call.
-static _Thread_local float packed_b[KC * NC] __attribute__((aligned(64)));
+static pthread_key_t packed_key;
+static pthread_once_t packed_once = PTHREAD_ONCE_INIT;
+static void make_packed_key(void) { pthread_key_create(&packed_key, free); }
+
+/// The buffer for a packed block of a transposed B: one per thread (ranks may be threads in tests), allocated on the
+/// thread's first product and freed when it ends; NULL when memory is short (the caller then takes the scalar path).
+static float *packed_block(void) {
+    pthread_once(&packed_once, make_packed_key);
+    float *p = pthread_getspecific(packed_key);
+    if (!p && (p = aligned_alloc(64, KC * NC * sizeof(float)))) pthread_setspecific(packed_key, p);
+    return p;
+}
 
 typedef void (*tile_kernel)(long kb, const float *a, long rs, long cs, const float *bp, long bs, float *c, long ldc, int load,
                             long rows, long cols);
@@ -178,8 +190,7 @@ __attribute__((target("avx"))) static void transpose8(const float *src, long lds
 
 /// op(B)[p0 ..< p0+kb, j0 ..< j0+nb] for a transposed B (op(B)[p, j] = b[j, p]) as NR-column panels: element (p, c)
 /// of a panel at p·NR + c; columns past the matrix are zeros. Reads B along its rows as stored.
-static void pack_b(const float *b, long ldb, long p0, long kb, long j0, long nb, int nr) {
-    float *out = packed_b;
+static void pack_b(const float *b, long ldb, long p0, long kb, long j0, long nb, int nr, float *out) {
     for (long q = 0; q < nb; q += nr) {
         const long cols = nb - q < nr ? nb - q : nr;
         long col = 0;
@@ -210,12 +221,17 @@ static void pack_b(const float *b, long ldb, long p0, long kb, long j0, long nb,
 
 static void sgemm_blocked(tile_kernel kernel, int mr, int nr, int ta, int tb, long m, long n, long k, const float *a,
                           long lda, const float *b, long ldb, int accumulate, float *c, long ldc) {
+    float *packed_b = tb ? packed_block() : NULL;
+    if (tb && !packed_b) {
+        sgemm_scalar(ta, tb, m, n, k, a, lda, b, ldb, accumulate, c, ldc);
+        return;
+    }
     for (long pc = 0; pc < k; pc += KC) {
         const long kb = k - pc < KC ? k - pc : KC;
         const int load = accumulate || pc > 0;
         for (long jc = 0; jc < n; jc += NC) {
             const long nb = n - jc < NC ? n - jc : NC;
-            if (tb) pack_b(b, ldb, pc, kb, jc, nb, nr);
+            if (tb) pack_b(b, ldb, pc, kb, jc, nb, nr, packed_b);
             for (long ic = 0; ic < m; ic += MC) {
                 const long mb = m - ic < MC ? m - ic : MC;
                 for (long jr = 0; jr < nb; jr += nr) {
