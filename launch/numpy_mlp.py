@@ -2,7 +2,8 @@
 
 Every rank computes the summed gradient of its half of each global batch with numpy's matmuls (numpy's own
 OpenBLAS), one in-place MPI Allreduce adds the ranks' flat gradient buffers, and every rank takes the same Adam or
-SGD step, as descent does. Prints one JSON line on rank 0: samples/s over the timed steps (the first step warms up).
+SGD step, as descent does. Prints one JSON line on rank 0: samples/s over all steps, the first included (as
+descent's summary.json counts them), the slowest rank's time.
   mpirun -np 2 python numpy_mlp.py --hidden 100,100,100,100 --optimizer adam --batch 128 --steps 400
 """
 import argparse
@@ -87,9 +88,9 @@ def main():
         else:
             theta -= np.float32(a.lr) * grad
         times.append(time.perf_counter() - start)
-    seconds = comm.allreduce(sum(times[1:]), op=MPI.MAX)
+    seconds = comm.allreduce(sum(times), op=MPI.MAX)
     if rank == 0:
-        print(json.dumps({"samples_per_second": batch * (a.steps - 1) / seconds, "steps": a.steps}))
+        print(json.dumps({"samples_per_second": batch * a.steps / seconds, "steps": a.steps}))
 
 
 if __name__ == "__main__":
