@@ -31,8 +31,7 @@ struct StudyReport {
             let trials = records.filter { $0.folder.hasPrefix(g.folder + "/") }
             let metric = config.target.metric
             func final(_ r: TrialRecord) -> Double {
-                let v = metric == .testAccuracy ? r.finalTestAccuracy : metric == .testLoss ? r.finalTestLoss : r.finalTrainLoss
-                guard let v, v.isFinite else { return -.infinity }
+                guard let v = r.final(metric), v.isFinite else { return -.infinity }
                 return metric.rises ? v : -v
             }
             guard let best = trials.min(by: { a, b in

@@ -23,6 +23,8 @@ public struct TrialRecord: Equatable, Sendable {
     public var finalTrainLoss: Double?
     public var finalTestLoss: Double?
     public var finalTestAccuracy: Double?
+    public var finalValidationLoss: Double?
+    public var finalValidationAccuracy: Double?
     /// The gradient noise scale B_simple while the trial approached the target (see `noiseNearTarget`).
     public var noiseScale: Double?
     public var trainSeconds: Double
@@ -32,8 +34,10 @@ public struct TrialRecord: Equatable, Sendable {
 
     public static let columns = ["trial_hash", "variant", "optimizer", "batch", "trial", "lr", "momentum", "reached", "diverged",
                                  "steps_to_target", "epochs_to_target", "examples_to_target", "seconds_to_target", "steps",
-                                 "final_train_loss", "final_test_loss", "final_test_accuracy", "noise_scale", "train_s",
-                                 "final_hash", "folder"]
+                                 "final_train_loss", "final_test_loss", "final_test_accuracy", "final_val_loss",
+                                 "final_val_accuracy", "noise_scale", "train_s", "final_hash", "folder"]
+    /// The columns a study.csv written before the validation columns lacks; such a file still reads back.
+    static let addedColumns: Set<String> = ["final_val_loss", "final_val_accuracy"]
     /// The columns that measure time, which differ from run to run.
     public static let timingColumns: Set<String> = ["seconds_to_target", "train_s"]
 
@@ -55,10 +59,22 @@ public struct TrialRecord: Equatable, Sendable {
         stepsRun = steps ?? result.steps
         if case .diverged(let step, _) = replica.end { (diverged, stepsRun) = (true, step) }
         (finalTrainLoss, finalTestLoss, finalTestAccuracy) = (result.lastTrainLoss, result.lastTestLoss, result.lastTestAccuracy)
+        (finalValidationLoss, finalValidationAccuracy) = (result.lastValidationLoss, result.lastValidationAccuracy)
         noiseScale = Self.noiseNearTarget(replica.history, until: steps ?? result.steps)
         trainSeconds = result.trainSeconds
         finalHash = hexDigest(result.finalHash)
         folder = group.folder + "/" + trial.config.name
+    }
+
+    /// The trial's last measured value of `metric` (the one a study's target names).
+    func final(_ metric: Target.Metric) -> Double? {
+        switch metric {
+        case .trainLoss: return finalTrainLoss
+        case .testLoss: return finalTestLoss
+        case .testAccuracy: return finalTestAccuracy
+        case .validationLoss: return finalValidationLoss
+        case .validationAccuracy: return finalValidationAccuracy
+        }
     }
 
     /// The median B_simple of the step rows in the second half of the steps up to `until`: the noise scale near
@@ -73,7 +89,8 @@ public struct TrialRecord: Equatable, Sendable {
         func number(_ v: Double?) -> String { v.map { "\($0)" } ?? "" }
         return [hash, variant, optimizer, batch, "\(trial)", "\(learningRate)", number(momentum), "\(reached)", "\(diverged)",
                 steps.map(String.init) ?? "", number(epochs), examples.map(String.init) ?? "", number(seconds), "\(stepsRun)",
-                number(finalTrainLoss), number(finalTestLoss), number(finalTestAccuracy), number(noiseScale), "\(trainSeconds)",
+                number(finalTrainLoss), number(finalTestLoss), number(finalTestAccuracy), number(finalValidationLoss),
+                number(finalValidationAccuracy), number(noiseScale), "\(trainSeconds)",
                 finalHash, folder]
     }
 
@@ -84,10 +101,11 @@ public struct TrialRecord: Equatable, Sendable {
     /// The records of a `study.csv` by trial hash (rows that do not read back are left out: they are measured again).
     static func parse(_ text: String) -> [String: TrialRecord] {
         let rows = csvRows(text)
-        guard let header = rows.first, header == columns else { return [:] }
+        guard let header = rows.first, header == columns || header == columns.filter({ !addedColumns.contains($0) })
+        else { return [:] }
         var records: [String: TrialRecord] = [:]
-        for row in rows.dropFirst() where row.count == columns.count {
-            if let r = TrialRecord(Dictionary(uniqueKeysWithValues: zip(columns, row))) { records[r.hash] = r }
+        for row in rows.dropFirst() where row.count == header.count {
+            if let r = TrialRecord(Dictionary(uniqueKeysWithValues: zip(header, row))) { records[r.hash] = r }
         }
         return records
     }
@@ -112,6 +130,7 @@ public struct TrialRecord: Equatable, Sendable {
         self.stepsRun = stepsRun
         (finalTrainLoss, finalTestLoss, finalTestAccuracy) = (number("final_train_loss"), number("final_test_loss"),
                                                               number("final_test_accuracy"))
+        (finalValidationLoss, finalValidationAccuracy) = (number("final_val_loss"), number("final_val_accuracy"))
         noiseScale = number("noise_scale")
         trainSeconds = seconds
         finalHash = f["final_hash"]!

@@ -204,7 +204,7 @@ public enum CheckpointStore {
         bytes.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: T.self)) }
     }
 
-    /// Checks the frame (length, magic, version, payload length, fingerprint) of a checkpoint's bytes.
+    /// Checks the frame (length, magic, version, the reserved zeros, payload length, fingerprint) of a checkpoint's bytes.
     public static func verify(_ bytes: [UInt8], file: String) throws {
         func fail(_ problem: String) -> CheckpointError { CheckpointError(file: file, problem: problem) }
         guard bytes.count >= prefixLength else {
@@ -215,6 +215,7 @@ public enum CheckpointStore {
         guard version == formatVersion else {
             throw fail("format version \(version), but this build reads version \(formatVersion)")
         }
+        guard read(UInt32.self, bytes, at: 12) == 0 else { throw fail("damaged frame: its reserved field (bytes 12–15) is not zero") }
         let length = read(UInt64.self, bytes, at: 16)
         guard length == UInt64(bytes.count - prefixLength) else {
             throw fail("truncated or extended: the frame announces \(length) payload bytes, the file holds \(bytes.count - prefixLength)")

@@ -178,7 +178,7 @@ import Glibc
 
 @Suite("GEMM roofline")
 struct RooflineTests {
-    @Test("the roofline times the sgemm calls the MLP makes: forward per layer, dW per layer, dA but for the first")
+    @Test("the roofline's shapes are the MLP's products written out: forward per layer, dW per layer, dA but for the first")
     func shapes() {
         let sizes = [11, 13, 9, 3], rows = 5
         let s = Roofline.shapes(sizes: sizes, rows: rows)

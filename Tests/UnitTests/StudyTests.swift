@@ -52,7 +52,10 @@ import Optimizers
         #expect(Array(steps.prefix(10)) == Array(1...10))
         for (a, b) in zip(steps, steps.dropFirst()) { #expect(b > a && Double(b) <= (Double(a) * 1.1).rounded(.up) + 1) }
         #expect(steps.count < 120, "\(steps.count) evaluations up to step 10000")
-        #expect(target.evaluation(after: 0) == 1 && target.evaluation(after: 57) == steps.first { $0 > 57 })
+        // The rule s ← max(s + 1, ⌈1.1·s⌉) from 1, written out: 1 … 10, 11, 13, 15, 17, 19, 21, 24, 27, 30, 33, 37, 41,
+        // 46, 51, 57, 63, 70, 77, 85, 94, 104.
+        #expect(Array(steps.prefix(31)) == Array(1...11) + [13, 15, 17, 19, 21, 24, 27, 30, 33, 37, 41, 46, 51, 57, 63, 70, 77, 85, 94, 104])
+        #expect(target.evaluation(after: 0) == 1 && target.evaluation(after: 57) == 63 && target.evaluation(after: 95) == 104)
         #expect(target.reached(0.49) && !target.reached(0.51))
         #expect(Target(metric: .testAccuracy, value: 0.8).reached(0.81))
     }
@@ -173,6 +176,36 @@ struct StudyRunTests {
         #expect(best.map { $0["batch"]! } == ["16", "64", "full"])
         let html = try String(contentsOf: dir.appendingPathComponent("together/tiny/report.html"), encoding: .utf8)
         #expect(html.contains("What the numbers say") && html.contains("steps_vs_batch.svg"))
+    }
+
+    @Test("with a val_accuracy target that no trial reaches, the best trial is the one with the best final validation accuracy")
+    func validationTargetTieBreak() throws {
+        let dir = try temporaryDirectory("study-val")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let yaml = tinyStudyYAML(output: dir.path, batches: "[16]")
+            .replacingOccurrences(of: "noise: 2.5}", with: "noise: 2.5, validation: 64}")
+            .replacingOccurrences(of: "target: test_accuracy", with: "target: val_accuracy")
+        let study = try Study(config: StudyConfig.load(yaml: yaml, fileName: "tiny.yaml"), communicator: SingleProcessCommunicator(),
+                              console: quiet)
+        let folder = study.groups[0].folder
+        // Neither reaches 0.7; the second has the better validation accuracy and the worse training and test figures.
+        func record(_ trial: Int, train: Double, test: Double, validation: Double) throws -> TrialRecord {
+            try #require(TrialRecord(["trial_hash": "h\(trial)", "variant": "sgd", "optimizer": "sgd", "batch": "16", "trial": "\(trial)",
+                                      "lr": "0.\(trial)", "steps": "300", "train_s": "1", "final_hash": "0", "folder": "\(folder)/t\(trial)",
+                                      "final_train_loss": "\(train)", "final_test_accuracy": "\(test)", "final_test_loss": "\(train)",
+                                      "final_val_accuracy": "\(validation)", "final_val_loss": "\(1 - validation)"]))
+        }
+        let records = [try record(1, train: 0.9, test: 0.65, validation: 0.50), try record(2, train: 0.2, test: 0.55, validation: 0.66)]
+        let bests = StudyReport(study: study, records: records, ranges: [:]).bests()
+        #expect(bests.map(\.best.trial) == [2], "\(bests.map(\.best.trial))")
+        // The validation figures are columns of study.csv, and a study.csv without them still reads back.
+        let csv = TrialRecord.csv(records)
+        #expect(TrialRecord.parse(csv)["h2"]?.finalValidationAccuracy == 0.66)
+        let old = csv.split(separator: "\n").map { line in
+            line.split(separator: ",", omittingEmptySubsequences: false).enumerated()
+                .filter { !TrialRecord.addedColumns.contains(TrialRecord.columns[$0.offset]) }.map(\.element).joined(separator: ",")
+        }.joined(separator: "\n")
+        #expect(TrialRecord.parse(old)["h1"]?.finalTrainLoss == 0.9)
     }
 
     @Test("a batch larger than the training set is refused before anything is written")
