@@ -16,29 +16,17 @@ struct Compare: ParsableCommand {
             + "and one run folder per variant."
     )
 
-    @Option(name: .shortAndLong, help: "The YAML config file with a compare: block.")
-    var config: String
-
-    @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key, e.g. --set compare.target_loss=0.5.", valueName: "key=value"))
-    var overrides: [String] = []
-
-    @Flag(help: "Replace an existing comparison folder of the same name.")
-    var overwrite = false
-
-    @Option(help: "Progress display: auto, line, plain, off.")
-    var progress: Console.Style = .auto
+    @OptionGroup var file: ConfigFileOption
+    @OptionGroup var set: OverrideOptions
+    @OptionGroup var output: OutputOptions
 
     func run() throws {
-        let communicator = try watchedWorld()
-        let status = onEveryRank(communicator) {
-            try LaunchCheck.verify(on: communicator, environment: ProcessInfo.processInfo.environment)
+        try distributed(stopSignals: true) { communicator, _ in
             let c = try communicator.collectively {
-                try CompareConfig.load(yaml: readConfigFile(config), fileName: config, overrides: overrides)
+                try CompareConfig.load(yaml: readConfigFile(file.config), fileName: file.config, overrides: set.overrides)
             }
-            let console = Console(enabled: communicator.rank == 0, style: progress)
-            try Comparison(config: c, communicator: communicator, overwrite: overwrite, console: console).run()
+            let console = Console(enabled: communicator.rank == 0, style: output.progress)
+            try Comparison(config: c, communicator: communicator, overwrite: output.overwrite, console: console).run()
         }
-        MPICommunicator.finalize()
-        if status != 0 { throw ExitCode(status) }
     }
 }

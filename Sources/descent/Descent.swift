@@ -39,6 +39,63 @@ func watchedWorld() throws -> WatchedCommunicator {
     WatchedCommunicator(try MPICommunicator.world(), deadline: RunConfig().guards.collectiveTimeout)
 }
 
+/// The one preamble of every subcommand that runs on the ranks of a job: MPI_COMM_WORLD under the watchdog, the
+/// launch check (and its note), the agreement on the build, the fault plan (`DESCENT_FAULT`), then `body`; any
+/// failure becomes one message and one exit status on every rank, and MPI is finalised. (The matrix kernels are
+/// agreed with the config, by the trainer.) `stopSignals` keeps a batch system's SIGTERM for a checkpoint instead
+/// of ending the process: for the commands that train.
+func distributed(stopSignals: Bool = false, _ body: (Communicator, FaultPlan?) throws -> Void) throws {
+    // From the first moment: a batch system's warning signal during start-up is kept for step 1, not fatal.
+    if stopSignals { StopSignals.install() }
+    let communicator = try watchedWorld()
+    let status = onEveryRank(communicator) {
+        let environment = ProcessInfo.processInfo.environment
+        try LaunchCheck.verify(on: communicator, environment: environment)
+        if communicator.rank == 0, let note = LaunchCheck.note(worldSize: communicator.size, environment: environment) {
+            FileHandle.standardError.write(Data("descent: note: \(note)\n".utf8))
+        }
+        try Agreement.check("the build", Agreement.buildIdentity, on: communicator)
+        let faults = try communicator.collectively { try FaultPlan.fromEnvironment() }
+        try body(communicator, faults)
+    }
+    MPICommunicator.finalize()
+    if status != 0 { throw ExitCode(status) }
+}
+
+/// Runs a single-process command's work; a failure is printed as every rank's failures are, and ends with status 1.
+func singleProcess(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as ExitCode {
+        throw error
+    } catch {
+        report("\(error)", rank: nil, of: 1)
+        throw ExitCode(1)
+    }
+}
+
+/// The config file of a training, comparison or study command.
+struct ConfigFileOption: ParsableArguments {
+    @Option(name: .shortAndLong, help: "The YAML config file (see configs/ and docs/config.md).")
+    var config: String
+}
+
+/// `--set key=value`, for every command that reads a config.
+struct OverrideOptions: ParsableArguments {
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key, e.g. --set optimizer.lr=0.05 (repeatable).",
+                                                         valueName: "key=value"))
+    var overrides: [String] = []
+}
+
+/// What a command that writes an output folder and trains shows and replaces.
+struct OutputOptions: ParsableArguments {
+    @Flag(help: "Replace an existing output folder of the same name (a run, comparison or study folder).")
+    var overwrite = false
+
+    @Option(help: "Progress display: auto, line (one updating terminal line), plain (a line every 10 s), off.")
+    var progress: Console.Style = .auto
+}
+
 /// The text of a config file, or a ConfigError naming it.
 func readConfigFile(_ path: String) throws -> String {
     do {

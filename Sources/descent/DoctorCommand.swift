@@ -20,10 +20,7 @@ struct DoctorCommand: ParsableCommand {
     var data = FashionMNIST.defaultDirectory
 
     func run() throws {
-        let communicator = try MPICommunicator.world()
-        let status = onEveryRank(communicator) {
-            try LaunchCheck.verify(on: communicator, environment: ProcessInfo.processInfo.environment)
-            try Agreement.check("the build", Agreement.buildIdentity, on: communicator)
+        try distributed { communicator, _ in
             let (line, native) = try communicator.collectively { try rankReport() }
             let lines = try communicator.allGather(text: line)
             let natives = try communicator.allGather(text: native)
@@ -34,8 +31,6 @@ struct DoctorCommand: ParsableCommand {
             print(kinds.count == 1 ? "native kernels: the same on every rank"
                   : "native kernels: \(kinds.count) kinds across the ranks — runtime.kernels: native would be refused; portable runs")
         }
-        MPICommunicator.finalize()
-        if status != 0 { throw ExitCode(status) }
     }
 
     func header(ranks: Int) -> String {

@@ -20,8 +20,7 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "A config whose data and model to use instead of the run's config.yaml.")
     var config: String?
 
-    @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key, e.g. --set data.source=idx.", valueName: "key=value"))
-    var overrides: [String] = []
+    @OptionGroup var set: OverrideOptions
 
     @Option(help: "The split to evaluate: test or train.")
     var split = "test"
@@ -34,11 +33,10 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        let communicator = try watchedWorld()
-        let status = onEveryRank(communicator) {
+        try distributed { communicator, _ in
             let file = config ?? folder + "/config.yaml"
             let c = try communicator.collectively {
-                try RunConfig.load(yaml: readConfigFile(file), fileName: file, overrides: overrides)
+                try RunConfig.load(yaml: readConfigFile(file), fileName: file, overrides: set.overrides)
             }
             let trainer = try Trainer(config: c, communicator: communicator, writeOutput: false,
                                       console: Console(enabled: false, interactive: false))
@@ -57,7 +55,5 @@ struct EvalCommand: ParsableCommand {
                       + "results in \(directory)/ (eval.csv, confusion.csv, confusion.svg)")
             }
         }
-        MPICommunicator.finalize()
-        if status != 0 { throw ExitCode(status) }
     }
 }

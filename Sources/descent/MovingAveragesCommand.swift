@@ -36,19 +36,15 @@ struct MovingAveragesCommand: ParsableCommand {
     }
 
     func run() throws {
-        do {
-            try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
-        } catch {
-            FileHandle.standardError.write(Data("descent: error: \(output): cannot create the folder (\(error.localizedDescription))\n".utf8))
-            throw ExitCode(1)
-        }
-        let files = MovingAverages.outputs(count: count, betas: parsedBetas()!, seed: seed)
-        do {
+        try singleProcess {
+            do {
+                try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+            } catch {
+                throw OutputError(path: output, reason: "cannot create the folder (\(error.localizedDescription))")
+            }
+            let files = MovingAverages.outputs(count: count, betas: parsedBetas()!, seed: seed)
             for f in files { try writeAtomically(f.text, to: output + "/" + f.name) }
-        } catch {
-            FileHandle.standardError.write(Data("descent: error: \(error)\n".utf8))
-            throw ExitCode(1)
+            print("wrote \(output)/: " + files.map(\.name).joined(separator: ", "))
         }
-        print("wrote \(output)/: " + files.map(\.name).joined(separator: ", "))
     }
 }

@@ -24,8 +24,7 @@ struct PathCommand: ParsableCommand {
     @Option(help: "A preset name: configs/path-<name>.yaml, looked up from the working directory and from the executable's folder upwards.")
     var preset: String?
 
-    @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key, e.g. --set optimizers[1].lr=0.2.", valueName: "key=value"))
-    var overrides: [String] = []
+    @OptionGroup var set: OverrideOptions
 
     @Flag(help: "List the test functions and the presets found, then exit.")
     var list = false
@@ -38,21 +37,15 @@ struct PathCommand: ParsableCommand {
 
     func run() throws {
         if list { return printList() }
-        do {
+        var pathConfig: PathConfig?
+        try singleProcess {
             let file = try config ?? presetFile(preset!)
-            let pathConfig = try PathConfig.load(yaml: readConfigFile(file), fileName: file, overrides: overrides)
-            guard pathConfig.function.isFiniteSum else { return try lab(pathConfig, on: SingleProcessCommunicator()) }
-            let communicator = try watchedWorld()
-            let status = onEveryRank(communicator) { try lab(pathConfig, on: communicator) }
-            MPICommunicator.finalize()
-            if status != 0 { throw ExitCode(status) }
-        } catch let error as ConfigError {
-            FileHandle.standardError.write(Data("descent: error: \(error)\n".utf8))
-            throw ExitCode(1)
-        } catch let error as OutputError {
-            FileHandle.standardError.write(Data("descent: error: \(error)\n".utf8))
-            throw ExitCode(1)
+            pathConfig = try PathConfig.load(yaml: readConfigFile(file), fileName: file, overrides: set.overrides)
         }
+        guard let pathConfig else { return }
+        // A 2-D test function is one process; a finite sum trains on the ranks of the job like any model.
+        guard pathConfig.function.isFiniteSum else { return try singleProcess { try lab(pathConfig, on: SingleProcessCommunicator()) } }
+        try distributed { communicator, _ in try lab(pathConfig, on: communicator) }
     }
 
     /// Runs the lab on every rank; rank 0 writes the files and prints the summary.

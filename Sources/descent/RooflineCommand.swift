@@ -57,21 +57,24 @@ struct RooflineCommand: ParsableCommand {
         return w.allSatisfy { ($0 ?? 0) > 0 } ? w.map { $0! } : nil
     }
 
+    /// The products to time: the CNN's of --layers, or the MLP's.
+    func shapes() throws -> [Roofline.Shape] {
+        guard let layers else { return Roofline.shapes(sizes: [inputs] + widths()! + [classes], rows: rows, outputsFirst: outputsFirst) }
+        let specs = layers.split(separator: ",").compactMap { CNN.LayerSpec($0.trimmingCharacters(in: .whitespaces)) }
+        let hw = image.split(separator: ",").compactMap { Int($0) }
+        guard hw.count == 2, specs.count == layers.split(separator: ",").count, let cnn = try? CNN(input: hw, classes: classes, specs: specs)
+        else { throw ValidationError("--layers: expected layers like \"conv 32 5, relu, pool, dense 1024\" and --image h,w") }
+        return Roofline.shapes(cnn: cnn, rows: rows)
+    }
+
     func run() throws {
-        let communicator = try MPICommunicator.world()
-        let choice = try MatrixKernels.use(kernels)
+        let shapes = try shapes()
+        try distributed { communicator, _ in try time(shapes, on: communicator) }
+    }
+
+    func time(_ shapes: [Roofline.Shape], on communicator: Communicator) throws {
+        let choice = try communicator.collectively { try MatrixKernels.use(kernels) }
         MatrixKernels.threads = 1
-        let shapes: [Roofline.Shape]
-        if let layers {
-            let specs = layers.split(separator: ",").compactMap { CNN.LayerSpec($0.trimmingCharacters(in: .whitespaces)) }
-            let hw = image.split(separator: ",").compactMap { Int($0) }
-            guard hw.count == 2, specs.count == layers.split(separator: ",").count else {
-                throw ValidationError("--layers: expected layers like \"conv 32 5, relu, pool, dense 1024\" and --image h,w")
-            }
-            shapes = Roofline.shapes(cnn: try CNN(input: hw, classes: classes, specs: specs), rows: rows)
-        } else {
-            shapes = Roofline.shapes(sizes: [inputs] + widths()! + [classes], rows: rows, outputsFirst: outputsFirst)
-        }
         let seconds = try Roofline.seconds(shapes, repeats: repeats, on: communicator)
         if each {
             for s in shapes {
@@ -89,7 +92,6 @@ struct RooflineCommand: ParsableCommand {
                          Roofline.flops(shapes) / seconds / 1e9, rate))
             print("kernels: \(choice.description)")
         }
-        MPICommunicator.finalize()
     }
 }
 extension KernelMode: ExpressibleByArgument {}

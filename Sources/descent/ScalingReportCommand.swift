@@ -63,7 +63,7 @@ struct ScalingReportCommand: ParsableCommand {
     var check: [String] = []
 
     func run() throws {
-        do {
+        try singleProcess {
             if let project {
                 print(try projection(project))
             } else {
@@ -71,9 +71,6 @@ struct ScalingReportCommand: ParsableCommand {
                 print(try ScalingReport.write(directory, mode: mode))
                 print("scaling report in \(directory)/ (report.html, scaling.csv, scaling.svg, phases.svg)")
             }
-        } catch let error as OutputError {
-            FileHandle.standardError.write(Data("descent: error: \(error)\n".utf8))
-            throw ExitCode(1)
         }
     }
 

@@ -17,11 +17,9 @@ struct StudyCommand: ParsableCommand {
             + "trials already in study.csv are not trained again."
     )
 
-    @Option(name: .shortAndLong, help: "The YAML config file with a study: block.")
-    var config: String
-
-    @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key, e.g. --set study.trials=4.", valueName: "key=value"))
-    var overrides: [String] = []
+    @OptionGroup var file: ConfigFileOption
+    @OptionGroup var set: OverrideOptions
+    @OptionGroup var output: OutputOptions
 
     @Option(help: "At most this many trials train together as replicas on one data stream (1: each alone).")
     var together = 64
@@ -37,43 +35,29 @@ struct StudyCommand: ParsableCommand {
     @Flag(help: "Print the study folder and its batch sizes (`folder PATH`, then `batch B` per line), and exit.")
     var plan = false
 
-    @Flag(help: "Start the study again in an existing folder, discarding what it measured.")
-    var overwrite = false
-
-    @Option(help: "Progress display: auto, line, plain, off.")
-    var progress: Console.Style = .auto
 
     func run() throws {
         if plan {
-            do {
-                let c = try StudyConfig.load(yaml: readConfigFile(config), fileName: config, overrides: overrides)
+            return try singleProcess {
+                let c = try StudyConfig.load(yaml: readConfigFile(file.config), fileName: file.config, overrides: set.overrides)
                 print("folder \(c.base.outputDirectory)/\(c.base.name)")
                 for b in c.batches { print("batch \(b)") }
-                return
-            } catch {
-                report("\(error)", rank: nil, of: 1)
-                throw ExitCode(1)
             }
         }
-        let communicator = try watchedWorld()
-        let status = onEveryRank(communicator) {
-            try LaunchCheck.verify(on: communicator, environment: ProcessInfo.processInfo.environment)
+        try distributed(stopSignals: true) { communicator, faults in
             let c = try communicator.collectively {
-                try StudyConfig.load(yaml: readConfigFile(config), fileName: config, overrides: overrides)
+                try StudyConfig.load(yaml: readConfigFile(file.config), fileName: file.config, overrides: set.overrides)
             }
-            let faults = try communicator.collectively { try FaultPlan.fromEnvironment() }
-            let console = Console(enabled: communicator.rank == 0, style: progress)
+            let console = Console(enabled: communicator.rank == 0, style: output.progress)
             let only = try batches.isEmpty ? nil : batches.map { word in
                 guard let b = RunConfig.Batch(word) else {
                     throw AgreedFailure(description: "--batch: expected a global batch size (an integer ≥ 1 or full), found '\(word)'")
                 }
                 return b
             }
-            let study = try Study(config: c, communicator: communicator, overwrite: overwrite, together: max(1, together), only: only,
-                                  console: console, hooks: faults)
+            let study = try Study(config: c, communicator: communicator, overwrite: output.overwrite, together: max(1, together),
+                                  only: only, console: console, hooks: faults)
             if reportOnly { try study.report() } else { try study.run() }
         }
-        MPICommunicator.finalize()
-        if status != 0 { throw ExitCode(status) }
     }
 }

@@ -39,7 +39,10 @@ struct TimeExchangeCommand: ParsableCommand {
     }
 
     func run() throws {
-        let communicator = try MPICommunicator.world()
+        try distributed { communicator, _ in try time(on: communicator) }
+    }
+
+    func time(on communicator: Communicator) throws {
         var rows: [ExchangeModel.Timing] = []
         for p in counts()! {
             let seconds = try ExchangeModel.time(parameters: p, repeats: repeats, on: communicator)
@@ -48,11 +51,11 @@ struct TimeExchangeCommand: ParsableCommand {
                 print(String(format: "%@, %d ranks, %9d parameters: %9.1f µs per exchange", transport, communicator.size, p, seconds * 1e6))
             }
         }
-        if communicator.rank == 0, let csv {
+        try communicator.collectively {
+            guard communicator.rank == 0, let csv else { return }
             let exists = FileManager.default.fileExists(atPath: csv)
             let old = exists ? ((try? String(contentsOfFile: csv, encoding: .utf8)) ?? "") : ExchangeModel.Timing.header + "\n"
             try writeAtomically(old + rows.map(\.csvLine).joined(separator: "\n") + "\n", to: csv)
         }
-        MPICommunicator.finalize()
     }
 }
