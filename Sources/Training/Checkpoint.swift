@@ -5,6 +5,7 @@
 //     4 bytes  format version (little-endian UInt32), 4 bytes zero
 //     8 bytes  payload length, 8 bytes payload fingerprint (little-endian UInt64)
 //     payload: 8-byte header length, the JSON header, then the float buffers the header lists, in order.
+// Format 2 (written since the run state became nested values) and format 1 (flat records) are both read.
 // It is written as `<name>.tmp`, fsynced, renamed to `step-<N>.ckpt`, and the folder fsynced; only then is the
 // commit record `LATEST` replaced (the same way). A reader follows `LATEST` alone, so a crash at any point leaves
 // the previous committed checkpoint in force.
@@ -15,7 +16,9 @@ import Numerics
 import Glibc
 #endif
 
-/// The JSON part of a checkpoint: where the run stands and everything that is not a float buffer.
+/// The JSON part of a checkpoint: where the run stands and everything that is not a float buffer. Format 2 nests
+/// the run state as the values it is (`position`, each replica's `progress` and `guards`); `FormatOne` reads the
+/// flat objects that format 1 wrote.
 public struct CheckpointHeader: Codable, Sendable {
     /// Sample order: a pure function of (seed, epoch); the stream is the epoch.
     public struct RandomState: Codable, Sendable {
@@ -24,7 +27,7 @@ public struct CheckpointHeader: Codable, Sendable {
         public var stream: Int
     }
 
-    /// One replica's optimizer scalars and its running records (stored beside them, flat).
+    /// One replica's optimizer scalars and its running records.
     public struct ReplicaRecord: Codable, Sendable {
         public var label: String
         public var optimizer: String
@@ -32,37 +35,6 @@ public struct CheckpointHeader: Codable, Sendable {
         public var scalars: [String: Double]
         public var progress: ReplicaProgress
         public var guards: GuardState
-
-        enum CodingKeys: String, CodingKey { case label, optimizer, optimizerStep, scalars }
-
-        public init(label: String, optimizer: String, optimizerStep: Int, scalars: [String: Double],
-                    progress: ReplicaProgress, guards: GuardState) {
-            self.label = label
-            self.optimizer = optimizer
-            self.optimizerStep = optimizerStep
-            self.scalars = scalars
-            self.progress = progress
-            self.guards = guards
-        }
-
-        public init(from decoder: Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            label = try c.decode(String.self, forKey: .label)
-            optimizer = try c.decode(String.self, forKey: .optimizer)
-            optimizerStep = try c.decode(Int.self, forKey: .optimizerStep)
-            scalars = try c.decode([String: Double].self, forKey: .scalars)
-            progress = try ReplicaProgress(from: decoder)
-            guards = try GuardState(from: decoder)
-        }
-
-        public func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(label, forKey: .label)
-            try c.encode(optimizer, forKey: .optimizer)
-            try c.encode(optimizerStep, forKey: .optimizerStep)
-            try c.encode(scalars, forKey: .scalars)
-            try encoder.encodeSideBySide(progress, guards)
-        }
     }
 
     /// A float buffer stored after the header.
@@ -72,7 +44,7 @@ public struct CheckpointHeader: Codable, Sendable {
     }
 
     public var format: Int
-    /// Where the run stands: steps done, the next step's epoch and batch, and the running totals (stored flat).
+    /// Where the run stands: steps done, the next step's epoch and batch, and the running totals.
     public var position: RunPosition
     public var ranks: Int
     public var configHash: String
@@ -88,51 +60,38 @@ public struct CheckpointHeader: Codable, Sendable {
     public var step: Int { position.step }
     public var epoch: Int { position.epoch }
     public var batch: Int { position.batch }
+}
 
-    enum CodingKeys: String, CodingKey {
-        case format, ranks, configHash, config, random, orderHash, parameterCount, replicas, buffers
-    }
+extension CheckpointHeader {
+    /// Format 1's header: the same fields, with the run position spread into the top-level object and each
+    /// replica's progress and guards into its record.
+    struct FormatOne: Decodable {
+        var header: CheckpointHeader
 
-    public init(format: Int, position: RunPosition, ranks: Int, configHash: String, config: String, random: RandomState,
-                orderHash: String, parameterCount: Int, replicas: [ReplicaRecord], buffers: [Buffer]) {
-        self.format = format
-        self.position = position
-        self.ranks = ranks
-        self.configHash = configHash
-        self.config = config
-        self.random = random
-        self.orderHash = orderHash
-        self.parameterCount = parameterCount
-        self.replicas = replicas
-        self.buffers = buffers
-    }
+        enum Keys: String, CodingKey { case format, ranks, configHash, config, random, orderHash, parameterCount, replicas, buffers }
 
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        format = try c.decode(Int.self, forKey: .format)
-        position = try RunPosition(from: decoder)
-        ranks = try c.decode(Int.self, forKey: .ranks)
-        configHash = try c.decode(String.self, forKey: .configHash)
-        config = try c.decode(String.self, forKey: .config)
-        random = try c.decode(RandomState.self, forKey: .random)
-        orderHash = try c.decode(String.self, forKey: .orderHash)
-        parameterCount = try c.decode(Int.self, forKey: .parameterCount)
-        replicas = try c.decode([ReplicaRecord].self, forKey: .replicas)
-        buffers = try c.decode([Buffer].self, forKey: .buffers)
-    }
+        struct Replica: Decodable {
+            var record: ReplicaRecord
+            enum Keys: String, CodingKey { case label, optimizer, optimizerStep, scalars }
 
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(format, forKey: .format)
-        try encoder.encodeSideBySide(position)
-        try c.encode(ranks, forKey: .ranks)
-        try c.encode(configHash, forKey: .configHash)
-        try c.encode(config, forKey: .config)
-        try c.encode(random, forKey: .random)
-        try c.encode(orderHash, forKey: .orderHash)
-        try c.encode(parameterCount, forKey: .parameterCount)
-        try c.encode(replicas, forKey: .replicas)
-        try c.encode(buffers, forKey: .buffers)
+            init(from decoder: Decoder) throws {
+                let c = try decoder.container(keyedBy: Keys.self)
+                record = ReplicaRecord(label: try c.decode(String.self, forKey: .label), optimizer: try c.decode(String.self, forKey: .optimizer),
+                                       optimizerStep: try c.decode(Int.self, forKey: .optimizerStep),
+                                       scalars: try c.decode([String: Double].self, forKey: .scalars),
+                                       progress: try ReplicaProgress(from: decoder), guards: try GuardState(from: decoder))
+            }
+        }
+
+        init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: Keys.self)
+            header = CheckpointHeader(
+                format: try c.decode(Int.self, forKey: .format), position: try RunPosition(from: decoder),
+                ranks: try c.decode(Int.self, forKey: .ranks), configHash: try c.decode(String.self, forKey: .configHash),
+                config: try c.decode(String.self, forKey: .config), random: try c.decode(RandomState.self, forKey: .random),
+                orderHash: try c.decode(String.self, forKey: .orderHash), parameterCount: try c.decode(Int.self, forKey: .parameterCount),
+                replicas: try c.decode([Replica].self, forKey: .replicas).map(\.record), buffers: try c.decode([Buffer].self, forKey: .buffers))
+        }
     }
 }
 
@@ -152,7 +111,9 @@ public struct CommitRecord: Codable, Sendable {
 
 /// Reading and writing checkpoint files and the commit record of one folder.
 public enum CheckpointStore {
-    public static let formatVersion: UInt32 = 1
+    /// The format this build writes, and the ones it reads.
+    public static let formatVersion: UInt32 = 2
+    public static let readableVersions: [UInt32] = [1, 2]
     static let magic = Array("DSCNTCKP".utf8)
     static let prefixLength = 32
 
@@ -212,8 +173,9 @@ public enum CheckpointStore {
         }
         guard Array(bytes[0..<8]) == magic else { throw fail("not a descent checkpoint (wrong magic bytes)") }
         let version = read(UInt32.self, bytes, at: 8)
-        guard version == formatVersion else {
-            throw fail("format version \(version), but this build reads version \(formatVersion)")
+        guard readableVersions.contains(version) else {
+            throw fail("format version \(version), but this build reads versions "
+                       + readableVersions.map(String.init).joined(separator: " and "))
         }
         guard read(UInt32.self, bytes, at: 12) == 0 else { throw fail("damaged frame: its reserved field (bytes 12–15) is not zero") }
         let length = read(UInt64.self, bytes, at: 16)
@@ -239,7 +201,9 @@ public enum CheckpointStore {
         guard jsonLength >= 0, jsonStart + jsonLength <= bytes.count else { throw fail("header length out of range") }
         let header: CheckpointHeader
         do {
-            header = try jsonDecoder().decode(CheckpointHeader.self, from: Data(bytes[jsonStart..<(jsonStart + jsonLength)]))
+            let json = Data(bytes[jsonStart..<(jsonStart + jsonLength)])
+            header = read(UInt32.self, bytes, at: 8) == 1 ? try jsonDecoder().decode(CheckpointHeader.FormatOne.self, from: json).header
+                : try jsonDecoder().decode(CheckpointHeader.self, from: json)
         } catch {
             throw fail("unreadable header (\(error))")
         }

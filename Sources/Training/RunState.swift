@@ -85,14 +85,6 @@ public struct ReplicaProgress: Codable, Sendable {
     }
 }
 
-extension Encoder {
-    /// Encodes `values` side by side into one keyed container (their keys must differ): a checkpoint holds whole
-    /// values while its JSON keeps one flat object per record.
-    func encodeSideBySide(_ values: any Encodable...) throws {
-        for value in values { try value.encode(to: self) }
-    }
-}
-
 /// How a run with a target ended for one replica before its last step: its parameters stay as they were then.
 public enum TrialEnd: Sendable {
     /// The evaluation row at which the target was first reached.

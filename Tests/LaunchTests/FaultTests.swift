@@ -53,10 +53,10 @@ struct FaultTests {
         #expect(kept == ["LATEST", "step-000000028.ckpt", "step-000000030.ckpt"], "\(kept)")
     }
 
-    @Test("checkpoints written by an earlier build (format 1, Tests/Fixtures) resume at 3 ranks to the uninterrupted hash and metrics",
-          arguments: ["step-000000020.ckpt", "step-000000016.ckpt"])  // mid-epoch 2; at the end of epoch 1, after a stop signal
-    func earlierBuildCheckpoint(_ file: String) throws {
-        let fixture = packageRoot.appendingPathComponent("Tests/Fixtures/checkpoint-v1")
+    @Test("checkpoints written by an earlier build (formats 1 and 2, Tests/Fixtures) resume at 3 ranks to the uninterrupted hash and metrics",
+          arguments: ["checkpoint-v1", "checkpoint-v2"], ["step-000000020.ckpt", "step-000000016.ckpt"])  // mid-epoch 2; at the end of epoch 1, after a stop signal
+    func earlierBuildCheckpoint(_ format: String, _ file: String) throws {
+        let fixture = packageRoot.appendingPathComponent("Tests/Fixtures/\(format)")
         let dir = try temporaryDirectory("descent-fixture")
         let config = fixture.appendingPathComponent("config.yaml").path
         let whole = try runDescent(ranks: 2, ["train", "--config", config, "--set", "name=whole", "--progress", "off"], directory: dir)
@@ -94,7 +94,7 @@ struct FaultTests {
     @Test("a damaged checkpoint is rejected on every rank with a message naming the file and the problem", arguments: [
         ("flipped byte", "checksum mismatch"),
         ("truncated", "truncated or extended: the frame announces"),
-        ("wrong version", "format version 7, but this build reads version 1"),
+        ("wrong version", "format version 7, but this build reads versions 1 and 2"),
         ("not a checkpoint", "not a descent checkpoint"),
     ])
     func damagedCheckpoint(_ damage: String, _ problem: String) throws {
