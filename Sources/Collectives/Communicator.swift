@@ -53,6 +53,10 @@ public protocol Communicator: AnyObject {
     /// Tells a watching implementation what the rank is doing (the optimizer step, −1 before the first, and a
     /// phase name), so that a collective that never completes can be reported by step and phase.
     func setContext(step: Int, phase: StaticString)
+
+    /// The seconds a collective may wait before the job is aborted (`guards.collective_timeout`; 0: no deadline),
+    /// where a watchdog keeps one.
+    func setDeadline(_ seconds: Double)
 }
 
 /// A buffer cut into one piece per rank: piece q is `counts[q]` elements from `offsets[q]`.
@@ -85,6 +89,7 @@ public struct Pieces<Buffer> {
 
 extension Communicator {
     public func setContext(step: Int, phase: StaticString) {}
+    public func setDeadline(_ seconds: Double) {}
 
     /// Root's text on every rank (the others pass anything; lengths may differ).
     public func broadcast(text: String, root: Int = 0) throws -> String {

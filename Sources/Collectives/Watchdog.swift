@@ -174,4 +174,6 @@ public final class WatchedCommunicator: Communicator {
     public func setContext(step: Int, phase: StaticString) {
         watchdog.setContext(step: step, phase: phase)
     }
+
+    public func setDeadline(_ seconds: Double) { watchdog.deadline = seconds }
 }

@@ -49,8 +49,9 @@ public final class Comparison {
                 var c = v.config
                 c.outputDirectory = parent
                 console.note("== \(v.label)")
-                let trainer = try Trainer(config: c, communicator: communicator, writeOutput: directory != nil,
-                                          overwrite: true, console: console, rows: 200, checkpoints: false)
+                let trainer = try Trainer(RunInputs.load(c, on: communicator),
+                                          output: directory != nil ? .folder(overwrite: true, checkpoints: false) : .none,
+                                          options: TrainerOptions(console: console, rows: 200))
                 let result = try trainer.run()
                 outcomes.append(Outcome(label: v.label, config: c, result: result, rows: trainer.history))
             }
@@ -58,9 +59,10 @@ public final class Comparison {
             var c = config.base
             c.outputDirectory = config.base.outputDirectory
             // The replicas write into <output.dir>/<name>/<label>/, the folder this comparison created.
-            let trainer = try Trainer(config: c, communicator: communicator, writeOutput: directory != nil, overwrite: true,
-                                      console: console, rows: 200,
-                                      optimizers: config.variants.map { ($0.label, $0.config.optimizer) }, checkpoints: false)
+            let trainer = try Trainer(RunInputs.load(c, on: communicator),
+                                      replicas: config.variants.map { ReplicaPlan(label: $0.label, settings: $0.config.optimizer) },
+                                      output: directory != nil ? .folder(overwrite: true, checkpoints: false) : .none,
+                                      options: TrainerOptions(console: console, rows: 200))
             try trainer.run()
             outcomes = trainer.replicas.map { Outcome(label: $0.label, config: $0.config, result: $0.result!, rows: $0.history) }
         }

@@ -148,9 +148,8 @@ public enum PathLab {
         run.training.noiseScaleEvery = 0
         run.guards.divergence = 0  // the lab's own rule (non-finite or |θ| > 1e12) ends a path
         let model = TwoParameterModel(sum, start: SIMD2(Float(config.start.x), Float(config.start.y)))
-        let trainer = try Trainer(config: run, communicator: communicator, writeOutput: false,
-                                  console: Console(enabled: false, interactive: false), checkpoints: false,
-                                  problem: Problem(train: train, test: test, model: model))
+        let inputs = try RunInputs.load(run, on: communicator, problem: Problem(train: train, test: test, model: model))
+        let trainer = try Trainer(inputs, output: .none, options: TrainerOptions(console: Console(enabled: false, interactive: false)))
         let perEpoch = Double(trainer.plannedSteps / config.epochs)
         var points = [Trajectory.Point(step: 0, epoch: 0, x: model.start.x, y: model.start.y,
                                        f: landscape.value(Double(model.start.x), Double(model.start.y)))]

@@ -198,10 +198,10 @@ public final class Study {
         console.note("== \(group.label): \(trials.count) trial\(trials.count == 1 ? "" : "s") (lr "
                      + trials.map { shortNumber($0.point.learningRate) }.joined(separator: ", ") + "), at most \(budget(group.batch)) steps, "
                      + "target \(config.target.text)")
-        let trainer = try Trainer(config: groupConfig(group), communicator: communicator, writeOutput: communicator.rank == 0,
-                                  overwrite: true, console: console, rows: 100,
-                                  optimizers: trials.map { ($0.label, $0.config.optimizer) }, checkpoints: false, hooks: hooks,
-                                  goal: config.target)
+        let trainer = try Trainer(RunInputs.load(groupConfig(group), on: communicator, hooks: hooks),
+                                  replicas: trials.map { ReplicaPlan(label: $0.label, settings: $0.config.optimizer) },
+                                  output: communicator.rank == 0 ? .folder(overwrite: true, checkpoints: false) : .none,
+                                  options: TrainerOptions(console: console, rows: 100, goal: config.target))
         try trainer.run()
         return zip(trials, trainer.replicas).map { trial, replica in
             TrialRecord(trial: trial, group: group, replica: replica, trainCount: trainCount)
@@ -227,8 +227,9 @@ public final class Study {
         (c.guards.divergence, c.guards.divergenceSteps, c.guards.nonFinite) = (4, 3, .stop)
         console.note("== \(group.label): learning-rate range test, \(shortNumber(test.from)) to \(shortNumber(test.to)) "
                      + "over \(test.steps) steps")
-        let trainer = try Trainer(config: c, communicator: communicator, writeOutput: communicator.rank == 0, overwrite: true,
-                                  console: console, checkpoints: false)
+        let trainer = try Trainer(RunInputs.load(c, on: communicator),
+                                  output: communicator.rank == 0 ? .folder(overwrite: true, checkpoints: false) : .none,
+                                  options: TrainerOptions(console: console))
         do { try trainer.run() } catch is GuardFailure {
             // The loss ran away: that is where the test ends.
         }

@@ -16,12 +16,12 @@ public enum Evaluation {
         public var confusion: [[Int]]
     }
 
-    /// Evaluates `parameters` on `dataset` with the trainer's model and workspace.
-    public static func run(_ trainer: Trainer, parameters: [Float], on dataset: Dataset, split: String) throws -> Result {
-        guard let classifier = trainer.model as? Classifier else {
-            throw AgreedFailure(description: "descent eval: expected a classifier (mlp, logreg or cnn), found \(trainer.model.shapeText)")
+    /// Evaluates `parameters` on `dataset` with the evaluator's model and workspace.
+    public static func run(_ evaluator: Evaluator, parameters: [Float], on dataset: Dataset, split: String) throws -> Result {
+        guard let classifier = evaluator.model as? Classifier else {
+            throw AgreedFailure(description: "descent eval: expected a classifier (mlp, logreg or cnn), found \(evaluator.model.shapeText)")
         }
-        let (loss, accuracy) = try trainer.evaluate(dataset, parameters)
+        let (loss, accuracy) = try evaluator.evaluate(dataset, parameters)
         let classes = dataset.classCount
         var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
         let capacity = 1024
@@ -30,7 +30,7 @@ public enum Evaluation {
             let indices = (Int32(start)..<Int32(min(start + capacity, dataset.count))).map { $0 }
             let pairs = indices.withUnsafeBufferPointer { idx in
                 parameters.withUnsafeBufferPointer { p in
-                    classifier.classify(parameters: p.baseAddress!, dataset: dataset, indices: idx, workspace: trainer.workspace)
+                    classifier.classify(parameters: p.baseAddress!, dataset: dataset, indices: idx, workspace: evaluator.workspace)
                 }
             }
             for (label, predicted) in pairs { confusion[label][predicted] += 1 }

@@ -91,6 +91,8 @@ public final class Trainer {
     /// rank updates all parameters.
     let ownedParameters: Range<Int>?
     public let workspace: AnyObject
+    /// Whole-data-set evaluation with the trainer's model and workspace.
+    public let evaluator: Evaluator
     /// Samples per pass of the workspace (with the deterministic reduction: the chunk).
     let workspaceCapacity: Int
     let console: Console
@@ -111,72 +113,53 @@ public final class Trainer {
     /// Seconds of wall time since the run started, across restarts.
     func wallSeconds() -> Double { monotonicSeconds() - wallOrigin }
 
-    /// Loads data, builds the model and optimizers, broadcasts rank 0's initial parameters and (on rank 0)
-    /// creates the run folder. Every failure is collective: all ranks throw, before any output is written.
+    /// Builds the replicas from rank 0's initial parameters (broadcast) and their optimizers, and (on rank 0) creates
+    /// the run folder, from `inputs` loaded and agreed on every rank. Every failure is collective: all ranks throw,
+    /// before any output is written.
     ///
     /// - Parameters:
-    ///   - writeOutput: create `<output.dir>/<name>/` on rank 0 (tests may train without files).
-    ///   - overwrite: replace an existing run folder instead of refusing.
-    ///   - rows: when set, log a step row often enough to give at least this many rows over the run (a
-    ///     comparison wants curves, whatever `log_every` says).
-    ///   - optimizers: train one replica per (label, optimizer), all from the same initial parameters on the
-    ///     same mini-batches; each writes into `<run folder>/<label>/` (spaces and '/' as '-'). nil: one model
-    ///     with `config.optimizer`.
-    ///   - checkpoints: write checkpoints into `<run folder>/checkpoints/` as `config.checkpoint` says, and
-    ///     resume from them when `config.checkpoint.resume` is set (needs `writeOutput` and a single model).
-    ///   - resumeFrom: continue from this checkpoint file instead of the folder's newest committed one.
-    ///   - hooks: named points where a test acts on the run (fault injection).
-    ///   - goal: a target each replica trains to (a trial of `descent study`); nil: train to the configured length.
-    ///   - problem: data and model given by the caller (the 2-D lab's finite sums) instead of the config's.
-    public init(config: RunConfig, communicator: Communicator, writeOutput: Bool = true, overwrite: Bool = false,
-                console: Console? = nil, rows: Int? = nil, optimizers: [(label: String, settings: OptimizerSettings)]? = nil,
-                checkpoints: Bool = true, resumeFrom: String? = nil, hooks: TrainingHooks? = nil, goal: Target? = nil,
-                problem: Problem? = nil) throws {
-        var config = config
-        hooks?.adjust(&config, rank: communicator.rank)
+    ///   - replicas: one replica per plan, all from the same initial parameters on the same mini-batches; each writes
+    ///     into `<run folder>/<label>/` (spaces and '/' as '-'). nil: one model with `config.optimizer`, the plain run.
+    ///   - output: the run folder (with checkpoints, which need a single model), or none (tests, the lab, eval).
+    ///   - options: the console, a minimum number of step rows, a target to train to.
+    public init(_ inputs: RunInputs, replicas plans: [ReplicaPlan]? = nil, output: RunOutput = .folder(),
+                options: TrainerOptions = TrainerOptions()) throws {
+        let config = inputs.config, communicator = inputs.communicator
         self.config = config
         self.communicator = communicator
-        self.hooks = hooks
-        self.goal = goal
-        self.console = console ?? Console(enabled: communicator.rank == 0, style: .auto)
+        hooks = inputs.hooks
+        goal = options.goal
+        console = options.console ?? Console(enabled: communicator.rank == 0, style: .auto)
         guards = Guards(policy: config.guards)
-        communicator.setContext(step: -1, phase: "startup")
-        if let watched = communicator as? WatchedCommunicator { watched.watchdog.deadline = config.guards.collectiveTimeout }
-
-        let loadStart = monotonicSeconds()
-        if let problem {
-            try Agreement.check(config, on: communicator)
-            (trainSet, validationSet, testSet) = (problem.train, nil, problem.test)
-        } else {
-            (trainSet, validationSet, testSet) = try Self.agreedData(config, on: communicator)
-        }
-        dataLoadSeconds = monotonicSeconds() - loadStart
-        kernels = try Self.agreedKernels(config, on: communicator)
-        globalBatch = try Self.globalBatch(config, samples: trainSet.count, ranks: communicator.size)
+        (trainSet, validationSet, testSet, model) = (inputs.trainSet, inputs.validationSet, inputs.testSet, inputs.model)
+        (dataLoadSeconds, kernels) = (inputs.dataLoadSeconds, inputs.kernels)
+        globalBatch = try inputs.globalBatch()
         let planned = config.training.steps ?? config.training.epochs * ((trainSet.count + globalBatch - 1) / globalBatch)
         plannedSteps = planned
-        logEvery = rows.map { max(1, min(config.training.logEvery, planned / $0)) } ?? config.training.logEvery
+        logEvery = options.rows.map { max(1, min(config.training.logEvery, planned / $0)) } ?? config.training.logEvery
 
-        model = try problem?.model ?? Self.makeModel(config, trainSet)
-        let plan = optimizers ?? [(config.name, config.optimizer)]
+        let single = plans == nil
+        let plan = plans ?? [ReplicaPlan(label: config.name, settings: config.optimizer)]
         rates = LearningRates(schedule: config.schedule, configured: plan.map(\.settings.learningRate),
                               globalBatch: globalBatch, totalSteps: plannedSteps)
-        let chunk = config.training.chunkSize(globalBatch: globalBatch)
         exchange = GradientExchange(parameterCount: model.parameterCount, replicas: plan.count, ranks: communicator.size,
-                                    rank: communicator.rank, reduction: config.training.reduction, chunk: chunk)
+                                    rank: communicator.rank, reduction: config.training.reduction,
+                                    chunk: config.training.chunkSize(globalBatch: globalBatch))
         ownedParameters = plan.count == 1 && communicator.size > 1 ? exchange.ownedParameters : nil
         // Deterministic: every pass is one chunk of the fixed grid. mpi: passes of up to `chunk` samples of a shard.
-        let localMost = (globalBatch + communicator.size - 1) / communicator.size
-        workspaceCapacity = config.training.reduction == .deterministic ? chunk : min(chunk, max(localMost, 1))
+        workspaceCapacity = inputs.workspaceCapacity(globalBatch: globalBatch)
         workspace = model.makeWorkspace(capacity: workspaceCapacity)
+        evaluator = Evaluator(model: model, workspace: workspace, chunk: workspaceCapacity, reduction: config.training.reduction,
+                              communicator: communicator)
 
         let directory = config.outputDirectory + "/" + config.name
-        runDirectory = writeOutput && communicator.rank == 0 ? directory : nil
-        replicas = try Self.makeReplicas(plan, single: optimizers == nil, config: config, model: model,
+        var (writes, overwrite, checkpoints, resumeFrom) = (false, false, false, String?.none)
+        if case let .folder(o, c, r) = output { (writes, overwrite, checkpoints, resumeFrom) = (true, o, c, r) }
+        runDirectory = writes && communicator.rank == 0 ? directory : nil
+        replicas = try Self.makeReplicas(plan, single: single, config: config, model: model,
                                          optimizerLength: ownedParameters?.count ?? model.parameterCount,
                                          runDirectory: runDirectory, on: communicator)
-        let single = optimizers == nil
-        checkpointDirectory = writeOutput && single && checkpoints ? CheckpointStore.directory(ofRun: directory) : nil
+        checkpointDirectory = writes && single && checkpoints ? CheckpointStore.directory(ofRun: directory) : nil
         if let checkpointDirectory, config.checkpoint.resume || resumeFrom != nil {
             if overwrite {
                 throw AgreedFailure(description: "--overwrite and --resume contradict each other: "

@@ -8,41 +8,9 @@ import Models
 import Numerics
 
 extension Trainer {
-    /// Loss and accuracy of `parameters` over a whole data set, each rank evaluating its share. With the
-    /// deterministic reduction the share is a run of whole chunks and the chunks' loss sums are added in chunk
-    /// order on every rank (each rank fills its own chunks' slots of one allreduce, which is exact), so the
-    /// result does not depend on the number of ranks.
+    /// Loss and accuracy of `parameters` (the first replica's by default) over a whole data set (`Evaluator`).
     public func evaluate(_ dataset: Dataset, _ parameters: [Float]? = nil) throws -> (loss: Double, accuracy: Double) {
-        let (rank, size) = (communicator.rank, communicator.size)
-        let n = dataset.count
-        func totals(_ range: Range<Int>) -> LossTotals {
-            let indices = (Int32(range.lowerBound)..<Int32(range.upperBound)).map { $0 }
-            return indices.withUnsafeBufferPointer { idx in
-                (parameters ?? self.parameters).withUnsafeBufferPointer { theta in
-                    model.evaluate(parameters: theta.baseAddress!, dataset: dataset, indices: idx, workspace: workspace)
-                }
-            }
-        }
-        switch config.training.reduction {
-        case .mpi:
-            let t = totals(shard(of: 0..<n, rank: rank, size: size))
-            var sums = [t.lossSum, Double(t.correct), Double(t.count)]
-            try communicator.allreduce(&sums, .sum)
-            return (sums[0] / sums[2], sums[1] / sums[2])
-        case .deterministic:
-            let chunk = workspaceCapacity, chunks = (n + chunk - 1) / chunk
-            // [loss sum of each chunk | correct | count]
-            var slots = [Double](repeating: 0, count: chunks + 2)
-            for c in shard(of: 0..<chunks, rank: rank, size: size) {
-                let t = totals((c * chunk)..<min((c + 1) * chunk, n))
-                slots[c] = t.lossSum
-                slots[chunks] += Double(t.correct)
-                slots[chunks + 1] += Double(t.count)
-            }
-            try communicator.allreduce(&slots, .sum)
-            let loss = slots[0..<chunks].reduce(0, +)
-            return (loss / slots[chunks + 1], slots[chunks] / slots[chunks + 1])
-        }
+        try evaluator.evaluate(dataset, parameters ?? self.parameters)
     }
 
     /// Compares a hash of every replica's θ across ranks; a mismatch stops every rank with the step at which it

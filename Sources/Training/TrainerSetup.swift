@@ -140,7 +140,7 @@ extension Trainer {
 
     /// One replica per (label, optimizer), all from rank 0's initial parameters (the broadcast makes that true
     /// whatever the other ranks drew); each optimizer keeps state for `optimizerLength` parameters.
-    static func makeReplicas(_ plan: [(label: String, settings: OptimizerSettings)], single: Bool, config: RunConfig,
+    static func makeReplicas(_ plan: [ReplicaPlan], single: Bool, config: RunConfig,
                              model: any Model, optimizerLength: Int, runDirectory: String?,
                              on communicator: Communicator) throws -> [Replica] {
         var initial = try communicator.collectively { () throws -> [Float] in

@@ -38,16 +38,15 @@ struct EvalCommand: ParsableCommand {
             let c = try communicator.collectively {
                 try RunConfig.load(yaml: readConfigFile(file), fileName: file, overrides: set.overrides)
             }
-            let trainer = try Trainer(config: c, communicator: communicator, writeOutput: false,
-                                      console: Console(enabled: false, interactive: false))
+            let inputs = try RunInputs.load(c, on: communicator)
             let parameters = try communicator.collectively {
-                try Trainer.startingParameters(folder + "/model.safetensors", model: trainer.model)
+                try Trainer.startingParameters(folder + "/model.safetensors", model: inputs.model)
             }
-            let dataset = split == "test" ? trainer.testSet : trainer.trainSet
+            let dataset = split == "test" ? inputs.testSet : inputs.trainSet
             guard dataset.count > 0 else {
                 throw AgreedFailure(description: "descent eval: the \(split) split of \(file) holds no samples")
             }
-            let result = try Evaluation.run(trainer, parameters: parameters, on: dataset, split: split)
+            let result = try Evaluation.run(inputs.evaluator(), parameters: parameters, on: dataset, split: split)
             let directory = out ?? folder + "/eval"
             try communicator.collectively { if communicator.rank == 0 { try Evaluation.write(result, to: directory) } }
             if communicator.rank == 0 {

@@ -27,8 +27,9 @@ struct Train: ParsableCommand {
         try distributed(stopSignals: true) { communicator, faults in
             let runConfig = try communicator.collectively { try loadConfig() }
             let console = Console(enabled: communicator.rank == 0, style: output.progress)
-            let trainer = try Trainer(config: runConfig, communicator: communicator, overwrite: output.overwrite, console: console,
-                                      resumeFrom: resumeFrom, hooks: faults)
+            let inputs = try RunInputs.load(runConfig, on: communicator, hooks: faults)
+            let trainer = try Trainer(inputs, output: .folder(overwrite: output.overwrite, resumeFrom: resumeFrom),
+                                      options: TrainerOptions(console: console))
             try trainer.run()
         }
     }

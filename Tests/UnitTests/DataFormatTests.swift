@@ -39,8 +39,7 @@ struct DataFormatTests {
     }
 
     func trainer(_ c: RunConfig, writeOutput: Bool = true) throws -> Trainer {
-        try Trainer(config: c, communicator: SingleProcessCommunicator(), writeOutput: writeOutput,
-                    console: Console(enabled: false, interactive: false))
+        try Trainer.quiet(c, on: SingleProcessCommunicator(), writeOutput: writeOutput)
     }
 
     @Test("an IDX pair of 5×3 images with 4 classes trains; the classes come from the labels, or from data.classes")
@@ -150,7 +149,7 @@ struct ValidationSplitTests {
             training: {batch: 25, epochs: 2}
             output: {dir: \(dir.path)}
             """, fileName: "test")
-        return try Trainer(config: c, communicator: SingleProcessCommunicator(), console: Console(enabled: false, interactive: false))
+        return try Trainer.quiet(c, on: SingleProcessCommunicator())
     }
 
     @Test("data.validation holds out a seed-determined set: disjoint from training, the same for the same seed, and evaluated every epoch")

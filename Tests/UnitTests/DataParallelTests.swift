@@ -92,8 +92,7 @@ struct DataParallelTests {
         var finals: [[Float]] = []
         for ranks in [1, 2, 3] {
             let params = try InProcessGroup.run(ranks: ranks) { comm -> [Float] in
-                let trainer = try Trainer(config: c, communicator: comm, writeOutput: false,
-                                          console: Console(enabled: false, interactive: false))
+                let trainer = try Trainer.quiet(c, on: comm, writeOutput: false)
                 let result = try trainer.run()
                 #expect(Set(result.rankHashes).count == 1 && result.rankHashes.count == ranks)
                 #expect(result.steps == 6)
@@ -119,7 +118,7 @@ struct DataParallelTests {
         c.training.reduction = .mpi
         let messages = try InProcessGroup.run(ranks: 3) { comm -> String in
             do {
-                _ = try Trainer(config: c, communicator: comm, writeOutput: false, console: Console(enabled: false, interactive: false))
+                _ = try Trainer.quiet(c, on: comm, writeOutput: false)
                 return "no error"
             } catch {
                 return "\(error)"
@@ -133,7 +132,7 @@ struct DataParallelTests {
         var c = try config(batch: .samples(50), steps: 3)
         c.optimizer = OptimizerSettings(.adam)
         let lengths = try InProcessGroup.run(ranks: 3) { comm -> [Int] in
-            let trainer = try Trainer(config: c, communicator: comm, writeOutput: false, console: Console(enabled: false, interactive: false))
+            let trainer = try Trainer.quiet(c, on: comm, writeOutput: false)
             try trainer.run()
             return trainer.optimizer.state().buffers.values.map(\.count)
         }
@@ -149,8 +148,7 @@ struct DataParallelTests {
         c.training.chunk = 1
         let finals = try [1, 3].map { ranks in
             try InProcessGroup.run(ranks: ranks) { comm -> [Float] in
-                let trainer = try Trainer(config: c, communicator: comm, writeOutput: false,
-                                          console: Console(enabled: false, interactive: false))
+                let trainer = try Trainer.quiet(c, on: comm, writeOutput: false)
                 try trainer.run()
                 return trainer.parameters
             }

@@ -21,7 +21,7 @@ struct ExportTests {
             training: {batch: 50, epochs: 3, log_every: 2}
             output: {dir: \(dir.path)}
             """, fileName: "test")
-        try Trainer(config: c, communicator: SingleProcessCommunicator(), console: Console(enabled: false, interactive: false)).run()
+        try Trainer.quiet(c, on: SingleProcessCommunicator()).run()
         return dir.appendingPathComponent("export")
     }
 
@@ -163,7 +163,7 @@ struct SavedWeightsTests {
     }
 
     func trainer(_ c: RunConfig) throws -> Trainer {
-        try Trainer(config: c, communicator: SingleProcessCommunicator(), console: Console(enabled: false, interactive: false))
+        try Trainer.quiet(c, on: SingleProcessCommunicator())
     }
 
     @Test("model.init_from starts from a run's model.safetensors bit for bit; a file for another model is refused, naming the tensor")
@@ -192,10 +192,9 @@ struct SavedWeightsTests {
         let c = try config(dir, name: "a", hidden: "[5]")
         try trainer(c).run()
         let summary = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.path + "/a/summary.json"))) as? [String: Any])
-        let probe = try Trainer(config: c, communicator: SingleProcessCommunicator(), writeOutput: false,
-                                console: Console(enabled: false, interactive: false))
+        let probe = try Trainer.quiet(c, on: SingleProcessCommunicator(), writeOutput: false)
         let parameters = try Trainer.startingParameters(dir.path + "/a/model.safetensors", model: probe.model)
-        let r = try Evaluation.run(probe, parameters: parameters, on: probe.testSet, split: "test")
+        let r = try Evaluation.run(probe.evaluator, parameters: parameters, on: probe.testSet, split: "test")
         #expect(r.loss == summary["test_loss"] as? Double && r.accuracy == summary["test_accuracy"] as? Double)
         #expect(r.confusion.flatMap { $0 }.reduce(0, +) == 60)
         #expect(Double((0..<3).map { r.confusion[$0][$0] }.reduce(0, +)) / 60 == r.accuracy)

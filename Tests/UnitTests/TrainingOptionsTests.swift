@@ -21,8 +21,7 @@ struct TrainingOptionsTests {
             training: {batch: 32, steps: 12, log_every: 1}
             output: {dir: \(dir.path)}
             """, fileName: "test", overrides: overrides)
-        let trainer = try Trainer(config: c, communicator: SingleProcessCommunicator(),
-                                  console: Console(enabled: false, interactive: false))
+        let trainer = try Trainer.quiet(c, on: SingleProcessCommunicator())
         try trainer.run()
         return try readCSV(dir.appendingPathComponent("options/metrics.csv")).filter { $0["kind"] == "step" }
     }
@@ -92,7 +91,7 @@ struct AllocationTests {
             checkpoint: {every: 0}
             output: {dir: \(dir.path)}
             """, fileName: "test")
-        let trainer = try Trainer(config: c, communicator: SingleProcessCommunicator(), console: Console(enabled: false, interactive: false))
+        let trainer = try Trainer.quiet(c, on: SingleProcessCommunicator())
         let steps = 48, perEpoch = 16
         let counts = UnsafeMutablePointer<UInt>.allocate(capacity: steps + 1)
         defer { counts.deallocate() }

@@ -1,0 +1,144 @@
+// The three values a trainer is built from: what it trains on (RunInputs, loaded and agreed once), the replicas it
+// trains (ReplicaPlan), and where it writes (RunOutput); and the held-out evaluation that needs only the first.
+import Collectives
+import Config
+import Datasets
+import Foundation
+import Models
+import Numerics
+import Optimizers
+
+/// What a run trains on, loaded and agreed on every rank before step 0: the config as every rank has it, the data,
+/// the model and the matrix kernels. `descent eval` evaluates with it, without a trainer.
+public struct RunInputs {
+    public let config: RunConfig
+    public let communicator: Communicator
+    public let trainSet: Dataset
+    /// The training samples `data.validation` holds out, evaluated beside the test set.
+    public let validationSet: Dataset?
+    public let testSet: Dataset
+    public let model: any Model
+    /// Every rank's matrix kernels, by rank.
+    public let kernels: [RankKernels]
+    /// Seconds this rank took to load, check and agree on the data.
+    public let dataLoadSeconds: Double
+    /// Named points where a test acts on the run (fault injection); production runs have none.
+    public let hooks: TrainingHooks?
+
+    /// Loads `config`'s data (or takes `problem`'s data and model), builds the model and chooses the kernels, with
+    /// the ranks agreeing on the config, the data files and the kernels. `hooks` may first change this rank's config
+    /// (a fault). Every failure is collective: all ranks throw, before anything is written.
+    public static func load(_ config: RunConfig, on communicator: Communicator, hooks: TrainingHooks? = nil,
+                            problem: Problem? = nil) throws -> RunInputs {
+        var config = config
+        hooks?.adjust(&config, rank: communicator.rank)
+        communicator.setContext(step: -1, phase: "startup")
+        communicator.setDeadline(config.guards.collectiveTimeout)
+        let start = monotonicSeconds()
+        let data: (train: Dataset, validation: Dataset?, test: Dataset)
+        if let problem {
+            try Agreement.check(config, on: communicator)
+            data = (problem.train, nil, problem.test)
+        } else {
+            data = try Trainer.agreedData(config, on: communicator)
+        }
+        let seconds = monotonicSeconds() - start
+        let kernels = try Trainer.agreedKernels(config, on: communicator)
+        let model = try problem?.model ?? Trainer.makeModel(config, data.train)
+        return RunInputs(config: config, communicator: communicator, trainSet: data.train, validationSet: data.validation,
+                         testSet: data.test, model: model, kernels: kernels, dataLoadSeconds: seconds, hooks: hooks)
+    }
+
+    /// Samples per optimizer step: the configured batch, or the whole training set.
+    public func globalBatch() throws -> Int { try Trainer.globalBatch(config, samples: trainSet.count, ranks: communicator.size) }
+
+    /// Samples per pass of a workspace: with the deterministic reduction the chunk; otherwise up to a chunk of a
+    /// rank's shard.
+    func workspaceCapacity(globalBatch: Int) -> Int {
+        let chunk = config.training.chunkSize(globalBatch: globalBatch)
+        let localMost = (globalBatch + communicator.size - 1) / communicator.size
+        return config.training.reduction == .deterministic ? chunk : min(chunk, max(localMost, 1))
+    }
+
+    /// Whole-data-set evaluation with this model, in the chunks a run of this config uses.
+    public func evaluator() throws -> Evaluator {
+        let capacity = workspaceCapacity(globalBatch: try globalBatch())
+        return Evaluator(model: model, workspace: model.makeWorkspace(capacity: capacity), chunk: capacity,
+                         reduction: config.training.reduction, communicator: communicator)
+    }
+}
+
+/// One model a trainer trains: its label (its folder's name when there are several) and its optimizer.
+public struct ReplicaPlan: Sendable {
+    public var label: String
+    public var settings: OptimizerSettings
+
+    public init(label: String, settings: OptimizerSettings) { (self.label, self.settings) = (label, settings) }
+}
+
+/// Where a run writes: nowhere, or a run folder (`<output.dir>/<name>/`, written by rank 0).
+public enum RunOutput: Sendable {
+    case none
+    /// `overwrite` replaces an existing folder; `checkpoints` writes them (and resumes from them when the config
+    /// asks); `resumeFrom` continues from that file instead of the folder's newest committed checkpoint.
+    case folder(overwrite: Bool = false, checkpoints: Bool = true, resumeFrom: String? = nil)
+}
+
+/// How a trainer shows and measures itself.
+public struct TrainerOptions {
+    public var console: Console?
+    /// When set, a step row is logged often enough to give at least this many rows (a comparison wants curves).
+    public var rows: Int?
+    /// A target each replica trains to (a trial of `descent study`); nil: train to the configured length.
+    public var goal: Target?
+
+    public init(console: Console? = nil, rows: Int? = nil, goal: Target? = nil) {
+        (self.console, self.rows, self.goal) = (console, rows, goal)
+    }
+}
+
+/// Loss and accuracy of parameters over a whole data set, each rank evaluating its share. With the deterministic
+/// reduction the share is a run of whole chunks and the chunks' loss sums are added in chunk order on every rank
+/// (each rank fills its own chunks' slots of one allreduce, which is exact), so the result does not depend on the
+/// number of ranks.
+public struct Evaluator {
+    public let model: any Model
+    public let workspace: AnyObject
+    /// Samples per pass of the workspace.
+    let chunk: Int
+    let reduction: Reduction
+    let communicator: Communicator
+
+    public func evaluate(_ dataset: Dataset, _ parameters: [Float]) throws -> (loss: Double, accuracy: Double) {
+        let (rank, size) = (communicator.rank, communicator.size)
+        let n = dataset.count
+        func totals(_ range: Range<Int>) -> LossTotals {
+            let indices = (Int32(range.lowerBound)..<Int32(range.upperBound)).map { $0 }
+            return indices.withUnsafeBufferPointer { idx in
+                parameters.withUnsafeBufferPointer { theta in
+                    model.evaluate(parameters: theta.baseAddress!, dataset: dataset, indices: idx, workspace: workspace)
+                }
+            }
+        }
+        switch reduction {
+        case .mpi:
+            let t = totals(shard(of: 0..<n, rank: rank, size: size))
+            var sums = [t.lossSum, Double(t.correct), Double(t.count)]
+            try communicator.allreduce(&sums, .sum)
+            return (sums[0] / sums[2], sums[1] / sums[2])
+        case .deterministic:
+            let chunks = (n + chunk - 1) / chunk
+            // [loss sum of each chunk | correct | count]
+            var slots = [Double](repeating: 0, count: chunks + 2)
+            for c in shard(of: 0..<chunks, rank: rank, size: size) {
+                let t = totals((c * chunk)..<min((c + 1) * chunk, n))
+                slots[c] = t.lossSum
+                slots[chunks] += Double(t.correct)
+                slots[chunks + 1] += Double(t.count)
+            }
+            try communicator.allreduce(&slots, .sum)
+            let loss = slots[0..<chunks].reduce(0, +)
+            return (loss / slots[chunks + 1], slots[chunks] / slots[chunks + 1])
+        }
+    }
+}
