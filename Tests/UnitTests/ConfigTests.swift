@@ -23,7 +23,7 @@ struct ConfigTests {
         }
     }
 
-    @Test("the shipped configs load, and the default one is the issue's main job")
+    @Test("the shipped configs load, and the default one is the README's main job")
     func shippedConfigs() throws {
         let dir = packageRoot.appendingPathComponent("configs")
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }
