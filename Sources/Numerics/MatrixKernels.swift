@@ -249,10 +249,11 @@ struct OpenBLAS: @unchecked Sendable {
         return (nil, "the library's own choice: the CPU has no AVX2")
     }
 
-    nonisolated(unsafe) private static var loaded: Result<OpenBLAS, KernelError>?
+    /// The one load of this process, or why it failed (the library picks its kernels once, when it loads).
+    nonisolated(unsafe) private static var loaded: Result<OpenBLAS, Error>?
 
     static func shared() throws -> OpenBLAS {
-        if loaded == nil { loaded = Result { try load() }.mapError { $0 as! KernelError } }
+        if loaded == nil { loaded = Result { try load() } }
         return try loaded!.get()
     }
 

@@ -44,6 +44,7 @@ public struct RunInputs {
         }
         let seconds = monotonicSeconds() - start
         let kernels = try Trainer.agreedKernels(config, on: communicator)
+        Trainer.chooseBLASThreads(config, ranks: communicator.size)
         let model = try problem?.model ?? Trainer.makeModel(config, data.train)
         return RunInputs(config: config, communicator: communicator, trainSet: data.train, validationSet: data.validation,
                          testSet: data.test, model: model, kernels: kernels, dataLoadSeconds: seconds, hooks: hooks)
@@ -52,17 +53,14 @@ public struct RunInputs {
     /// Samples per optimizer step: the configured batch, or the whole training set.
     public func globalBatch() throws -> Int { try Trainer.globalBatch(config, samples: trainSet.count, ranks: communicator.size) }
 
-    /// Samples per pass of a workspace: with the deterministic reduction the chunk; otherwise up to a chunk of a
-    /// rank's shard.
-    func workspaceCapacity(globalBatch: Int) -> Int {
+    /// Whole-data-set evaluation with this model and a workspace of its own, in the passes a run of this config
+    /// makes: with the deterministic reduction one chunk of the fixed grid; otherwise up to a chunk of a rank's shard.
+    public func evaluator() throws -> Evaluator { evaluator(globalBatch: try globalBatch()) }
+
+    func evaluator(globalBatch: Int) -> Evaluator {
         let chunk = config.training.chunkSize(globalBatch: globalBatch)
         let localMost = (globalBatch + communicator.size - 1) / communicator.size
-        return config.training.reduction == .deterministic ? chunk : min(chunk, max(localMost, 1))
-    }
-
-    /// Whole-data-set evaluation with this model, in the chunks a run of this config uses.
-    public func evaluator() throws -> Evaluator {
-        let capacity = workspaceCapacity(globalBatch: try globalBatch())
+        let capacity = config.training.reduction == .deterministic ? chunk : min(chunk, max(localMost, 1))
         return Evaluator(model: model, workspace: model.makeWorkspace(capacity: capacity), chunk: capacity,
                          reduction: config.training.reduction, communicator: communicator)
     }

@@ -90,11 +90,9 @@ public final class Trainer {
     /// this rank updates and keeps optimizer state for; the ranks' updated parts are then gathered. nil: every
     /// rank updates all parameters.
     let ownedParameters: Range<Int>?
-    public let workspace: AnyObject
-    /// Whole-data-set evaluation with the trainer's model and workspace.
+    /// Whole-data-set evaluation with the trainer's model and its workspace, which the steps use too.
     public let evaluator: Evaluator
-    /// Samples per pass of the workspace (with the deterministic reduction: the chunk).
-    let workspaceCapacity: Int
+    public var workspace: AnyObject { evaluator.workspace }
     let console: Console
     let hooks: TrainingHooks?
     /// With a target, each replica is evaluated at the target's steps and stops training once it reaches it or
@@ -146,11 +144,7 @@ public final class Trainer {
                                     rank: communicator.rank, reduction: config.training.reduction,
                                     chunk: config.training.chunkSize(globalBatch: globalBatch))
         ownedParameters = plan.count == 1 && communicator.size > 1 ? exchange.ownedParameters : nil
-        // Deterministic: every pass is one chunk of the fixed grid. mpi: passes of up to `chunk` samples of a shard.
-        workspaceCapacity = inputs.workspaceCapacity(globalBatch: globalBatch)
-        workspace = model.makeWorkspace(capacity: workspaceCapacity)
-        evaluator = Evaluator(model: model, workspace: workspace, chunk: workspaceCapacity, reduction: config.training.reduction,
-                              communicator: communicator)
+        evaluator = inputs.evaluator(globalBatch: globalBatch)
 
         let directory = config.outputDirectory + "/" + config.name
         var (writes, overwrite, checkpoints, resumeFrom) = (false, false, false, String?.none)

@@ -120,7 +120,6 @@ extension Trainer {
         let mine = try communicator.collectively { try RankKernels(MatrixKernels.use(config.kernels), rank: communicator.rank) }
         let all = try communicator.allGather(text: mine.json).map(RankKernels.init(json:))
         if let conflict = RankKernels.conflict(all) { throw AgreedFailure(description: conflict) }
-        chooseBLASThreads(config, ranks: communicator.size)
         return all
     }
 

@@ -6,6 +6,7 @@ import Config
 import Experiments
 import Foundation
 import MPICollectives
+import Numerics
 import Optimizers
 import Training
 
@@ -135,3 +136,4 @@ func report(_ message: String, rank: Int?, of size: Int) {
 }
 
 extension Console.Style: ExpressibleByArgument {}
+extension KernelMode: ExpressibleByArgument {}

@@ -94,4 +94,3 @@ struct RooflineCommand: ParsableCommand {
         }
     }
 }
-extension KernelMode: ExpressibleByArgument {}
