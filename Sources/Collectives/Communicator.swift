@@ -1,4 +1,7 @@
 // The seam between training and transport: what a rank may ask of its peers.
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// How values from all ranks are combined.
 public enum ReduceOperation: Sendable {
@@ -57,6 +60,30 @@ public protocol Communicator: AnyObject {
     /// The seconds a collective may wait before the job is aborted (`guards.collective_timeout`; 0: no deadline),
     /// where a watchdog keeps one.
     func setDeadline(_ seconds: Double)
+
+    /// Memory that every rank reads directly, when all ranks share one host: a region of `floats` floats per rank.
+    /// Collective, with the same `floats` on every rank; nil on every rank when the ranks span hosts, when the
+    /// transport has no shared memory, or when `DESCENT_SHARED_MEMORY=off` (what `SharedMemory.enabled` reads).
+    func sharedRegions(floats: Int) throws -> SharedRegions?
+}
+
+/// One region of floats per rank, all in memory every rank of the group can read. A rank writes only its own
+/// region; what it wrote before a `fence` the others may read after it.
+public protocol SharedRegions: AnyObject {
+    /// Floats in each rank's region.
+    var floats: Int { get }
+    /// The start of rank `q`'s region.
+    func region(_ q: Int) -> UnsafeMutablePointer<Float>
+    /// Waits until every rank has reached it, ordering every rank's writes before it before every read after it.
+    func fence() throws
+}
+
+/// Whether the exchange may use shared memory between the ranks of one host: on unless the environment says
+/// `DESCENT_SHARED_MEMORY=off` (for measuring the MPI transport alone; the bits are the same either way).
+public enum SharedMemory {
+    public static var enabled: Bool {
+        getenv("DESCENT_SHARED_MEMORY").map { String(cString: $0) != "off" } ?? true
+    }
 }
 
 /// A buffer cut into one piece per rank: piece q is `counts[q]` elements from `offsets[q]`.
@@ -90,6 +117,7 @@ public struct Pieces<Buffer> {
 extension Communicator {
     public func setContext(step: Int, phase: StaticString) {}
     public func setDeadline(_ seconds: Double) {}
+    public func sharedRegions(floats: Int) throws -> SharedRegions? { nil }
 
     /// Root's text on every rank (the others pass anything; lengths may differ).
     public func broadcast(text: String, root: Int = 0) throws -> String {

@@ -76,8 +76,10 @@ public final class GradientExchange {
     private var gathered: [Float]
     private let gatheredPieces: (counts: [Int], offsets: [Int])
 
+    /// - Parameter ownership: who updates what (`OwnershipPlan`). A plan other than `.everything` needs the
+    ///   deterministic reduction and one replica; otherwise every rank updates everything.
     public init(parameterCount: Int, replicas: Int = 1, ranks: Int = 1, rank: Int = 0,
-                reduction: Reduction = .mpi, chunk: Int = 1024) {
+                reduction: Reduction = .mpi, chunk: Int = 1024, ownership: OwnershipPlan.Unit = .everything) {
         precondition(replicas >= 1 && ranks >= 1 && (0..<ranks).contains(rank) && chunk >= 1)
         self.parameterCount = parameterCount
         self.replicas = replicas
@@ -87,11 +89,12 @@ public final class GradientExchange {
         self.chunk = chunk
         let floats = replicas * (parameterCount + 2)
         buffer = [Float](repeating: 0, count: floats + 1 + replicas * ranks + 1 + 2 * replicas)
-        tree = reduction == .deterministic ? DeterministicExchange(floats: floats, ranks: ranks, rank: rank, chunk: chunk) : nil
-        parameterPieces = tree.map { [parameterCount] t in
-            let parts = t.sliceRanges.map { $0.clamped(to: 0..<parameterCount) }
-            return (parts.map(\.count), parts.map(\.lowerBound))
-        }
+        let unit = reduction == .deterministic && replicas == 1 ? ownership : .everything
+        // The tree's cut of the summed vector is the plan's, over one replica's slots or all replicas' at once.
+        self.ownership = OwnershipPlan(unit, parameterCount: parameterCount, extra: 2, ranks: ranks)
+        let slices = replicas == 1 ? self.ownership.slices : (0..<ranks).map { shard(of: 0..<floats, rank: $0, size: ranks) }
+        tree = reduction == .deterministic
+            ? DeterministicExchange(floats: floats, ranks: ranks, rank: rank, chunk: chunk, slices: slices) : nil
         let small = buffer.count - floats  // the slots from countSlot on
         gathered = [Float](repeating: 0, count: ranks * small)
         gatheredPieces = ([Int](repeating: small, count: ranks), (0..<ranks).map { $0 * small })
@@ -108,12 +111,19 @@ public final class GradientExchange {
     /// Copies of the loss and |g|² sums, for a step whose gradient is not gathered (0 but on the rank that owns them).
     private var sharedSlot: Int { stopSlot + 1 }
 
-    /// This rank's part of each replica's gradient with the deterministic reduction: where `exchange(gather: false)`
-    /// leaves it, and what a sharded optimizer step updates. nil with the mpi reduction.
-    public var ownedParameters: Range<Int>? { tree.map { $0.ownedSlice.clamped(to: 0..<parameterCount) } }
+    /// Which rank updates which parameters.
+    public let ownership: OwnershipPlan
 
-    /// Every rank's `ownedParameters`, as pieces of a parameter buffer (counts and offsets, by rank).
-    public let parameterPieces: (counts: [Int], offsets: [Int])?
+    /// How the sums travel: "shared memory" (ranks on one host), "messages" (the deterministic reduction between
+    /// hosts) or "allreduce" (the mpi reduction); "none" for one rank. Known after the first exchange.
+    public var transport: String {
+        guard ranks > 1 else { return "none" }
+        guard let tree else { return "allreduce" }
+        return tree.usesSharedMemory ? "shared memory" : "messages"
+    }
+
+    /// The parameters this rank updates when the step is sharded (`ownership`), nil when every rank updates all.
+    public var ownedParameters: Range<Int>? { ownership.sharded ? ownership.parts[rank] : nil }
 
     /// Number of chunks (deterministic) or ranks (mpi) a batch of `count` samples is cut into: the small
     /// batches of the noise-scale estimate.
@@ -133,12 +143,12 @@ public final class GradientExchange {
     /// - Parameters:
     ///   - measureNoise: also add the |g|² of each small batch's mean gradient.
     ///   - requestStop: this rank asks every rank to stop after this step.
-    ///   - gather: with the deterministic reduction, false leaves each rank only its own part of the mean
-    ///     gradient (`ownedParameters`; a single replica), for a sharded optimizer step; losses, flags and the
-    ///     rest are still known to every rank.
-    public func exchange(count: Int, measureNoise: Bool, requestStop: Bool, gather: Bool = true, over communicator: Communicator,
+    ///   - wholeGradient: the caller needs every replica's whole mean gradient (to measure or clip it). Without it a
+    ///     sharded plan leaves each rank only its own part (`ownedParameters`), which is all `update` needs;
+    ///     losses, flags and the rest are known to every rank either way.
+    public func exchange(count: Int, measureNoise: Bool, requestStop: Bool, wholeGradient: Bool = true, over communicator: Communicator,
                          sums: LocalSums) throws -> Exchanged {
-        precondition(gather || (tree != nil && replicas == 1))
+        let gather = wholeGradient || !ownership.sharded
         precondition(communicator.size == ranks && communicator.rank == rank)
         let t0 = monotonicSeconds()
         buffer.withUnsafeMutableBufferPointer { b in
@@ -147,7 +157,7 @@ public final class GradientExchange {
             let from = tree == nil ? 0 : countSlot
             UnsafeMutableBufferPointer(rebasing: b[from...]).update(repeating: 0)
         }
-        let counts = accumulate(count: count, measureNoise: measureNoise, sums)
+        let counts = try accumulate(count: count, measureNoise: measureNoise, over: communicator, sums)
         for r in 0..<replicas where !localSumsAreFinite(replica: r) { buffer[flagSlot + r * ranks + rank] = 1 }
         if requestStop { buffer[stopSlot] = 1 }
         let t1 = monotonicSeconds()
@@ -161,7 +171,7 @@ public final class GradientExchange {
                 // (added to zeros, so exactly).
                 let shared = lossSlot..<floatCount, owned = tree.ownedSlice
                 if !gather { for i in shared where owned.contains(i) { b[sharedSlot + i - lossSlot] = b[i] } }
-                try addAcrossRanks(UnsafeMutableBufferPointer(rebasing: b[countSlot...]), over: communicator)
+                try addAcrossRanks(UnsafeMutableBufferPointer(rebasing: b[countSlot...]), with: tree, over: communicator)
                 if !gather { for i in shared { b[i] = b[sharedSlot + i - lossSlot] } }
             } else {
                 try communicator.allreduce(b, .sum)
@@ -173,11 +183,12 @@ public final class GradientExchange {
     /// Adds the small slots (integers, and floats only one rank holds) of every rank, in rank order: an allgather
     /// and a local sum, exact in any order for these values, where Open MPI's MPI_Allreduce would allocate a
     /// temporary buffer on every call.
-    private func addAcrossRanks(_ slots: UnsafeMutableBufferPointer<Float>, over communicator: Communicator) throws {
+    private func addAcrossRanks(_ slots: UnsafeMutableBufferPointer<Float>, with tree: DeterministicExchange,
+                                over communicator: Communicator) throws {
         let k = slots.count
         gathered.withUnsafeMutableBufferPointer { g in (g.baseAddress! + rank * k).update(from: slots.baseAddress!, count: k) }
         try gathered.withUnsafeMutableBufferPointer { g in
-            try communicator.allGather(Pieces(g, counts: gatheredPieces.counts, offsets: gatheredPieces.offsets))
+            try tree.allGather(Pieces(g, counts: gatheredPieces.counts, offsets: gatheredPieces.offsets), over: communicator)
             for i in 0..<k {
                 var sum: Float = 0
                 for q in 0..<ranks { sum += g[q * k + i] }
@@ -187,7 +198,7 @@ public final class GradientExchange {
     }
 
     /// Fills this rank's sums; returns the sizes of the small batches.
-    private func accumulate(count: Int, measureNoise: Bool, _ sums: LocalSums) -> [Int] {
+    private func accumulate(count: Int, measureNoise: Bool, over communicator: Communicator, _ sums: LocalSums) throws -> [Int] {
         let (p, lossSlot, normSlot, replicas) = (parameterCount, self.lossSlot, self.normSlot, self.replicas)
         guard let tree else {
             let mine = shard(of: 0..<count, rank: rank, size: ranks)
@@ -203,7 +214,7 @@ public final class GradientExchange {
             if shardCounts.count != count { shardCounts = (count, (0..<ranks).map { shard(of: 0..<count, rank: $0, size: ranks).count }) }
             return shardCounts.sizes
         }
-        buffer[countSlot] = Float(tree.accumulate(count: count) { positions, out in
+        buffer[countSlot] = Float(try tree.accumulate(count: count, over: communicator) { positions, out in
             let b = Double(positions.count)
             for r in 0..<replicas {
                 out[lossSlot + r] = Float(sums(r, positions, out + r * p))
@@ -241,6 +252,31 @@ public final class GradientExchange {
                              stopRequested: b[stopSlot] != 0, computeSeconds: computeSeconds,
                              exchangeSeconds: monotonicSeconds() - start)
         }
+    }
+
+    /// Applies replica `replica`'s update after `exchange`: `body` gets the parameters this rank updates and their
+    /// mean gradient (its own part with a sharded plan, all of them otherwise), then the parts are gathered into
+    /// `parameters` on every rank. Returns the seconds of the update and of the gather.
+    public func update(replica: Int = 0, _ parameters: UnsafeMutableBufferPointer<Float>, over communicator: Communicator,
+                       _ body: (_ parameters: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) throws -> Void)
+        throws -> (update: Double, gather: Double) {
+        precondition(parameters.count == parameterCount)
+        let t0 = monotonicSeconds()
+        let part = ownedParameters ?? 0..<parameterCount
+        try withGradient(replica: replica) { g in
+            try body(UnsafeMutableBufferPointer(rebasing: parameters[part]), UnsafeBufferPointer(rebasing: g[part]))
+        }
+        let t1 = monotonicSeconds()
+        guard ownership.sharded else { return (t1 - t0, 0) }
+        try gatherParts(parameters, over: communicator)
+        return (t1 - t0, monotonicSeconds() - t1)
+    }
+
+    /// Completes a parameter-sized buffer on every rank from every rank's own part (`ownership`).
+    public func gatherParts(_ buffer: UnsafeMutableBufferPointer<Float>, over communicator: Communicator) throws {
+        precondition(buffer.count == parameterCount)
+        let pieces = Pieces(buffer, counts: ownership.pieces.counts, offsets: ownership.pieces.offsets)
+        if let tree { try tree.allGather(pieces, over: communicator) } else { try communicator.allGather(pieces) }
     }
 
     /// A replica's mean gradient after `exchange` (which the caller may change in place, e.g. clip).

@@ -171,6 +171,20 @@ public final class WatchedCommunicator: Communicator {
         inner.abort(message, code: code)
     }
 
+    public func sharedRegions(floats: Int) throws -> SharedRegions? {
+        try watchdog.watch("shared-memory allocation") { try inner.sharedRegions(floats: floats) }.map { Watched($0, watchdog) }
+    }
+
+    /// Shared regions whose fence, a barrier, runs under the watchdog.
+    private final class Watched: SharedRegions {
+        let inner: SharedRegions
+        let watchdog: Watchdog
+        init(_ inner: SharedRegions, _ watchdog: Watchdog) { (self.inner, self.watchdog) = (inner, watchdog) }
+        var floats: Int { inner.floats }
+        func region(_ q: Int) -> UnsafeMutablePointer<Float> { inner.region(q) }
+        func fence() throws { try watchdog.watch("shared-memory fence") { try inner.fence() } }
+    }
+
     public func setContext(step: Int, phase: StaticString) {
         watchdog.setContext(step: step, phase: phase)
     }

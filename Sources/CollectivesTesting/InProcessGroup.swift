@@ -11,18 +11,35 @@ public final class InProcessGroup: @unchecked Sendable {
     private var generation = 0
     private var slots: [UnsafeMutableRawPointer?]
 
-    public init(size: Int) {
+    /// Regions handed out by `sharedRegions`, freed with the group.
+    private var allocations: [UnsafeMutablePointer<Float>] = []
+    private let allocationLock = NSLock()
+
+    /// Whether `sharedRegions` gives memory (as ranks on one host) or nil (as ranks on several).
+    let sharing: Bool
+
+    public init(size: Int, sharing: Bool = true) {
         precondition(size >= 1)
         self.size = size
+        self.sharing = sharing
         slots = Array(repeating: nil, count: size)
+    }
+
+    deinit { allocations.forEach { $0.deallocate() } }
+
+    func allocate(_ floats: Int) -> UnsafeMutablePointer<Float> {
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: max(floats, 1))
+        p.initialize(repeating: 0, count: max(floats, 1))
+        allocationLock.withLock { allocations.append(p) }
+        return p
     }
 
     /// Runs `body` on `size` threads, one per rank, and returns their results in rank order. The first error
     /// thrown (by rank order) is rethrown after all threads finish.
     public static func run<T>(
-        ranks: Int, _ body: @escaping (InProcessCommunicator) throws -> T
+        ranks: Int, sharing: Bool = true, _ body: @escaping (InProcessCommunicator) throws -> T
     ) throws -> [T] {
-        let group = InProcessGroup(size: ranks)
+        let group = InProcessGroup(size: ranks, sharing: sharing)
         let results = ResultSlots<T>(ranks)
         let done = DispatchGroup()
         for r in 0..<ranks {
@@ -61,6 +78,18 @@ public final class InProcessGroup: @unchecked Sendable {
             while generation == myGeneration { condition.wait() }
         }
     }
+}
+
+/// The regions of one `sharedRegions` call.
+private final class InProcessRegions: SharedRegions {
+    let floats: Int
+    let regions: [UnsafeMutablePointer<Float>]
+    let group: InProcessGroup
+    init(floats: Int, regions: [UnsafeMutablePointer<Float>], group: InProcessGroup) {
+        (self.floats, self.regions, self.group) = (floats, regions, group)
+    }
+    func region(_ q: Int) -> UnsafeMutablePointer<Float> { regions[q] }
+    func fence() throws { group.barrier() }
 }
 
 /// Per-rank results, written by the rank threads under a lock.
@@ -164,5 +193,17 @@ public final class InProcessCommunicator: Communicator {
 
     public func abort(_ message: String, code: Int32) -> Never {
         fatalError("in-process rank \(rank) aborted: \(message)")
+    }
+
+    /// Threads share memory: every rank's region is a plain allocation, and the fence is the group's barrier.
+    /// `sharing: false` makes the group behave like ranks on several hosts.
+    public func sharedRegions(floats: Int) throws -> SharedRegions? {
+        guard group.sharing, size > 1 else { return nil }
+        var regions: [UnsafeMutablePointer<Float>] = []
+        let mine = group.allocate(floats)
+        group.exchange(rank: rank, pointer: UnsafeMutableRawPointer(mine)) { all in
+            regions = all.map { $0.assumingMemoryBound(to: Float.self) }
+        }
+        return InProcessRegions(floats: floats, regions: regions, group: group)
     }
 }

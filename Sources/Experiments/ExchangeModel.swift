@@ -145,23 +145,22 @@ public struct ExchangeModel: Equatable, Sendable {
     /// the slowest rank's seconds, the same on every rank.
     public static func time(parameters: Int, repeats: Int, chunk: Int = 64, on communicator: Communicator) throws -> Double {
         let (n, rank) = (communicator.size, communicator.rank)
-        let exchange = GradientExchange(parameterCount: parameters, ranks: n, rank: rank, reduction: .deterministic, chunk: chunk)
+        let exchange = GradientExchange(parameterCount: parameters, ranks: n, rank: rank, reduction: .deterministic, chunk: chunk,
+                                        ownership: .elements)
         var parameterBuffer = [Float](repeating: 1, count: parameters)
-        let pieces = exchange.parameterPieces!
         var times: [Double] = []
         var token: [Float] = [0]
         for _ in 0..<(repeats + 1) {
             try communicator.allreduceSum(&token)
-            let out = try exchange.exchange(count: chunk * n, measureNoise: false, requestStop: false, gather: false,
+            let out = try exchange.exchange(count: chunk * n, measureNoise: false, requestStop: false, wholeGradient: false,
                                             over: communicator) { _, positions, gradient in
                 gradient.update(repeating: Float(positions.count), count: parameters)
                 return 1
             }
-            let start = monotonicSeconds()
-            try parameterBuffer.withUnsafeMutableBufferPointer { p in
-                try communicator.allGather(Pieces(p, counts: pieces.counts, offsets: pieces.offsets))
+            let seconds = try parameterBuffer.withUnsafeMutableBufferPointer { p in
+                try exchange.update(p, over: communicator) { _, _ in }
             }
-            var slowest = [out.exchangeSeconds + monotonicSeconds() - start]
+            var slowest = [out.exchangeSeconds + seconds.gather]
             try communicator.allreduce(&slowest, .max)
             times.append(slowest[0])
         }

@@ -23,7 +23,7 @@ public struct ScalingProjection {
                   let j = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
                   let ranks = j["ranks"] as? Int, let batch = j["global_batch"] as? Int, let steps = j["steps"] as? Int, steps > 0,
                   let p = j["parameter_count"] as? Int, let compute = j["compute_seconds"] as? Double,
-                  let exchange = j["allreduce_seconds"] as? Double, let update = j["optimizer_seconds"] as? Double else {
+                  let (exchange, update) = ScalingReport.PhaseKeys.exchangeAndUpdate(j) else {
                 throw OutputError(path: file, reason: "expected the summary.json of a finished run")
             }
             let s = Double(steps)

@@ -17,9 +17,19 @@ public enum ScalingReport {
         /// Per-step seconds, each the maximum over ranks.
         public var stepSeconds: Double
         public var computeSeconds: Double
-        public var allreduceSeconds: Double
-        public var optimizerSeconds: Double
+        public var exchangeSeconds: Double
+        public var updateSeconds: Double
         public var finalHash: String
+    }
+
+    /// summary.json's exchange and update seconds, under their names or the names of earlier builds
+    /// (`allreduce_seconds`, `optimizer_seconds`).
+    enum PhaseKeys {
+        static func exchangeAndUpdate(_ j: [String: Any]) -> (Double, Double)? {
+            guard let exchange = (j["exchange_seconds"] ?? j["allreduce_seconds"]) as? Double,
+                  let update = (j["update_seconds"] ?? j["optimizer_seconds"]) as? Double else { return nil }
+            return (exchange, update)
+        }
     }
 
     /// Reads `<directory>/np-*/summary.json`, ordered by rank count.
@@ -37,21 +47,21 @@ public enum ScalingReport {
                   let ranks = j["ranks"] as? Int, let batch = j["global_batch"] as? Int, let steps = j["steps"] as? Int, steps > 0,
                   let samples = j["samples"] as? Int, let rate = j["samples_per_second"] as? Double,
                   let train = j["train_seconds"] as? Double, let compute = j["compute_seconds"] as? Double,
-                  let reduce = j["allreduce_seconds"] as? Double, let update = j["optimizer_seconds"] as? Double,
+                  let (exchange, update) = PhaseKeys.exchangeAndUpdate(j),
                   let hash = j["final_hash"] as? String else {
                 throw OutputError(path: file, reason: "expected the summary.json of a finished run")
             }
             let s = Double(steps)
             points.append(Point(ranks: ranks, globalBatch: batch, steps: steps, samples: samples, samplesPerSecond: rate,
-                                stepSeconds: train / s, computeSeconds: compute / s, allreduceSeconds: reduce / s,
-                                optimizerSeconds: update / s, finalHash: hash))
+                                stepSeconds: train / s, computeSeconds: compute / s, exchangeSeconds: exchange / s,
+                                updateSeconds: update / s, finalHash: hash))
         }
         guard !points.isEmpty else { throw OutputError(path: directory, reason: "no np-*/summary.json in it") }
         return points.sorted { $0.ranks < $1.ranks }
     }
 
     public static let header = ["ranks", "global_batch", "samples_per_s", "speedup", "efficiency", "step_ms",
-                                "compute_ms", "allreduce_ms", "optimizer_ms", "final_hash"]
+                                "compute_ms", "exchange_ms", "update_ms", "final_hash"]
 
     /// The table rows: speedup and efficiency relative to the smallest rank count (strong scaling compares
     /// throughput; weak scaling too, since the work per rank is fixed).
@@ -62,7 +72,7 @@ public enum ScalingReport {
             let efficiency = speedup / (Double(p.ranks) / Double(base.ranks))
             return ["\(p.ranks)", "\(p.globalBatch)", "\(fixed(p.samplesPerSecond, 0))",
                     fixed(speedup, 2), fixed(efficiency, 2), fixed(p.stepSeconds * 1e3, 3),
-                    fixed(p.computeSeconds * 1e3, 3), fixed(p.allreduceSeconds * 1e3, 3), fixed(p.optimizerSeconds * 1e3, 3),
+                    fixed(p.computeSeconds * 1e3, 3), fixed(p.exchangeSeconds * 1e3, 3), fixed(p.updateSeconds * 1e3, 3),
                     p.finalHash]
         }
     }
@@ -85,8 +95,8 @@ public enum ScalingReport {
         let phases = RunReport.curves("time per step by phase (max over ranks)", x: "ranks (MPI processes)", y: "milliseconds per step", [
             ("whole step", zip(ranks, points).map { SIMD2($0, $1.stepSeconds * 1e3) }, Palette.style(6)),
             ("compute (forward, backward)", zip(ranks, points).map { SIMD2($0, $1.computeSeconds * 1e3) }, Palette.style(0)),
-            ("allreduce", zip(ranks, points).map { SIMD2($0, $1.allreduceSeconds * 1e3) }, Palette.style(1)),
-            ("optimizer", zip(ranks, points).map { SIMD2($0, $1.optimizerSeconds * 1e3) }, Palette.style(2)),
+            ("exchange", zip(ranks, points).map { SIMD2($0, $1.exchangeSeconds * 1e3) }, Palette.style(1)),
+            ("update", zip(ranks, points).map { SIMD2($0, $1.updateSeconds * 1e3) }, Palette.style(2)),
         ])
         let speedSVG = speed.svg(id: "s-"), phasesSVG = phases.svg(id: "p-")
         try writeAtomically(speedSVG, to: directory + "/scaling.svg")

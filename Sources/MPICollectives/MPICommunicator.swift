@@ -14,6 +14,8 @@ public final class MPICommunicator: Communicator {
 
     /// Four vectors of `size` Int32 for the counts and offsets of a v-collective, allocated once.
     private let scratch: [UnsafeMutablePointer<Int32>]
+    /// Ranks on this rank's host (MPI_COMM_TYPE_SHARED), found on the first `sharedRegions`.
+    private var hostRanks: Int?
 
     private init(rank: Int, size: Int) {
         self.rank = rank
@@ -168,5 +170,64 @@ extension MPICommunicator {
             try check(MPI_Allgatherv(CMPI_IN_PLACE, 0, CMPI_FLOAT, pieces.buffer.baseAddress ?? spare, c, o, CMPI_FLOAT,
                                      CMPI_COMM_WORLD), "MPI_Allgatherv")
         }
+    }
+}
+
+extension MPICommunicator {
+    /// Regions in one MPI shared-memory window (MPI_Win_allocate_shared), when every rank of the world is on this
+    /// host. Each call allocates a new window, which lives until MPI_Finalize: freeing is collective, and a rank
+    /// that drops its regions on an error path must not wait for the others.
+    public func sharedRegions(floats: Int) throws -> SharedRegions? {
+        guard size > 1, try allAgree(SharedMemory.enabled) else { return nil }
+        if hostRanks == nil {
+            var host = CMPI_COMM_NULL
+            try check(MPI_Comm_split_type(CMPI_COMM_WORLD, CMPI_COMM_TYPE_SHARED, 0, CMPI_INFO_NULL, &host), "MPI_Comm_split_type")
+            var n: Int32 = 0
+            MPI_Comm_size(host, &n)
+            MPI_Comm_free(&host)
+            hostRanks = Int(n)
+        }
+        guard hostRanks == size else { return nil }
+        return try MPISharedRegions(floats: floats, rank: rank, size: size)
+    }
+}
+
+/// One MPI shared-memory window over MPI_COMM_WORLD (all ranks on one host), a region of `floats` floats per rank,
+/// kept open (MPI_Win_lock_all) for direct loads and stores; the fence is MPI_Win_sync, MPI_Barrier, MPI_Win_sync.
+final class MPISharedRegions: SharedRegions {
+    let floats: Int
+    private var window = CMPI_WIN_NULL
+    private var regions: [UnsafeMutablePointer<Float>] = []
+
+    init(floats: Int, rank: Int, size: Int) throws {
+        self.floats = floats
+        var base: UnsafeMutableRawPointer?
+        let bytes = MPI_Aint(max(floats, 1) * MemoryLayout<Float>.stride)
+        try Self.check(withUnsafeMutablePointer(to: &base) { b in
+            MPI_Win_allocate_shared(bytes, Int32(MemoryLayout<Float>.stride), CMPI_INFO_NULL, CMPI_COMM_WORLD, b, &window)
+        }, "MPI_Win_allocate_shared")
+        for q in 0..<size {
+            var length: MPI_Aint = 0, unit: Int32 = 0
+            var start: UnsafeMutableRawPointer?
+            try Self.check(withUnsafeMutablePointer(to: &start) { MPI_Win_shared_query(window, Int32(q), &length, &unit, $0) },
+                           "MPI_Win_shared_query")
+            guard let start, length >= bytes else {
+                throw CollectiveError(operation: "MPI_Win_shared_query", detail: "rank \(q)'s region is missing or short")
+            }
+            regions.append(start.bindMemory(to: Float.self, capacity: max(floats, 1)))
+        }
+        try Self.check(MPI_Win_lock_all(CMPI_MODE_NOCHECK, window), "MPI_Win_lock_all")
+    }
+
+    func region(_ q: Int) -> UnsafeMutablePointer<Float> { regions[q] }
+
+    func fence() throws {
+        try Self.check(MPI_Win_sync(window), "MPI_Win_sync")
+        try Self.check(MPI_Barrier(CMPI_COMM_WORLD), "MPI_Barrier")
+        try Self.check(MPI_Win_sync(window), "MPI_Win_sync")
+    }
+
+    private static func check(_ rc: Int32, _ operation: String) throws {
+        guard rc == CMPI_SUCCESS else { throw CollectiveError(operation: operation, detail: "MPI error \(rc)") }
     }
 }

@@ -15,14 +15,15 @@ public struct RunPosition: Codable, Equatable, Sendable {
     /// Steps since the last step row, and since the last epoch row.
     public var windowSteps = 0
     public var epochSteps = 0
-    /// Seconds spent in local gradients and in the exchange, and of wall time, so far.
+    /// Seconds spent in local gradients and in the exchange (`PhaseSeconds`), and of wall time, so far.
     public var compute = 0.0
-    public var reduce = 0.0
+    public var exchange = 0.0
     public var wall = 0.0
 
+    /// Checkpoints of formats 1 and 2 store the exchange's seconds as `reduceSeconds`.
     enum CodingKeys: String, CodingKey {
         case step, epoch, batch, samples, windowSteps, epochSteps
-        case compute = "computeSeconds", reduce = "reduceSeconds", wall = "wallSeconds"
+        case compute = "computeSeconds", exchange = "reduceSeconds", wall = "wallSeconds"
     }
 
     /// Counts one step over a batch of `samples` samples.
@@ -33,7 +34,7 @@ public struct RunPosition: Codable, Equatable, Sendable {
         windowSteps += 1
         epochSteps += 1
         compute += computeSeconds
-        reduce += exchangeSeconds
+        exchange += exchangeSeconds
     }
 
     /// This position as a checkpoint stores it: a finished epoch continues at the next one's first batch.

@@ -25,11 +25,11 @@ extension Trainer {
     /// gathered (a collective: every rank calls it), so that a checkpoint does not depend on the rank count.
     func wholeOptimizerState(_ r: Replica) throws -> OptimizerState {
         var state = r.optimizer.state()
-        guard let ownedParameters, let pieces = exchange.parameterPieces else { return state }
+        guard let ownedParameters else { return state }
         for name in state.buffers.keys.sorted() {
             var whole = [Float](repeating: 0, count: model.parameterCount)
             whole.replaceSubrange(ownedParameters, with: state.buffers[name]!)
-            try whole.withUnsafeMutableBufferPointer { try communicator.allGather(Pieces($0, counts: pieces.counts, offsets: pieces.offsets)) }
+            try whole.withUnsafeMutableBufferPointer { try exchange.gatherParts($0, over: communicator) }
             state.buffers[name] = whole
         }
         return state

@@ -40,12 +40,12 @@ extension Trainer {
             let hashes = try communicator.allGather(Int64(bitPattern: hash)).map { UInt64(bitPattern: $0) }
             // Shared phases (compute, exchange) are split evenly between replicas; each has its own optimizer time.
             let share = 1 / Double(replicas.count), p = replica.progress
-            let (compute, reduce) = (position.compute, position.reduce)
-            var phases = [(compute + reduce) * share + p.updateSeconds, compute * share, reduce * share, p.updateSeconds]
+            let (compute, exchange) = (position.compute, position.exchange)
+            var phases = [(compute + exchange) * share + p.updateSeconds, compute * share, exchange * share, p.updateSeconds]
             try communicator.allreduce(&phases, .max)
             var result = RunResult(
                 finalHash: hash, rankHashes: hashes, steps: position.step, samples: position.samples, trainSeconds: phases[0],
-                computeSeconds: phases[1], allreduceSeconds: phases[2], optimizerSeconds: phases[3],
+                phases: PhaseSeconds(compute: phases[1], exchange: phases[2], update: phases[3]),
                 peakResidentBytes: memory[0], lastTestLoss: p.lastTestLoss, lastTestAccuracy: p.lastTestAccuracy,
                 lastValidationLoss: p.lastValidationLoss, lastValidationAccuracy: p.lastValidationAccuracy,
                 lastTrainLoss: p.lastTrainLoss, lastNoiseScale: p.lastNoise,
@@ -67,8 +67,7 @@ extension Trainer {
         let who = replicas.count > 1 ? "\(replica.label): " : ""
         let mb = result.peakResidentBytes.map { fixed(Double($0) / 1e6, 1) }
         console.note(who + "done: \(result.steps) steps, \(result.samples) samples in \(fixed(result.trainSeconds, 2)) s of training "
-                     + "(\(Int(result.samplesPerSecond)) samples/s; compute \(fixed(result.computeSeconds, 2)) s, "
-                     + "allreduce \(fixed(result.allreduceSeconds, 2)) s, optimizer \(fixed(result.optimizerSeconds, 2)) s), "
+                     + "(\(Int(result.samplesPerSecond)) samples/s; \(result.phases.text)), "
                      + "peak RSS per rank \(mb.joined(separator: ", ")) MB")
         console.note(who + "final parameter hash \(hexDigest(result.finalHash)) (equal on all \(communicator.size) ranks)")
         guard let dir = replica.directory else { return }
@@ -93,8 +92,8 @@ extension Trainer {
             "name": replica.config.name, "ranks": communicator.size, "global_batch": globalBatch,
             "blas_threads": MatrixKernels.threads, "kernels": kernels.map(\.summary), "steps": r.steps, "samples": r.samples,
             "train_seconds": r.trainSeconds, "samples_per_second": r.samplesPerSecond,
-            "compute_seconds": r.computeSeconds, "allreduce_seconds": r.allreduceSeconds,
-            "optimizer_seconds": r.optimizerSeconds, "peak_rss_bytes": r.peakResidentBytes,
+            "compute_seconds": r.phases.compute, "exchange_seconds": r.phases.exchange,
+            "update_seconds": r.phases.update, "exchange_transport": exchange.transport, "peak_rss_bytes": r.peakResidentBytes,
             "final_hash": hexDigest(r.finalHash), "rank_hashes": r.rankHashes.map(hexDigest),
             "parameter_count": model.parameterCount, "parameter_layout": model.parameterSummary,
             "optimizer_sharded": ownedParameters != nil, "hosts": r.hosts, "data_load_seconds": r.dataLoadSeconds,
@@ -119,7 +118,7 @@ extension Trainer {
         var figures: [(String, String)] = [
             ("ranks", "\(ranks)"), ("steps", "\(r.steps)"), ("samples", "\(r.samples)"),
             ("training seconds", fixed(r.trainSeconds, 2)), ("samples/s", "\(Int(r.samplesPerSecond))"),
-            ("compute / allreduce / optimizer s", "\(fixed(r.computeSeconds, 2)) / \(fixed(r.allreduceSeconds, 2)) / \(fixed(r.optimizerSeconds, 2))"),
+            ("compute / exchange / update s", "\(fixed(r.phases.compute, 2)) / \(fixed(r.phases.exchange, 2)) / \(fixed(r.phases.update, 2))"),
         ]
         if let v = r.lastTrainLoss { figures.append(("final training loss", fixed(v, 4))) }
         if let v = r.lastTestLoss { figures.append(("final test loss", fixed(v, 4))) }

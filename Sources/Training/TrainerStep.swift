@@ -50,9 +50,9 @@ extension Trainer {
         let measure = every > 0 && position.step % every == 0 && exchange.smallBatches(count: batch.count) >= 2
         let corrupt = hooks?.corruptsSums(rank: rank, step: number) ?? false
         var exchanged = try order.withUnsafeBufferPointer { order in
-            // A sharded step gathers the gradient only when something needs all of it: the noise scale, clipping.
+            // The whole gradient is needed to measure its noise or clip it; otherwise a sharded step keeps a part.
             try exchange.exchange(count: batch.count, measureNoise: measure, requestStop: StopSignals.pending != 0,
-                                  gather: ownedParameters == nil || measure || config.training.clipNorm != nil,
+                                  wholeGradient: measure || config.training.clipNorm != nil,
                                   over: communicator) { r, positions, gradient in
                 // A replica whose target run is over contributes nothing (its gradient slots stay zero).
                 guard replicas[r].end == nil else { return 0 }
@@ -98,40 +98,31 @@ extension Trainer {
         return exchanged
     }
 
-    /// Applies replica `r`'s averaged gradient: the noise-scale estimate, clipping, the scheduled rate, the update —
-    /// of this rank's `ownedParameters` only when the step is sharded, followed by gathering every rank's updated part.
-    /// Returns the seconds that gather took.
+    /// Applies replica `r`'s averaged gradient: the noise-scale estimate, clipping, the scheduled rate, and the update,
+    /// which the exchange applies to the parameters this rank owns and gathers. Returns the seconds of the gather.
     private func update(_ replica: Replica, _ r: Int, _ exchanged: Exchanged, measured: Bool, step: Int) throws -> Double {
         let u0 = monotonicSeconds()
         let share = exchanged.replicas[r]
-        exchange.withGradient(replica: r) { g in
-            if measured, let e = NoiseScale.estimate(
-                localSquaredNormSum: share.smallBatchSquaredNormSum, localCounts: exchanged.smallBatchCounts,
-                globalSquaredNorm: Kernels.sumOfSquares(g.baseAddress!, count: g.count)) {
-                replica.progress.windowNoise.add(e)
-                replica.progress.epochNoise.add(e)
-            }
-            if let maxNorm = config.training.clipNorm { Kernels.clip(g.baseAddress!, count: g.count, toNorm: maxNorm) }
-            replica.optimizer.learningRate = rates.rate(replica: r, step: step)
-            replica.parameters.withUnsafeMutableBufferPointer { θ in
-                if let ownedParameters {
-                    replica.optimizer.update(UnsafeMutableBufferPointer(rebasing: θ[ownedParameters]),
-                                             gradient: UnsafeBufferPointer(rebasing: g[ownedParameters]))
-                } else {
-                    replica.optimizer.update(θ, gradient: UnsafeBufferPointer(g))
+        if measured || config.training.clipNorm != nil {
+            exchange.withGradient(replica: r) { g in
+                if measured, let e = NoiseScale.estimate(
+                    localSquaredNormSum: share.smallBatchSquaredNormSum, localCounts: exchanged.smallBatchCounts,
+                    globalSquaredNorm: Kernels.sumOfSquares(g.baseAddress!, count: g.count)) {
+                    replica.progress.windowNoise.add(e)
+                    replica.progress.epochNoise.add(e)
                 }
+                if let maxNorm = config.training.clipNorm { Kernels.clip(g.baseAddress!, count: g.count, toNorm: maxNorm) }
             }
         }
-        let u1 = monotonicSeconds()
-        replica.progress.updateSeconds += u1 - u0
+        replica.optimizer.learningRate = rates.rate(replica: r, step: step)
+        communicator.setContext(step: step, phase: "parameter gather")
+        let seconds = try replica.parameters.withUnsafeMutableBufferPointer { θ in
+            try exchange.update(replica: r, θ, over: communicator) { θ, g in replica.optimizer.update(θ, gradient: g) }
+        }
+        replica.progress.updateSeconds += monotonicSeconds() - u0 - seconds.gather
         replica.progress.windowLoss += share.loss
         replica.progress.epochLoss += share.loss
-        guard ownedParameters != nil, let pieces = exchange.parameterPieces else { return 0 }
-        communicator.setContext(step: step, phase: "parameter gather")
-        try replica.parameters.withUnsafeMutableBufferPointer { θ in
-            try communicator.allGather(Pieces(θ, counts: pieces.counts, offsets: pieces.offsets))
-        }
-        return monotonicSeconds() - u1
+        return seconds.gather
     }
 
     /// A step row per replica: the mean batch loss and noise scale since the last one.
@@ -212,7 +203,7 @@ extension Trainer {
     /// The progress line: step, the step's losses, throughput and time left (built only when it is printed).
     func showProgress(_ position: RunPosition, epoch: Int, _ exchanged: Exchanged, now: Double) {
         console.progress({
-            let busy = position.compute + position.reduce + replicas.map(\.progress.updateSeconds).reduce(0, +)
+            let busy = position.compute + position.exchange + replicas.map(\.progress.updateSeconds).reduce(0, +)
             let rate = Double(position.samples) / max(busy, 1e-9)
             return "epoch \(epoch + 1) step \(position.step)/\(plannedSteps) loss "
                 + exchanged.replicas.map { fixed($0.loss, 4) }.joined(separator: "/")

@@ -124,7 +124,7 @@ struct ScalingSweepTests {
         }
         for row in rows {
             let step = try #require(Double(row["step_ms"]!))
-            let parts = ["compute_ms", "allreduce_ms", "optimizer_ms"].compactMap { Double(row[$0]!) }
+            let parts = ["compute_ms", "exchange_ms", "update_ms"].compactMap { row[$0].flatMap(Double.init) }
             #expect(parts.count == 3 && parts.allSatisfy { $0 >= 0 } && step > 0)
         }
         #expect(r.stdout.contains("ranks") && r.stdout.contains("speedup"))

@@ -220,7 +220,8 @@ struct FaultTests {
         // The stalled rank is alive (its heartbeat goes on) but never came to step 5's exchange.
         #expect(r.stderr.contains("descent: rank 0 on \(hostName()): rank 1 on \(hostName()) is alive but has not come (its last "
                                   + "collective: phase '"), "\(r.stderr)")
-        #expect(r.stderr.contains("' at step 4): all-to-all exchange in phase 'gradient exchange' at step 5 did not complete within 2 s "
+        // One host: the ranks meet at the shared-memory fence of the gradient exchange.
+        #expect(r.stderr.contains("' at step 4): shared-memory fence in phase 'gradient exchange' at step 5 did not complete within 2 s "
                                   + "(guards.collective_timeout); aborting the job"), "\(r.stderr)")
         #expect(r.stderr.components(separatedBy: "did not complete within").count == 2, "one message: \(r.stderr)")
         #expect(try processesMentioning(dir.path).isEmpty)

@@ -15,7 +15,7 @@ struct CheckpointFileTests {
         (progress.windowLoss, progress.epochLoss, progress.lastTrainLoss, progress.lastTestLoss) = (.nan, 1.5, .infinity, 0.3)
         (progress.lastTestAccuracy, progress.updateSeconds) = (0.9, 0.1)
         let position = RunPosition(step: step, epoch: 2, batch: 3, samples: 99, windowSteps: 1, epochSteps: 2,
-                                   compute: 0.5, reduce: 0.25, wall: 1)
+                                   compute: 0.5, exchange: 0.25, wall: 1)
         return CheckpointHeader(
             format: 1, position: position, ranks: 2, configHash: "x", config: "name: a\n",
             random: .init(generator: "g", seed: 5, stream: 2), orderHash: "y", parameterCount: 7,

@@ -78,4 +78,20 @@ import Testing
         let text = p.limits(weak, perRank: 64)!
         #expect(text.contains("reaches it at 8.0 ranks"), "\(text)")
     }
+
+    @Test("a scaling report reads the phase seconds of this build's summaries and of earlier ones (allreduce_seconds, optimizer_seconds)")
+    func phaseKeys() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("phase-keys-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let common = #""ranks": 1, "global_batch": 64, "steps": 10, "samples": 640, "samples_per_second": 100.0, "train_seconds": 6.4, "compute_seconds": 4.0, "final_hash": "ab""#
+        for (folder, keys) in [("np-1", #""exchange_seconds": 2.0, "update_seconds": 0.5"#),
+                               ("np-2", #""allreduce_seconds": 3.0, "optimizer_seconds": 0.25"#)] {
+            let run = dir.appendingPathComponent(folder)
+            try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+            let ranks = folder == "np-1" ? common : common.replacingOccurrences(of: #""ranks": 1"#, with: #""ranks": 2"#)
+            try Data("{\(ranks), \(keys)}".utf8).write(to: run.appendingPathComponent("summary.json"))
+        }
+        let points = try ScalingReport.read(dir.path)
+        #expect(points.map(\.exchangeSeconds) == [0.2, 0.3] && points.map(\.updateSeconds) == [0.05, 0.025])
+    }
 }
