@@ -234,25 +234,29 @@ extension RunConfig {
         let name = try r.string(prefix + "name", default: OptimizerKind.momentum.rawValue, allowed: optimizerNames)
         let kind = OptimizerKind(rawValue: name)!
         var o = OptimizerSettings(kind)
-        let variant = try r.string(prefix + "variant", default: o.variant)
-        o.variant = variant
+        let variant = try r.string(prefix + "variant", default: o.variant.rawValue)
+        guard let typed = OptimizerVariant(rawValue: variant), kind.variants.contains(typed) else {
+            throw ConfigError(source: r.source(of: prefix + "variant") ?? r.fileName, key: prefix + "variant",
+                              expected: kind.variantsExpected, found: "'\(variant)'")
+        }
+        o.variant = typed
         for key in kind.keys {
             let rule = OptimizerSettings.rule(for: key)
-            if key == "betas" {
-                let betas = try r.numberList(prefix + key, count: 2, default: [o.beta1, o.beta2],
-                                             expected: OptimizerSettings.betasExpected, rule.valid)
-                (o.beta1, o.beta2) = (betas[0], betas[1])
-            } else if let flag = OptimizerSettings.booleanFields[key] {
-                o[keyPath: flag] = try r.boolean(prefix + key, default: o[keyPath: flag])
-            } else {
-                let field = OptimizerSettings.numberFields[key]!
-                o[keyPath: field] = try r.number(prefix + key, default: o[keyPath: field], expected: rule.expected, rule.valid)
+            switch OptimizerSettings.fields[key]! {
+            case .pair(let a, let b):
+                let pair = try r.numberList(prefix + key, count: 2, default: [o[keyPath: a], o[keyPath: b]],
+                                            expected: rule.expected, rule.valid)
+                (o[keyPath: a], o[keyPath: b]) = (pair[0], pair[1])
+            case .flag(let f):
+                o[keyPath: f] = try r.boolean(prefix + key, default: o[keyPath: f])
+            case .number(let f):
+                o[keyPath: f] = try r.number(prefix + key, default: o[keyPath: f], expected: rule.expected, rule.valid)
             }
         }
         if let e = o.validate() {
             let key = prefix + e.key
             throw ConfigError(source: r.source(of: key) ?? r.source(of: prefix + "name") ?? r.fileName, key: key,
-                              expected: e.expected, found: e.key == "variant" ? "'\(variant)'" : e.found)
+                              expected: e.expected, found: e.found)
         }
         var owners: [String: [String]] = [:]
         for k in OptimizerKind.allCases where k != kind {

@@ -200,7 +200,7 @@ public enum PathLab {
     static func legendLabel(_ t: Trajectory, sampling: String? = nil) -> String {
         let s = t.settings
         let defaults = OptimizerSettings(s.kind)
-        var parts = (sampling.map { [$0] } ?? []) + (s.variant == defaults.variant ? [] : [s.variant])
+        var parts = (sampling.map { [$0] } ?? []) + (s.variant == defaults.variant ? [] : [s.variant.rawValue])
         for line in s.yamlLines().dropFirst(2)
         where !defaults.yamlLines().contains(line) || line.hasPrefix("lr:") || (line.hasPrefix("weight_decay:") && s.weightDecay != 0) {
             let words = line.split(separator: " ").map { $0.hasSuffix(".0") || $0.hasSuffix(".0]") || $0.hasSuffix(".0,")

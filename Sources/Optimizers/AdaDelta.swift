@@ -9,25 +9,16 @@ import Numerics
 /// ```
 /// g ← g + λθ;  v ← ρv + (1−ρ)g²;  Δ ← √(u + ε) / √(v + ε) · g;  u ← ρu + (1−ρ)Δ²;  θ ← θ − γΔ
 /// ```
-public final class AdaDelta: BufferedOptimizer {
-    public let name = "adadelta"
-    /// The settings it was built from (the fields its rule reads).
-    public let settings: OptimizerSettings
-    public var learningRate: Double
-    public internal(set) var stepCount = 0
-    let buffers: StateBuffers
+public struct AdaDelta: ElementwiseRule {
+    let settings: OptimizerSettings
 
-    public init(_ settings: OptimizerSettings, parameterCount: Int) {
-        self.settings = settings
-        learningRate = settings.learningRate
-        buffers = StateBuffers([.squareAvg, .accDelta], count: parameterCount)
-    }
+    public init(_ settings: OptimizerSettings) { self.settings = settings }
 
-    public func update(_ parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>) {
-        let (parameters, gradient, count) = flat(parameters, gradient)
-        stepCount += 1
+    public var kept: [(StateBuffer, Float)] { [(.squareAvg, 0), (.accDelta, 0)] }
+
+    public func step(_ lanes: Lanes, t: Int, rate: Double) {
         let h = settings
-        let γ = Float(learningRate), ρ = Float(h.rho), ε = Float(h.eps), λ = Float(h.weightDecay)
+        let γ = Float(rate), ρ = Float(h.rho), ε = Float(h.eps), λ = Float(h.weightDecay)
         let cρ = Float(1 - h.rho)  // 1 − ρ rounded once from Double, as torch does
         @inline(__always)  // a local function, not a closure: always inlined into the loop
         func body(_ θ: inout F8, _ g: F8, _ v: inout F8, _ u: inout F8, _: inout F8, _: inout F8) {
@@ -37,7 +28,6 @@ public final class AdaDelta: BufferedOptimizer {
             u = ρ * u + cρ * Δ * Δ
             θ = θ - γ * Δ
         }
-        forEachLane(count: count, parameters: parameters, gradient: gradient,
-                    buffers[.squareAvg], buffers[.accDelta], body: body)
+        lanes.run(.squareAvg, .accDelta, body: body)
     }
 }

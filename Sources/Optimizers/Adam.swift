@@ -20,57 +20,36 @@ import Numerics
 ///                      θ ← θ − γ m / √(v̄ + ε)                      (seed 003: V / √(S + ε))
 /// ```
 /// Each form runs its own specialised loop (`Denominator`), so the forms cost nothing in each other's loop.
-public final class Adam: BufferedOptimizer {
-    public enum Form: String, Sendable, CaseIterable {
-        case torch
-        case noBiasCorrection = "no-bias-correction"
-        case kingmaBa = "kingma-ba"
-        case epsInsideSqrt = "eps-inside-sqrt"
-        case epsInsideSqrtNoBiasCorrection = "eps-inside-sqrt-no-bias-correction"
-    }
+/// The forms are `optimizer.variant`'s values (`OptimizerVariant`).
+public struct Adam: ElementwiseRule {
+    let settings: OptimizerSettings
 
-    public let name: String
-    /// The settings it was built from (the fields its rule reads).
-    public let settings: OptimizerSettings
-    let form: Form
-    public var learningRate: Double
-    public internal(set) var stepCount = 0
-    let buffers: StateBuffers
+    public init(_ settings: OptimizerSettings) { self.settings = settings }
 
-    public init(_ settings: OptimizerSettings, parameterCount: Int) {
-        self.settings = settings
-        form = Form(rawValue: settings.variant)!
-        name = settings.kind.rawValue
-        learningRate = settings.learningRate
-        buffers = StateBuffers([.expAvg, .expAvgSq] + (settings.amsgrad ? [.maxExpAvgSq] : []),
-                               count: parameterCount)
-    }
+    public var kept: [(StateBuffer, Float)] { [(.expAvg, 0), (.expAvgSq, 0)] + (settings.amsgrad ? [(.maxExpAvgSq, 0)] : []) }
 
-    public func update(_ parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>) {
-        let (parameters, gradient, count) = flat(parameters, gradient)
-        stepCount += 1
-        let h = settings, t = Double(stepCount)
+    public func step(_ lanes: Lanes, t: Int, rate lr: Double) {
+        let h = settings, t = Double(t)
         let c1 = 1 - pow(h.beta1, t), c2 = 1 - pow(h.beta2, t)
         // θ ← θ − a·m / d(v̄): with b = 1/√c2 (torch), 1/c2 (ε inside, corrected) or 1 (the others).
-        let lr = learningRate
-        switch form {
-        case .torch: run(ScaledRoot.self, a: Float(lr / c1), b: Float(1 / c2.squareRoot()), parameters, gradient, count)
-        case .noBiasCorrection: run(Root.self, a: Float(lr), b: 1, parameters, gradient, count)
-        case .kingmaBa: run(Root.self, a: Float(lr * c2.squareRoot() / c1), b: 1, parameters, gradient, count)
-        case .epsInsideSqrt: run(RootOfSum.self, a: Float(lr / c1), b: Float(1 / c2), parameters, gradient, count)
-        case .epsInsideSqrtNoBiasCorrection: run(RootOfSum.self, a: Float(lr), b: 1, parameters, gradient, count)
+        switch h.variant {
+        case .noBiasCorrection: run(Root.self, a: Float(lr), b: 1, lanes, rate: lr)
+        case .kingmaBa: run(Root.self, a: Float(lr * c2.squareRoot() / c1), b: 1, lanes, rate: lr)
+        case .epsInsideSqrt: run(RootOfSum.self, a: Float(lr / c1), b: Float(1 / c2), lanes, rate: lr)
+        case .epsInsideSqrtNoBiasCorrection: run(RootOfSum.self, a: Float(lr), b: 1, lanes, rate: lr)
+        default: run(ScaledRoot.self, a: Float(lr / c1), b: Float(1 / c2.squareRoot()), lanes, rate: lr)  // torch
         }
     }
 
     /// One pass of the update with the denominator `D`: a separate specialisation per form.
-    private func run<D: Denominator>(_: D.Type, a: Float, b: Float, _ parameters: UnsafeMutablePointer<Float>,
-                                     _ gradient: UnsafePointer<Float>, _ count: Int) {
+    private func run<D: Denominator>(_: D.Type, a: Float, b: Float, _ lanes: Lanes, rate: Double) {
         let h = settings
         let β1 = Float(h.beta1), β2 = Float(h.beta2), ε = Float(h.eps)
         let cβ2 = Float(1 - h.beta2)  // 1 − β2 rounded once from Double, as torch does
         let cβ1 = Float(1 - h.beta1)  // 1 − β1 rounded once from Double, as torch does
-        let coupled = h.decoupledWeightDecay ? 0 : Float(h.weightDecay)
-        let shrink = h.decoupledWeightDecay ? Float(1 - learningRate * h.weightDecay) : 1
+        let decoupled = h.kind == .adamw
+        let coupled = decoupled ? 0 : Float(h.weightDecay)
+        let shrink = decoupled ? Float(1 - rate * h.weightDecay) : 1
         let amsgrad = h.amsgrad
         @inline(__always)  // a local function, not a closure: always inlined into the loop
         func body(_ θ: inout F8, _ g: F8, _ m: inout F8, _ v: inout F8, _ vmax: inout F8, _: inout F8) {
@@ -85,8 +64,7 @@ public final class Adam: BufferedOptimizer {
             }
             θ = θ - a * m / D.of(v̄, b, ε)
         }
-        forEachLane(count: count, parameters: parameters, gradient: gradient,
-                    buffers[.expAvg], buffers[.expAvgSq], buffers[.maxExpAvgSq], body: body)
+        lanes.run(.expAvg, .expAvgSq, .maxExpAvgSq, body: body)
     }
 }
 

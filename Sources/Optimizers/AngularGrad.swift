@@ -29,48 +29,31 @@ import Numerics
 /// and φ ← tanh(|cos A_min|)/2 + 1/2 or tanh(|tan A_min|)/2 + 1/2 with the angle in radians. Since A = atan τ
 /// with τ = |(p − g)/(1 + p·g)| ≥ 0 and atan is increasing, the state is τ_min = tan A_min, and
 /// cos A_min = 1/√(1 + τ_min²): buffers m, v, p and τ_min.
-public final class AngularGrad: BufferedOptimizer {
-    public enum Form: String, Sendable, CaseIterable {
-        case cos, tan
-        case paperCos = "paper-cos"
-        case paperTan = "paper-tan"
+public struct AngularGrad: ElementwiseRule {
+    let settings: OptimizerSettings
+    /// The paper's description (`paper-cos`, `paper-tan`) rather than the authors' code (`cos`, `tan`).
+    let paper: Bool
 
-        var isPaper: Bool { self == .paperCos || self == .paperTan }
+    public init(_ settings: OptimizerSettings) {
+        self.settings = settings
+        paper = settings.variant == .paperCos || settings.variant == .paperTan
     }
 
-    public let name = "angulargrad"
-    /// The settings it was built from (the fields its rule reads).
-    public let settings: OptimizerSettings
-    let form: Form
-    public var learningRate: Double
-    public internal(set) var stepCount = 0
-    let buffers: StateBuffers
-
-    public init(_ settings: OptimizerSettings, parameterCount: Int) {
-        self.settings = settings
-        form = Form(rawValue: settings.variant)!
-        learningRate = settings.learningRate
-        if form.isPaper {
-            buffers = StateBuffers([.expAvg, .expAvgSq, .previousGrad, .minimumTangent], count: parameterCount)
-            buffers.fill(.minimumTangent, with: .infinity)
-        } else {
-            buffers = StateBuffers([.expAvg, .expAvgSq, .previousGrad, .angularCoeff], count: parameterCount)
-            buffers.fill(.angularCoeff, with: Self.coefficient(0))
-        }
+    public var kept: [(StateBuffer, Float)] {
+        [(.expAvg, 0), (.expAvgSq, 0), (.previousGrad, 0)]
+            + (paper ? [(.minimumTangent, .infinity)] : [(.angularCoeff, Self.coefficient(0))])
     }
 
     /// φ = tanh(|term|)/2 + 1/2
     static func coefficient(_ term: Float) -> Float { Foundation.tanh(abs(term)) * 0.5 + 0.5 }
 
-    public func update(_ parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>) {
-        let (parameters, gradient, count) = flat(parameters, gradient)
-        stepCount += 1
-        let h = settings, t = Double(stepCount)
-        let stepSize = Float(learningRate * (1 - pow(h.beta2, t)).squareRoot() / (1 - pow(h.beta1, t)))
-        if form.isPaper {
-            paperUpdate(stepSize, parameters, gradient, count)
+    public func step(_ lanes: Lanes, t: Int, rate: Double) {
+        let h = settings, t = Double(t)
+        let stepSize = Float(rate * (1 - pow(h.beta2, t)).squareRoot() / (1 - pow(h.beta1, t)))
+        if paper {
+            paperUpdate(stepSize, lanes)
         } else {
-            authorsUpdate(stepSize, parameters, gradient, count)
+            authorsUpdate(stepSize, lanes)
         }
     }
 
@@ -81,10 +64,9 @@ public final class AngularGrad: BufferedOptimizer {
     }
 
     /// The authors' code: φ replaced only where A ≤ A_min = 0.
-    private func authorsUpdate(_ stepSize: Float, _ parameters: UnsafeMutablePointer<Float>,
-                               _ gradient: UnsafePointer<Float>, _ count: Int) {
+    private func authorsUpdate(_ stepSize: Float, _ lanes: Lanes) {
         let (β1, β2, ε, λ, cβ1, cβ2) = constants
-        let replaced = Self.coefficient(form == .cos ? 1 : 0)  // φ where A = 0: tanh(|cos 0|) or tanh(|tan 0|)
+        let replaced = Self.coefficient(settings.variant == .cos ? 1 : 0)  // φ where A = 0: tanh(|cos 0|) or tanh(|tan 0|)
         @inline(__always)  // a local function, not a closure: always inlined into the loop
         func body(_ θ: inout F8, _ g: F8, _ m: inout F8, _ v: inout F8, _ p: inout F8, _ φ: inout F8) {
             let g = g + λ * θ
@@ -98,15 +80,13 @@ public final class AngularGrad: BufferedOptimizer {
             p = g
             θ = θ - stepSize * (m * φ) / (v.squareRoot() + ε)
         }
-        forEachLane(count: count, parameters: parameters, gradient: gradient, buffers[.expAvg],
-                    buffers[.expAvgSq], buffers[.previousGrad], buffers[.angularCoeff], body: body)
+        lanes.run(.expAvg, .expAvgSq, .previousGrad, .angularCoeff, body: body)
     }
 
     /// The paper's description: the running minimum of the real angles.
-    private func paperUpdate(_ stepSize: Float, _ parameters: UnsafeMutablePointer<Float>,
-                             _ gradient: UnsafePointer<Float>, _ count: Int) {
+    private func paperUpdate(_ stepSize: Float, _ lanes: Lanes) {
         let (β1, β2, ε, λ, cβ1, cβ2) = constants
-        let cosine = form == .paperCos
+        let cosine = settings.variant == .paperCos
         @inline(__always)
         func body(_ θ: inout F8, _ g: F8, _ m: inout F8, _ v: inout F8, _ p: inout F8, _ τmin: inout F8) {
             let g = g + λ * θ
@@ -121,7 +101,6 @@ public final class AngularGrad: BufferedOptimizer {
             p = g
             θ = θ - stepSize * (m * φ) / (v.squareRoot() + ε)
         }
-        forEachLane(count: count, parameters: parameters, gradient: gradient, buffers[.expAvg],
-                    buffers[.expAvgSq], buffers[.previousGrad], buffers[.minimumTangent], body: body)
+        lanes.run(.expAvg, .expAvgSq, .previousGrad, .minimumTangent, body: body)
     }
 }

@@ -12,31 +12,26 @@ import Numerics
 /// m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²;  d ← √(v / (1 − β2ᵗ)) + ε
 /// θ ← θ − γ(1 − μ_t)/(1 − Π_t) · g/d − γ μ_{t+1}/(1 − Π_{t+1}) · m/d
 /// ```
-public final class NAdam: Optimizer {
-    public let name = "nadam"
-    /// The settings it was built from (the fields its rule reads).
-    public let settings: OptimizerSettings
-    public var learningRate: Double
-    public internal(set) var stepCount = 0
+public struct NAdam: ElementwiseRule {
+    let settings: OptimizerSettings
     /// Π_t, the product of every μ so far.
     private var muProduct = 1.0
-    let buffers: StateBuffers
-
-    public init(_ settings: OptimizerSettings, parameterCount: Int) {
-        self.settings = settings
-        learningRate = settings.learningRate
-        buffers = StateBuffers([.expAvg, .expAvgSq], count: parameterCount)
+    public var scalars: [String: Double] {
+        get { ["mu_product": muProduct] }
+        set { muProduct = newValue["mu_product"] ?? muProduct }
     }
 
-    public func update(_ parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>) {
-        let (parameters, gradient, count) = flat(parameters, gradient)
-        stepCount += 1
-        let h = settings, t = Double(stepCount)
+    public init(_ settings: OptimizerSettings) { self.settings = settings }
+
+    public var kept: [(StateBuffer, Float)] { [(.expAvg, 0), (.expAvgSq, 0)] }
+
+    public mutating func step(_ lanes: Lanes, t: Int, rate: Double) {
+        let h = settings, t = Double(t)
         let μt = h.beta1 * (1 - 0.5 * pow(0.96, t * h.momentumDecay))
         let μnext = h.beta1 * (1 - 0.5 * pow(0.96, (t + 1) * h.momentumDecay))
         muProduct *= μt
-        let gradientWeight = Float(learningRate * (1 - μt) / (1 - muProduct))
-        let momentWeight = Float(learningRate * μnext / (1 - muProduct * μnext))
+        let gradientWeight = Float(rate * (1 - μt) / (1 - muProduct))
+        let momentWeight = Float(rate * μnext / (1 - muProduct * μnext))
         let c2 = Float(1 - pow(h.beta2, t))
         let β1 = Float(h.beta1), β2 = Float(h.beta2), ε = Float(h.eps), λ = Float(h.weightDecay)
         let cβ2 = Float(1 - h.beta2)  // 1 − β2 rounded once from Double, as torch does
@@ -49,21 +44,6 @@ public final class NAdam: Optimizer {
             let d = (v / c2).squareRoot() + ε
             θ = θ - gradientWeight * g / d - momentWeight * m / d
         }
-        forEachLane(count: count, parameters: parameters, gradient: gradient,
-                    buffers[.expAvg], buffers[.expAvgSq], body: body)
-    }
-
-    public func state() -> OptimizerState {
-        OptimizerState(name: name, step: stepCount, buffers: buffers.export(), scalars: ["mu_product": muProduct])
-    }
-
-    public func restore(_ saved: OptimizerState) throws {
-        try checkName(saved, name)
-        guard let product = saved.scalars["mu_product"], product.isFinite else {
-            throw OptimizerStateError(detail: "'nadam' state needs the scalar 'mu_product'")
-        }
-        try buffers.load(saved.buffers, optimizer: name)
-        muProduct = product
-        stepCount = saved.step
+        lanes.run(.expAvg, .expAvgSq, body: body)
     }
 }

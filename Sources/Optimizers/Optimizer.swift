@@ -1,5 +1,7 @@
 // The contract every optimizer meets: flat buffers in, element-wise state, a step counter, state that can be
-// saved and restored whole. Optimizers know nothing of MPI, data or models.
+// saved and restored whole; and the element-wise rule that each of today's optimizers is. Optimizers know nothing
+// of MPI, data or models.
+import Numerics
 
 /// An update rule applied to one flat parameter buffer with the averaged gradient of the same length.
 ///
@@ -119,19 +121,101 @@ public final class StateBuffers {
     }
 }
 
-/// An optimizer whose whole state is its step count and named element-wise buffers: `state()` and `restore(_:)`
-/// come from here.
-protocol BufferedOptimizer: Optimizer {
-    var stepCount: Int { get set }
-    var buffers: StateBuffers { get }
+/// A tensor of the parameters the optimizer updates: its name and shape (as the model names them), and where its
+/// elements lie in the optimizer's buffer. With element slices a tensor may be cut at the buffer's ends, and then
+/// `range` is the part of it there.
+public struct TensorShape: Equatable, Sendable {
+    public var name: String
+    public var shape: [Int]
+    public var range: Range<Int>
+
+    public init(name: String, shape: [Int], range: Range<Int>) { (self.name, self.shape, self.range) = (name, shape, range) }
+
+    /// Whether the buffer holds all of the tensor.
+    public var whole: Bool { range.count == shape.reduce(1, *) }
 }
 
-extension BufferedOptimizer {
-    public func state() -> OptimizerState { OptimizerState(name: name, step: stepCount, buffers: buffers.export()) }
+/// An element-wise update rule: the buffers it keeps and its step body, nothing else. `ElementwiseOptimizer`
+/// holds its settings, learning rate, step count and buffers, and saves and restores them.
+public protocol ElementwiseRule {
+    /// The rule for validated settings.
+    init(_ settings: OptimizerSettings)
+    /// The buffers it keeps (torch's state names), each with the value it starts at.
+    var kept: [(StateBuffer, Float)] { get }
+    /// Running scalars besides the step count, by the names a checkpoint stores (NAdam's Π_t); none by default.
+    var scalars: [String: Double] { get set }
+    /// Update `t` (from 1) at the learning rate `rate`, over the buffers in `lanes`.
+    mutating func step(_ lanes: Lanes, t: Int, rate: Double)
+}
+
+extension ElementwiseRule {
+    public var scalars: [String: Double] {
+        get { [:] }
+        set {}  // swiftlint:disable:this unused_setter_value
+    }
+}
+
+/// One update's flat buffers: parameters, gradient and the rule's state, all `count` long.
+public struct Lanes {
+    public let parameters: UnsafeMutablePointer<Float>
+    public let gradient: UnsafePointer<Float>
+    public let count: Int
+    let buffers: StateBuffers
+
+    /// Runs `body` over eight lanes at a time with up to four of the rule's buffers (`forEachLane`); a buffer the
+    /// rule does not keep under these settings reads as zero.
+    @inline(__always)
+    public func run(_ a: StateBuffer? = nil, _ b: StateBuffer? = nil, _ c: StateBuffer? = nil, _ d: StateBuffer? = nil,
+                    body: (inout F8, F8, inout F8, inout F8, inout F8, inout F8) -> Void) {
+        forEachLane(count: count, parameters: parameters, gradient: gradient, a.flatMap { buffers[$0] },
+                    b.flatMap { buffers[$0] }, c.flatMap { buffers[$0] }, d.flatMap { buffers[$0] }, body: body)
+    }
+}
+
+/// An optimizer made of an element-wise rule: settings, buffers and the step body are the rule's; the rest is here.
+public final class ElementwiseOptimizer<Rule: ElementwiseRule>: Optimizer {
+    public let name: String
+    /// The settings it was built from (the fields its rule reads).
+    public let settings: OptimizerSettings
+    /// The tensors of the parameters it updates, in order.
+    public let layout: [TensorShape]
+    public var learningRate: Double
+    public private(set) var stepCount = 0
+    private var rule: Rule
+    let buffers: StateBuffers
+
+    public init(_ settings: OptimizerSettings, parameterCount: Int, layout: [TensorShape] = []) {
+        self.settings = settings
+        self.layout = layout
+        name = settings.kind.rawValue
+        learningRate = settings.learningRate
+        rule = Rule(settings)
+        buffers = StateBuffers(rule.kept.map(\.0), count: parameterCount)
+        for (buffer, start) in rule.kept where start != 0 { buffers.fill(buffer, with: start) }
+    }
+
+    public func update(_ parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>) {
+        let (p, g, count) = flat(parameters, gradient)
+        precondition(count == buffers.count, "\(name): \(count) parameters for state of \(buffers.count)")
+        stepCount += 1
+        rule.step(Lanes(parameters: p, gradient: g, count: count, buffers: buffers), t: stepCount, rate: learningRate)
+    }
+
+    public func state() -> OptimizerState {
+        OptimizerState(name: name, step: stepCount, buffers: buffers.export(), scalars: rule.scalars)
+    }
 
     public func restore(_ saved: OptimizerState) throws {
         try checkName(saved, name)
+        var scalars = rule.scalars
+        for key in scalars.keys.sorted() {
+            guard let value = saved.scalars[key], value.isFinite else {
+                throw OptimizerStateError(detail: "'\(name)' state needs the scalar '\(key)'")
+            }
+            scalars[key] = value
+        }
         try buffers.load(saved.buffers, optimizer: name)
+        rule.scalars = scalars
         stepCount = saved.step
     }
 }

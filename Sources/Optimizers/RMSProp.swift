@@ -12,28 +12,20 @@ import Numerics
 /// d ← √ṽ + ε   (eps-inside-sqrt: d ← √(ṽ + ε))
 /// μ > 0:  b ← μb + g/d;  θ ← θ − γb        else  θ ← θ − γ g/d
 /// ```
-public final class RMSProp: BufferedOptimizer {
-    public let name = "rmsprop"
-    /// The settings it was built from (the fields its rule reads).
-    public let settings: OptimizerSettings
-    public var learningRate: Double
-    public internal(set) var stepCount = 0
-    let buffers: StateBuffers
+public struct RMSProp: ElementwiseRule {
+    let settings: OptimizerSettings
 
-    public init(_ settings: OptimizerSettings, parameterCount: Int) {
-        self.settings = settings
-        learningRate = settings.learningRate
-        buffers = StateBuffers([.squareAvg] + (settings.centered ? [.gradAvg] : [])
-                               + (settings.momentum > 0 ? [.momentumBuffer] : []), count: parameterCount)
+    public init(_ settings: OptimizerSettings) { self.settings = settings }
+
+    public var kept: [(StateBuffer, Float)] {
+        [(.squareAvg, 0)] + (settings.centered ? [(.gradAvg, 0)] : []) + (settings.momentum > 0 ? [(.momentumBuffer, 0)] : [])
     }
 
-    public func update(_ parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>) {
-        let (parameters, gradient, count) = flat(parameters, gradient)
-        stepCount += 1
+    public func step(_ lanes: Lanes, t: Int, rate: Double) {
         let h = settings
-        let γ = Float(learningRate), α = Float(h.alpha), μ = Float(h.momentum), λ = Float(h.weightDecay)
+        let γ = Float(rate), α = Float(h.alpha), μ = Float(h.momentum), λ = Float(h.weightDecay)
         let cα = Float(1 - h.alpha)  // 1 − α rounded once from Double, as torch does
-        let ε = Float(h.eps), inside = h.epsInsideSquareRoot, centered = h.centered, withMomentum = h.momentum > 0
+        let ε = Float(h.eps), inside = h.variant == .epsInsideSqrt, centered = h.centered, withMomentum = h.momentum > 0
         @inline(__always)  // a local function, not a closure: always inlined into the loop
         func body(_ θ: inout F8, _ g: F8, _ v: inout F8, _ ḡ: inout F8, _ b: inout F8, _: inout F8) {
             let g = g + λ * θ
@@ -51,7 +43,6 @@ public final class RMSProp: BufferedOptimizer {
                 θ = θ - γ * g / d
             }
         }
-        forEachLane(count: count, parameters: parameters, gradient: gradient,
-                    buffers[.squareAvg], buffers[.gradAvg], buffers[.momentumBuffer], body: body)
+        lanes.run(.squareAvg, .gradAvg, .momentumBuffer, body: body)
     }
 }

@@ -14,66 +14,49 @@ import Numerics
 /// ewma:       v ← μv + (1−μ)g;  θ ← θ − γv       (seed 003, Andrew Ng's form; μ is his β)
 /// ```
 /// With μ = 0 every form is θ ← θ − γg and keeps no buffer.
-public final class SGD: BufferedOptimizer {
-    public enum Form: String, Sendable, CaseIterable {
-        case torch, sutskever, ewma
-    }
+public struct SGD: ElementwiseRule {
+    let settings: OptimizerSettings
 
-    public let name: String
-    /// The settings it was built from (the fields its rule reads).
-    public let settings: OptimizerSettings
-    let form: Form
-    public var learningRate: Double
-    public internal(set) var stepCount = 0
-    let buffers: StateBuffers
+    public init(_ settings: OptimizerSettings) { self.settings = settings }
 
-    public init(_ settings: OptimizerSettings, parameterCount: Int) {
-        self.settings = settings
-        form = Form(rawValue: settings.variant)!
-        name = settings.kind.rawValue
-        learningRate = settings.learningRate
-        buffers = StateBuffers(settings.momentum != 0 ? [.momentumBuffer] : [], count: parameterCount)
-    }
+    public var kept: [(StateBuffer, Float)] { settings.momentum != 0 ? [(.momentumBuffer, 0)] : [] }
 
-    public func update(_ parameters: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>) {
-        let (parameters, gradient, count) = flat(parameters, gradient)
-        stepCount += 1
+    public func step(_ lanes: Lanes, t: Int, rate: Double) {
         let h = settings
-        let γ = Float(learningRate), λ = Float(h.weightDecay), μ = Float(h.momentum)
+        let γ = Float(rate), λ = Float(h.weightDecay), μ = Float(h.momentum)
         let cμ = Float(1 - h.momentum)  // 1 − μ rounded once from Double, as torch does
         let cτ = Float(1 - h.dampening)  // 1 − τ rounded once from Double, as torch does
-        let first = stepCount == 1, nesterov = h.nesterov
-        guard let buffer = buffers[.momentumBuffer] else {
+        let first = t == 1, nesterov = h.nesterov
+        guard h.momentum != 0 else {
             @inline(__always)  // a local function, not a closure: always inlined into the loop
             func body(_ θ: inout F8, _ g: F8, _: inout F8, _: inout F8, _: inout F8, _: inout F8) {
                 θ = θ - γ * (g + λ * θ)
             }
-            forEachLane(count: count, parameters: parameters, gradient: gradient, body: body)
-            return
+            return lanes.run(body: body)
         }
-        switch form {
-        case .torch:
-            @inline(__always)  // a local function, not a closure: always inlined into the loop
-            func body(_ θ: inout F8, _ g: F8, _ b: inout F8, _: inout F8, _: inout F8, _: inout F8) {
-                let g = g + λ * θ
-                b = first ? g : μ * b + cτ * g
-                θ = θ - γ * (nesterov ? g + μ * b : b)
-            }
-            forEachLane(count: count, parameters: parameters, gradient: gradient, buffer, body: body)
+        switch h.variant {
         case .sutskever:
             @inline(__always)  // a local function, not a closure: always inlined into the loop
             func body(_ θ: inout F8, _ g: F8, _ v: inout F8, _: inout F8, _: inout F8, _: inout F8) {
                 v = μ * v - γ * (g + λ * θ)
                 θ = θ + v
             }
-            forEachLane(count: count, parameters: parameters, gradient: gradient, buffer, body: body)
+            lanes.run(.momentumBuffer, body: body)
         case .ewma:
             @inline(__always)  // a local function, not a closure: always inlined into the loop
             func body(_ θ: inout F8, _ g: F8, _ v: inout F8, _: inout F8, _: inout F8, _: inout F8) {
                 v = μ * v + cμ * (g + λ * θ)
                 θ = θ - γ * v
             }
-            forEachLane(count: count, parameters: parameters, gradient: gradient, buffer, body: body)
+            lanes.run(.momentumBuffer, body: body)
+        default:  // torch
+            @inline(__always)  // a local function, not a closure: always inlined into the loop
+            func body(_ θ: inout F8, _ g: F8, _ b: inout F8, _: inout F8, _: inout F8, _: inout F8) {
+                let g = g + λ * θ
+                b = first ? g : μ * b + cτ * g
+                θ = θ - γ * (nesterov ? g + μ * b : b)
+            }
+            lanes.run(.momentumBuffer, body: body)
         }
     }
 }

@@ -1,20 +1,37 @@
 // The optimizer a run asks for: its name, variant and hyperparameters with torch.optim's defaults, the rules
 // that reject bad values (naming the key), and the factory that builds it.
 
+/// The forms a rule comes in, by their configuration names (`optimizer.variant`); `OptimizerKind.variants` says
+/// which ones each optimizer has.
+public enum OptimizerVariant: String, CaseIterable, Sendable {
+    /// torch.optim's own form (every optimizer but AngularGrad).
+    case torch
+    /// SGD with momentum as seed 001 writes it (v ← μv − γg; θ ← θ + v), and as Andrew Ng's EWMA (seed 003).
+    case sutskever, ewma
+    /// Adam's textbook forms (seeds 003 and 004, the paper); `eps-inside-sqrt` is AdaGrad's and RMSProp's too.
+    case noBiasCorrection = "no-bias-correction", kingmaBa = "kingma-ba", epsInsideSqrt = "eps-inside-sqrt"
+    case epsInsideSqrtNoBiasCorrection = "eps-inside-sqrt-no-bias-correction"
+    /// AngularGrad: the authors' code and the paper's description, cos and tan.
+    case cos, tan, paperCos = "paper-cos", paperTan = "paper-tan"
+}
+
 /// The optimizers descent knows, by configuration name.
 public enum OptimizerKind: String, CaseIterable, Sendable {
     case sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, angulargrad
 
-    /// Variant names, the default first.
-    public var variants: [String] {
+    /// Its variants, the default first.
+    public var variants: [OptimizerVariant] {
         switch self {
-        case .sgd, .momentum: return SGD.Form.allCases.map(\.rawValue)
-        case .nesterov, .adadelta, .nadam: return ["torch"]
-        case .adagrad, .rmsprop: return ["torch", "eps-inside-sqrt"]
-        case .adam, .adamw: return Adam.Form.allCases.map(\.rawValue)
-        case .angulargrad: return AngularGrad.Form.allCases.map(\.rawValue)
+        case .sgd, .momentum: return [.torch, .sutskever, .ewma]
+        case .nesterov, .adadelta, .nadam: return [.torch]
+        case .adagrad, .rmsprop: return [.torch, .epsInsideSqrt]
+        case .adam, .adamw: return [.torch, .noBiasCorrection, .kingmaBa, .epsInsideSqrt, .epsInsideSqrtNoBiasCorrection]
+        case .angulargrad: return [.cos, .tan, .paperCos, .paperTan]
         }
     }
+
+    /// What `variant` must be for this optimizer.
+    public var variantsExpected: String { "one of " + variants.map(\.rawValue).joined(separator: ", ") + " for \(rawValue)" }
 
     /// The hyperparameter keys it reads, in the order they are documented (besides `name` and `variant`).
     public var keys: [String] {
@@ -44,7 +61,7 @@ public struct HyperparameterError: Error, Equatable, CustomStringConvertible, Se
 /// defaults and are ignored.
 public struct OptimizerSettings: Equatable, Sendable {
     public var kind: OptimizerKind
-    public var variant: String
+    public var variant: OptimizerVariant
     public var learningRate: Double
     public var momentum = 0.0
     public var dampening = 0.0
@@ -79,54 +96,62 @@ public struct OptimizerSettings: Equatable, Sendable {
         }
     }
 
-    /// What `betas` must be.
-    public static let betasExpected = "two numbers in [0, 1), like [0.9, 0.999]"
+    /// What a key holds: a number, a flag, or a pair of numbers (`betas`), and the fields behind it.
+    public enum Field {
+        case number(WritableKeyPath<OptimizerSettings, Double>)
+        case flag(WritableKeyPath<OptimizerSettings, Bool>)
+        case pair(WritableKeyPath<OptimizerSettings, Double>, WritableKeyPath<OptimizerSettings, Double>)
+    }
 
-    /// The rule each numeric key must meet, as (what is expected, test).
+    /// The field behind every hyperparameter key.
+    public static let fields: [String: Field] = [
+        "lr": .number(\.learningRate), "momentum": .number(\.momentum), "dampening": .number(\.dampening),
+        "weight_decay": .number(\.weightDecay), "eps": .number(\.eps), "lr_decay": .number(\.learningRateDecay),
+        "initial_accumulator_value": .number(\.initialAccumulatorValue), "alpha": .number(\.alpha), "rho": .number(\.rho),
+        "momentum_decay": .number(\.momentumDecay), "betas": .pair(\.beta1, \.beta2),
+        "nesterov": .flag(\.nesterov), "centered": .flag(\.centered), "amsgrad": .flag(\.amsgrad),
+    ]
+
+    /// The rule each numeric key (each number of a pair) must meet, as (what is expected, test).
     public static func rule(for key: String) -> (expected: String, valid: @Sendable (Double) -> Bool) {
         switch key {
         case "lr": return ("a number > 0", { $0 > 0 })
-        case "momentum", "alpha", "rho", "betas": return ("a number in [0, 1)", { $0 >= 0 && $0 < 1 })
+        case "momentum", "alpha", "rho": return ("a number in [0, 1)", { $0 >= 0 && $0 < 1 })
+        case "betas": return ("two numbers in [0, 1), like [0.9, 0.999]", { $0 >= 0 && $0 < 1 })
         case "dampening": return ("a number in [0, 1]", { $0 >= 0 && $0 <= 1 })
         default: return ("a number ≥ 0", { $0 >= 0 })  // eps, weight_decay, lr_decay, accumulator, momentum_decay
         }
     }
 
-    /// The field behind each numeric key.
-    public static let numberFields: [String: WritableKeyPath<OptimizerSettings, Double>] = [
-        "lr": \.learningRate, "momentum": \.momentum, "dampening": \.dampening, "weight_decay": \.weightDecay,
-        "eps": \.eps, "lr_decay": \.learningRateDecay, "initial_accumulator_value": \.initialAccumulatorValue,
-        "alpha": \.alpha, "rho": \.rho, "momentum_decay": \.momentumDecay,
-    ]
-
-    /// The field behind each true/false key.
-    public static let booleanFields: [String: WritableKeyPath<OptimizerSettings, Bool>] = [
-        "nesterov": \.nesterov, "centered": \.centered, "amsgrad": \.amsgrad,
-    ]
+    /// A key's value as YAML (`0.9`, `true`, `[0.9, 0.999]`), or nil for a key that is not a hyperparameter.
+    public func yamlValue(_ key: String) -> String? {
+        switch Self.fields[key] {
+        case .number(let f): return "\(self[keyPath: f])"
+        case .flag(let f): return "\(self[keyPath: f])"
+        case .pair(let a, let b): return "[\(self[keyPath: a]), \(self[keyPath: b])]"
+        case nil: return nil
+        }
+    }
 
     /// The value of a numeric key.
     public func number(_ key: String) -> Double? {
-        Self.numberFields[key].map { self[keyPath: $0] }
+        if case .number(let f) = Self.fields[key] { return self[keyPath: f] }
+        return nil
     }
 
     /// The first key whose value breaks a rule, or nil. Checks ranges and the rules that join keys.
     public func validate() -> HyperparameterError? {
         guard kind.variants.contains(variant) else {
-            return HyperparameterError(key: "variant", expected: "one of " + kind.variants.joined(separator: ", ")
-                                       + " for \(kind.rawValue)", found: "'\(variant)'")
+            return HyperparameterError(key: "variant", expected: kind.variantsExpected, found: "'\(variant.rawValue)'")
         }
         for key in kind.keys {
-            if key == "betas" {
-                let rule = Self.rule(for: key)
-                if !rule.valid(beta1) || !rule.valid(beta2) {
-                    return HyperparameterError(key: key, expected: Self.betasExpected,
-                                               found: "[\(beta1), \(beta2)]")
-                }
-            } else if let value = number(key) {
-                let rule = Self.rule(for: key)
-                if !rule.valid(value) || !value.isFinite {
-                    return HyperparameterError(key: key, expected: rule.expected, found: "\(value)")
-                }
+            let rule = Self.rule(for: key)
+            switch Self.fields[key] {
+            case .number(let f) where !rule.valid(self[keyPath: f]) || !self[keyPath: f].isFinite:
+                return HyperparameterError(key: key, expected: rule.expected, found: "\(self[keyPath: f])")
+            case .pair(let a, let b) where !rule.valid(self[keyPath: a]) || !rule.valid(self[keyPath: b]):
+                return HyperparameterError(key: key, expected: rule.expected, found: yamlValue(key)!)
+            default: break
             }
         }
         if kind == .nesterov && momentum == 0 {
@@ -137,50 +162,36 @@ public struct OptimizerSettings: Equatable, Sendable {
                 return HyperparameterError(key: "nesterov", expected: "momentum > 0 and dampening 0 with Nesterov momentum",
                                            found: "momentum \(momentum), dampening \(dampening)")
             }
-            if variant != "torch" && nesterov {
-                return HyperparameterError(key: "nesterov", expected: "false with variant \(variant) (Nesterov is the torch form)",
+            if variant != .torch && nesterov {
+                return HyperparameterError(key: "nesterov", expected: "false with variant \(variant.rawValue) (Nesterov is the torch form)",
                                            found: "true")
             }
-            if variant != "torch" && dampening != 0 {
-                return HyperparameterError(key: "dampening", expected: "0 with variant \(variant) (dampening is the torch form's)",
+            if variant != .torch && dampening != 0 {
+                return HyperparameterError(key: "dampening", expected: "0 with variant \(variant.rawValue) (dampening is the torch form's)",
                                            found: "\(dampening)")
             }
         }
         return nil
     }
 
-    /// The optimizer these settings describe, for a flat buffer of `parameterCount` values.
+    /// The optimizer these settings describe, for a flat buffer of `parameterCount` values holding the tensors
+    /// `layout` (when the caller knows them: a rule may work per tensor).
     /// - Precondition: `validate()` returns nil.
-    public func makeOptimizer(parameterCount n: Int) -> Optimizer {
+    public func makeOptimizer(parameterCount n: Int, layout: [TensorShape] = []) -> Optimizer {
         precondition(validate() == nil, "invalid optimizer settings: \(validate()!)")
         switch kind {
-        case .sgd, .momentum, .nesterov: return SGD(self, parameterCount: n)
-        case .adagrad: return AdaGrad(self, parameterCount: n)
-        case .rmsprop: return RMSProp(self, parameterCount: n)
-        case .adadelta: return AdaDelta(self, parameterCount: n)
-        case .adam, .adamw: return Adam(self, parameterCount: n)
-        case .nadam: return NAdam(self, parameterCount: n)
-        case .angulargrad: return AngularGrad(self, parameterCount: n)
+        case .sgd, .momentum, .nesterov: return ElementwiseOptimizer<SGD>(self, parameterCount: n, layout: layout)
+        case .adagrad: return ElementwiseOptimizer<AdaGrad>(self, parameterCount: n, layout: layout)
+        case .rmsprop: return ElementwiseOptimizer<RMSProp>(self, parameterCount: n, layout: layout)
+        case .adadelta: return ElementwiseOptimizer<AdaDelta>(self, parameterCount: n, layout: layout)
+        case .adam, .adamw: return ElementwiseOptimizer<Adam>(self, parameterCount: n, layout: layout)
+        case .nadam: return ElementwiseOptimizer<NAdam>(self, parameterCount: n, layout: layout)
+        case .angulargrad: return ElementwiseOptimizer<AngularGrad>(self, parameterCount: n, layout: layout)
         }
     }
 
-    /// ε inside the square root (the `eps-inside-sqrt` variant of AdaGrad and RMSProp).
-    var epsInsideSquareRoot: Bool { variant == "eps-inside-sqrt" }
-    /// Decoupled weight decay (AdamW) instead of coupled L2 decay.
-    var decoupledWeightDecay: Bool { kind == .adamw }
-
     /// The settings as the YAML lines of an `optimizer:` block (name, variant, then every key it reads).
     public func yamlLines() -> [String] {
-        var lines = ["name: \(kind.rawValue)", "variant: \(variant)"]
-        for key in kind.keys {
-            if key == "betas" {
-                lines.append("betas: [\(beta1), \(beta2)]")
-            } else if let flag = Self.booleanFields[key] {
-                lines.append("\(key): \(self[keyPath: flag])")
-            } else {
-                lines.append("\(key): \(number(key)!)")
-            }
-        }
-        return lines
+        ["name: \(kind.rawValue)", "variant: \(variant.rawValue)"] + kind.keys.map { "\($0): \(yamlValue($0)!)" }
     }
 }

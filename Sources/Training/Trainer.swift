@@ -169,7 +169,7 @@ public final class Trainer {
         if case let .folder(o, c, r) = output { (writes, overwrite, checkpoints, resumeFrom) = (true, o, c, r) }
         runDirectory = writes && communicator.rank == 0 ? directory : nil
         replicas = try Self.makeReplicas(plan, single: single, config: config, model: model,
-                                         optimizerLength: ownedParameters?.count ?? model.parameterCount,
+                                         owned: ownedParameters ?? 0..<model.parameterCount,
                                          runDirectory: runDirectory, on: communicator)
         checkpointDirectory = writes && single && checkpoints ? CheckpointStore.directory(ofRun: directory) : nil
         if let checkpointDirectory, config.checkpoint.resume || resumeFrom != nil {

@@ -138,9 +138,9 @@ extension Trainer {
     }
 
     /// One replica per (label, optimizer), all from rank 0's initial parameters (the broadcast makes that true
-    /// whatever the other ranks drew); each optimizer keeps state for `optimizerLength` parameters.
+    /// whatever the other ranks drew); each optimizer keeps state for the parameters `owned`, and sees their tensors.
     static func makeReplicas(_ plan: [ReplicaPlan], single: Bool, config: RunConfig,
-                             model: any Model, optimizerLength: Int, runDirectory: String?,
+                             model: any Model, owned: Range<Int>, runDirectory: String?,
                              on communicator: Communicator) throws -> [Replica] {
         var initial = try communicator.collectively { () throws -> [Float] in
             if !config.model.initFrom.isEmpty { return try startingParameters(config.model.initFrom, model: model) }
@@ -152,8 +152,20 @@ extension Trainer {
             c.optimizer = entry.settings
             if !single { c.name = RunConfig.folderName(entry.label) }
             let folder = single ? runDirectory : runDirectory.map { $0 + "/" + c.name }
-            return Replica(label: entry.label, config: c, optimizer: entry.settings.makeOptimizer(parameterCount: optimizerLength),
-                           parameters: initial, directory: folder)
+            let optimizer = entry.settings.makeOptimizer(parameterCount: owned.count, layout: tensors(of: model, in: owned))
+            return Replica(label: entry.label, config: c, optimizer: optimizer, parameters: initial, directory: folder)
+        }
+    }
+
+    /// The model's tensors that lie in `part` of its flat parameters, with where they lie in the part (a tensor
+    /// that an element slice cuts keeps the piece inside it).
+    static func tensors(of model: any Model, in part: Range<Int>) -> [TensorShape] {
+        model.tensorLayout.compactMap { t in
+            guard let lo = t.indices.min(), let hi = t.indices.max() else { return nil }
+            let inside = (lo..<(hi + 1)).clamped(to: part)
+            guard !inside.isEmpty else { return nil }
+            return TensorShape(name: t.name, shape: t.shape,
+                               range: (inside.lowerBound - part.lowerBound)..<(inside.upperBound - part.lowerBound))
         }
     }
 

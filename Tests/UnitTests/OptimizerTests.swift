@@ -23,7 +23,7 @@ func referenceStep(_ s: OptimizerSettings) -> ReferenceStep {
             }
             var b = state["b"] ?? zeros(θ.count)
             for i in θ.indices {
-                switch s.variant {
+                switch s.variant.rawValue {
                 case "sutskever":
                     b[i] = μ * b[i] - γ * g[i]
                     θ[i] += b[i]
@@ -44,7 +44,7 @@ func referenceStep(_ s: OptimizerSettings) -> ReferenceStep {
             for i in θ.indices {
                 let g = gradient[i] + λ * θ[i]
                 sum[i] += g * g
-                let d = s.variant == "eps-inside-sqrt" ? (sum[i] + ε).squareRoot() : sum[i].squareRoot() + ε
+                let d = s.variant == .epsInsideSqrt ? (sum[i] + ε).squareRoot() : sum[i].squareRoot() + ε
                 θ[i] -= γ̃ * g / d
             }
             state["s"] = sum
@@ -61,7 +61,7 @@ func referenceStep(_ s: OptimizerSettings) -> ReferenceStep {
                     ḡ[i] = α * ḡ[i] + (1 - α) * g
                     ṽ -= ḡ[i] * ḡ[i]
                 }
-                let d = s.variant == "eps-inside-sqrt" ? (ṽ + ε).squareRoot() : ṽ.squareRoot() + ε
+                let d = s.variant == .epsInsideSqrt ? (ṽ + ε).squareRoot() : ṽ.squareRoot() + ε
                 if μ > 0 {
                     b[i] = μ * b[i] + g / d
                     θ[i] -= γ * b[i]
@@ -95,7 +95,7 @@ func referenceStep(_ s: OptimizerSettings) -> ReferenceStep {
                 v[i] = β2 * v[i] + (1 - β2) * g * g
                 vmax[i] = max(vmax[i], v[i])
                 let v̄ = s.amsgrad ? vmax[i] : v[i]
-                switch s.variant {
+                switch s.variant.rawValue {
                 case "no-bias-correction": θ[i] -= γ * m[i] / (v̄.squareRoot() + ε)
                 case "kingma-ba": θ[i] -= γ * c2.squareRoot() / c1 * m[i] / (v̄.squareRoot() + ε)
                 case "eps-inside-sqrt": θ[i] -= γ * (m[i] / c1) / (v̄ / c2 + ε).squareRoot()
@@ -120,7 +120,7 @@ func referenceStep(_ s: OptimizerSettings) -> ReferenceStep {
             }
             state["m"] = m; state["v"] = v
         }
-    case .angulargrad where s.variant.hasPrefix("paper"):
+    case .angulargrad where s.variant.rawValue.hasPrefix("paper"):
         // The paper's description, element by element: the running minimum of the real angles, in radians.
         return { θ, gradient, t, state in
             var m = state["m"] ?? zeros(θ.count), v = state["v"] ?? zeros(θ.count), p = state["p"] ?? zeros(θ.count)
@@ -131,7 +131,7 @@ func referenceStep(_ s: OptimizerSettings) -> ReferenceStep {
                 m[i] = β1 * m[i] + (1 - β1) * g
                 v[i] = β2 * v[i] + (1 - β2) * g * g
                 minimum[i] = min(minimum[i], atan(abs((p[i] - g) / (1 + p[i] * g))))
-                let term = s.variant == "paper-tan" ? tan(minimum[i]) : cos(minimum[i])
+                let term = s.variant == .paperTan ? tan(minimum[i]) : cos(minimum[i])
                 let coefficient = tanh(abs(term)) * 0.5 + 0.5
                 p[i] = g
                 θ[i] -= stepSize * m[i] * coefficient / (v[i].squareRoot() + ε)
@@ -153,7 +153,7 @@ func referenceStep(_ s: OptimizerSettings) -> ReferenceStep {
                 let angle = atan(tanθ) * 180 / Double.pi
                 if !(angle > minimum[i]) {
                     minimum[i] = angle
-                    final[i] = s.variant == "tan" ? tanθ : cosθ
+                    final[i] = s.variant == .tan ? tanθ : cosθ
                 }
                 let coefficient = tanh(abs(final[i])) * 0.5 + 0.5
                 p[i] = g
@@ -174,7 +174,7 @@ struct OptimizerCase: CustomTestStringConvertible, Sendable {
         var s = OptimizerSettings(kind)
         change(&s)
         settings = s
-        label = kind.rawValue + (s.variant == kind.variants[0] ? "" : " \(s.variant)") + (details.isEmpty ? "" : " " + details)
+        label = kind.rawValue + (s.variant == kind.variants[0] ? "" : " \(s.variant.rawValue)") + (details.isEmpty ? "" : " " + details)
     }
 }
 
@@ -187,51 +187,51 @@ let optimizerCases: [OptimizerCase] = [
         $0.learningRate = 0.02; $0.momentum = 0.8; $0.dampening = 0.3; $0.weightDecay = 0.1
     },
     OptimizerCase(.momentum, "0.5 large lr 3") { $0.learningRate = 3; $0.momentum = 0.5 },
-    OptimizerCase(.momentum, "μ 0.9") { $0.variant = "sutskever" },
-    OptimizerCase(.momentum, "weight decay 0.1") { $0.variant = "sutskever"; $0.weightDecay = 0.1 },
-    OptimizerCase(.momentum, "β 0.9 lr 0.1") { $0.variant = "ewma"; $0.learningRate = 0.1 },
+    OptimizerCase(.momentum, "μ 0.9") { $0.variant = .sutskever },
+    OptimizerCase(.momentum, "weight decay 0.1") { $0.variant = .sutskever; $0.weightDecay = 0.1 },
+    OptimizerCase(.momentum, "β 0.9 lr 0.1") { $0.variant = .ewma; $0.learningRate = 0.1 },
     OptimizerCase(.sgd, "nesterov via flag, weight decay 0.01") { $0.momentum = 0.7; $0.nesterov = true; $0.weightDecay = 0.01 },
     OptimizerCase(.nesterov),
     OptimizerCase(.adagrad),
     OptimizerCase(.adagrad, "lr decay 0.1, accumulator 0.5, weight decay 0.01, lr 2") {
         $0.learningRateDecay = 0.1; $0.initialAccumulatorValue = 0.5; $0.weightDecay = 0.01; $0.learningRate = 2
     },
-    OptimizerCase(.adagrad, "ε 1e-10") { $0.variant = "eps-inside-sqrt" },
+    OptimizerCase(.adagrad, "ε 1e-10") { $0.variant = .epsInsideSqrt },
     OptimizerCase(.rmsprop),
     OptimizerCase(.rmsprop, "centered") { $0.centered = true },
     OptimizerCase(.rmsprop, "momentum 0.5") { $0.momentum = 0.5 },
     OptimizerCase(.rmsprop, "centered, momentum 0.9, weight decay 0.1, α 0.9") {
         $0.centered = true; $0.momentum = 0.9; $0.weightDecay = 0.1; $0.alpha = 0.9
     },
-    OptimizerCase(.rmsprop, "ε 1e-4") { $0.variant = "eps-inside-sqrt"; $0.eps = 1e-4 },
+    OptimizerCase(.rmsprop, "ε 1e-4") { $0.variant = .epsInsideSqrt; $0.eps = 1e-4 },
     OptimizerCase(.adadelta),
     OptimizerCase(.adadelta, "lr 0.5 ρ 0.95 weight decay 0.1") { $0.learningRate = 0.5; $0.rho = 0.95; $0.weightDecay = 0.1 },
     OptimizerCase(.adam),
     OptimizerCase(.adam, "amsgrad") { $0.amsgrad = true },
     OptimizerCase(.adam, "weight decay 0.1, β (0.8, 0.99)") { $0.weightDecay = 0.1; $0.beta1 = 0.8; $0.beta2 = 0.99 },
     OptimizerCase(.adam, "large lr 0.5") { $0.learningRate = 0.5 },
-    OptimizerCase(.adam) { $0.variant = "no-bias-correction" },
-    OptimizerCase(.adam) { $0.variant = "kingma-ba" },
-    OptimizerCase(.adam, "amsgrad") { $0.variant = "kingma-ba"; $0.amsgrad = true },
-    OptimizerCase(.adam, "ε 1e-4") { $0.variant = "eps-inside-sqrt"; $0.eps = 1e-4 },
-    OptimizerCase(.adam, "amsgrad, weight decay 0.1") { $0.variant = "eps-inside-sqrt"; $0.amsgrad = true; $0.weightDecay = 0.1 },
-    OptimizerCase(.adam, "ε 1e-4") { $0.variant = "eps-inside-sqrt-no-bias-correction"; $0.eps = 1e-4 },
-    OptimizerCase(.adam) { $0.variant = "eps-inside-sqrt-no-bias-correction" },
+    OptimizerCase(.adam) { $0.variant = .noBiasCorrection },
+    OptimizerCase(.adam) { $0.variant = .kingmaBa },
+    OptimizerCase(.adam, "amsgrad") { $0.variant = .kingmaBa; $0.amsgrad = true },
+    OptimizerCase(.adam, "ε 1e-4") { $0.variant = .epsInsideSqrt; $0.eps = 1e-4 },
+    OptimizerCase(.adam, "amsgrad, weight decay 0.1") { $0.variant = .epsInsideSqrt; $0.amsgrad = true; $0.weightDecay = 0.1 },
+    OptimizerCase(.adam, "ε 1e-4") { $0.variant = .epsInsideSqrtNoBiasCorrection; $0.eps = 1e-4 },
+    OptimizerCase(.adam) { $0.variant = .epsInsideSqrtNoBiasCorrection },
     OptimizerCase(.adamw),
     OptimizerCase(.adamw, "amsgrad, weight decay 0.5, lr 0.1") { $0.amsgrad = true; $0.weightDecay = 0.5; $0.learningRate = 0.1 },
-    OptimizerCase(.adamw) { $0.variant = "no-bias-correction" },
-    OptimizerCase(.adamw, "weight decay 0.5") { $0.variant = "eps-inside-sqrt"; $0.weightDecay = 0.5 },
-    OptimizerCase(.adamw) { $0.variant = "eps-inside-sqrt-no-bias-correction" },
+    OptimizerCase(.adamw) { $0.variant = .noBiasCorrection },
+    OptimizerCase(.adamw, "weight decay 0.5") { $0.variant = .epsInsideSqrt; $0.weightDecay = 0.5 },
+    OptimizerCase(.adamw) { $0.variant = .epsInsideSqrtNoBiasCorrection },
     OptimizerCase(.nadam),
     OptimizerCase(.nadam, "momentum decay 0.05, weight decay 0.1, lr 0.02") {
         $0.momentumDecay = 0.05; $0.weightDecay = 0.1; $0.learningRate = 0.02
     },
     OptimizerCase(.angulargrad),
-    OptimizerCase(.angulargrad) { $0.variant = "tan" },
+    OptimizerCase(.angulargrad) { $0.variant = .tan },
     OptimizerCase(.angulargrad, "weight decay 0.1, lr 0.05") { $0.weightDecay = 0.1; $0.learningRate = 0.05 },
-    OptimizerCase(.angulargrad) { $0.variant = "paper-cos" },
-    OptimizerCase(.angulargrad) { $0.variant = "paper-tan" },
-    OptimizerCase(.angulargrad, "weight decay 0.1, lr 0.05") { $0.variant = "paper-cos"; $0.weightDecay = 0.1; $0.learningRate = 0.05 },
+    OptimizerCase(.angulargrad) { $0.variant = .paperCos },
+    OptimizerCase(.angulargrad) { $0.variant = .paperTan },
+    OptimizerCase(.angulargrad, "weight decay 0.1, lr 0.05") { $0.variant = .paperCos; $0.weightDecay = 0.1; $0.learningRate = 0.05 },
 ]
 
 /// Gradient t for parameter i: a smooth pattern with scales from 1e-6 to 1e3 (tiny and huge gradients),
@@ -309,7 +309,7 @@ struct OptimizerReferenceTests {
     @Test("state holds only the buffers the rule needs", arguments: [
         (OptimizerCase(.sgd), [String]()),
         (OptimizerCase(.momentum), ["momentum_buffer"]),
-        (OptimizerCase(.momentum) { $0.variant = "ewma" }, ["momentum_buffer"]),
+        (OptimizerCase(.momentum) { $0.variant = .ewma }, ["momentum_buffer"]),
         (OptimizerCase(.nesterov), ["momentum_buffer"]),
         (OptimizerCase(.adagrad), ["sum"]),
         (OptimizerCase(.rmsprop), ["square_avg"]),
@@ -321,7 +321,7 @@ struct OptimizerReferenceTests {
         (OptimizerCase(.adamw), ["exp_avg", "exp_avg_sq"]),
         (OptimizerCase(.nadam), ["exp_avg", "exp_avg_sq"]),
         (OptimizerCase(.angulargrad), ["exp_avg", "exp_avg_sq", "previous_grad", "angular_coeff"]),
-        (OptimizerCase(.angulargrad) { $0.variant = "paper-tan" }, ["exp_avg", "exp_avg_sq", "previous_grad", "minimum_tangent"]),
+        (OptimizerCase(.angulargrad) { $0.variant = .paperTan }, ["exp_avg", "exp_avg_sq", "previous_grad", "minimum_tangent"]),
     ])
     func stateSize(_ c: OptimizerCase, _ buffers: [String]) {
         let state = c.settings.makeOptimizer(parameterCount: 10).state()
@@ -362,7 +362,7 @@ struct OptimizerEquivalenceTests {
         var torchSettings = OptimizerSettings(.momentum)
         torchSettings.learningRate = 0.1
         var sutskeverSettings = torchSettings
-        sutskeverSettings.variant = "sutskever"
+        sutskeverSettings.variant = .sutskever
         let torch = torchSettings.makeOptimizer(parameterCount: 5), sutskever = sutskeverSettings.makeOptimizer(parameterCount: 5)
         var a: [Float] = [1, -2, 0.5, 3, -1], b = a
         for step in 1...40 {
