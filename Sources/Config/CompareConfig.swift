@@ -55,10 +55,8 @@ public struct CompareConfig: Equatable, Sendable {
                 v.name = RunConfig.folderName(entry.label)
                 return Variant(label: entry.label, config: v)
             }
-            c.blockYAML = ["optimizers:"] + c.variants.flatMap { v -> [String] in
-                let lines = ["label: \"\(v.label)\""] + v.config.optimizer.yamlLines()
-                return ["  - " + lines[0]] + lines.dropFirst().map { "    " + $0 }
-            }
+            c.blockYAML = ["optimizers:"] + RunConfig.optimizerListYAML(c.variants.map { .init(label: $0.label, settings: $0.config.optimizer) })
+                .map { "  " + $0 }
         }
         if let t = c.targetLoss { c.blockYAML.append("target_loss: \(t)") }
         try r.rejectUnknownKeys()

@@ -75,3 +75,48 @@ extension Array {
         first { $0.covers(key) }?.role ?? .trajectory
     }
 }
+
+// MARK: typed keys: the name and the field once
+
+extension ConfigKey {
+    /// An integer in `range`.
+    static func integer(_ name: String, _ path: WritableKeyPath<C, Int> & Sendable,
+                        _ range: ClosedRange<Int>, role: KeyRole = .trajectory, when used: @escaping @Sendable (C) -> Bool = { _ in true }) -> Self {
+        Self(name, role, read: { c, r in c[keyPath: path] = try r.integer(name, default: c[keyPath: path], range: range) },
+             value: { "\($0[keyPath: path])" }, when: used)
+    }
+
+    /// A number that `valid` accepts (`expected` says which).
+    static func number(_ name: String, _ path: WritableKeyPath<C, Double> & Sendable,
+                       _ expected: String, _ valid: @escaping @Sendable (Double) -> Bool,
+                       role: KeyRole = .trajectory, when used: @escaping @Sendable (C) -> Bool = { _ in true }) -> Self {
+        Self(name, role, read: { c, r in c[keyPath: path] = try r.number(name, default: c[keyPath: path], expected: expected, valid) },
+             value: { "\($0[keyPath: path])" }, when: used)
+    }
+
+    /// true or false.
+    static func flag(_ name: String, _ path: WritableKeyPath<C, Bool> & Sendable,
+                     role: KeyRole = .trajectory, when used: @escaping @Sendable (C) -> Bool = { _ in true }) -> Self {
+        Self(name, role, read: { c, r in c[keyPath: path] = try r.boolean(name, default: c[keyPath: path]) },
+             value: { "\($0[keyPath: path])" }, when: used)
+    }
+
+    /// A string, written quoted.
+    static func text(_ name: String, _ path: WritableKeyPath<C, String> & Sendable,
+                     role: KeyRole = .trajectory, when used: @escaping @Sendable (C) -> Bool = { _ in true }) -> Self {
+        Self(name, role, read: { c, r in c[keyPath: path] = try r.string(name, default: c[keyPath: path]) },
+             value: { yamlQuoted($0[keyPath: path]) }, when: used)
+    }
+
+    /// One of an enumeration's names, with an optional comment after it in the resolved YAML.
+    static func choice<E: RawRepresentable & CaseIterable & Sendable>(
+        _ name: String, _ path: WritableKeyPath<C, E> & Sendable,
+        comment: (@Sendable (E) -> String)? = nil, role: KeyRole = .trajectory, when used: @escaping @Sendable (C) -> Bool = { _ in true }
+    ) -> Self where E.RawValue == String {
+        Self(name, role, read: { c, r in
+            let word = try r.string(name, default: c[keyPath: path].rawValue, allowed: E.allCases.map(\.rawValue))
+            // `allowed` admits only the enumeration's names.
+            if let value = E(rawValue: word) { c[keyPath: path] = value }
+        }, value: { c in c[keyPath: path].rawValue + (comment.map { "    # " + $0(c[keyPath: path]) } ?? "") }, when: used)
+    }
+}

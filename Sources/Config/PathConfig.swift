@@ -192,14 +192,14 @@ public struct PathConfig: Equatable, Sendable {
             }
             c.optimizers = zip(list, lab).map { Entry(label: $0.label, settings: $0.settings, noise: $1.noise, seeds: $1.seeds, batch: $1.batch) }
         }, lines: { c in
-            c.optimizers.flatMap { e in
-                var lines = ["- label: \(yamlQuoted(e.label))"]
+            RunConfig.optimizerListYAML(c.optimizers.map { e in
+                let own: [String]
                 switch c.function {
-                case .test: if let σ = e.noise { lines.append("  noise: \(σ)") }
-                case .finiteSum: lines.append("  batch: \(e.batch)")
+                case .test: own = e.noise.map { ["noise: \($0)"] } ?? []
+                case .finiteSum: own = ["batch: \(e.batch)"]
                 }
-                return lines + ["  seeds: \(e.seeds)"] + e.settings.yamlLines().map { "  " + $0 }
-            }
+                return .init(label: e.label, settings: e.settings, before: own + ["seeds: \(e.seeds)"])
+            })
         }),
         Key("output.dir", .free, read: { c, r in c.outputDirectory = try r.string("output.dir", default: c.outputDirectory) },
             value: { yamlQuoted($0.outputDirectory) }),

@@ -208,21 +208,7 @@ public struct RunConfig: Equatable, Sendable {
     /// The configuration with every default filled in, as YAML that `load` reads back to the same value.
     public var resolvedYAML: String { Self.keys.resolvedYAML(self) }
 
-    var scheduleYAMLLines: [String] {
-        let r = schedule.rate
-        var lines = ["name: \(r.kind.rawValue)", "warmup_steps: \(r.warmupSteps)"]
-        for key in Self.scheduleKeys(r.kind) {
-            switch key {
-            case "step_size": lines.append("step_size: \(r.stepSize)")
-            case "gamma": lines.append("gamma: \(r.gamma)")
-            case "decay_steps": lines.append("decay_steps: \(r.decaySteps.map(String.init) ?? "auto")")
-            default: lines.append("min_lr: \(r.minimumRate)")
-            }
-        }
-        lines.append("batch_scaling: \(schedule.batchScaling.rawValue)")
-        if let b = schedule.referenceBatch { lines.append("reference_batch: \(b)") }
-        return lines
-    }
+    var scheduleYAMLLines: [String] { Self.scheduleKeys.flatMap { $0.yaml(schedule) } }
 }
 
 // MARK: optimizer and schedule blocks
@@ -267,6 +253,23 @@ extension RunConfig {
         return o
     }
 
+    /// One entry of an optimizer list: its label, its own keys before and after its optimizer block, and the block.
+    public struct ListedOptimizer {
+        public var label: String
+        public var settings: OptimizerSettings
+        public var before: [String] = []
+        public var after: [String] = []
+    }
+
+    /// The YAML of an optimizer list (`compare.optimizers`, `study.optimizers`, the lab's `optimizers`), the one
+    /// writer of them all: `- label: "…"` per entry, then its lines, relative to the list's key.
+    public static func optimizerListYAML(_ entries: [ListedOptimizer]) -> [String] {
+        entries.flatMap { e -> [String] in
+            let lines: [String] = e.before + e.settings.yamlLines() + e.after
+            return ["- label: \(yamlQuoted(e.label))"] + lines.map { "  " + $0 }
+        }
+    }
+
     /// A folder name for a label: spaces and slashes become '-'.
     public static func folderName(_ label: String) -> String {
         label.replacingOccurrences(of: " ", with: "-").replacingOccurrences(of: "/", with: "-")
@@ -304,49 +307,40 @@ extension RunConfig {
         return list
     }
 
-    /// The keys a schedule kind reads besides name, warmup and batch scaling.
-    static func scheduleKeys(_ kind: LearningRateSchedule.Kind) -> [String] {
-        switch kind {
-        case .constant: return []
-        case .step: return ["step_size", "gamma"]
-        case .exponential: return ["gamma"]
-        case .cosine: return ["decay_steps", "min_lr"]
-        }
-    }
+    typealias ScheduleKey = ConfigKey<Schedule>
 
-    static func readSchedule(_ r: inout ConfigReader) throws -> Schedule {
-        var s = Schedule()
-        let name = try r.string("schedule.name", default: "constant",
-                                allowed: LearningRateSchedule.Kind.allCases.map(\.rawValue))
-        let kind = LearningRateSchedule.Kind(rawValue: name)!
-        s.rate = LearningRateSchedule(kind: kind)
-        s.rate.warmupSteps = try r.integer("schedule.warmup_steps", default: 0, range: 0...Int(Int32.max))
-        for key in scheduleKeys(kind) {
-            switch key {
-            case "step_size":
-                s.rate.stepSize = try r.integer("schedule.step_size", default: s.rate.stepSize, range: 1...Int(Int32.max))
-            case "gamma":
-                s.rate.gamma = try r.number("schedule.gamma", default: s.rate.gamma, expected: "a factor > 0 (below 1 the rate decays, above 1 it grows)") {
-                    $0 > 0
-                }
-            case "decay_steps":
-                let d = try r.integerOrWord("schedule.decay_steps", default: "auto", words: ["auto"], range: 1...Int(Int32.max))
-                s.rate.decaySteps = Int(d)
-            default:
-                s.rate.minimumRate = try r.number("schedule.min_lr", default: 0, expected: "a number ≥ 0") { $0 >= 0 }
+    /// The keys each schedule kind reads besides name, warmup and batch scaling, in the resolved YAML's order.
+    static let scheduleParameters: [(key: ScheduleKey, kinds: Set<LearningRateSchedule.Kind>)] = [
+        (.integer("schedule.step_size", \.rate.stepSize, 1...Int(Int32.max), when: { $0.rate.kind == .step }), [.step]),
+        (.number("schedule.gamma", \.rate.gamma, "a factor > 0 (below 1 the rate decays, above 1 it grows)", { $0 > 0 },
+                 when: { [.step, .exponential].contains($0.rate.kind) }), [.step, .exponential]),
+        (ScheduleKey("schedule.decay_steps", read: { s, r in
+            s.rate.decaySteps = Int(try r.integerOrWord("schedule.decay_steps", default: "auto", words: ["auto"], range: 1...Int(Int32.max)))
+        }, value: { $0.rate.decaySteps.map(String.init) ?? "auto" }, when: { $0.rate.kind == .cosine }), [.cosine]),
+        (.number("schedule.min_lr", \.rate.minimumRate, "a number ≥ 0", { $0 >= 0 }, when: { $0.rate.kind == .cosine }), [.cosine]),
+    ]
+
+    /// The schedule block, in order: the kind (which sets every other key's default), warmup, the kind's own keys,
+    /// then the batch scaling.
+    static let scheduleKeys: [ScheduleKey] = [
+        ScheduleKey("schedule.name", read: { s, r in
+            let name = try r.string("schedule.name", default: s.rate.kind.rawValue, allowed: LearningRateSchedule.Kind.allCases.map(\.rawValue))
+            s.rate = LearningRateSchedule(kind: LearningRateSchedule.Kind(rawValue: name) ?? .constant)
+            // A key of another kind is refused, naming the kinds that read it.
+            let mine = scheduleParameters.filter { $0.kinds.contains(s.rate.kind) }.map { String($0.key.name.dropFirst("schedule.".count)) }
+            var owners: [String: [String]] = [:]
+            for (key, kinds) in scheduleParameters where !kinds.contains(s.rate.kind) {
+                owners[String(key.name.dropFirst("schedule.".count)), default: []] = LearningRateSchedule.Kind.allCases.filter(kinds.contains).map(\.rawValue)
             }
-        }
-        var owners: [String: [String]] = [:]
-        for k in LearningRateSchedule.Kind.allCases where k != kind {
-            for key in scheduleKeys(k) where !scheduleKeys(kind).contains(key) { owners[key, default: []].append(k.rawValue) }
-        }
-        try r.rejectKeys(owners, prefix: "schedule.", expected: "a key that the \(name) schedule reads ("
-                         + (["warmup_steps"] + scheduleKeys(kind) + ["batch_scaling", "reference_batch"]).joined(separator: ", ") + ")")
-
-        s.batchScaling = BatchScaling(rawValue: try r.string(
-            "schedule.batch_scaling", default: "none", allowed: BatchScaling.allCases.map(\.rawValue)))!
-        let reference = try r.integer("schedule.reference_batch", default: 0, range: 0...Int(Int32.max))
-        if s.batchScaling != .none {
+            try r.rejectKeys(owners, prefix: "schedule.", expected: "a key that the \(name) schedule reads ("
+                             + (["warmup_steps"] + mine + ["batch_scaling", "reference_batch"]).joined(separator: ", ") + ")")
+        }, value: { $0.rate.kind.rawValue }),
+        .integer("schedule.warmup_steps", \.rate.warmupSteps, 0...Int(Int32.max)),
+    ] + scheduleParameters.map(\.key) + [
+        .choice("schedule.batch_scaling", \.batchScaling),
+        ScheduleKey("schedule.reference_batch", read: { s, r in
+            let reference = try r.integer("schedule.reference_batch", default: 0, range: 0...Int(Int32.max))
+            guard s.batchScaling != .none else { return }
             guard reference > 0 else {
                 throw ConfigError(source: r.source(of: "schedule.reference_batch") ?? r.source(of: "schedule.batch_scaling") ?? r.fileName,
                                   key: "schedule.reference_batch",
@@ -354,7 +348,12 @@ extension RunConfig {
                                   found: reference == 0 && r.source(of: "schedule.reference_batch") == nil ? "no value" : "\(reference)")
             }
             s.referenceBatch = reference
-        }
+        }, value: { "\($0.referenceBatch ?? 0)" }, when: { $0.referenceBatch != nil }),
+    ]
+
+    static func readSchedule(_ r: inout ConfigReader) throws -> Schedule {
+        var s = Schedule()
+        try scheduleKeys.read(into: &s, from: &r)
         return s
     }
 }

@@ -87,12 +87,10 @@ public struct StudyConfig: Equatable, Sendable {
 
     /// The base config's YAML with the study block appended; it loads back as the same study.
     public var resolvedYAML: String {
-        base.resolvedYAML + Self.keys.resolvedYAML(self) + "  optimizers:\n" + variants.flatMap { v -> [String] in
-                var lines = ["label: \"\(v.label)\""] + v.optimizer.yamlLines()
-                if let r = v.rates { lines.append("lr_range: [\(r.low), \(r.high)]") }
-                if let m = v.momentum { lines.append("momentum_range: [\(m.low), \(m.high)]") }
-                return ["    - " + lines[0]] + lines.dropFirst().map { "      " + $0 }
-            }.joined(separator: "\n") + "\n"
+        base.resolvedYAML + Self.keys.resolvedYAML(self) + "  optimizers:\n" + RunConfig.optimizerListYAML(variants.map { v in
+            .init(label: v.label, settings: v.optimizer,
+                  after: (v.rates.map { ["lr_range: [\($0.low), \($0.high)]"] } ?? []) + (v.momentum.map { ["momentum_range: [\($0.low), \($0.high)]"] } ?? []))
+        }).map { "    " + $0 }.joined(separator: "\n") + "\n"
     }
 
     /// The value a trial reaches, for titles: "test_accuracy ≥ 0.8".
