@@ -21,50 +21,73 @@ public struct CompareConfig: Equatable, Sendable {
     }
 
     public var base: RunConfig
-    public var mode: Mode
-    public var variants: [Variant]
+    public var mode: Mode = .batches
+    public var variants: [Variant] = []
     /// The training loss whose first crossing is reported (time, steps, epochs to reach it); nil: not reported.
     public var targetLoss: Double?
-    /// The YAML of the compare block as read (for the resolved config).
-    public var blockYAML: [String]
-
+    /// The block as given: what the variants are made of, and what the resolved YAML writes.
+    var inits: [String]?
+    var batches: [String]?
+    var rates: [Double] = []
+    var epochs: [Int] = []
+    var optimizers: [RunConfig.ListedOptimizer]?
 
     public static func load(yaml text: String, fileName: String, overrides: [String] = []) throws -> CompareConfig {
         var r = try ConfigReader(yaml: text, fileName: fileName)
         for o in overrides { try r.override(o) }
-        let base = try RunConfig.read(&r)
-        let target = try r.number("compare.target_loss", default: 0, expected: "a loss > 0 (0: not reported)") { $0 >= 0 }
-        let batchWords = try r.wordList("compare.batches", expected: RunConfig.Batch.listExpected)
-        let optimizers = try RunConfig.readOptimizerList(&r, key: "compare.optimizers")
-        let inits = try r.wordList("compare.inits", expected: "a list of initialisations ("
-                                   + Initialisation.allCases.map(\.rawValue).joined(separator: ", ") + "), like [he, zeros]")
-        var c = CompareConfig(base: base, mode: .batches, variants: [], targetLoss: target > 0 ? target : nil, blockYAML: [])
-        let given = [batchWords.map { _ in "compare.batches" }, optimizers.map { _ in "compare.optimizers" }, inits.map { _ in "compare.inits" }]
+        var c = CompareConfig(base: try RunConfig.read(&r))
+        try keys.read(into: &c, from: &r)
+        let given = [c.batches.map { _ in "compare.batches" }, c.optimizers.map { _ in "compare.optimizers" }, c.inits.map { _ in "compare.inits" }]
             .compactMap { $0 }
         guard given.count == 1 else {
             throw ConfigError(source: fileName, key: "compare", expected: "exactly one of compare.batches, compare.optimizers or compare.inits",
                               found: given.isEmpty ? "none" : given.joined(separator: " and "))
         }
-        if let inits { try c.readInits(inits, &r) }
-        if let batchWords { try c.readBatches(batchWords, &r) }
-        if let optimizers {
-            c.mode = .optimizers
-            c.variants = optimizers.map { entry in
-                var v = base
-                v.optimizer = entry.settings
-                v.name = RunConfig.folderName(entry.label)
-                return Variant(label: entry.label, config: v)
-            }
-            c.blockYAML = ["optimizers:"] + RunConfig.optimizerListYAML(c.variants.map { .init(label: $0.label, settings: $0.config.optimizer) })
-                .map { "  " + $0 }
-        }
-        if let t = c.targetLoss { c.blockYAML.append("target_loss: \(t)") }
+        if let inits = c.inits { try c.makeInits(inits, &r) }
+        if let batches = c.batches { try c.makeBatches(batches, &r) }
+        if let optimizers = c.optimizers { c.makeOptimizers(optimizers) }
         try r.rejectUnknownKeys()
         return c
     }
 
+    typealias Key = ConfigKey<CompareConfig>
+
+    /// The keys of the compare block, once, in the resolved YAML's order: one of inits, batches (with their rates
+    /// and epochs) or optimizers, then the target.
+    static let keys: [Key] = [
+        Key("compare.inits", read: { c, r in
+            c.inits = try r.wordList("compare.inits", expected: "a list of initialisations ("
+                                     + Initialisation.allCases.map(\.rawValue).joined(separator: ", ") + "), like [he, zeros]")
+        }, value: { "[\($0.inits!.joined(separator: ", "))]" }, when: { $0.inits != nil }),
+        Key("compare.batches", read: { c, r in c.batches = try r.wordList("compare.batches", expected: RunConfig.Batch.listExpected) },
+            value: { "[\($0.batches!.joined(separator: ", "))]" }, when: { $0.batches != nil }),
+        Key("compare.lr", read: { c, r in
+            let n = c.batches?.count ?? 0
+            c.rates = try r.numberList("compare.lr", count: n, default: [], expected:
+                "one learning rate per batch size (\(n) numbers > 0), or no compare.lr") { $0 > 0 }
+        }, value: { "[\($0.rates.map { "\($0)" }.joined(separator: ", "))]" }, when: { !$0.rates.isEmpty }),
+        Key("compare.epochs", read: { c, r in
+            c.epochs = try r.integerList("compare.epochs", default: [], element: 1...1_000_000)
+            let n = c.batches?.count ?? 0
+            if !c.epochs.isEmpty && c.epochs.count != n {
+                throw ConfigError(source: r.source(of: "compare.epochs") ?? r.fileName, key: "compare.epochs",
+                                  expected: "one epoch count per batch size (\(n) integers), or no compare.epochs",
+                                  found: "\(c.epochs.count) values")
+            }
+        }, value: { "[\($0.epochs.map(String.init).joined(separator: ", "))]" }, when: { !$0.epochs.isEmpty }),
+        Key("compare.optimizers", read: { c, r in
+            c.optimizers = try RunConfig.readOptimizerList(&r, key: "compare.optimizers").map { list in
+                list.map { RunConfig.ListedOptimizer(label: $0.label, settings: $0.settings) }
+            }
+        }, lines: { RunConfig.optimizerListYAML($0.optimizers ?? []) }, when: { $0.optimizers != nil }),
+        Key("compare.target_loss", read: { c, r in
+            let target = try r.number("compare.target_loss", default: 0, expected: "a loss > 0 (0: not reported)") { $0 >= 0 }
+            c.targetLoss = target > 0 ? target : nil
+        }, value: { "\($0.targetLoss ?? 0)" }, when: { $0.targetLoss != nil }),
+    ]
+
     /// One variant per initialisation.
-    private mutating func readInits(_ inits: [String], _ r: inout ConfigReader) throws {
+    private mutating func makeInits(_ inits: [String], _ r: inout ConfigReader) throws {
         mode = .inits
         for word in inits {
             guard let initialisation = Initialisation(rawValue: word), !variants.contains(where: { $0.label == "init \(word)" }) else {
@@ -77,24 +100,14 @@ public struct CompareConfig: Equatable, Sendable {
             v.name = RunConfig.folderName("init \(word)")
             variants.append(Variant(label: "init \(word)", config: v))
         }
-        blockYAML = ["inits: [\(inits.joined(separator: ", "))]"]
     }
 
     /// One variant per batch size, with its optional rate and epochs.
-    private mutating func readBatches(_ words: [String], _ r: inout ConfigReader) throws {
-        let fileName = r.fileName
-        let rates = try r.numberList("compare.lr", count: words.count, default: [], expected:
-            "one learning rate per batch size (\(words.count) numbers > 0), or no compare.lr") { $0 > 0 }
-        let epochs = try r.integerList("compare.epochs", default: [], element: 1...1_000_000)
-        if !epochs.isEmpty && epochs.count != words.count {
-            throw ConfigError(source: r.source(of: "compare.epochs") ?? fileName, key: "compare.epochs",
-                              expected: "one epoch count per batch size (\(words.count) integers), or no compare.epochs",
-                              found: "\(epochs.count) values")
-        }
+    private mutating func makeBatches(_ words: [String], _ r: inout ConfigReader) throws {
         for (k, word) in words.enumerated() {
             var v = base
             guard let batch = RunConfig.Batch(word) else {
-                throw ConfigError(source: r.source(of: "compare.batches") ?? fileName, key: "compare.batches",
+                throw ConfigError(source: r.source(of: "compare.batches") ?? r.fileName, key: "compare.batches",
                                   expected: RunConfig.Batch.listExpected, found: "'\(word)'")
             }
             v.training.batch = batch
@@ -106,17 +119,23 @@ public struct CompareConfig: Equatable, Sendable {
             variants.append(Variant(label: label, config: v))
         }
         for k in variants.indices where variants[..<k].contains(where: { $0.label == variants[k].label }) {
-            throw ConfigError(source: r.source(of: "compare.batches") ?? fileName, key: "compare.batches",
+            throw ConfigError(source: r.source(of: "compare.batches") ?? r.fileName, key: "compare.batches",
                               expected: "variants that differ in batch, lr or epochs",
                               found: "'\(variants[k].label)' twice")
         }
-        blockYAML = ["batches: [\(words.joined(separator: ", "))]"]
-            + (rates.isEmpty ? [] : ["lr: [\(rates.map { "\($0)" }.joined(separator: ", "))]"])
-            + (epochs.isEmpty ? [] : ["epochs: [\(epochs.map(String.init).joined(separator: ", "))]"])
+    }
+
+    /// One replica per optimizer, trained on one data stream.
+    private mutating func makeOptimizers(_ list: [RunConfig.ListedOptimizer]) {
+        mode = .optimizers
+        variants = list.map { entry in
+            var v = base
+            v.optimizer = entry.settings
+            v.name = RunConfig.folderName(entry.label)
+            return Variant(label: entry.label, config: v)
+        }
     }
 
     /// The base config's YAML with the compare block appended; it loads back as the same comparison.
-    public var resolvedYAML: String {
-        base.resolvedYAML + "compare:\n" + blockYAML.map { "  " + $0 }.joined(separator: "\n") + "\n"
-    }
+    public var resolvedYAML: String { base.resolvedYAML + Self.keys.resolvedYAML(self) }
 }

@@ -35,6 +35,17 @@ public struct ConfigKey<C>: Sendable {
         isBlock = false
     }
 
+    /// A key inside a section whose value is a YAML list of several lines (`lines(config)`, relative to the key).
+    init(_ name: String, _ role: KeyRole = .trajectory, read: @escaping @Sendable (inout C, inout ConfigReader) throws -> Void,
+         lines: @escaping @Sendable (C) -> [String], when used: @escaping @Sendable (C) -> Bool = { _ in true }) {
+        self.name = name
+        self.role = role
+        self.read = read
+        let leaf = String(name.split(separator: ".").last!)
+        yaml = { used($0) ? ["\(leaf):"] + lines($0).map { "  " + $0 } : [] }
+        isBlock = false
+    }
+
     /// A block of keys under `name.` whose lines `lines(config)` gives.
     init(block name: String, _ role: KeyRole = .trajectory, read: @escaping @Sendable (inout C, inout ConfigReader) throws -> Void,
          lines: @escaping @Sendable (C) -> [String]) {

@@ -254,7 +254,7 @@ extension RunConfig {
     }
 
     /// One entry of an optimizer list: its label, its own keys before and after its optimizer block, and the block.
-    public struct ListedOptimizer {
+    public struct ListedOptimizer: Equatable, Sendable {
         public var label: String
         public var settings: OptimizerSettings
         public var before: [String] = []
