@@ -60,6 +60,9 @@ public struct Chart: Sendable {
     public var markers: [Marker] = []
     /// Show the legend beside the plot.
     public var legend = true
+    /// Draws each series' line over this many seconds when the SVG is shown (SMIL: the stroke's dash offset goes from
+    /// the whole line to none, played by any browser); nil: drawn at once.
+    public var drawSeconds: Double?
     /// Overall size in pixels, legend included.
     public var width: Double
     public var height: Double
@@ -210,8 +213,16 @@ public struct Chart: Sendable {
             var attributes = [("d", pathData([s.points], sx, sy, spacing: 0.75)), ("fill", "none"), ("stroke", style.colour),
                               ("stroke-width", svgNumber(s.lineWidth)), ("stroke-opacity", "0.85"), ("stroke-linejoin", "round"),
                               ("stroke-linecap", "round")]
-            if let dash = style.dash { attributes.append(("stroke-dasharray", dash)) }
-            if s.lineWidth > 0 { w.element("path", attributes) }
+            if let seconds = drawSeconds, s.lineWidth > 0 {
+                // One dash as long as the line (a unit length), shifted out of view and brought back.
+                w.open("path", attributes + [("pathLength", "1"), ("stroke-dasharray", "1 1"), ("stroke-dashoffset", "1")])
+                w.element("animate", [("attributeName", "stroke-dashoffset"), ("from", "1"), ("to", "0"),
+                                      ("dur", "\(svgNumber(seconds))s"), ("fill", "freeze")])
+                w.close("path")
+            } else {
+                if let dash = style.dash { attributes.append(("stroke-dasharray", dash)) }
+                if s.lineWidth > 0 { w.element("path", attributes) }
+            }
             if s.dots {
                 w.open("g", [("fill", style.colour)])
                 for p in s.points where visible(p, sx, sy) {

@@ -196,6 +196,35 @@ let convergenceCases: [ConvergenceCase] = {
         #expect(PathLab.legendLabel(run) == "sgd (lr 2) diverged at step \(stop)")
         #expect(PathLab.csv([run]).split(separator: "\n").count == stop + 1)
     }
+
+    @Test("a legend names the settings that differ from the optimizer's defaults, the rate always, whole numbers short")
+    func legends() {
+        var adam = OptimizerSettings(.adam)
+        (adam.variant, adam.beta2, adam.learningRate, adam.amsgrad) = (.kingmaBa, 0.99, 1, true)
+        let t = Trajectory(label: "adam", settings: adam, points: [.init(step: 0, x: 0, y: 0, f: 0)])
+        #expect(PathLab.legendLabel(t, sampling: "σ 0.5") == "adam (σ 0.5, kingma-ba, lr 1, betas [0.9, 0.99], amsgrad true)")
+        var sgd = OptimizerSettings(.momentum)
+        sgd.weightDecay = 2
+        let u = Trajectory(label: "momentum lr 0.01", settings: sgd, points: [.init(step: 0, x: 0, y: 0, f: 0)])
+        #expect(PathLab.legendLabel(u) == "momentum lr 0.01 (weight_decay 2)")
+    }
+
+    @Test("an animated chart draws each series line over its seconds, and is otherwise the same picture")
+    func animation() throws {
+        let config = Self.config(.bowl, steps: 20, [("sgd", OptimizerSettings(.sgd)), ("adam", OptimizerSettings(.adam))])
+        let runs = try PathLab.run(config)
+        var chart = PathLab.pathChart(config, Landscape(config), runs)
+        let still = chart.svg()
+        chart.drawSeconds = 6
+        let moving = chart.svg()
+        #expect(xmlError(moving) == nil)
+        #expect(!still.contains("<animate") && moving.components(separatedBy: "<animate ").count - 1 == 2)
+        #expect(moving.components(separatedBy: #"dur="6s""#).count - 1 == 2)
+        // Without the animations and the dash that draws them, the same elements.
+        let stripped = moving.replacingOccurrences(of: "\n", with: "").replacingOccurrences(of: #"<animate attributeName="stroke-dashoffset" from="1" to="0" dur="6s" fill="freeze"/></path>"#, with: "")
+            .replacingOccurrences(of: #" pathLength="1" stroke-dasharray="1 1" stroke-dashoffset="1">"#, with: "/>")
+        #expect(stripped == still.replacingOccurrences(of: "\n", with: ""))
+    }
 }
 
 @Suite struct PathConfigTests {
