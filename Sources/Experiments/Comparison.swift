@@ -81,6 +81,36 @@ public final class Comparison {
     /// `comparison.csv`, the charts and `report.html`.
     func writeReport(_ outcomes: [Outcome], into directory: String) throws {
         let target = config.targetLoss
+        let (header, rows) = table(outcomes)
+        let csv = ([header] + rows).map { $0.map(csvField).joined(separator: ",") }.joined(separator: "\n") + "\n"
+        try writeAtomically(csv, to: directory + "/comparison.csv")
+        let charts = Self.charts(outcomes)
+        let base = config.base
+        var report = HTMLReport(
+            title: "descent compare: \(base.name)",
+            subtitle: config.mode == .batches
+                ? "the same model, data and optimizer at several global batch sizes, \(communicator.size) ranks"
+                : config.mode == .inits ? "the same model, data and optimizer from several initialisations, \(communicator.size) ranks"
+                : "one model replica per optimizer, all fed the same mini-batches, \(communicator.size) ranks")
+        report.figures = [("data", base.data.source.rawValue), ("model hidden layers", base.model.hidden.map(String.init).joined(separator: "-")),
+                          ("ranks", "\(communicator.size)")] + (target.map { [("target training loss", "\($0)")] } ?? [])
+        report.tables = [("Results", header.filter { $0 != "final_hash" && $0 != "target_loss" },
+                          rows.map { r in zip(header, r).filter { $0.0 != "final_hash" && $0.0 != "target_loss" }.map(\.1) })]
+        for (k, c) in charts.enumerated() {
+            let svg = c.1.svg(id: "k\(k)-")
+            try writeAtomically(svg, to: directory + "/" + c.0)
+            report.charts.append(svg)
+        }
+        report.files = ["comparison.csv", "config.yaml"] + charts.map(\.0)
+            + outcomes.map { ($0.config.name) + "/report.html" }
+        report.config = config.resolvedYAML
+        try writeAtomically(report.html, to: directory + "/report.html")
+        console.note("comparison in \(directory)/ (report.html, comparison.csv, *.svg; one folder per variant)")
+    }
+
+    /// comparison.csv's header and one row per variant.
+    func table(_ outcomes: [Outcome]) -> (header: [String], rows: [[String]]) {
+        let target = config.targetLoss
         let header = ["variant", "batch", "optimizer", "lr", "epochs", "steps", "train_s", "samples_per_s",
                       "final_train_loss", "final_test_loss", "final_test_accuracy", "noise_scale",
                       "target_loss", "steps_to_target", "epochs_to_target", "seconds_to_target", "distinct_hidden_units", "final_hash"]
@@ -96,9 +126,11 @@ public final class Comparison {
                     cell(reach?.wallSeconds, 2), o.result.distinctHiddenUnits.map { $0.map(String.init).joined(separator: "-") } ?? "",
                     hexDigest(o.result.finalHash)]
         }
-        let csv = ([header] + rows).map { $0.map(csvField).joined(separator: ",") }.joined(separator: "\n") + "\n"
-        try writeAtomically(csv, to: directory + "/comparison.csv")
+        return (header, rows)
+    }
 
+    /// The charts by file name: the training loss against epochs, steps and seconds, the test accuracy, the noise scale.
+    static func charts(_ outcomes: [Outcome]) -> [(String, Chart)] {
         var charts: [(String, Chart)] = []
         let style = { (k: Int) in Palette.style(k) }
         for x in [RunReport.XAxis.epoch, .step, .seconds] {
@@ -121,27 +153,6 @@ public final class Comparison {
                 "gradient noise scale B_simple per epoch", x: RunReport.XAxis.epoch.label, y: "B_simple (samples)", log: true,
                 noise.map { ($0.0, $0.1, $0.2) })))
         }
-
-        let base = config.base
-        var report = HTMLReport(
-            title: "descent compare: \(base.name)",
-            subtitle: config.mode == .batches
-                ? "the same model, data and optimizer at several global batch sizes, \(communicator.size) ranks"
-                : config.mode == .inits ? "the same model, data and optimizer from several initialisations, \(communicator.size) ranks"
-                : "one model replica per optimizer, all fed the same mini-batches, \(communicator.size) ranks")
-        report.figures = [("data", base.data.source.rawValue), ("model hidden layers", base.model.hidden.map(String.init).joined(separator: "-")),
-                          ("ranks", "\(communicator.size)")] + (target.map { [("target training loss", "\($0)")] } ?? [])
-        report.tables = [("Results", header.filter { $0 != "final_hash" && $0 != "target_loss" },
-                          rows.map { r in zip(header, r).filter { $0.0 != "final_hash" && $0.0 != "target_loss" }.map(\.1) })]
-        for (k, c) in charts.enumerated() {
-            let svg = c.1.svg(id: "k\(k)-")
-            try writeAtomically(svg, to: directory + "/" + c.0)
-            report.charts.append(svg)
-        }
-        report.files = ["comparison.csv", "config.yaml"] + charts.map(\.0)
-            + outcomes.map { ($0.config.name) + "/report.html" }
-        report.config = config.resolvedYAML
-        try writeAtomically(report.html, to: directory + "/report.html")
-        console.note("comparison in \(directory)/ (report.html, comparison.csv, *.svg; one folder per variant)")
+        return charts
     }
 }

@@ -77,11 +77,19 @@ public func contours(_ grid: Grid, levels: [Double]) -> [ContourLevel] {
 /// Marching squares at one level. A corner is "above" when its value ≥ level; ambiguous cells (two opposite
 /// corners above) are resolved by the mean of the four corners.
 func contourLines(_ g: Grid, level: Double) -> [[SIMD2<Double>]] {
-    let nx = g.nx, ny = g.ny
-    // Edges: horizontal (i, j)–(i+1, j) has key 2·(j·(nx+1)+i); vertical (i, j)–(i, j+1) has key 2·(…)+1.
+    let edges = GridEdges(nx: g.nx)
+    return polylines(contourSegments(g, level: level, edges)).map { chain in chain.map { edges.crossing($0, g, level: level) } }
+}
+
+/// The edges between a grid's points, by key: horizontal (i, j)–(i+1, j) is 2·(j·(nx+1)+i), vertical (i, j)–(i, j+1)
+/// is 2·(j·(nx+1)+i)+1.
+struct GridEdges {
+    let nx: Int
     func horizontal(_ i: Int, _ j: Int) -> Int { 2 * (j * (nx + 1) + i) }
     func vertical(_ i: Int, _ j: Int) -> Int { 2 * (j * (nx + 1) + i) + 1 }
-    func crossing(_ key: Int) -> SIMD2<Double> {
+
+    /// Where the level crosses edge `key`, by linear interpolation between its ends.
+    func crossing(_ key: Int, _ g: Grid, level: Double) -> SIMD2<Double> {
         let cell = key / 2
         let i = cell % (nx + 1), j = cell / (nx + 1)
         let (i2, j2) = key % 2 == 0 ? (i + 1, j) : (i, j + 1)
@@ -91,16 +99,18 @@ func contourLines(_ g: Grid, level: Double) -> [[SIMD2<Double>]] {
         let q = SIMD2(g.xCoordinate(i2), g.yCoordinate(j2))
         return p + (q - p) * t
     }
+}
 
+/// Every cell's pieces of the level line, as pairs of the edges they join.
+func contourSegments(_ g: Grid, level: Double, _ e: GridEdges) -> [(Int, Int)] {
     var segments: [(Int, Int)] = []
-    for j in 0..<ny {
-        for i in 0..<nx {
+    for j in 0..<g.ny {
+        for i in 0..<g.nx {
             let z0 = g.value(i, j), z1 = g.value(i + 1, j), z2 = g.value(i + 1, j + 1), z3 = g.value(i, j + 1)
             guard z0.isFinite, z1.isFinite, z2.isFinite, z3.isFinite else { continue }
             let index = (z0 >= level ? 1 : 0) | (z1 >= level ? 2 : 0) | (z2 >= level ? 4 : 0) | (z3 >= level ? 8 : 0)
-            let bottom = horizontal(i, j), right = vertical(i + 1, j), top = horizontal(i, j + 1), left = vertical(i, j)
+            let bottom = e.horizontal(i, j), right = e.vertical(i + 1, j), top = e.horizontal(i, j + 1), left = e.vertical(i, j)
             switch index {
-            case 0, 15: break
             case 1, 14: segments.append((left, bottom))
             case 2, 13: segments.append((bottom, right))
             case 3, 12: segments.append((left, right))
@@ -115,19 +125,21 @@ func contourLines(_ g: Grid, level: Double) -> [[SIMD2<Double>]] {
                 } else {
                     segments.append((left, bottom)); segments.append((right, top))
                 }
-            default: break
+            default: break  // 0, 15: no crossing
             }
         }
     }
+    return segments
+}
 
-    // Join segments that share an edge into polylines.
+/// Segments that share an edge joined into chains of edges, each segment used once.
+func polylines(_ segments: [(Int, Int)]) -> [[Int]] {
     var byEdge: [Int: [Int]] = [:]
     for (k, s) in segments.enumerated() {
         byEdge[s.0, default: []].append(k)
         byEdge[s.1, default: []].append(k)
     }
     var used = [Bool](repeating: false, count: segments.count)
-    var lines: [[SIMD2<Double>]] = []
     func extend(from edge: Int, _ chain: inout [Int]) {
         var edge = edge
         while let next = byEdge[edge]?.first(where: { !used[$0] }) {
@@ -137,14 +149,14 @@ func contourLines(_ g: Grid, level: Double) -> [[SIMD2<Double>]] {
             chain.append(edge)
         }
     }
+    var chains: [[Int]] = []
     for k in segments.indices where !used[k] {
         used[k] = true
         var forward = [segments[k].0, segments[k].1]
         extend(from: segments[k].1, &forward)
         var backward: [Int] = []
         extend(from: segments[k].0, &backward)
-        let chain = backward.reversed() + forward
-        lines.append(chain.map(crossing))
+        chains.append(backward.reversed() + forward)
     }
-    return lines
+    return chains
 }
