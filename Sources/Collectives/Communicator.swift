@@ -14,8 +14,7 @@ public struct CollectiveError: Error, CustomStringConvertible, Sendable {
     public var detail: String
 
     public init(operation: String, detail: String) {
-        self.operation = operation
-        self.detail = detail
+        (self.operation, self.detail) = (operation, detail)
     }
 
     public var description: String { "\(operation) failed: \(detail)" }

@@ -81,12 +81,8 @@ public final class GradientExchange {
     public init(parameterCount: Int, replicas: Int = 1, ranks: Int = 1, rank: Int = 0,
                 reduction: Reduction = .mpi, chunk: Int = 1024, ownership: OwnershipPlan.Unit = .everything) {
         precondition(replicas >= 1 && ranks >= 1 && (0..<ranks).contains(rank) && chunk >= 1)
-        self.parameterCount = parameterCount
-        self.replicas = replicas
-        self.ranks = ranks
-        self.rank = rank
-        self.reduction = reduction
-        self.chunk = chunk
+        (self.parameterCount, self.replicas, self.ranks, self.rank) = (parameterCount, replicas, ranks, rank)
+        (self.reduction, self.chunk) = (reduction, chunk)
         let floats = replicas * (parameterCount + 2)
         buffer = [Float](repeating: 0, count: floats + 1 + replicas * ranks + 1 + 2 * replicas)
         let unit = reduction == .deterministic && replicas == 1 ? ownership : .everything

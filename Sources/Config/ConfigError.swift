@@ -10,10 +10,7 @@ public struct ConfigError: Error, Equatable, CustomStringConvertible, Sendable {
     public var found: String
 
     public init(source: String, key: String, expected: String, found: String) {
-        self.source = source
-        self.key = key
-        self.expected = expected
-        self.found = found
+        (self.source, self.key, self.expected, self.found) = (source, key, expected, found)
     }
 
     public var description: String { "\(source): \(key): expected \(expected), found \(found)" }

@@ -9,10 +9,7 @@ public struct DataFileError: Error, Equatable, CustomStringConvertible, Sendable
     public var found: String
 
     public init(file: String, field: String, expected: String, found: String) {
-        self.file = file
-        self.field = field
-        self.expected = expected
-        self.found = found
+        (self.file, self.field, self.expected, self.found) = (file, field, expected, found)
     }
 
     public var description: String { "data file \(file): \(field): expected \(expected), found \(found)" }

@@ -46,12 +46,8 @@ public final class Study {
     /// against the training set. Every failure is collective and comes before anything is written.
     public init(config: StudyConfig, communicator: Communicator, overwrite: Bool = false, together: Int = 64,
                 only: [RunConfig.Batch]? = nil, console: Console, hooks: TrainingHooks? = nil) throws {
-        self.config = config
-        self.hooks = hooks
-        self.only = only
-        self.communicator = communicator
-        self.console = console
-        self.together = together
+        (self.config, self.hooks, self.only) = (config, hooks, only)
+        (self.communicator, self.console, self.together) = (communicator, console, together)
         directory = config.base.outputDirectory + "/" + config.base.name
         trainCount = try communicator.collectively { try Trainer.trainingSetCount(config.base) }
         for b in config.batches {

@@ -19,12 +19,8 @@ public struct Series: Sendable {
 
     public init(label: String, points: [SIMD2<Double>], style: SeriesStyle? = nil, lineWidth: Double = 1.8,
                 dots: Bool = false, endpoints: Bool = false) {
-        self.label = label
-        self.points = points
-        self.style = style
-        self.lineWidth = lineWidth
-        self.dots = dots
-        self.endpoints = endpoints
+        (self.label, self.points, self.style) = (label, points, style)
+        (self.lineWidth, self.dots, self.endpoints) = (lineWidth, dots, endpoints)
     }
 }
 
@@ -68,12 +64,8 @@ public struct Chart: Sendable {
     public var height: Double
 
     public init(title: String, subtitle: String? = nil, x: Axis, y: Axis, width: Double = 720, height: Double = 480) {
-        self.title = title
-        self.subtitle = subtitle
-        self.x = x
-        self.y = y
-        self.width = width
-        self.height = height
+        (self.title, self.subtitle, self.x, self.y) = (title, subtitle, x, y)
+        (self.width, self.height) = (width, height)
     }
 
     /// A standalone SVG document.

@@ -114,8 +114,7 @@ public struct OutputError: Error, CustomStringConvertible, Sendable {
     public var reason: String
 
     public init(path: String, reason: String) {
-        self.path = path
-        self.reason = reason
+        (self.path, self.reason) = (path, reason)
     }
 
     public init(path: String, errno code: Int32) {
