@@ -1,5 +1,6 @@
 // Who is stuck: every rank tells the others, five times a second over UDP, where it is (step, phase, the
-// collective it waits in). When a collective times out, the ranks that waited can then name the rank that did
+// collective it waits in). Only the job's own ranks are heard: each datagram carries a token agreed at startup and
+// must come from the port of the rank it names. When a collective times out, the ranks that waited can then name the rank that did
 // not come: one that went silent (stopped, frozen, dead) or one that is alive but elsewhere (a straggler).
 import Foundation
 import Numerics
@@ -46,24 +47,34 @@ final class Heartbeat: @unchecked Sendable {
     private let lock = NSLock()
     private var table: [Int: PeerState] = [:]
     private let state: @Sendable () -> PeerState
+    /// A random number rank 0 drew for this job, agreed through the communicator: every datagram carries it.
+    let token: String
+    /// Datagrams dropped: another job's token, garbage, or a source that is not the rank it claims to be.
+    private var droppedCount = 0
+    /// This rank's UDP port.
+    let port: UInt16
 
     /// Opens the socket and exchanges addresses with every rank (a collective: every rank calls it at startup).
     init?(on communicator: Communicator, state: @escaping @Sendable () -> PeerState) {
         rank = communicator.rank
         self.state = state
-        socket = Glibc.socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        let fd = Glibc.socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        socket = fd
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = socket >= 0 && withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) == 0 && getsockname(socket, $0, &length) == 0 }
+        let bound = fd >= 0 && withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
         }
         // Every rank takes part in the exchange, even one without a socket (it announces port 0).
-        let port = bound ? Int64(UInt16(bigEndian: address.sin_port)) : 0
+        port = bound ? UInt16(bigEndian: address.sin_port) : 0
         let mine = Array(localIPv4Addresses().prefix(4)) + [0, 0, 0, 0]
         let host = Int64(bitPattern: fingerprint(bytesOf: Array(hostName().utf8)))
-        guard let ports = try? communicator.allGather(port), let hosts = try? communicator.allGather(host),
-              let addresses = try? (0..<4).map({ i in try communicator.allGather(Int64(mine[i])) }) else { return nil }
+        let drawn = Int64(bitPattern: UInt64.random(in: 1...UInt64.max))
+        guard let ports = try? communicator.allGather(Int64(port)), let hosts = try? communicator.allGather(host),
+              let addresses = try? (0..<4).map({ i in try communicator.allGather(Int64(mine[i])) }),
+              let tokens = try? communicator.allGather(drawn) else { return nil }
+        token = hexDigest(UInt64(bitPattern: tokens[0]))
         guard bound else { return nil }
         for r in 0..<communicator.size where r != rank && ports[r] > 0 {
             // A peer on this host is reached on the loopback address; others on each address they announced.
@@ -97,17 +108,36 @@ final class Heartbeat: @unchecked Sendable {
         guard poll(&poller, 1, Int32(max(seconds, 0) * 1000) + 1) > 0 else { return }
         var buffer = [UInt8](repeating: 0, count: 512)
         while true {
-            let n = recv(socket, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            var source = sockaddr_in()
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let n = withUnsafeMutablePointer(to: &source) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(socket, &buffer, buffer.count, Int32(MSG_DONTWAIT), $0, &length) }
+            }
             guard n > 0 else { break }
-            if let peer = PeerState(String(decoding: buffer[0..<n], as: UTF8.self), heard: monotonicSeconds()) {
+            let text = String(decoding: buffer[0..<n], as: UTF8.self)
+            if let peer = accepted(text, from: source) {
                 lock.withLock { table[peer.rank] = peer }
+            } else {
+                lock.withLock { droppedCount += 1 }
             }
         }
     }
 
+    /// The state in a datagram, when it carries this job's token and comes from the port of the rank it names.
+    private func accepted(_ text: String, from source: sockaddr_in) -> PeerState? {
+        let prefix = "descent \(token)\t"
+        guard text.hasPrefix(prefix), let peer = PeerState(String(text.dropFirst(prefix.count)), heard: monotonicSeconds()),
+              let known = peers.first(where: { $0.rank == peer.rank }) else { return nil }
+        // A peer on this host sends from its port on the loopback address; one elsewhere from its port on any address.
+        return known.addresses.contains { $0.sin_port == source.sin_port } ? peer : nil
+    }
+
+    /// How many datagrams were dropped so far.
+    var dropped: Int { lock.withLock { droppedCount } }
+
     /// Sends this rank's state to every other rank.
     private func send() {
-        let message = Array(state().encoded.utf8)
+        let message = Array(("descent \(token)\t" + state().encoded).utf8)
         for peer in peers {
             for var address in peer.addresses {
                 _ = withUnsafePointer(to: &address) {

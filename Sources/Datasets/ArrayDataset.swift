@@ -31,13 +31,26 @@ public final class ArrayDataset: Dataset {
     /// - Parameter files: each file's path and the fingerprint of its payload (the ranks check they agree on it).
     init(features: Features, sampleShape: [Int], labels: [Int], classCount: Int, name: String,
          files: [(path: String, content: UInt64)], labelFile: String, featureFile: String) throws {
-        let samples = features.bytes.count / (features.floats ? 4 : 1) / max(sampleShape.reduce(1, *), 1)
+        let width = sampleShape.reduce(1, *)
+        guard width > 0 else {
+            throw DataFileError(file: featureFile, field: "header: shape", expected: "at least one feature per sample",
+                                found: "(" + sampleShape.map(String.init).joined(separator: ", ") + ") per sample")
+        }
+        let samples = features.bytes.count / (features.floats ? 4 : 1) / width
+        guard samples > 0 else {
+            throw DataFileError(file: featureFile, field: "samples", expected: "at least one sample", found: "none")
+        }
         guard labels.count == samples else {
             throw DataFileError(file: labelFile, field: "label count", expected: "\(samples) (the number of samples in \(featureFile))",
                                 found: "\(labels.count)")
         }
+        precondition(classCount <= Self.mostClasses, "the class count is checked where it is read")
         if let bad = labels.firstIndex(where: { !(0..<classCount).contains($0) }) {
             throw DataFileError(file: labelFile, field: "label \(bad)", expected: "a class in 0..<\(classCount)", found: "\(labels[bad])")
+        }
+        if features.floats, let bad = Self.firstNonFinite(features.bytes) {
+            throw DataFileError(file: featureFile, field: "sample \(bad / width), feature \(bad % width)", expected: "a finite float32",
+                                found: "\(Float(bitPattern: features.bytes.loadUnaligned(fromByteOffset: 4 * bad, as: UInt32.self)))")
         }
         count = samples
         featureCount = sampleShape.reduce(1, *)
@@ -83,15 +96,34 @@ public final class ArrayDataset: Dataset {
                       name: name, files: [(x.path, x.withPayload(fingerprint(bytes:))), (y.path, y.withPayload(fingerprint(bytes:)))], labelFile: yPath, featureFile: xPath)
     }
 
-    /// The largest label in the files plus one: the number of classes when the config does not set it.
+    /// The most classes a data set may have (`data.classes`' range).
+    public static let mostClasses = 100_000
+
+    /// The largest label in the files plus one: the number of classes when the config does not set it. A label
+    /// beyond `mostClasses` is refused here, in its own width, before anything converts it.
     public static func classesInLabels(_ paths: [String], npy: Bool, cache: DecompressCache = .besideData) throws -> Int {
         var largest = 0
         for p in paths {
             let labels = npy ? try NPYArray.read(path: p, allowed: [.uint8, .int32, .int64], cache: cache).integers
                 : try IDXFile.read(path: p, ranks: 1...1, cache: cache).withPayload { $0.map(Int.init) }
+            if let bad = labels.firstIndex(where: { $0 >= mostClasses }) {
+                throw DataFileError(file: p, field: "label \(bad)", expected: "a class in 0..<\(mostClasses) (data.classes: auto counts "
+                                    + "the classes from the labels)", found: "\(labels[bad])")
+            }
             largest = max(largest, labels.max() ?? 0)
         }
         return largest + 1
+    }
+
+    /// The index of the first float32 in `bytes` (little-endian, any alignment) that is NaN or ±∞.
+    static func firstNonFinite(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        let n = bytes.count / 4
+        var i = 0
+        while i < n {
+            if bytes.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self) & 0x7F80_0000 == 0x7F80_0000 { return i }
+            i += 1
+        }
+        return nil
     }
 
     public func fill(

@@ -33,8 +33,9 @@ public enum SafeTensors {
         return data
     }
 
-    /// Reads and checks a safetensors file of float32 tensors: the header's entries, and the data covered exactly.
-    public static func read(path: String) throws -> (tensors: [String: NamedTensor], metadata: [String: String]) {
+    /// Reads and checks a safetensors file of float32 tensors: the header's entries (with `names`, exactly those
+    /// tensors, checked first), every size without overflow, the data covered exactly, and every value finite.
+    public static func read(path: String, names: [String]? = nil) throws -> (tensors: [String: NamedTensor], metadata: [String: String]) {
         func fail(_ field: String, _ expected: String, _ found: String) -> DataFileError {
             DataFileError(file: path, field: field, expected: expected, found: found)
         }
@@ -48,21 +49,41 @@ public enum SafeTensors {
             throw fail("header", "a JSON object", "other text")
         }
         let buffer = headerEnd..<bytes.count
+        if let names {
+            let found = Set(header.keys).subtracting(["__metadata__"]), wanted = Set(names)
+            if found != wanted {
+                let missing = names.filter { !found.contains($0) }, extra = found.subtracting(wanted).sorted()
+                throw fail("tensors", "the model's " + names.joined(separator: ", "),
+                           (missing.isEmpty ? "" : "no " + missing.joined(separator: ", ")) + (missing.isEmpty || extra.isEmpty ? "" : "; ")
+                               + (extra.isEmpty ? "" : "also " + extra.joined(separator: ", ")))
+            }
+        }
         var tensors: [String: NamedTensor] = [:], ranges: [(Range<Int>, String)] = []
-        for (name, value) in header where name != "__metadata__" {
+        for (name, value) in header.sorted(by: { $0.key < $1.key }) where name != "__metadata__" {
             guard let entry = value as? [String: Any], let dtype = entry["dtype"] as? String,
                   let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2 else {
                 throw fail("tensor \(name)", "dtype, shape and data_offsets", "\(value)")
             }
             guard dtype == "F32" else { throw fail("tensor \(name): dtype", "F32", dtype) }
-            let count = shape.reduce(1, *)
-            guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[1] - offsets[0] == 4 * count, offsets[1] <= buffer.count else {
+            // The element count, refused as soon as it passes what the buffer could hold (no product overflows).
+            var count = 1
+            for d in shape {
+                let (product, overflow) = count.multipliedReportingOverflow(by: max(d, 0))
+                guard d >= 0, !overflow, product <= buffer.count / 4 else {
+                    throw fail("tensor \(name): shape", "dimensions ≥ 0 whose float32 elements fit the \(buffer.count)-byte buffer", "\(shape)")
+                }
+                count = product
+            }
+            guard offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] <= buffer.count, offsets[1] - offsets[0] == 4 * count else {
                 throw fail("tensor \(name): data_offsets", "\(4 * count) bytes for shape \(shape) inside the \(buffer.count)-byte buffer",
                            "\(offsets)")
             }
             let values = (0..<count).map { k -> Float in
                 let at = headerEnd + offsets[0] + 4 * k
                 return Float(bitPattern: (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[at + $1]) << (8 * UInt32($1)) })
+            }
+            if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                throw fail("tensor \(name)[\(bad)]", "finite values", "\(values[bad])")
             }
             tensors[name] = NamedTensor(name: name, shape: shape, values: values)
             ranges.append((offsets[0]..<offsets[1], name))

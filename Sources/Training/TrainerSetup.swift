@@ -172,7 +172,7 @@ extension Trainer {
     /// The parameters in a weights file (`model.init_from`, or a run's model.safetensors), checked against the
     /// model's tensor names and shapes.
     public static func startingParameters(_ path: String, model: any Model) throws -> [Float] {
-        let (tensors, _) = try SafeTensors.read(path: path)
+        let (tensors, _) = try SafeTensors.read(path: path, names: model.tensorLayout.map(\.name))
         switch model.importTensors(tensors) {
         case .success(let parameters): return parameters
         case .failure(let mismatch):

@@ -89,6 +89,7 @@ struct DataFormatTests {
 
     @Test("bad data: one message naming the file or key, and no run folder", arguments: [
         "dtype", "fortran", "truncated", "counts", "range", "missing key", "test features",
+        "huge label", "no samples", "no features", "nan feature", "infinite feature",
     ])
     func badData(_ name: String) throws {
         let dir = try temporaryDirectory()
@@ -117,6 +118,22 @@ struct DataFormatTests {
             data = "{source: npy, x: \(x), y: \(y), classes: 2}"
             yb = npyBytes(descr: "|u1", shape: [n], payload: [0, 1, 0, 7, 1, 0, 1, 0, 1, 0])
             expected = "data file \(y): label 3: expected a class in 0..<2, found 7"
+        case "huge label":  // once a trap: the class count from the labels, then a conversion to Int32
+            data = "{source: npy, x: \(x), y: \(y), classes: auto}"
+            yb = npyBytes(descr: "<i8", shape: [n], payload: int64Bytes([0, 1, 0, 1 << 40, 1, 0, 1, 0, 1, 0]))
+            expected = "data file \(y): label 3: expected a class in 0..<100000 (data.classes: auto counts the classes from the labels), found \(1 << 40)"
+        case "no samples":  // once a trap: a division by zero samples
+            xb = npyBytes(descr: "<f4", shape: [0, 2], payload: [])
+            yb = npyBytes(descr: "|u1", shape: [0], payload: [])
+            expected = "data file \(x): samples: expected at least one sample, found none"
+        case "no features":
+            xb = npyBytes(descr: "<f4", shape: [n, 0], payload: [])
+            expected = "data file \(x): header: shape: expected at least one feature per sample, found (0) per sample"
+        case "nan feature", "infinite feature":
+            var values = [Float](repeating: 1, count: 2 * n)
+            values[7] = name == "nan feature" ? .nan : -.infinity
+            xb = npyBytes(descr: "<f4", shape: [n, 2], payload: floatBytes(values))
+            expected = "data file \(x): sample 3, feature 1: expected a finite float32, found \(name == "nan feature" ? "nan" : "-inf")"
         case "missing key":
             data = "{source: npy, x: \(x)}"
             expected = "data.y: expected a file path (data.source npy needs it), found nothing"
