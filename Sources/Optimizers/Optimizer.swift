@@ -149,6 +149,11 @@ public protocol ElementwiseRule {
 }
 
 extension ElementwiseRule {
+    /// The optimizer that runs this rule.
+    static func optimizer(_ settings: OptimizerSettings, parameterCount: Int, layout: [TensorShape]) -> Optimizer {
+        ElementwiseOptimizer<Self>(settings, parameterCount: parameterCount, layout: layout)
+    }
+
     public var scalars: [String: Double] {
         get { [:] }
         set {}  // swiftlint:disable:this unused_setter_value

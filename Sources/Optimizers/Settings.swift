@@ -179,16 +179,24 @@ public struct OptimizerSettings: Equatable, Sendable {
     /// - Precondition: `validate()` returns nil.
     public func makeOptimizer(parameterCount n: Int, layout: [TensorShape] = []) -> Optimizer {
         precondition(validate() == nil, "invalid optimizer settings: \(validate()!)")
+        return rule.optimizer(self, parameterCount: n, layout: layout)
+    }
+
+    /// The rule these settings run.
+    var rule: any ElementwiseRule.Type {
         switch kind {
-        case .sgd, .momentum, .nesterov: return ElementwiseOptimizer<SGD>(self, parameterCount: n, layout: layout)
-        case .adagrad: return ElementwiseOptimizer<AdaGrad>(self, parameterCount: n, layout: layout)
-        case .rmsprop: return ElementwiseOptimizer<RMSProp>(self, parameterCount: n, layout: layout)
-        case .adadelta: return ElementwiseOptimizer<AdaDelta>(self, parameterCount: n, layout: layout)
-        case .adam, .adamw: return ElementwiseOptimizer<Adam>(self, parameterCount: n, layout: layout)
-        case .nadam: return ElementwiseOptimizer<NAdam>(self, parameterCount: n, layout: layout)
-        case .angulargrad: return ElementwiseOptimizer<AngularGrad>(self, parameterCount: n, layout: layout)
+        case .sgd, .momentum, .nesterov: return SGD.self
+        case .adagrad: return AdaGrad.self
+        case .rmsprop: return RMSProp.self
+        case .adadelta: return AdaDelta.self
+        case .adam, .adamw: return Adam.self
+        case .nadam: return NAdam.self
+        case .angulargrad: return AngularGrad.self
         }
     }
+
+    /// The element-wise state buffers an optimizer with these settings keeps (each as long as its parameters).
+    public var stateBufferCount: Int { rule.init(self).kept.count }
 
     /// The settings as the YAML lines of an `optimizer:` block (name, variant, then every key it reads).
     public func yamlLines() -> [String] {

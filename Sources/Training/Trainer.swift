@@ -158,9 +158,11 @@ public final class Trainer {
         let plan = plans ?? [ReplicaPlan(label: config.name, settings: config.optimizer)]
         rates = LearningRates(schedule: config.schedule, configured: plan.map(\.settings.learningRate),
                               globalBatch: globalBatch, totalSteps: plannedSteps)
+        let chunk = config.training.chunkSize(globalBatch: globalBatch)
+        try Self.checkResources(plan, model: model, chunk: chunk, config: config, output: output, on: communicator)
         exchange = GradientExchange(parameterCount: model.parameterCount, replicas: plan.count, ranks: communicator.size,
                                     rank: communicator.rank, reduction: config.training.reduction,
-                                    chunk: config.training.chunkSize(globalBatch: globalBatch), ownership: .elements)
+                                    chunk: chunk, ownership: .elements)
         ownedParameters = exchange.ownedParameters
         evaluator = inputs.evaluator(globalBatch: globalBatch)
 

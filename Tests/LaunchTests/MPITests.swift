@@ -157,6 +157,9 @@ struct MPITests {
          "model.layers[0] (conv 4 3): expected images of height × width (× channels), found samples of shape (16)"),
         ("weights of another model", ["--set", "model.init_from=/nonexistent.safetensors"],
          "data file /nonexistent.safetensors: file: expected a readable safetensors file, found none"),
+        // 40 G parameters: refused before any of them is allocated, with the estimate against the host's memory.
+        ("a model beyond memory", ["--set", "model.hidden=[200000, 200000]"],
+         "the run needs about 1040.4 GB (parameters 320.0 GB, optimizer state 80.0 GB, exchange 640.1 GB, workspace 0.3 GB) per rank for model 16-200000-200000-4, and this host has "),
     ])
     func badInput(_ label: String, _ arguments: [String], _ message: String) throws {
         let dir = try temporaryDirectory()
