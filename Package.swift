@@ -59,10 +59,15 @@ let package = Package(
         // Tests: what runs in one process (unit), what starts the built descent under real mpirun (launch), and
         // what starts a real Slurm and namespace hosts as root (cluster). `launch/test --quick` runs the first.
         .target(name: "DescentTestSupport", dependencies: ["CZlib"], path: "Tests/TestSupport"),
+        // The readers of outside files under libFuzzer (launch/fuzz), and their entries replayed by the unit tests.
+        .target(name: "DescentFuzzTargets", dependencies: ["Config", "Datasets", "Training", "Experiments", "Numerics"],
+                path: "Tests/FuzzTargets", swiftSettings: numericSettings),
+        .executableTarget(name: "descent-fuzz", dependencies: ["DescentFuzzTargets"], path: "Tests/Fuzz",
+                          exclude: ["corpus", "regressions"], swiftSettings: numericSettings),
         .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
         .testTarget(
             name: "UnitTests",
-            dependencies: ["DescentTestSupport", "AllocationCounter", "Config", "Training", "Experiments", "Collectives",
+            dependencies: ["DescentTestSupport", "AllocationCounter", "DescentFuzzTargets", "Config", "Training", "Experiments", "Collectives",
                            "CollectivesTesting", "Datasets", "Models", "Optimizers", "Numerics", "Reports"],
             swiftSettings: numericSettings
         ),

@@ -315,7 +315,7 @@ public final class Study {
         try FileManager.default.createDirectory(atPath: directory + "/parts", withIntermediateDirectories: true)
     }
 
-    static func parseRanges(_ text: String) -> [String: SearchRange] {
+    public static func parseRanges(_ text: String) -> [String: SearchRange] {
         var ranges: [String: SearchRange] = [:]
         for row in csvRows(text).dropFirst() where row.count == 3 {
             if let low = Double(row[1]), let high = Double(row[2]) { ranges[row[0]] = SearchRange(low, high) }

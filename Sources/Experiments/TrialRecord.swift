@@ -99,7 +99,7 @@ public struct TrialRecord: Equatable, Sendable {
     }
 
     /// The records of a `study.csv` by trial hash (rows that do not read back are left out: they are measured again).
-    static func parse(_ text: String) -> [String: TrialRecord] {
+    public static func parse(_ text: String) -> [String: TrialRecord] {
         let rows = csvRows(text)
         guard let header = rows.first, header == columns || header == columns.filter({ !addedColumns.contains($0) })
         else { return [:] }

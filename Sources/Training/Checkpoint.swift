@@ -114,7 +114,7 @@ public enum CheckpointStore {
     /// The format this build writes, and the ones it reads.
     public static let formatVersion: UInt32 = 2
     public static let readableVersions: [UInt32] = [1, 2]
-    static let magic = Array("DSCNTCKP".utf8)
+    public static let magic = Array("DSCNTCKP".utf8)
     static let prefixLength = 32
 
     /// `<run folder>/checkpoints`.
