@@ -196,9 +196,12 @@ public enum CheckpointStore {
     public static func decode(_ bytes: [UInt8], file: String) throws -> (CheckpointHeader, [String: [Float]]) {
         try verify(bytes, file: file)
         func fail(_ problem: String) -> CheckpointError { CheckpointError(file: file, problem: problem) }
-        let jsonLength = Int(read(UInt64.self, bytes, at: prefixLength))
         let jsonStart = prefixLength + 8
-        guard jsonLength >= 0, jsonStart + jsonLength <= bytes.count else { throw fail("header length out of range") }
+        guard bytes.count >= jsonStart else { throw fail("truncated: no header length after the frame") }
+        // Compared as it is stored, in 64 bits unsigned, before any conversion or addition.
+        let stored = read(UInt64.self, bytes, at: prefixLength)
+        guard stored <= UInt64(bytes.count - jsonStart) else { throw fail("header length \(stored) out of range") }
+        let jsonLength = Int(stored)
         let header: CheckpointHeader
         do {
             let json = Data(bytes[jsonStart..<(jsonStart + jsonLength)])
@@ -210,8 +213,8 @@ public enum CheckpointStore {
         var offset = jsonStart + jsonLength
         var buffers: [String: [Float]] = [:]
         for b in header.buffers {
+            guard b.count >= 0, b.count <= (bytes.count - offset) / 4 else { throw fail("buffer '\(b.name)' runs past the end of the file") }
             let n = b.count * 4
-            guard b.count >= 0, offset + n <= bytes.count else { throw fail("buffer '\(b.name)' runs past the end of the file") }
             buffers[b.name] = bytes.withUnsafeBytes { raw in
                 [Float](unsafeUninitializedCapacity: b.count) { out, initialized in
                     UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + n)]))

@@ -19,6 +19,18 @@ static void counted(size_t size) {
 unsigned long allocation_count(void) { return count; }
 unsigned long large_allocation_count(void) { return large; }
 
+// A sanitizer brings its own allocator and intercepts these itself: under one, nothing is replaced or counted.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define DESCENT_SANITIZED 1
+#endif
+#endif
+
+#ifdef DESCENT_SANITIZED
+int allocations_counted(void) { return 0; }
+#else
+int allocations_counted(void) { return 1; }
+
 void *malloc(size_t size) { counted(size); return __libc_malloc(size); }
 void *calloc(size_t n, size_t size) { counted(n * size); return __libc_calloc(n, size); }
 void *realloc(void *p, size_t size) { counted(size); return __libc_realloc(p, size); }
@@ -31,6 +43,8 @@ int posix_memalign(void **out, size_t alignment, size_t size) {
     *out = p;
     return 0;
 }
+
+#endif  // DESCENT_SANITIZED
 
 #ifdef ALLOCATION_REPORT
 // Built as a preloaded library by launch/allocations: prints the main thread's count when the process exits.

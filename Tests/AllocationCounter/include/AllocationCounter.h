@@ -6,3 +6,6 @@ unsigned long allocation_count(void);
 
 /// Those of them of 1 KiB or more: buffers, rather than the small boxes an unoptimised build makes for generic code.
 unsigned long large_allocation_count(void);
+
+/// 1 when this process's allocations are counted; 0 under a sanitizer, whose allocator replaces the counting one.
+int allocations_counted(void);
