@@ -9,7 +9,9 @@ public final class InProcessGroup: @unchecked Sendable {
     private let condition = NSCondition()
     private var arrived = 0
     private var generation = 0
-    private var slots: [UnsafeMutableRawPointer?]
+    /// One pointer per rank, each written by its own rank only (a raw buffer: distinct elements of one Swift array
+    /// written by several threads would be a race on the array itself).
+    private let slots: UnsafeMutableBufferPointer<UnsafeMutableRawPointer?>
 
     /// Regions handed out by `sharedRegions`, freed with the group.
     private var allocations: [UnsafeMutablePointer<Float>] = []
@@ -22,10 +24,14 @@ public final class InProcessGroup: @unchecked Sendable {
         precondition(size >= 1)
         self.size = size
         self.sharing = sharing
-        slots = Array(repeating: nil, count: size)
+        slots = .allocate(capacity: size)
+        slots.initialize(repeating: nil)
     }
 
-    deinit { allocations.forEach { $0.deallocate() } }
+    deinit {
+        allocations.forEach { $0.deallocate() }
+        slots.deallocate()
+    }
 
     func allocate(_ floats: Int) -> UnsafeMutablePointer<Float> {
         let p = UnsafeMutablePointer<Float>.allocate(capacity: max(floats, 1))

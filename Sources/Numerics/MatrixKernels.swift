@@ -120,18 +120,27 @@ public enum MatrixKernels {
     /// its kernels when it loads, so a later call cannot change them); portable takes `path` or the fastest one.
     @discardableResult
     public static func use(_ mode: KernelMode, portablePath: PortablePath? = nil) throws -> KernelChoice {
+        // One process is one rank, but tests run several ranks as threads of one process, each choosing the same
+        // kernels: the choice is made under a lock, and written only when it changes.
+        pthread_mutex_lock(&choosing)
+        defer { pthread_mutex_unlock(&choosing) }
         switch mode {
         case .portable:
-            openBLAS = nil
-            path = min(try portablePath ?? PortablePath.forced() ?? .best, .best)
-            choice = portableChoice(path)
+            let chosen = min(try portablePath ?? PortablePath.forced() ?? .best, .best)
+            if openBLAS != nil || path != chosen || choice.mode != .portable {
+                (openBLAS, path, choice) = (nil, chosen, portableChoice(chosen))
+            }
         case .native:
             let blas = try OpenBLAS.shared()
-            openBLAS = blas
-            choice = KernelChoice(mode: .native, library: blas.version, kernels: blas.coreName, reason: blas.reason)
+            if openBLAS == nil || choice.mode != .native {
+                openBLAS = blas
+                choice = KernelChoice(mode: .native, library: blas.version, kernels: blas.coreName, reason: blas.reason)
+            }
         }
         return choice
     }
+
+    nonisolated(unsafe) private static var choosing = pthread_mutex_t()
 
     /// Worker threads per product: OpenBLAS's pool in native mode; the portable product runs on the calling thread.
     public static var threads: Int {
