@@ -62,7 +62,16 @@ public struct NPYArray: Sendable {
         guard let shapeText = fields["shape"], let shape = tuple(shapeText) else {
             throw fail("header: shape", "a tuple of sizes such as (60000, 28, 28)", fields["shape"] ?? "nothing")
         }
-        let payload = shape.reduce(1, *) * element.size, found = data.count - start - headerLength
+        // The payload's size, refused as soon as it passes the file's (no product overflows).
+        var payload = element.size
+        for d in shape {
+            let (product, overflow) = payload.multipliedReportingOverflow(by: max(d, 0))
+            guard d >= 0, !overflow, product <= data.count else {
+                throw fail("header: shape", "sizes whose \(descr) payload fits the \(data.count)-byte file", shapeText)
+            }
+            payload = product
+        }
+        let found = data.count - start - headerLength
         guard found == payload else {
             throw fail("payload length", "\(payload) bytes for shape \(shapeText) of \(descr)",
                        "\(found) bytes" + (found < payload ? " (file truncated)" : " (\(found - payload) trailing bytes)"))

@@ -9,21 +9,6 @@ import Foundation
 import Testing
 @testable import Training
 
-/// The bytes of a .npy file: `descr`, `shape` and the payload, in format `version` (header padded to 64 bytes).
-func npyBytes(descr: String, shape: [Int], payload: [UInt8], version: UInt8 = 1, fortran: Bool = false) -> [UInt8] {
-    let shapeText = "(" + shape.map(String.init).joined(separator: ", ") + (shape.count == 1 ? ",)" : ")")
-    var header = Array("{'descr': '\(descr)', 'fortran_order': \(fortran ? "True" : "False"), 'shape': \(shapeText), }".utf8)
-    let lengthBytes = version == 1 ? 2 : 4
-    while (10 + lengthBytes - 2 + header.count + 1) % 64 != 0 { header.append(0x20) }
-    header.append(0x0A)
-    var out: [UInt8] = [0x93] + Array("NUMPY".utf8) + [version, 0]
-    out += (0..<lengthBytes).map { UInt8((header.count >> (8 * $0)) & 0xFF) }
-    return out + header + payload
-}
-
-func floatBytes(_ values: [Float]) -> [UInt8] { values.flatMap { v in (0..<4).map { UInt8((v.bitPattern >> (8 * $0)) & 0xFF) } } }
-func int64Bytes(_ values: [Int]) -> [UInt8] { values.flatMap { v in (0..<8).map { UInt8((UInt64(bitPattern: Int64(v)) >> (8 * $0)) & 0xFF) } } }
-
 @Suite("Data from IDX and NPY files")
 struct DataFormatTests {
     func config(_ dir: URL, _ data: String, extra: String = "") throws -> RunConfig {
