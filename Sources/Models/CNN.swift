@@ -195,7 +195,6 @@ public final class CNN: Model, Classifier {
         let labels: UnsafeMutablePointer<Int32>
         /// Per layer, its output (a ReLU shares its input's buffer and rectifies it in place).
         let activations: [UnsafeMutablePointer<Float>]
-        let owned: [UnsafeMutablePointer<Float>]
         /// Per pooling layer, the input position each output came from.
         let argmax: [UnsafeMutablePointer<Int32>?]
         /// Per convolution, its input's patches (im2col), kept from forward for backward's weight gradient, then
@@ -204,44 +203,31 @@ public final class CNN: Model, Classifier {
         let deltaA: UnsafeMutablePointer<Float>
         let deltaB: UnsafeMutablePointer<Float>
 
+        /// Owns every buffer above.
+        private let memory = ScratchMemory()
+
         init(model: CNN, capacity: Int) {
-            let b = CNN.subBatch
+            let b = CNN.subBatch, memory = self.memory
             self.capacity = capacity
-            input = zeroedFloats(b * model.inputShape.count)
-            labels = .allocate(capacity: b)
-            labels.initialize(repeating: 0, count: b)
-            var activations: [UnsafeMutablePointer<Float>] = [], owned: [UnsafeMutablePointer<Float>] = []
+            input = memory.floats(b * model.inputShape.count)
+            labels = memory.integers(b)
+            var activations: [UnsafeMutablePointer<Float>] = []
             for l in model.layers {
                 if case .relu = l.spec, let previous = activations.last {
                     activations.append(previous)
                 } else {
-                    let p = zeroedFloats(b * l.output.count)
-                    activations.append(p)
-                    owned.append(p)
+                    activations.append(memory.floats(b * l.output.count))
                 }
             }
             self.activations = activations
-            self.owned = owned
             argmax = model.layers.map { l in
                 guard case .pool = l.spec else { return nil }
-                let p = UnsafeMutablePointer<Int32>.allocate(capacity: b * l.output.count)
-                p.initialize(repeating: 0, count: b * l.output.count)
-                return p
+                return memory.integers(b * l.output.count)
             }
-            columns = model.layers.map { $0.spec.isConv ? zeroedFloats(b * $0.input.h * $0.input.w * $0.fanIn) : nil }
+            columns = model.layers.map { $0.spec.isConv ? memory.floats(b * $0.input.h * $0.input.w * $0.fanIn) : nil }
             let widest = max(model.inputShape.count, model.layers.map(\.output.count).max() ?? 1)
-            deltaA = zeroedFloats(b * widest)
-            deltaB = zeroedFloats(b * widest)
-        }
-
-        deinit {
-            input.deallocate()
-            labels.deallocate()
-            owned.forEach { $0.deallocate() }
-            argmax.forEach { $0?.deallocate() }
-            columns.forEach { $0?.deallocate() }
-            deltaA.deallocate()
-            deltaB.deallocate()
+            deltaA = memory.floats(b * widest)
+            deltaB = memory.floats(b * widest)
         }
     }
 

@@ -100,23 +100,17 @@ public final class MLP: Model, Classifier {
         let deltaA: UnsafeMutablePointer<Float>         // (capacity, widest hidden layer)
         let deltaB: UnsafeMutablePointer<Float>
 
+        /// Owns every buffer above.
+        private let memory = ScratchMemory()
+
         init(model: MLP, capacity: Int) {
             self.capacity = capacity
-            input = zeroedFloats(capacity * model.sizes[0])
-            labels = .allocate(capacity: capacity)
-            labels.initialize(repeating: 0, count: capacity)
-            activations = model.layers.map { zeroedFloats(capacity * $0.outputs) }
+            input = memory.floats(capacity * model.sizes[0])
+            labels = memory.integers(capacity)
+            activations = model.layers.map { [memory] in memory.floats(capacity * $0.outputs) }
             let widest = model.sizes.dropFirst().dropLast().max() ?? 1
-            deltaA = zeroedFloats(capacity * widest)
-            deltaB = zeroedFloats(capacity * widest)
-        }
-
-        deinit {
-            input.deallocate()
-            labels.deallocate()
-            activations.forEach { $0.deallocate() }
-            deltaA.deallocate()
-            deltaB.deallocate()
+            deltaA = memory.floats(capacity * widest)
+            deltaB = memory.floats(capacity * widest)
         }
     }
 

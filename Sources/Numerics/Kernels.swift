@@ -40,6 +40,32 @@ public func zeroedFloats(_ count: Int) -> UnsafeMutablePointer<Float> {
     return p
 }
 
+/// The buffers of one workspace: zeroed floats and integers allocated once, never moved, all freed with it.
+public final class ScratchMemory {
+    private var floatBuffers: [UnsafeMutablePointer<Float>] = []
+    private var integerBuffers: [UnsafeMutablePointer<Int32>] = []
+
+    public init() {}
+
+    deinit {
+        floatBuffers.forEach { $0.deallocate() }
+        integerBuffers.forEach { $0.deallocate() }
+    }
+
+    public func floats(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let p = zeroedFloats(count)
+        floatBuffers.append(p)
+        return p
+    }
+
+    public func integers(_ count: Int) -> UnsafeMutablePointer<Int32> {
+        let p = UnsafeMutablePointer<Int32>.allocate(capacity: max(count, 1))
+        p.initialize(repeating: 0, count: max(count, 1))
+        integerBuffers.append(p)
+        return p
+    }
+}
+
 public enum Kernels {
     /// out ← a + b (element-wise; `out` may be `a` or `b`)
     @inlinable
