@@ -67,6 +67,14 @@ static void sgemm_scalar(int ta, int tb, long m, long n, long k, const float *a,
 #define EACH_ROW8(X, n, m) X(0, n, m) X(1, n, m) X(2, n, m) X(3, n, m) X(4, n, m) X(5, n, m) X(6, n, m) X(7, n, m)
 #define FMA_ROWS8(n) FMA512(0, n) FMA512(1, n) FMA512(2, n) FMA512(3, n) FMA512(4, n) FMA512(5, n) FMA512(6, n) FMA512(7, n)
 
+/// A tile's k loop, the one order of its additions: `loads` fetch row p of the op(B) panel into b0 (and b1), and
+/// `fmas` add a[i][p] · b[p][:] to every accumulator, for p = 0 ..< kb.
+#define K_LOOP(loads, fmas)                                                                                            \
+    for (long p = 0; p < kb; p++) {                                                                                    \
+        loads fmas ap += cs;                                                                                           \
+        bp += bs;                                                                                                      \
+    }
+
 /// The offsets of rows 0 ..< count of op(A), rows past `rows` at row 0's.
 #define ROW_OFFSETS(count)                                                                                             \
     long o[count];                                                                                                     \
@@ -81,21 +89,12 @@ __attribute__((target("avx512f"))) static void tile_avx512(long kb, const float 
     if (cols > 16) {
         const __mmask16 m1 = cols >= 32 ? 0xffff : (__mmask16)((1u << (cols - 16)) - 1);
         EACH_ROW8(LOAD512, 0, m0) EACH_ROW8(LOAD512, 1, m1)
-        for (long p = 0; p < kb; p++) {
-            const __m512 b0 = _mm512_maskz_loadu_ps(m0, bp), b1 = _mm512_maskz_loadu_ps(m1, bp + 16);
-            FMA_ROWS8(0) FMA_ROWS8(1)
-            ap += cs;
-            bp += bs;
-        }
+        K_LOOP(const __m512 b0 = _mm512_maskz_loadu_ps(m0, bp); const __m512 b1 = _mm512_maskz_loadu_ps(m1, bp + 16);,
+               FMA_ROWS8(0) FMA_ROWS8(1))
         EACH_ROW8(STORE512, 0, m0) EACH_ROW8(STORE512, 1, m1)
     } else {
         EACH_ROW8(LOAD512, 0, m0)
-        for (long p = 0; p < kb; p++) {
-            const __m512 b0 = _mm512_maskz_loadu_ps(m0, bp);
-            FMA_ROWS8(0)
-            ap += cs;
-            bp += bs;
-        }
+        K_LOOP(const __m512 b0 = _mm512_maskz_loadu_ps(m0, bp);, FMA_ROWS8(0))
         EACH_ROW8(STORE512, 0, m0)
     }
 }
@@ -131,31 +130,16 @@ __attribute__((target("avx2,fma"))) static void tile_avx2(long kb, const float *
     const __m256i m0 = lanes256(cols);
     if (cols == 16) {  // a whole tile: plain loads (AVX2's masked loads are slow on some CPUs)
         EACH_ROW6(LOAD256, 0, m0) EACH_ROW6(LOAD256, 1, m0)
-        for (long p = 0; p < kb; p++) {
-            const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
-            FMA_BOTH6
-            ap += cs;
-            bp += bs;
-        }
+        K_LOOP(const __m256 b0 = _mm256_loadu_ps(bp); const __m256 b1 = _mm256_loadu_ps(bp + 8);, FMA_BOTH6)
         EACH_ROW6(STORE256, 0, m0) EACH_ROW6(STORE256, 1, m0)
     } else if (cols > 8) {
         const __m256i m1 = lanes256(cols - 8);
         EACH_ROW6(LOAD256, 0, m0) EACH_ROW6(LOAD256, 1, m1)
-        for (long p = 0; p < kb; p++) {
-            const __m256 b0 = _mm256_maskload_ps(bp, m0), b1 = _mm256_maskload_ps(bp + 8, m1);
-            FMA_BOTH6
-            ap += cs;
-            bp += bs;
-        }
+        K_LOOP(const __m256 b0 = _mm256_maskload_ps(bp, m0); const __m256 b1 = _mm256_maskload_ps(bp + 8, m1);, FMA_BOTH6)
         EACH_ROW6(STORE256, 0, m0) EACH_ROW6(STORE256, 1, m1)
     } else {
         EACH_ROW6(LOAD256, 0, m0)
-        for (long p = 0; p < kb; p++) {
-            const __m256 b0 = _mm256_maskload_ps(bp, m0);
-            FMA_ROWS6(0)
-            ap += cs;
-            bp += bs;
-        }
+        K_LOOP(const __m256 b0 = _mm256_maskload_ps(bp, m0);, FMA_ROWS6(0))
         EACH_ROW6(STORE256, 0, m0)
     }
 }
