@@ -35,7 +35,14 @@ struct FaultTests {
         #expect(!killed.timedOut && killed.status != 0, "\(c.label): \(killed.stderr)")
         let kill = try #require(faultTime(killed), "\(c.label): \(killed.stderr)")
         #expect(ended - kill < 10, "\(c.label): the job took \(ended - kill) s to end after the kill")
-        #expect(try processesMentioning(dir.path).isEmpty, "\(c.label): processes left after the job ended")
+        // No process of the job may outlive the same bound: one still being reaped as mpirun returns is given until
+        // 10 s after the kill (the fault's own timestamp), not a wait of the test's choosing.
+        var left = try processesMentioning(dir.path)
+        while !left.isEmpty && Date().timeIntervalSince1970 - kill < 10 {
+            Thread.sleep(forTimeInterval: 0.1)
+            left = try processesMentioning(dir.path)
+        }
+        #expect(left.isEmpty, "\(c.label): processes left 10 s after the kill: \(left)")
         let run = dir.appendingPathComponent("runs/killed")
         let latest = try String(contentsOf: run.appendingPathComponent("checkpoints/LATEST"), encoding: .utf8)
         #expect(latest.contains("\"step\":12"), "\(c.label): \(latest)")
