@@ -1,5 +1,6 @@
 // Reader for the IDX format (LeCun's MNIST files, also used by Fashion-MNIST), gzipped or raw, that checks
 // every header field and the payload length before it hands out a byte.
+import Numerics
 
 /// An IDX file of unsigned bytes: its dimensions and its payload, where the file's bytes lie (mapped, or in the
 /// decompress cache).
@@ -83,11 +84,7 @@ private struct Header {
             guard size > 0 else { throw fail("dimension \(d)", "a positive size", "0") }
             dimensions.append(size)
         }
-        let (total, overflow) = dimensions.reduce((1, false)) { acc, d in
-            let (p, o) = acc.0.multipliedReportingOverflow(by: d)
-            return (p, acc.1 || o)
-        }
-        guard !overflow, total <= 1 << 34 else {
+        guard boundedProduct(dimensions, limit: 1 << 34) != nil else {
             throw fail("dimensions", "a payload under 16 GiB", "\(dimensions.map(String.init).joined(separator: "×"))")
         }
         return dimensions

@@ -1,6 +1,7 @@
 // Reader for NumPy's .npy format, versions 1.0–3.0 (raw or gzipped): the header's dtype, order and shape are
 // checked, and the payload must be exactly as long as they say. Every problem names the file and the field.
 import Foundation
+import Numerics
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -62,14 +63,8 @@ public struct NPYArray: Sendable {
         guard let shapeText = fields["shape"], let shape = tuple(shapeText) else {
             throw fail("header: shape", "a tuple of sizes such as (60000, 28, 28)", fields["shape"] ?? "nothing")
         }
-        // The payload's size, refused as soon as it passes the file's (no product overflows).
-        var payload = element.size
-        for d in shape {
-            let (product, overflow) = payload.multipliedReportingOverflow(by: max(d, 0))
-            guard d >= 0, !overflow, product <= data.count else {
-                throw fail("header: shape", "sizes whose \(descr) payload fits the \(data.count)-byte file", shapeText)
-            }
-            payload = product
+        guard let payload = boundedProduct([element.size] + shape, limit: data.count) else {
+            throw fail("header: shape", "sizes whose \(descr) payload fits the \(data.count)-byte file", shapeText)
         }
         let found = data.count - start - headerLength
         guard found == payload else {

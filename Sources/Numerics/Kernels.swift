@@ -40,6 +40,18 @@ public func zeroedFloats(_ count: Int) -> UnsafeMutablePointer<Float> {
     return p
 }
 
+/// The product of `factors` when every one is ≥ 0 and the product stays within `limit` (checked after each factor,
+/// so nothing overflows); nil otherwise. How a file's announced shape is checked against the bytes it holds.
+public func boundedProduct(_ factors: [Int], limit: Int) -> Int? {
+    var product = 1
+    for f in factors {
+        let (next, overflow) = product.multipliedReportingOverflow(by: max(f, 0))
+        guard f >= 0, !overflow, next <= limit else { return nil }
+        product = next
+    }
+    return product
+}
+
 /// The buffers of one workspace: zeroed floats and integers allocated once, never moved, all freed with it.
 public final class ScratchMemory {
     private var floatBuffers: [UnsafeMutablePointer<Float>] = []

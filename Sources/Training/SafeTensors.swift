@@ -3,6 +3,7 @@
 import Datasets
 import Foundation
 import Models
+import Numerics
 
 public enum SafeTensors {
     /// The file's bytes: float32 tensors in the given order, the header padded with spaces so that the data
@@ -49,14 +50,10 @@ public enum SafeTensors {
             throw fail("header", "a JSON object", "other text")
         }
         let buffer = headerEnd..<bytes.count
-        if let names {
-            let found = Set(header.keys).subtracting(["__metadata__"]), wanted = Set(names)
-            if found != wanted {
-                let missing = names.filter { !found.contains($0) }, extra = found.subtracting(wanted).sorted()
-                throw fail("tensors", "the model's " + names.joined(separator: ", "),
-                           (missing.isEmpty ? "" : "no " + missing.joined(separator: ", ")) + (missing.isEmpty || extra.isEmpty ? "" : "; ")
-                               + (extra.isEmpty ? "" : "also " + extra.joined(separator: ", ")))
-            }
+        if let names, let (missing, extra) = differences(Set(header.keys).subtracting(["__metadata__"]), from: names) {
+            throw fail("tensors", "the model's " + names.joined(separator: ", "),
+                       (missing.isEmpty ? "" : "no " + missing.joined(separator: ", ")) + (missing.isEmpty || extra.isEmpty ? "" : "; ")
+                           + (extra.isEmpty ? "" : "also " + extra.joined(separator: ", ")))
         }
         var tensors: [String: NamedTensor] = [:], ranges: [(Range<Int>, String)] = []
         for (name, value) in header.sorted(by: { $0.key < $1.key }) where name != "__metadata__" {
@@ -65,14 +62,8 @@ public enum SafeTensors {
                 throw fail("tensor \(name)", "dtype, shape and data_offsets", "\(value)")
             }
             guard dtype == "F32" else { throw fail("tensor \(name): dtype", "F32", dtype) }
-            // The element count, refused as soon as it passes what the buffer could hold (no product overflows).
-            var count = 1
-            for d in shape {
-                let (product, overflow) = count.multipliedReportingOverflow(by: max(d, 0))
-                guard d >= 0, !overflow, product <= buffer.count / 4 else {
-                    throw fail("tensor \(name): shape", "dimensions ≥ 0 whose float32 elements fit the \(buffer.count)-byte buffer", "\(shape)")
-                }
-                count = product
+            guard let count = boundedProduct(shape, limit: buffer.count / 4) else {
+                throw fail("tensor \(name): shape", "dimensions ≥ 0 whose float32 elements fit the \(buffer.count)-byte buffer", "\(shape)")
             }
             guard offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] <= buffer.count, offsets[1] - offsets[0] == 4 * count else {
                 throw fail("tensor \(name): data_offsets", "\(4 * count) bytes for shape \(shape) inside the \(buffer.count)-byte buffer",
@@ -99,6 +90,13 @@ public enum SafeTensors {
         }
         guard next == buffer.count else { throw fail("data", "\(next) bytes (what the tensors cover)", "\(buffer.count)") }
         return (tensors, header["__metadata__"] as? [String: String] ?? [:])
+    }
+
+    /// The wanted names missing from `found` (in their order) and the found ones not wanted (sorted); nil when the
+    /// two sets are equal.
+    static func differences(_ found: Set<String>, from wanted: [String]) -> (missing: [String], extra: [String])? {
+        guard found != Set(wanted) else { return nil }
+        return (wanted.filter { !found.contains($0) }, found.subtracting(wanted).sorted())
     }
 
     /// A JSON string literal.
