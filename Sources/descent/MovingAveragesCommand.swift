@@ -25,14 +25,8 @@ struct MovingAveragesCommand: ParsableCommand {
     var seed: UInt64 = 1
 
     func validate() throws {
-        guard parsedBetas() != nil else { throw ValidationError("--betas: expected numbers in [0, 1) separated by commas, found '\(betas)'") }
+        _ = try OptionList.fractions(betas, "--betas")
         guard count >= 2 else { throw ValidationError("--count: expected at least 2 points, found \(count)") }
-    }
-
-    func parsedBetas() -> [Double]? {
-        let values = betas.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
-        guard !values.isEmpty, values.allSatisfy({ $0.map { $0 >= 0 && $0 < 1 } ?? false }) else { return nil }
-        return values.map { $0! }
     }
 
     func run() throws {
@@ -42,7 +36,7 @@ struct MovingAveragesCommand: ParsableCommand {
             } catch {
                 throw OutputError(path: output, reason: "cannot create the folder (\(error.localizedDescription))")
             }
-            let files = MovingAverages.outputs(count: count, betas: parsedBetas()!, seed: seed)
+            let files = MovingAverages.outputs(count: count, betas: try OptionList.fractions(betas, "--betas"), seed: seed)
             for f in files { try writeAtomically(f.text, to: output + "/" + f.name) }
             print("wrote \(output)/: " + files.map(\.name).joined(separator: ", "))
         }

@@ -15,20 +15,11 @@ struct RooflineCommand: ParsableCommand {
             + "rank computes at once: the chunk (training.chunk; 64 for batch 128, 1024 for full-batch Fashion-MNIST)."
     )
 
-    @Option(help: ArgumentHelp("Hidden layer widths, comma-separated.", valueName: "w1,w2,…"))
-    var hidden = "100,100,100,100"
-
-    @Option(help: "Input features.")
-    var inputs = 784
-
-    @Option(help: "Classes (outputs).")
-    var classes = 10
-
-    @Option(help: "Rows per sgemm call: the samples one rank computes at once.")
-    var rows = 64
-
-    @Option(help: "Timed passes; the median is reported.")
-    var repeats = 200
+    @Option(help: ArgumentHelp("Hidden layer widths, comma-separated.", valueName: "w1,w2,…")) var hidden = "100,100,100,100"
+    @Option(help: "Input features.") var inputs = 784
+    @Option(help: "Classes (outputs).") var classes = 10
+    @Option(help: "Rows per sgemm call: the samples one rank computes at once.") var rows = 64
+    @Option(help: "Timed passes; the median is reported.") var repeats = 200
 
     @Flag(help: "Time the calls the step would make with weights stored (outputs, inputs) instead of (inputs, outputs).")
     var outputsFirst = false
@@ -36,34 +27,27 @@ struct RooflineCommand: ParsableCommand {
     @Option(help: ArgumentHelp("A CNN's layers instead of an MLP (as model.layers, e.g. \"conv 32 5, relu, pool, dense 1024, relu\"); --rows is then its sub-batch, 32.", valueName: "layers"))
     var layers: String?
 
-    @Option(help: ArgumentHelp("The CNN's image height and width.", valueName: "h,w"))
-    var image = "28,28"
-
-    @Option(help: "The matrix kernels to time: portable or native (as runtime.kernels).")
-    var kernels = KernelMode.portable
-
-    @Flag(help: "Also print each sgemm call's own median time.")
-    var each = false
+    @Option(help: ArgumentHelp("The CNN's image height and width.", valueName: "h,w")) var image = "28,28"
+    @Option(help: "The matrix kernels to time: portable or native (as runtime.kernels).") var kernels = KernelMode.portable
+    @Flag(help: "Also print each sgemm call's own median time.") var each = false
 
     func validate() throws {
-        guard widths() != nil else { throw ValidationError("--hidden: expected positive integers separated by commas, found '\(hidden)'") }
         guard inputs > 0, classes > 0, rows > 0, repeats > 0 else {
             throw ValidationError("--inputs, --classes, --rows and --repeats must be positive")
         }
-    }
-
-    func widths() -> [Int]? {
-        let w = hidden.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        return w.allSatisfy { ($0 ?? 0) > 0 } ? w.map { $0! } : nil
+        _ = try shapes()
     }
 
     /// The products to time: the CNN's of --layers, or the MLP's.
     func shapes() throws -> [Roofline.Shape] {
-        guard let layers else { return Roofline.shapes(sizes: [inputs] + widths()! + [classes], rows: rows, outputsFirst: outputsFirst) }
+        guard let layers else {
+            let widths = try OptionList.positiveIntegers(hidden, "--hidden")
+            return Roofline.shapes(sizes: [inputs] + widths + [classes], rows: rows, outputsFirst: outputsFirst)
+        }
         let specs = layers.split(separator: ",").compactMap { CNN.LayerSpec($0.trimmingCharacters(in: .whitespaces)) }
-        let hw = image.split(separator: ",").compactMap { Int($0) }
-        guard hw.count == 2, specs.count == layers.split(separator: ",").count, let cnn = try? CNN(input: hw, classes: classes, specs: specs)
-        else { throw ValidationError("--layers: expected layers like \"conv 32 5, relu, pool, dense 1024\" and --image h,w") }
+        let hw = try OptionList.positiveIntegers(image, "--image", count: 2)
+        guard specs.count == layers.split(separator: ",").count, let cnn = try? CNN(input: hw, classes: classes, specs: specs)
+        else { throw ValidationError("--layers: expected layers like \"conv 32 5, relu, pool, dense 1024\", found '\(layers)'") }
         return Roofline.shapes(cnn: cnn, rows: rows)
     }
 

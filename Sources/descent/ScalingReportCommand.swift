@@ -23,42 +23,23 @@ struct ScalingReportCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: "The sweep folder, e.g. runs/fashion-momentum-scale-strong.")
-    var directory: String?
+    @Argument(help: "The sweep folder, e.g. runs/fashion-momentum-scale-strong.") var directory: String?
+    @Option(help: "strong (fixed global batch) or weak (fixed batch per rank); used in titles.") var mode = "strong"
 
-    @Option(help: "strong (fixed global batch) or weak (fixed batch per rank); used in titles.")
-    var mode = "strong"
-
-    @Option(help: "Project this run folder (its summary.json) instead of tabulating a sweep.")
-    var project: String?
-
-    @Option(help: "The exchange timings to fit (CSV from descent time-exchange).")
-    var timings: String?
-
+    // --project RUN and what it reads.
+    @Option(help: "Project this run folder (its summary.json) instead of tabulating a sweep.") var project: String?
+    @Option(help: "The exchange timings to fit (CSV from descent time-exchange).") var timings: String?
     @Option(help: "The network to project onto: bandwidth and latency, e.g. 100Gb/s,2us. Without it, the fit of --transport.")
     var network: String?
-
     @Option(help: "The timings' transport whose fit projects when no --network is given; shm gives the local work γ.")
     var transport = "shm"
-
     @Option(help: ArgumentHelp("The rank counts of the timings to fit; the others check the fit.", valueName: "n1,n2,…"))
     var fitRanks = "2,4"
-
-    @Option(help: ArgumentHelp("Rank counts to project.", valueName: "n1,n2,…"))
-    var ranks = "8,16,32,64,128,256,512,1024"
-
-    @Option(help: "Strong scaling's global batch (default: the run's).")
-    var batch: Int?
-
-    @Option(help: "Weak scaling's samples per rank (default: the run's).")
-    var perRank: Double?
-
-    @Option(help: "A study folder (best.csv) whose critical-batch fit gives the steps to its target.")
-    var study: String?
-
-    @Option(help: "The study's variant to use (default: its first with a fit).")
-    var variant: String?
-
+    @Option(help: ArgumentHelp("Rank counts to project.", valueName: "n1,n2,…")) var ranks = "8,16,32,64,128,256,512,1024"
+    @Option(help: "Strong scaling's global batch (default: the run's).") var batch: Int?
+    @Option(help: "Weak scaling's samples per rank (default: the run's).") var perRank: Double?
+    @Option(help: "A study folder (best.csv) whose critical-batch fit gives the steps to its target.") var study: String?
+    @Option(help: "The study's variant to use (default: its first with a fit).") var variant: String?
     @Option(parsing: .upToNextOption, help: "Run folders whose measured exchange checks the model (it did not fit them).")
     var check: [String] = []
 
@@ -74,21 +55,14 @@ struct ScalingReportCommand: ParsableCommand {
         }
     }
 
-    private func integers(_ text: String, _ option: String) throws -> [Int] {
-        let v = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !v.isEmpty, v.allSatisfy({ ($0 ?? 0) > 0 }) else {
-            throw ValidationError("\(option): expected positive integers separated by commas, found '\(text)'")
-        }
-        return v.map { $0! }
-    }
-
     private func projection(_ run: String) throws -> String {
         guard let timings else { throw ValidationError("--project needs --timings FILE (rows from descent time-exchange)") }
         let network = try self.network.map { text in
             guard let n = Network(text) else { throw ValidationError("--network: expected a bandwidth and a latency such as 100Gb/s,2us, found '\(text)'") }
             return n
         }
-        let projected = try integers(ranks, "--ranks"), fitted = Set(try integers(fitRanks, "--fit-ranks"))
+        let projected = try OptionList.positiveIntegers(ranks, "--ranks")
+        let fitted = Set(try OptionList.positiveIntegers(fitRanks, "--fit-ranks"))
         let measured = try ScalingProjection.Measured.read(run)
         let all = try ExchangeModel.readTimings(timings)
         var out: [String] = []

@@ -15,25 +15,13 @@ struct TimeExchangeCommand: ParsableCommand {
             + "rows for descent scaling-report --project --timings."
     )
 
-    @Option(help: ArgumentHelp("Parameter counts, comma-separated.", valueName: "p1,p2,…"))
-    var parameters = "10000,100000,300000,1000000,3000000"
-
-    @Option(help: "Timed exchanges per parameter count; the median is reported.")
-    var repeats = 30
-
-    @Option(help: "A label for the transport: shm (one host) or tcp (between hosts).")
-    var transport = "shm"
-
-    @Option(help: "Append the rows to this CSV file (written by rank 0; created with its header).")
-    var csv: String?
-
-    func counts() -> [Int]? {
-        let c = parameters.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        return !c.isEmpty && c.allSatisfy { ($0 ?? 0) > 0 } ? c.map { $0! } : nil
-    }
+    @Option(help: ArgumentHelp("Parameter counts, comma-separated.", valueName: "p1,p2,…")) var parameters = "10000,100000,300000,1000000,3000000"
+    @Option(help: "Timed exchanges per parameter count; the median is reported.") var repeats = 30
+    @Option(help: "A label for the transport: shm (one host) or tcp (between hosts).") var transport = "shm"
+    @Option(help: "Append the rows to this CSV file (written by rank 0; created with its header).") var csv: String?
 
     func validate() throws {
-        guard counts() != nil else { throw ValidationError("--parameters: expected positive integers separated by commas, found '\(parameters)'") }
+        _ = try OptionList.positiveIntegers(parameters, "--parameters")
         guard repeats > 0 else { throw ValidationError("--repeats must be positive, found \(repeats)") }
         guard !transport.isEmpty, !transport.contains(",") else { throw ValidationError("--transport: expected a label without commas, found '\(transport)'") }
     }
@@ -44,7 +32,7 @@ struct TimeExchangeCommand: ParsableCommand {
 
     func time(on communicator: Communicator) throws {
         var rows: [ExchangeModel.Timing] = []
-        for p in counts()! {
+        for p in try OptionList.positiveIntegers(parameters, "--parameters") {
             let seconds = try ExchangeModel.time(parameters: p, repeats: repeats, on: communicator)
             rows.append(.init(transport: transport, ranks: communicator.size, parameters: p, seconds: seconds))
             if communicator.rank == 0 {

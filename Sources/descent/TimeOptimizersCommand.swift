@@ -14,14 +14,9 @@ struct TimeOptimizers: ParsableCommand {
         abstract: "Time one update of every optimizer on flat buffers (no data, no MPI); prints medians."
     )
 
-    @Option(help: "Parameters per update (default: the default MLP, 784-100-100-100-100-10).")
-    var parameters = 109_386
-
-    @Option(help: "Updates per timed round.")
-    var updates = 50
-
-    @Option(help: "Timed rounds; the median is reported.")
-    var repeats = 7
+    @Option(help: "Parameters per update (default: the default MLP, 784-100-100-100-100-10).") var parameters = 109_386
+    @Option(help: "Updates per timed round.") var updates = 50
+    @Option(help: "Timed rounds; the median is reported.") var repeats = 7
 
     func validate() throws {
         guard parameters > 0, updates > 0, repeats > 0 else {
