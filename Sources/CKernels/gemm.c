@@ -20,12 +20,12 @@ static pthread_key_t packed_key;
 static pthread_once_t packed_once = PTHREAD_ONCE_INIT;
 static void make_packed_key(void) { pthread_key_create(&packed_key, free); }
 
-/// The buffer for a packed block of a transposed B: one per thread (ranks may be threads in tests), allocated on the
+/// The buffer for a packed block of op(B) (KC × NC) and one of op(A) (MC × KC): one per thread (ranks may be threads in tests), allocated on the
 /// thread's first product and freed when it ends; NULL when memory is short (the caller then takes the scalar path).
 static float *packed_block(void) {
     pthread_once(&packed_once, make_packed_key);
     float *p = pthread_getspecific(packed_key);
-    if (!p && (p = aligned_alloc(64, KC * NC * sizeof(float)))) pthread_setspecific(packed_key, p);
+    if (!p && (p = aligned_alloc(64, (KC * NC + KC * MC) * sizeof(float)))) pthread_setspecific(packed_key, p);
     return p;
 }
 
@@ -105,6 +105,11 @@ __attribute__((target("avx512f"))) static void tile_avx512(long kb, const float 
     __m256 c##r##n = load && r < rows ? _mm256_maskload_ps(c + r * ldc + 8 * n, mask) : _mm256_setzero_ps();
 #define STORE256(r, n, mask)                                                                                           \
     if (r < rows) _mm256_maskstore_ps(c + r * ldc + 8 * n, mask, c##r##n);
+// Whole rows of a tile: plain loads and stores (AVX2's masked stores are slow on AMD's CPUs).
+#define LOAD256_WHOLE(r, n, unused)                                                                                    \
+    __m256 c##r##n = load && r < rows ? _mm256_loadu_ps(c + r * ldc + 8 * n) : _mm256_setzero_ps();
+#define STORE256_WHOLE(r, n, unused)                                                                                   \
+    if (r < rows) _mm256_storeu_ps(c + r * ldc + 8 * n, c##r##n);
 #define EACH_ROW6(X, n, m) X(0, n, m) X(1, n, m) X(2, n, m) X(3, n, m) X(4, n, m) X(5, n, m)
 #define FMA_ROWS6(n) FMA256(0, n) FMA256(1, n) FMA256(2, n) FMA256(3, n) FMA256(4, n) FMA256(5, n)
 /// Both halves of row r from one broadcast (16 ymm registers hold no more than one live broadcast).
@@ -122,24 +127,26 @@ __attribute__((target("avx2,fma"))) static __m256i lanes256(long count) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(count < 0 ? 0 : count > 8 ? 8 : count)), index);
 }
 
+/// op(B) comes packed (`pack_all`): whole 16-column panel rows, zero past the matrix, so B is read with plain loads
+/// at every edge; only C's edge columns are masked.
 __attribute__((target("avx2,fma"))) static void tile_avx2(long kb, const float *a, long rs, long cs, const float *bp,
                                                            long bs, float *c, long ldc, int load, long rows, long cols) {
     ROW_OFFSETS(6)
     const long o0 = o[0], o1 = o[1], o2 = o[2], o3 = o[3], o4 = o[4], o5 = o[5];
     const float *ap = a;
     const __m256i m0 = lanes256(cols);
-    if (cols == 16) {  // a whole tile: plain loads (AVX2's masked loads are slow on some CPUs)
-        EACH_ROW6(LOAD256, 0, m0) EACH_ROW6(LOAD256, 1, m0)
-        K_LOOP(const __m256 b0 = _mm256_loadu_ps(bp); const __m256 b1 = _mm256_loadu_ps(bp + 8);, FMA_BOTH6)
-        EACH_ROW6(STORE256, 0, m0) EACH_ROW6(STORE256, 1, m0)
+    if (cols == 16) {
+        EACH_ROW6(LOAD256_WHOLE, 0, _) EACH_ROW6(LOAD256_WHOLE, 1, _)
+        K_LOOP(const __m256 b0 = _mm256_load_ps(bp); const __m256 b1 = _mm256_load_ps(bp + 8);, FMA_BOTH6)
+        EACH_ROW6(STORE256_WHOLE, 0, _) EACH_ROW6(STORE256_WHOLE, 1, _)
     } else if (cols > 8) {
         const __m256i m1 = lanes256(cols - 8);
         EACH_ROW6(LOAD256, 0, m0) EACH_ROW6(LOAD256, 1, m1)
-        K_LOOP(const __m256 b0 = _mm256_maskload_ps(bp, m0); const __m256 b1 = _mm256_maskload_ps(bp + 8, m1);, FMA_BOTH6)
+        K_LOOP(const __m256 b0 = _mm256_load_ps(bp); const __m256 b1 = _mm256_load_ps(bp + 8);, FMA_BOTH6)
         EACH_ROW6(STORE256, 0, m0) EACH_ROW6(STORE256, 1, m1)
     } else {
         EACH_ROW6(LOAD256, 0, m0)
-        K_LOOP(const __m256 b0 = _mm256_maskload_ps(bp, m0);, FMA_ROWS6(0))
+        K_LOOP(const __m256 b0 = _mm256_load_ps(bp);, FMA_ROWS6(0))
         EACH_ROW6(STORE256, 0, m0)
     }
 }
@@ -201,12 +208,45 @@ static void pack_b(const float *b, long ldb, long p0, long kb, long j0, long nb,
     }
 }
 
+/// op(B)[p0 ..< p0+kb, j0 ..< j0+nb] for an untransposed B as NR-column panels, laid out as `pack_b` lays them:
+/// one aligned, contiguous stream per panel instead of kb rows ldb apart; columns past the matrix are zeros.
+static void pack_b_rows(const float *b, long ldb, long p0, long kb, long j0, long nb, int nr, float *out) {
+    for (long q = 0; q < nb; q += nr) {
+        const long cols = nb - q < nr ? nb - q : nr;
+        const float *src = b + p0 * ldb + j0 + q;
+        for (long p = 0; p < kb; p++) {
+            memcpy(out + p * nr, src + p * ldb, (size_t)cols * sizeof(float));
+            if (cols < nr) memset(out + p * nr + cols, 0, (size_t)(nr - cols) * sizeof(float));
+        }
+        out += kb * nr;
+    }
+}
+
+/// op(A)[i0 ..< i0+mb, p0 ..< p0+kb] as MR-row panels: element (r, p) of a panel at p·MR + r, so that a tile reads
+/// one contiguous stream; rows past the block are zeros (computed, never stored).
+static void pack_a(const float *a, long lda, int ta, long i0, long mb, long p0, long kb, int mr, float *out) {
+    for (long t = 0; t < mb; t += mr) {
+        const long rows = mb - t < mr ? mb - t : mr;
+        for (long r = 0; r < mr; r++) {
+            if (r < rows) {
+                for (long p = 0; p < kb; p++) out[p * mr + r] = at(a, lda, ta, i0 + t + r, p0 + p);
+            } else {
+                for (long p = 0; p < kb; p++) out[p * mr + r] = 0;
+            }
+        }
+        out += kb * mr;
+    }
+}
+
 // MARK: the blocked driver
 
-static void sgemm_blocked(tile_kernel kernel, int mr, int nr, int ta, int tb, long m, long n, long k, const float *a,
-                          long lda, const float *b, long ldb, int accumulate, float *c, long ldc) {
-    float *packed_b = tb ? packed_block() : NULL;
-    if (tb && !packed_b) {
+/// `pack_all`: op(B) is packed even when its rows are B's rows (the tiles then read whole, zero-padded panel rows),
+/// and op(A) is packed too (a tile's rows as one stream: what a 32 KiB L1 needs for the wide products).
+static void sgemm_blocked(tile_kernel kernel, int mr, int nr, int pack_all, int ta, int tb, long m, long n, long k,
+                          const float *a, long lda, const float *b, long ldb, int accumulate, float *c, long ldc) {
+    const int pack = tb || pack_all;
+    float *packed_b = pack ? packed_block() : NULL;
+    if (pack && !packed_b) {
         sgemm_scalar(ta, tb, m, n, k, a, lda, b, ldb, accumulate, c, ldc);
         return;
     }
@@ -216,16 +256,23 @@ static void sgemm_blocked(tile_kernel kernel, int mr, int nr, int ta, int tb, lo
         for (long jc = 0; jc < n; jc += NC) {
             const long nb = n - jc < NC ? n - jc : NC;
             if (tb) pack_b(b, ldb, pc, kb, jc, nb, nr, packed_b);
+            else if (pack) pack_b_rows(b, ldb, pc, kb, jc, nb, nr, packed_b);
             for (long ic = 0; ic < m; ic += MC) {
                 const long mb = m - ic < MC ? m - ic : MC;
+                float *packed_a = pack_all ? packed_b + KC * NC : NULL;
+                if (packed_a) pack_a(a, lda, ta, ic, mb, pc, kb, mr, packed_a);
                 for (long jr = 0; jr < nb; jr += nr) {
                     const long cols = nb - jr < nr ? nb - jr : nr;
                     // op(B)'s rows in place when they are B's rows; otherwise the packed panel.
-                    const float *bp = tb ? packed_b + jr / nr * kb * nr : b + pc * ldb + jc + jr;
-                    const long bs = tb ? nr : ldb;
+                    const float *bp = pack ? packed_b + jr / nr * kb * nr : b + pc * ldb + jc + jr;
+                    const long bs = pack ? nr : ldb;
                     for (long ir = 0; ir < mb; ir += mr) {
                         const long rows = mb - ir < mr ? mb - ir : mr;
                         const long i = ic + ir;
+                        if (packed_a) {
+                            kernel(kb, packed_a + ir / mr * kb * mr, 1, mr, bp, bs, c + i * ldc + jc + jr, ldc, load, rows, cols);
+                            continue;
+                        }
                         const float *ap = ta ? a + pc * lda + i : a + i * lda + pc;
                         kernel(kb, ap, ta ? 1 : lda, ta ? lda : 1, bp, bs, c + i * ldc + jc + jr, ldc, load, rows, cols);
                     }
@@ -248,11 +295,11 @@ void descent_sgemm(int isa, int trans_a, int trans_b, long m, long n, long k, co
     if (isa > best) isa = best;
 #if defined(__x86_64__)
     if (isa == DESCENT_ISA_AVX512) {
-        sgemm_blocked(tile_avx512, 8, 32, trans_a, trans_b, m, n, k, a, lda, b, ldb, accumulate, c, ldc);
+        sgemm_blocked(tile_avx512, 8, 32, 0, trans_a, trans_b, m, n, k, a, lda, b, ldb, accumulate, c, ldc);
         return;
     }
     if (isa == DESCENT_ISA_AVX2) {
-        sgemm_blocked(tile_avx2, 6, 16, trans_a, trans_b, m, n, k, a, lda, b, ldb, accumulate, c, ldc);
+        sgemm_blocked(tile_avx2, 6, 16, 1, trans_a, trans_b, m, n, k, a, lda, b, ldb, accumulate, c, ldc);
         return;
     }
 #endif
