@@ -185,6 +185,7 @@ public struct RunConfig: Equatable, Sendable {
     public static func load(yaml text: String, fileName: String, overrides: [String] = []) throws -> RunConfig {
         var r = try ConfigReader(yaml: text, fileName: fileName)
         for o in overrides { try r.override(o) }
+        try r.require(.train)
         let c = try read(&r)
         try r.rejectUnknownKeys()
         return c

@@ -77,6 +77,7 @@ public struct StudyConfig: Equatable, Sendable {
     public static func load(yaml text: String, fileName: String, overrides: [String] = []) throws -> StudyConfig {
         var r = try ConfigReader(yaml: text, fileName: fileName)
         for o in overrides { try r.override(o) }
+        try r.require(.study)
         var c = StudyConfig()
         c.base = try RunConfig.read(&r)
         try keys.read(into: &c, from: &r)

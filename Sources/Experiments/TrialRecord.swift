@@ -57,7 +57,7 @@ public struct TrialRecord: Equatable, Sendable {
             (steps, epochs, examples, seconds) = (row.step, row.epoch, row.samples, row.wallSeconds)
         }
         stepsRun = steps ?? result.steps
-        if case .diverged(let step, _) = replica.end { (diverged, stepsRun) = (true, step) }
+        if case .diverged(let step, _, _) = replica.end { (diverged, stepsRun) = (true, step) }
         (finalTrainLoss, finalTestLoss, finalTestAccuracy) = (result.lastTrainLoss, result.lastTestLoss, result.lastTestAccuracy)
         (finalValidationLoss, finalValidationAccuracy) = (result.lastValidationLoss, result.lastValidationAccuracy)
         noiseScale = Self.noiseNearTarget(replica.history, until: steps ?? result.steps)

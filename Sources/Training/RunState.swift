@@ -90,8 +90,16 @@ public struct ReplicaProgress: Codable, Sendable {
 public enum TrialEnd: Sendable {
     /// The evaluation row at which the target was first reached.
     case reached(MetricsRow)
-    /// The loss diverged or was not finite in this step (the guards' message says how).
-    case diverged(step: Int, reason: String)
+    /// The loss diverged or was not finite in this step, after `samples` samples (the guards' message says how).
+    case diverged(step: Int, samples: Int, reason: String)
+
+    /// The steps and samples this replica trained for.
+    var trained: (steps: Int, samples: Int) {
+        switch self {
+        case .reached(let row): return (row.step, row.samples)
+        case .diverged(let step, let samples, _): return (step, samples)
+        }
+    }
 }
 
 /// One model trained by one optimizer: parameters, optimizer, output folder and record.

@@ -180,8 +180,9 @@ public final class Trainer {
                                     + "--overwrite starts the run again, --resume continues it; choose one")
             }
             resumedFrom = try resume(from: resumeFrom, directory: checkpointDirectory)
+            try communicator.collectively { try checkLength(resumedFrom) }
         }
-        try openRecords(single: single, overwrite: overwrite || (checkpointDirectory != nil && config.checkpoint.resume))
+        try openRecords(single: single, overwrite: overwrite, resuming: checkpointDirectory != nil && config.checkpoint.resume)
     }
 
     // MARK: the loop
@@ -190,6 +191,12 @@ public final class Trainer {
     /// on all ranks); every replica's are in `replicas[k].result`.
     @discardableResult
     public func run() throws -> RunResult {
+        if finishedAlready, let (path, header) = resumedFrom {
+            // Nothing to train: the folder's record stays as the finished run wrote it.
+            console.note("\(path) is the end of the run (step \(header.step) of \(plannedSteps)): nothing to train; "
+                         + "the run folder is left as it is (extend it with --set training.epochs=... or training.steps=...)")
+            return try results(header.position, writing: false)
+        }
         announce()
         var position = resumedFrom?.header.position ?? RunPosition()
         wallOrigin = monotonicSeconds() - position.wall

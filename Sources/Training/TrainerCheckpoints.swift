@@ -128,6 +128,18 @@ extension Trainer {
         }
     }
 
+    /// A resumed run can be extended but not shortened: a checkpoint beyond the configured end is refused.
+    func checkLength(_ resumed: (path: String, header: CheckpointHeader)?) throws {
+        guard let (path, header) = resumed, header.step > plannedSteps else { return }
+        let length = config.training.steps.map { "training.steps: \($0)" } ?? "training.epochs: \(config.training.epochs)"
+        throw CheckpointError(file: path, problem: "it is at step \(header.step), beyond this run's end at step \(plannedSteps) "
+                              + "(\(length)); a resumed run can be extended, not shortened: resume with the checkpoint's length "
+                              + "or more, or start a new run (--set name=... or --overwrite)")
+    }
+
+    /// Resumed from the run's last step: there is nothing to train, and nothing is rewritten.
+    var finishedAlready: Bool { resumedFrom.map { $0.header.step == plannedSteps } ?? false }
+
     /// Checks that a decoded checkpoint belongs to this run and loads it into the replicas.
     func restore(_ h: CheckpointHeader, _ buffers: [String: [Float]], file: String) throws {
         func fail(_ problem: String) -> CheckpointError { CheckpointError(file: file, problem: problem) }

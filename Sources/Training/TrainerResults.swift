@@ -28,7 +28,7 @@ extension Trainer {
     }
 
     /// Every replica's measurements after the last step (the same on all ranks), with its files written.
-    func results(_ position: RunPosition) throws -> RunResult {
+    func results(_ position: RunPosition, writing: Bool = true) throws -> RunResult {
         communicator.setContext(step: position.step, phase: "results")
         try checkReplicasAgree(step: position.step)
         let loads = try communicator.allGather(dataLoadSeconds)
@@ -40,11 +40,13 @@ extension Trainer {
             let hashes = try communicator.allGather(Int64(bitPattern: hash)).map { UInt64(bitPattern: $0) }
             // Shared phases (compute, exchange) are split evenly between replicas; each has its own optimizer time.
             let share = 1 / Double(replicas.count), p = replica.progress
+            // A replica whose target run ended early (reached or diverged) trained no further than that.
+            let trained = replica.end?.trained ?? (steps: position.step, samples: position.samples)
             let (compute, exchange) = (position.compute, position.exchange)
             var phases = [(compute + exchange) * share + p.updateSeconds, compute * share, exchange * share, p.updateSeconds]
             try communicator.allreduce(&phases, .max)
             var result = RunResult(
-                finalHash: hash, rankHashes: hashes, steps: position.step, samples: position.samples, trainSeconds: phases[0],
+                finalHash: hash, rankHashes: hashes, steps: trained.steps, samples: trained.samples, trainSeconds: phases[0],
                 phases: PhaseSeconds(compute: phases[1], exchange: phases[2], update: phases[3]),
                 peakResidentBytes: memory[0], lastTestLoss: p.lastTestLoss, lastTestAccuracy: p.lastTestAccuracy,
                 lastValidationLoss: p.lastValidationLoss, lastValidationAccuracy: p.lastValidationAccuracy,
@@ -56,7 +58,7 @@ extension Trainer {
                 MemoryUse(peak: memory[0][$0], anonymous: memory[1][$0], file: memory[2][$0], proportional: memory[3][$0])
             }
             replica.result = result
-            try finish(r, result)
+            if writing { try finish(r, result) }
         }
         return replicas[0].result!
     }

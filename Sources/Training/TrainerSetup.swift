@@ -181,21 +181,29 @@ extension Trainer {
         }
     }
 
-    /// Rank 0 creates the run folder (or keeps a resumed one), writes the resolved config and opens the metrics.
-    func openRecords(single: Bool, overwrite: Bool) throws {
-        let resumed = resumedFrom != nil
+    /// Rank 0 creates the run folder (or keeps a resumed one), writes the resolved config and opens the metrics;
+    /// a resumed run that is already at its end leaves the folder untouched.
+    func openRecords(single: Bool, overwrite: Bool, resuming: Bool) throws {
+        let resumed = resumedFrom != nil, untouched = finishedAlready
+        // config.yaml records the run, which trains alone from it: how this launch continues it is not part of it.
+        var recorded = config
+        recorded.checkpoint.resume = false
         try communicator.collectively {
-            guard let runDirectory else { return }
+            guard let runDirectory, !untouched else { return }
+            if resuming && !resumed && !overwrite && FileManager.default.fileExists(atPath: runDirectory + "/summary.json") {
+                throw OutputError(path: runDirectory, reason: "it holds a finished run but no committed checkpoint to continue "
+                                  + "from; train it again with --overwrite, or choose another name with --set name=...")
+            }
             if resumed {
                 // The folder stays; its record is rewritten up to the checkpoint and continues from there.
-                try writeAtomically(config.resolvedYAML, to: runDirectory + "/config.yaml")
+                try writeAtomically(recorded.resolvedYAML, to: runDirectory + "/config.yaml")
                 replicas[0].metrics = try MetricsWriter(directory: runDirectory, rows: replicas[0].history)
                 return
             }
-            // With resume requested but nothing committed yet, the folder holds no work to lose.
-            try Self.createRunDirectory(runDirectory, overwrite: overwrite)
+            // With resume requested but nothing committed yet (nor finished), the folder holds no work to lose.
+            try Self.createRunDirectory(runDirectory, overwrite: overwrite || resuming)
             if single {
-                try writeAtomically(config.resolvedYAML, to: runDirectory + "/config.yaml")
+                try writeAtomically(recorded.resolvedYAML, to: runDirectory + "/config.yaml")
                 replicas[0].metrics = try MetricsWriter(directory: runDirectory)
                 return
             }

@@ -87,7 +87,7 @@ extension Trainer {
                 break
             case .stop(let failure) where goal != nil:
                 // A trial that diverges is over (and shown as such); the other replicas go on.
-                replica.end = .diverged(step: number, reason: failure.description)
+                replica.end = .diverged(step: number, samples: position.samples + batch.count, reason: failure.description)
                 console.note("\(replica.label): diverged in step \(number)")
             case .stop(let failure):
                 var before = position
@@ -176,7 +176,7 @@ extension Trainer {
             try replica.write(row)
             let value = row.value(of: goal.metric)
             if !value.isFinite {
-                replica.end = .diverged(step: position.step, reason: "the \(goal.metric.rawValue) is \(value) at step \(position.step)")
+                replica.end = .diverged(step: position.step, samples: position.samples, reason: "the \(goal.metric.rawValue) is \(value) at step \(position.step)")
             } else if goal.reached(value) {
                 replica.end = .reached(row)
                 console.note((replicas.count > 1 ? "\(replica.label): " : "") + "reached \(goal.text) at step \(position.step) "

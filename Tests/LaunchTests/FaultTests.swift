@@ -153,6 +153,51 @@ struct FaultTests {
         #expect(finalHash(extended) == finalHash(try runDescent(ranks: 2, ["train", "--config", reference.path], directory: dir)))
     }
 
+    @Test("a resume cannot shorten a finished run, one at its end rewrites nothing, and config.yaml records the run, not the resume")
+    func resumeBookkeeping() throws {
+        let dir = try temporaryDirectory("descent-bookkeeping")
+        let config = try writeFaultConfig(in: dir, name: "kept")
+        let run = dir.appendingPathComponent("runs/kept")
+        #expect(try runDescent(ranks: 2, ["train", "--config", config.path, "--set", "training.steps=12"], directory: dir).status == 0)
+        func record() throws -> [String] {
+            try ["config.yaml", "summary.json", "metrics.csv", "final_hash"].map {
+                try String(contentsOf: run.appendingPathComponent($0), encoding: .utf8)
+            }
+        }
+        let before = try record()
+        let shorter = try runDescent(ranks: 2, ["train", "--config", config.path, "--resume", "--set", "training.steps=8"], directory: dir)
+        #expect(shorter.status != 0 && ownLines(shorter).count == 1, "\(shorter.stderr)")
+        #expect(shorter.stderr.contains("step-000000012.ckpt: it is at step 12, beyond this run's end at step 8 (training.steps: 8)"),
+                "\(shorter.stderr)")
+        #expect(try record() == before)
+        // At the end already, on another rank count (which summary.json records): nothing to train, nothing rewritten.
+        let again = try runDescent(ranks: 1, ["train", "--config", config.path, "--resume", "--set", "training.steps=12"], directory: dir)
+        #expect(again.status == 0 && again.stdout.contains("nothing to train"), "\(again.stdout)\(again.stderr)")
+        #expect(try record() == before)
+        // Extended: it trains on, and config.yaml is the run's (it trains it alone from step 0), without the resume.
+        let extended = try runDescent(ranks: 2, ["train", "--config", config.path, "--resume", "--set", "training.steps=16"], directory: dir)
+        #expect(extended.status == 0, "\(extended.stderr)")
+        let recorded = try String(contentsOf: run.appendingPathComponent("config.yaml"), encoding: .utf8)
+        #expect(recorded.contains("resume: never") && recorded.contains("steps: 16"), "\(recorded)")
+        // A finished run without a checkpoint to continue from is not replaced by a run from step 0.
+        try FileManager.default.removeItem(at: run.appendingPathComponent("checkpoints"))
+        let lost = try runDescent(ranks: 2, ["train", "--config", config.path, "--resume", "--set", "training.steps=20"], directory: dir)
+        #expect(lost.status != 0 && lost.stderr.contains("it holds a finished run but no committed checkpoint"), "\(lost.stderr)")
+        #expect(FileManager.default.fileExists(atPath: run.appendingPathComponent("summary.json").path))
+    }
+
+    @Test("launch/train CONFIG -- --resume continues the run instead of replacing it")
+    func launchTrainResumes() throws {
+        let dir = try temporaryDirectory("descent-launch-resume")
+        let config = try writeFaultConfig(in: dir, name: "again")
+        let exe = try #require(descentExecutable)
+        let first = try runScript("train", [config.path, "--", "--set", "training.steps=8"], environment: ["DESCENT": exe.path])
+        #expect(first.status == 0, "\(first.stderr)")
+        let resumed = try runScript("train", [config.path, "--", "--resume", "--set", "training.steps=12"], environment: ["DESCENT": exe.path])
+        #expect(resumed.status == 0 && resumed.stdout.contains("resuming from \(dir.path)/runs/again/checkpoints/step-000000008.ckpt"),
+                "\(resumed.stdout)\(resumed.stderr)")
+    }
+
     @Test("a config that differs on one rank stops every rank before step 0, naming the rank and the key", arguments: [2, 3])
     func mismatchedConfig(ranks: Int) throws {
         let dir = try temporaryDirectory("descent-mismatch")

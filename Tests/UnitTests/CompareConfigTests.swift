@@ -41,7 +41,8 @@ import Testing
 
     @Test("bad compare blocks name the key, what was expected and what was found")
     func errors() {
-        #expect(message("name: x\n") == "cmp.yaml: compare: expected exactly one of compare.batches, compare.optimizers or compare.inits, found none")
+        #expect(message("name: x\n") == "cmp.yaml: compare: expected a compare: block (as in configs/sgd-vs-gd.yaml) for descent compare, "
+                + "found a config for descent train; run it with descent train --config cmp.yaml")
         #expect(message("compare: {batches: [32], optimizers: [{name: sgd}]}\n")
                 == "cmp.yaml: compare: expected exactly one of compare.batches, compare.optimizers or compare.inits, found compare.batches and compare.optimizers")
         #expect(message("compare: {inits: [he, ones]}\n")

@@ -49,6 +49,31 @@ struct ConfigTests {
         #expect(main.model.hidden == [100, 100, 100, 100] && main.data.source == .fashionMNIST)
     }
 
+    @Test("a config written for another subcommand is refused with the subcommand it belongs to")
+    func otherSubcommandsConfig() throws {
+        let dir = packageRoot.appendingPathComponent("configs")
+        func text(_ f: String) throws -> String { try String(contentsOf: dir.appendingPathComponent(f), encoding: .utf8) }
+        func message(_ load: () throws -> Void) -> String {
+            do { try load(); return "no error" } catch { return "\(error)" }
+        }
+        #expect(message { _ = try StudyConfig.load(yaml: try text("default.yaml"), fileName: "default.yaml") }
+                == "default.yaml: study: expected a study: block (as in configs/study-smoke.yaml) for descent study, "
+                + "found a config for descent train; run it with descent train --config default.yaml")
+        #expect(message { _ = try RunConfig.load(yaml: try text("study-smoke.yaml"), fileName: "s.yaml") }
+                == "s.yaml: study: expected a config for descent train, without a study: block, "
+                + "found a config for descent study; run it with descent study --config s.yaml")
+        #expect(message { _ = try CompareConfig.load(yaml: try text("path-beale.yaml"), fileName: "b.yaml") } == (
+                "b.yaml: compare: expected a compare: block (as in configs/sgd-vs-gd.yaml) for descent compare, found a config "
+                + "for descent path; run it with descent path --config b.yaml"))
+        #expect(message { _ = try PathConfig.load(yaml: try text("sgd-vs-gd.yaml"), fileName: "c.yaml") } == (
+                "c.yaml: optimizers: expected the lab's keys (optimizers:, function:, start:, plot:) (as in configs/path-beale.yaml) "
+                + "for descent path, found a config "
+                + "for descent compare; run it with descent compare --config c.yaml"))
+        // An override can make a study of a training config.
+        #expect(message { _ = try StudyConfig.load(yaml: try text("default.yaml"), fileName: "d.yaml", overrides: ["study.trials=2"]) }
+                == "no error")
+    }
+
     @Test("an empty file gives the defaults; momentum defaults to 0.9 only for 'momentum'")
     func defaults() throws {
         let c = try load("")

@@ -169,7 +169,11 @@ struct StudyRunTests {
         for r in a {
             let hash = try String(contentsOf: dir.appendingPathComponent("together/tiny/\(r.folder)/final_hash"), encoding: .utf8)
             #expect(hash.hasPrefix(r.finalHash), "\(r.folder)")
+            // A trial that reached its target or diverged records its own end, not the study's longest run.
+            let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("together/tiny/\(r.folder)/summary.json")))
+            #expect((summary as? [String: Any])?["steps"] as? Int == r.stepsRun, "\(r.folder): \(r.reached) \(r.diverged)")
         }
+        #expect(a.contains { $0.stepsRun < a.map(\.stepsRun).max()! }, "no trial ended early: \(a.map(\.stepsRun))")
         let csv = try readCSV(dir.appendingPathComponent("together/tiny/study.csv"))
         #expect(csv.count == 12 && csv.filter { $0["reached"] == "false" }.allSatisfy { $0["steps_to_target"] == "" })
         let best = try readCSV(dir.appendingPathComponent("together/tiny/best.csv"))
