@@ -211,14 +211,18 @@ static void pack_b(const float *b, long ldb, long p0, long kb, long j0, long nb,
 /// op(B)[p0 ..< p0+kb, j0 ..< j0+nb] for an untransposed B as NR-column panels, laid out as `pack_b` lays them:
 /// one aligned, contiguous stream per panel instead of kb rows ldb apart; columns past the matrix are zeros.
 static void pack_b_rows(const float *b, long ldb, long p0, long kb, long j0, long nb, int nr, float *out) {
-    for (long q = 0; q < nb; q += nr) {
-        const long cols = nb - q < nr ? nb - q : nr;
-        const float *src = b + p0 * ldb + j0 + q;
-        for (long p = 0; p < kb; p++) {
-            memcpy(out + p * nr, src + p * ldb, (size_t)cols * sizeof(float));
-            if (cols < nr) memset(out + p * nr + cols, 0, (size_t)(nr - cols) * sizeof(float));
+    // Row by row of B (one sequential read each), out to every panel.
+    for (long p = 0; p < kb; p++) {
+        const float *src = b + (p0 + p) * ldb + j0;
+        for (long q = 0; q < nb; q += nr) {
+            const long cols = nb - q < nr ? nb - q : nr;
+            float *dst = out + q / nr * kb * nr + p * nr;
+            if (cols == 16 && nr == 16) {  // the whole panels of the AVX2 path: one 64-byte row, a few vector moves
+                memcpy(dst, src + q, 16 * sizeof(float));
+            } else {
+                for (long c = 0; c < nr; c++) dst[c] = c < cols ? src[q + c] : 0;
+            }
         }
-        out += kb * nr;
     }
 }
 
@@ -227,11 +231,19 @@ static void pack_b_rows(const float *b, long ldb, long p0, long kb, long j0, lon
 static void pack_a(const float *a, long lda, int ta, long i0, long mb, long p0, long kb, int mr, float *out) {
     for (long t = 0; t < mb; t += mr) {
         const long rows = mb - t < mr ? mb - t : mr;
-        for (long r = 0; r < mr; r++) {
-            if (r < rows) {
-                for (long p = 0; p < kb; p++) out[p * mr + r] = at(a, lda, ta, i0 + t + r, p0 + p);
-            } else {
-                for (long p = 0; p < kb; p++) out[p * mr + r] = 0;
+        if (ta) {  // op(A)'s rows are A's columns: each p reads `rows` neighbours
+            for (long p = 0; p < kb; p++) {
+                const float *src = a + (p0 + p) * lda + i0 + t;
+                if (rows == 6 && mr == 6) {
+                    memcpy(out + p * 6, src, 6 * sizeof(float));  // the AVX2 path's whole panels, inlined
+                } else {
+                    for (long r = 0; r < mr; r++) out[p * mr + r] = r < rows ? src[r] : 0;
+                }
+            }
+        } else {  // each row read along k
+            for (long r = 0; r < mr; r++) {
+                const float *src = a + (i0 + t + r) * lda + p0;
+                for (long p = 0; p < kb; p++) out[p * mr + r] = r < rows ? src[p] : 0;
             }
         }
         out += kb * mr;
@@ -259,7 +271,7 @@ static void sgemm_blocked(tile_kernel kernel, int mr, int nr, int pack_all, int 
             else if (pack) pack_b_rows(b, ldb, pc, kb, jc, nb, nr, packed_b);
             for (long ic = 0; ic < m; ic += MC) {
                 const long mb = m - ic < MC ? m - ic : MC;
-                float *packed_a = pack_all ? packed_b + KC * NC : NULL;
+                float *packed_a = pack_all && ta ? packed_b + KC * NC : NULL;
                 if (packed_a) pack_a(a, lda, ta, ic, mb, pc, kb, mr, packed_a);
                 for (long jr = 0; jr < nb; jr += nr) {
                     const long cols = nb - jr < nr ? nb - jr : nr;
