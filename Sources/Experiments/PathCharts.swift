@@ -110,9 +110,18 @@ extension PathLab {
         chart.series = series(c, land, trajectories, { SIMD2(Double($0.x), Double($0.y)) }, path: true)
         chart.markers = land.minima.map { Marker(point: $0, label: land.minima.count > 1 ? "\(land.minima.count) minima, f = 0" : markerLabel(land, $0)) }
             + land.localMinima.map { Marker(point: $0, label: "local minimum (\(String(format: "%.3g", $0.x)), \(String(format: "%.3g", $0.y)))") }
-        chart.sizePlot(width: 480, height: 480)
+        let plot = equalAspect(x: c.window.x, y: c.window.y)
+        chart.sizePlot(width: plot.width, height: plot.height)
         if title == nil { chart.title = Self.title(land, c, width: chart.width) }
         return chart
+    }
+
+    /// The plot area for a contour map at equal aspect (a unit of x as long as a unit of y): the longer side 480
+    /// pixels, lengthened up to 960 where the shorter one would be under 240.
+    static func equalAspect(x: ClosedRange<Double>, y: ClosedRange<Double>) -> (width: Double, height: Double) {
+        let ratio = (y.upperBound - y.lowerBound) / (x.upperBound - x.lowerBound)
+        let long = min(960, max(480, 240 / min(ratio, 1 / ratio)))
+        return ratio <= 1 ? (long, long * ratio) : (long / ratio, long)
     }
 
     static func markerLabel(_ land: Landscape, _ p: SIMD2<Double>) -> String {

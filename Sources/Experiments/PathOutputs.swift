@@ -23,7 +23,8 @@ extension PathLab {
         var left = paths
         left.title = "\(land.title): paths"
         left.subtitle = nil
-        left.sizePlot(width: 480, height: 480)
+        let plot = equalAspect(x: c.window.x, y: c.window.y)
+        left.sizePlot(width: plot.width, height: plot.height)
         var charts = [left]
         if c.function.isFiniteSum {
             var byEpoch = valueChart(c, land, trajectories, against: .epoch, title: "f against epoch", legend: false)

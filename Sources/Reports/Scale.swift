@@ -78,15 +78,20 @@ public func logTicks(_ domain: ClosedRange<Double>) -> [Double] {
         decades = decades.filter { $0.truncatingRemainder(dividingBy: every) == 0 }
     }
     var ticks = decades.map { pow(10, $0) }
+    // Less than two decades: the 1-2-5 grid, then every digit, then a linear grid, the first with two ticks or more
+    // (an axis is read from two labels at least).
     if hi - lo < 2 {
-        var extra: [Double] = []
-        for d in stride(from: floor(lo), through: ceil(hi), by: 1) {
-            for m in [1.0, 2, 5] {
-                let v = m * pow(10, d)
-                if v >= domain.lowerBound * (1 - 1e-9) && v <= domain.upperBound * (1 + 1e-9) { extra.append(v) }
+        let low = domain.lowerBound * (1 - 1e-9), high = domain.upperBound * (1 + 1e-9)
+        func grid(_ multiples: [Double]) -> [Double] {
+            var values: [Double] = []
+            for d in stride(from: floor(lo), through: ceil(hi), by: 1) {
+                for m in multiples where m * pow(10, d) >= low && m * pow(10, d) <= high { values.append(m * pow(10, d)) }
             }
+            return values
         }
-        ticks = extra
+        ticks = grid([1, 2, 5])
+        if ticks.count < 2 { ticks = grid([1, 2, 3, 4, 5, 6, 7, 8, 9]) }
+        for target in [3, 5, 8, 12] where ticks.count < 2 { ticks = linearTicks(domain, target: target) }
     }
     return ticks
 }

@@ -88,14 +88,16 @@ public enum TensorBoard {
     }
 
     /// The scalars of one metrics row, named by what they measure; `rate` is the samples/s since the previous row
-    /// of the same kind.
+    /// of the same kind. A step row's loss and noise scale are means over its window of steps, an epoch row's over
+    /// the epoch: each has its own tag (`batch_loss/window`, `batch_loss/epoch`), so no curve mixes the two.
     static func scalars(_ row: MetricsRow, rate: Double?) -> [(tag: String, value: Double)] {
         var s: [(String, Double)] = [("learning_rate", row.learningRate)]
+        let span = row.kind == .step ? "window" : "epoch"
         let values: [(String, Double?)] = [
-            ("batch_loss", row.batchLoss), ("train/loss", row.trainLoss), ("train/accuracy", row.trainAccuracy),
+            ("batch_loss/" + span, row.batchLoss), ("train/loss", row.trainLoss), ("train/accuracy", row.trainAccuracy),
             ("test/loss", row.testLoss), ("test/accuracy", row.testAccuracy), ("val/loss", row.validationLoss),
-            ("val/accuracy", row.validationAccuracy), ("noise_scale", row.noiseScale),
-            ("samples_per_second", rate),
+            ("val/accuracy", row.validationAccuracy), ("noise_scale/" + span, row.noiseScale),
+            ("samples_per_second", row.kind == .step ? rate : nil),
         ]
         for case let (tag, v?) in values where v.isFinite { s.append((tag, v)) }
         return s

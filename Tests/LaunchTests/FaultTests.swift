@@ -198,6 +198,16 @@ struct FaultTests {
                 "\(resumed.stdout)\(resumed.stderr)")
     }
 
+    @Test("launch/train's clean error: descent's one line and its exit status, without mpirun's banner")
+    func launchTrainCleanError() throws {
+        let dir = try temporaryDirectory("descent-launch-error")
+        let config = try writeFaultConfig(in: dir, name: "bad", extra: "trainig: {epochs: 2}\n")
+        let r = try runScript("train", [config.path], environment: ["DESCENT": try #require(descentExecutable).path])
+        #expect(r.status == 1, "\(r.stderr)")
+        let lines = r.stderr.split(separator: "\n").map(String.init)
+        #expect(lines.count == 1 && lines[0].hasPrefix("descent: ") && lines[0].contains("trainig"), "\(r.stderr)")
+    }
+
     @Test("a config that differs on one rank stops every rank before step 0, naming the rank and the key", arguments: [2, 3])
     func mismatchedConfig(ranks: Int) throws {
         let dir = try temporaryDirectory("descent-mismatch")

@@ -19,6 +19,17 @@ import Training
         #expect(ScaleKind.fitting([]) == .linear)
     }
 
+    @Test("smoothing: the Kaiser window of 11 points (numpy's kaiser(11, 2)) in the middle, narrowing to the first and last values")
+    func smoothing() {
+        let x = [2.6, 2.3, 2.1, 1.8, 1.7, 1.5, 1.45, 1.3, 1.2, 1.25, 1.1, 1.0, 0.95, 0.9, 0.92, 0.85]
+        let y = smoothed(x)
+        #expect(y.count == x.count && y.first == x.first && y.last == x.last)
+        // numpy: np.dot(np.kaiser(11, 2) / np.kaiser(11, 2).sum(), x[2:13]), and x[5:16]; np.kaiser(3, 2) at index 1.
+        #expect(abs(y[7] - 1.3783861510398405) < 1e-12 && abs(y[10] - 1.1207720062427213) < 1e-12)
+        #expect(abs(y[1] - 2.323366750031928) < 1e-12)
+        #expect(smoothed(Array(repeating: 3, count: 15)).allSatisfy { abs($0 - 3) < 1e-12 })
+    }
+
     @Test("ticks fall on a 1-2-5 grid, or on decades on a log axis")
     func ticks() {
         #expect(linearTicks(0...10, target: 5) == [0, 2, 4, 6, 8, 10])
@@ -27,6 +38,9 @@ import Training
         #expect(linearTicks(0.013...0.051, target: 4) == [0.02, 0.03, 0.04, 0.05])
         #expect(logTicks(1e-3...1e2) == [1e-3, 1e-2, 1e-1, 1, 10, 100])
         #expect(logTicks(2...30) == [2, 5, 10, 20])
+        // A narrow log axis still gets two labels: every digit, then a linear grid.
+        #expect(logTicks(210...480) == [300, 400])
+        #expect(logTicks(1100...1900).count >= 2 && logTicks(1100...1900).allSatisfy { (1100...1900).contains($0) })
         #expect(logTicks(1e-30...1e6).count <= 8)
     }
 

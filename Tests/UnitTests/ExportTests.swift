@@ -147,6 +147,12 @@ struct ExportTests {
         #expect(decoded.filter { $0.tag == "test/accuracy" }.map { [Float($0.step), $0.value] } == accuracy.map { [Float($0.0), $0.1] })
         #expect(decoded.filter { $0.tag == "learning_rate" }.count == rows.count)
         #expect(decoded.contains { $0.tag == "samples_per_second" && $0.value > 0 })
+        // Window means and epoch means under their own tags, each equal to its rows' batch_loss in metrics.csv.
+        for (kind, tag) in [("step", "batch_loss/window"), ("epoch", "batch_loss/epoch")] {
+            let expected = rows.filter { $0["kind"] == kind }.map { [Float($0["step"]!)!, Float(Double($0["batch_loss"]!)!)] }
+            #expect(!expected.isEmpty && decoded.filter { $0.tag == tag }.map { [Float($0.step), $0.value] } == expected, "\(tag)")
+        }
+        #expect(!decoded.contains { $0.tag == "batch_loss" || $0.tag == "noise_scale" })
     }
 }
 

@@ -7,6 +7,7 @@ import Optimizers
 import Testing
 @testable import Config
 @testable import Experiments
+@testable import Reports
 @testable import Training
 
 @Suite struct TestFunctionTests {
@@ -207,6 +208,21 @@ let convergenceCases: [ConvergenceCase] = {
         sgd.weightDecay = 2
         let u = Trajectory(label: "momentum lr 0.01", settings: sgd, points: [.init(step: 0, x: 0, y: 0, f: 0)])
         #expect(PathLab.legendLabel(u) == "momentum lr 0.01 (weight_decay 2)")
+    }
+
+    @Test("contour maps are drawn at equal aspect: a unit of x is as long as a unit of y")
+    func equalAspect() throws {
+        for (x, y) in [(-2.0...2.0, -1.0...1.0), (-1.0...1.0, -3.0...3.0), (-4.5...4.5, -4.5...4.5), (0.0...10.0, 0.0...1.0)] {
+            let plot = PathLab.equalAspect(x: x, y: y)
+            let perX = plot.width / (x.upperBound - x.lowerBound), perY = plot.height / (y.upperBound - y.lowerBound)
+            #expect(abs(perX - perY) < 1e-9 * perX && max(plot.width, plot.height) <= 960, "\(x) \(y): \(plot)")
+        }
+        // The long valley's own window, in the chart the lab draws.
+        let config = try PathConfig.load(yaml: String(contentsOf: packageRoot.appendingPathComponent("configs/path-long-valley.yaml"), encoding: .utf8),
+                                         fileName: "path-long-valley.yaml", overrides: ["steps=5"])
+        let chart = PathLab.pathChart(config, Landscape(config), try PathLab.run(config))
+        let plot = PathLab.equalAspect(x: config.window.x, y: config.window.y)
+        #expect(chart.width == Chart.leftMargin + plot.width + Chart.rightMargin + chart.legendWidth)
     }
 
     @Test("an animated chart draws each series line over its seconds, and is otherwise the same picture")
