@@ -33,9 +33,7 @@ public struct CompareConfig: Equatable, Sendable {
     var optimizers: [RunConfig.ListedOptimizer]?
 
     public static func load(yaml text: String, fileName: String, overrides: [String] = []) throws -> CompareConfig {
-        var r = try ConfigReader(yaml: text, fileName: fileName)
-        for o in overrides { try r.override(o) }
-        try r.require(.compare)
+        var r = try ConfigReader(yaml: text, fileName: fileName, overrides: overrides, for: .compare)
         var c = CompareConfig(base: try RunConfig.read(&r))
         try keys.read(into: &c, from: &r)
         let given = [c.batches.map { _ in "compare.batches" }, c.optimizers.map { _ in "compare.optimizers" }, c.inits.map { _ in "compare.inits" }]

@@ -38,6 +38,14 @@ public enum ConfigPurpose: String, CaseIterable, Sendable {
 }
 
 extension ConfigReader {
+    /// `text` (the content of `fileName`) with its overrides applied, refused unless it is a config for `purpose`:
+    /// the one start of every subcommand's config.
+    public init(yaml text: String, fileName: String, overrides: [String], for purpose: ConfigPurpose) throws {
+        self = try ConfigReader(yaml: text, fileName: fileName)
+        for o in overrides { try override(o) }
+        try require(purpose)
+    }
+
     /// What this config (with its overrides) is written for.
     public var purpose: ConfigPurpose { .of(values.keys) }
 

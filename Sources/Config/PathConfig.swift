@@ -114,9 +114,7 @@ public struct PathConfig: Equatable, Sendable {
 
     /// Reads `text` (the content of `fileName`), applies `overrides` ("key=value"), validates every key.
     public static func load(yaml text: String, fileName: String, overrides: [String] = []) throws -> PathConfig {
-        var r = try ConfigReader(yaml: text, fileName: fileName)
-        for o in overrides { try r.override(o) }
-        try r.require(.path)
+        var r = try ConfigReader(yaml: text, fileName: fileName, overrides: overrides, for: .path)
         var c = PathConfig()
         try keys.read(into: &c, from: &r)
         try r.rejectUnknownKeys()

@@ -183,9 +183,7 @@ public struct RunConfig: Equatable, Sendable {
 
     /// Reads `text` (the content of `fileName`), applies `overrides` ("key=value"), validates every key.
     public static func load(yaml text: String, fileName: String, overrides: [String] = []) throws -> RunConfig {
-        var r = try ConfigReader(yaml: text, fileName: fileName)
-        for o in overrides { try r.override(o) }
-        try r.require(.train)
+        var r = try ConfigReader(yaml: text, fileName: fileName, overrides: overrides, for: .train)
         let c = try read(&r)
         try r.rejectUnknownKeys()
         return c

@@ -75,9 +75,7 @@ public struct StudyConfig: Equatable, Sendable {
     static let rangeExpected = "[low, high] with 0 < low ≤ high"
 
     public static func load(yaml text: String, fileName: String, overrides: [String] = []) throws -> StudyConfig {
-        var r = try ConfigReader(yaml: text, fileName: fileName)
-        for o in overrides { try r.override(o) }
-        try r.require(.study)
+        var r = try ConfigReader(yaml: text, fileName: fileName, overrides: overrides, for: .study)
         var c = StudyConfig()
         c.base = try RunConfig.read(&r)
         try keys.read(into: &c, from: &r)
