@@ -115,6 +115,7 @@ public final class Study {
                 for r in try train(launch, of: group, range: range) { records[r.hash] = r }
                 try save(records)
             }
+            console.note(Self.groupLine(group, trials.compactMap { records[$0.hash] }, target: config.target))
         }
         try save(records)
         if only == nil, communicator.rank == 0 {
@@ -189,6 +190,15 @@ public final class Study {
         return trainCount
     }
 
+    /// The one line of a finished group: how many trials reached the target, the fastest, and how many diverged.
+    static func groupLine(_ group: Group, _ records: [TrialRecord], target: Target) -> String {
+        let reached = records.filter(\.reached), diverged = records.filter(\.diverged).count
+        let fastest = reached.min { ($0.steps ?? .max) < ($1.steps ?? .max) }
+        return "== \(group.label): done, \(reached.count) of \(records.count) trials reached \(target.text)"
+            + (fastest.map { " (fastest: lr \(shortNumber($0.learningRate)), \($0.steps ?? 0) steps)" } ?? "")
+            + (diverged > 0 ? ", \(diverged) diverged" : "")
+    }
+
     /// Trains `trials` of `group` together, one replica each, and returns their records.
     func train(_ trials: [Trial], of group: Group, range: SearchRange) throws -> [TrialRecord] {
         console.note("== \(group.label): \(trials.count) trial\(trials.count == 1 ? "" : "s") (lr "
@@ -198,7 +208,7 @@ public final class Study {
                                   replicas: trials.map { ReplicaPlan(label: $0.label, settings: $0.config.optimizer) },
                                   output: communicator.rank == 0 ? .folder(overwrite: true, checkpoints: false) : .none,
                                   options: TrainerOptions(console: console, rows: 100, goal: config.target))
-        try trainer.run()
+        try console.quietly { _ = try trainer.run() }
         return zip(trials, trainer.replicas).map { trial, replica in
             TrialRecord(trial: trial, group: group, replica: replica, trainCount: trainCount)
         }
@@ -226,7 +236,7 @@ public final class Study {
         let trainer = try Trainer(RunInputs.load(c, on: communicator),
                                   output: communicator.rank == 0 ? .folder(overwrite: true, checkpoints: false) : .none,
                                   options: TrainerOptions(console: console))
-        do { try trainer.run() } catch is GuardFailure {
+        do { try console.quietly { _ = try trainer.run() } } catch is GuardFailure {
             // The loss ran away: that is where the test ends.
         }
         var text = ""

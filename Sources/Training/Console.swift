@@ -12,6 +12,8 @@ public final class Console {
     private let plainInterval: Double
     private var lastPrint = -Double.infinity
     private var lineOpen = false
+    /// Notes are printed; `quietly` turns them off for a while (a study's trainers show progress only).
+    private var notesShown = true
 
     /// How progress is shown: rewriting one terminal line, plain lines, or not at all (`off` keeps the
     /// summary and per-epoch lines).
@@ -42,10 +44,18 @@ public final class Console {
 
     /// A line that stays (configuration summary, epoch results, final figures).
     public func note(_ text: String) {
-        guard enabled else { return }
+        guard enabled && notesShown else { return }
         if lineOpen { fputs("\r\u{1B}[K", stdout); lineOpen = false }
         fputs(text + "\n", stdout)
         fflush(stdout)
+    }
+
+    /// Runs `body` with notes off and progress on: what a study shows of the trainings it launches.
+    public func quietly<T>(_ body: () throws -> T) rethrows -> T {
+        let was = notesShown
+        notesShown = false
+        defer { notesShown = was }
+        return try body()
     }
 
     /// A progress update; may be skipped if the previous one was recent.

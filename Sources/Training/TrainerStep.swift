@@ -200,13 +200,24 @@ extension Trainer {
             + (skipped > 0 ? ", \(skipped) skipped step\(skipped == 1 ? "" : "s")" : "")
     }
 
+    /// The step's losses for the progress line: one replica's alone, a few by their labels, many as the best and
+    /// the median of those still training.
+    func lossText(_ exchanged: Exchanged) -> String {
+        guard replicas.count > 1 else { return "loss " + fixed(exchanged.replicas[0].loss, 4) }
+        let training = replicas.indices.filter { replicas[$0].end == nil }
+        let losses = training.map { (label: replicas[$0].label, loss: exchanged.replicas[$0].loss) }
+        guard losses.count > 8 else { return "loss " + losses.map { "\($0.label) \(fixed($0.loss, 4))" }.joined(separator: ", ") + "," }
+        let sorted = losses.filter { $0.loss.isFinite }.sorted { $0.loss < $1.loss }
+        guard let best = sorted.first else { return "loss not finite in \(losses.count) replicas," }
+        return "loss best \(fixed(best.loss, 4)) (\(best.label)), median \(fixed(sorted[sorted.count / 2].loss, 4)) of \(losses.count) replicas,"
+    }
+
     /// The progress line: step, the step's losses, throughput and time left (built only when it is printed).
     func showProgress(_ position: RunPosition, epoch: Int, _ exchanged: Exchanged, now: Double) {
         console.progress({
             let busy = position.compute + position.exchange + replicas.map(\.progress.updateSeconds).reduce(0, +)
             let rate = Double(position.samples) / max(busy, 1e-9)
-            return "epoch \(epoch + 1) step \(position.step)/\(plannedSteps) loss "
-                + exchanged.replicas.map { fixed($0.loss, 4) }.joined(separator: "/")
+            return "epoch \(epoch + 1) step \(position.step)/\(plannedSteps) " + lossText(exchanged)
                 + " \(Int(rate)) samples/s ETA \(durationText(Double((plannedSteps - position.step) * globalBatch) / rate))"
         }(), now: now)
     }

@@ -1,4 +1,4 @@
-// The command line: `descent train`, `compare`, `study`, `path`, `ewma`, `scaling-report`, `time-optimizers` and `roofline`, one
+// The command line: `descent train`, `compare`, `study`, `path`, `runs`, `ewma`, `scaling-report`, `time-optimizers`, `roofline`, …, one
 // file per subcommand; this one holds the root command and how failures are reported on every rank.
 import ArgumentParser
 import Collectives
@@ -17,7 +17,8 @@ struct Descent: ParsableCommand {
         abstract: "Data-parallel training under mpirun, to compare gradient descent and its optimizers.",
         version: descentVersion,
         subcommands: [Train.self, Compare.self, StudyCommand.self, PathCommand.self, MovingAveragesCommand.self, ScalingReportCommand.self,
-                      TimeOptimizers.self, RooflineCommand.self, TimeExchangeCommand.self, EvalCommand.self, DoctorCommand.self]
+                      TimeOptimizers.self, RooflineCommand.self, TimeExchangeCommand.self, EvalCommand.self, DoctorCommand.self,
+                      RunsCommand.self]
     )
 
     /// Usage errors are printed by one rank only, so `mpirun -np 4` shows one message, not four.

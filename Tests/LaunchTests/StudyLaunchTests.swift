@@ -20,6 +20,10 @@ struct StudyLaunchTests {
         try #require(uninterrupted.status == 0 && !uninterrupted.timedOut, "\(uninterrupted.stderr)")
         let expected = try table(whole)
         #expect(expected.count == 8)
+        // The console: a line per launch and per finished group (and the range tests'), not the trainers' own.
+        let lines = uninterrupted.stdout.split(separator: "\n")
+        #expect(lines.count <= 12 && !lines.contains { $0.hasPrefix("done:") || $0.contains("epoch ") }, "\(uninterrupted.stdout)")
+        #expect(lines.filter { $0.hasPrefix("== ") && $0.contains(": done, ") }.count == 2, "\(uninterrupted.stdout)")
 
         // Rank 1 dies in step 100: in the second group, after the first group's four trials were written.
         let killed = try runDescent(ranks: 2, args(cut), directory: cut, environment: ["DESCENT_FAULT": "kill,rank=1,step=100"])
