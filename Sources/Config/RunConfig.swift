@@ -85,6 +85,8 @@ public struct RunConfig: Equatable, Sendable {
         public var epochs = 5
         /// When set, the run stops after this many optimizer steps instead.
         public var steps: Int? = nil
+        /// An earlier end when a metric stops improving.
+        public var earlyStop = EarlyStop()
         public var shuffle = true
         /// How the ranks' gradients are added: bit-identical for any number of ranks, or MPI's allreduce.
         public var reduction = Reduction.deterministic
@@ -135,6 +137,16 @@ public struct RunConfig: Equatable, Sendable {
         public var keep = 3
         /// Continue from the newest committed checkpoint of the run folder when there is one.
         public var resume = false
+        /// Keep the state at the best value of this metric so far (at the epoch ends) as best.ckpt and
+        /// best.safetensors; nil: no best checkpoint.
+        public var best: Target.Metric? = nil
+    }
+
+    /// Stop a run whose `metric` has not improved by more than `minDelta` for `patience` epoch ends.
+    public struct EarlyStop: Equatable, Sendable {
+        public var metric: Target.Metric? = nil
+        public var patience = 5
+        public var minDelta = 0.0
     }
 
     /// What to do when a rank's loss or gradient is not finite.

@@ -102,6 +102,15 @@ extension RunConfig {
             let steps = try r.integer("training.steps", default: c.training.steps ?? 0, range: 0...Int(Int32.max))
             c.training.steps = steps > 0 ? steps : nil
         }, value: { "\($0.training.steps ?? 0)" }),
+        Key("training.early_stop", .length, read: { c, r in
+            c.training.earlyStop.metric = try readMetric(&r, "training.early_stop.metric", default: c.training.earlyStop.metric, data: c.data)
+            c.training.earlyStop.patience = try r.integer("training.early_stop.patience", default: c.training.earlyStop.patience, range: 1...1_000_000)
+            c.training.earlyStop.minDelta = try r.number("training.early_stop.min_delta", default: c.training.earlyStop.minDelta,
+                                                         expected: "a number ≥ 0") { $0 >= 0 && $0.isFinite }
+        }, lines: { c in
+            ["metric: \(c.training.earlyStop.metric?.rawValue ?? "none")", "patience: \(c.training.earlyStop.patience)",
+             "min_delta: \(c.training.earlyStop.minDelta)"]
+        }),
         .flag("training.shuffle", \.training.shuffle),
         .choice("training.reduction", \.training.reduction),
         Key("training.chunk", read: { c, r in
@@ -118,6 +127,16 @@ extension RunConfig {
         }, value: { "\($0.training.clipNorm ?? 0)" }),
     ]
 
+    /// A metric the data must give, or none.
+    private static func readMetric(_ r: inout ConfigReader, _ name: String, default value: Target.Metric?, data: RunConfig.Data) throws -> Target.Metric? {
+        let word = try r.string(name, default: value?.rawValue ?? "none", allowed: ["none"] + Target.Metric.allCases.map(\.rawValue))
+        guard let metric = Target.Metric(rawValue: word) else { return nil }
+        if let missing = metric.missing(in: data) {
+            throw ConfigError(source: r.source(of: name) ?? r.fileName, key: name, expected: "a metric the data gives (\(word) needs \(missing))", found: word)
+        }
+        return metric
+    }
+
     private static let checkpointAndGuardKeys: [Key] = [
         .integer("checkpoint.every", \.checkpoint.every, 0...Int.max, role: .free),
         .integer("checkpoint.keep", \.checkpoint.keep, 1...1_000_000, role: .free),
@@ -125,6 +144,8 @@ extension RunConfig {
             c.checkpoint.resume = try r.string("checkpoint.resume", default: c.checkpoint.resume ? "auto" : "never",
                                                allowed: ["never", "auto"]) == "auto"
         }, value: { $0.checkpoint.resume ? "auto" : "never" }),
+        Key("checkpoint.best", .free, read: { c, r in c.checkpoint.best = try readMetric(&r, "checkpoint.best", default: c.checkpoint.best, data: c.data) },
+            value: { $0.checkpoint.best?.rawValue ?? "none" }),
         .choice("guards.non_finite", \.guards.nonFinite, role: .free),
         .integer("guards.max_skips", \.guards.maxSkips, 1...Int.max, role: .free),
         .number("guards.divergence", \.guards.divergence, "a factor > 1, or 0 for no divergence guard", { $0 == 0 || $0 > 1 }, role: .free),

@@ -12,6 +12,18 @@ public struct Target: Equatable, Sendable {
         public var rises: Bool { self == .testAccuracy || self == .validationAccuracy }
         /// Whether it is measured on the training set (an evaluation over all of it) rather than the test set.
         public var onTrainingSet: Bool { self == .trainLoss }
+
+        /// What `data` lacks to give this metric ("data.validation"), or nil when it gives it.
+        public func missing(in d: RunConfig.Data) -> String? {
+            if self == .validationLoss || self == .validationAccuracy { return d.validation == 0 ? "data.validation" : nil }
+            return !onTrainingSet && d.source == .npy && d.testX.isEmpty ? "data.test_x and data.test_y" : nil
+        }
+
+        /// `value` is better than `best` by more than `margin` (any value beats none).
+        public func improves(_ value: Double, on best: Double?, by margin: Double = 0) -> Bool {
+            guard let best else { return value.isFinite }
+            return rises ? value > best + margin : value < best - margin
+        }
     }
 
     public var metric = Metric.testAccuracy
@@ -120,11 +132,7 @@ extension StudyConfig {
             let metric = try r.string("study.target", default: c.target.metric.rawValue, allowed: Target.Metric.allCases.map(\.rawValue))
             c.target.metric = Target.Metric(rawValue: metric)!
             // The data must give the metric: a validation split, or a test set.
-            let d = c.base.data
-            let validation = [Target.Metric.validationLoss, .validationAccuracy].contains(c.target.metric)
-            let missing = validation ? (d.validation == 0 ? "data.validation" : nil)
-                : (!c.target.metric.onTrainingSet && d.source == .npy && d.testX.isEmpty ? "data.test_x and data.test_y" : nil)
-            if let missing {
+            if let missing = c.target.metric.missing(in: c.base.data) {
                 throw ConfigError(source: r.fileName, key: "study.target",
                                   expected: "a metric the data gives (\(metric) needs \(missing))", found: metric)
             }

@@ -73,6 +73,12 @@ public struct ReplicaProgress: Codable, Sendable {
     public var lastValidationAccuracy: Double?
     public var updateSeconds = 0.0
     public var history: [MetricsRow] = []
+    /// `checkpoint.best`'s best value so far, and the step of the state kept for it.
+    public var bestValue: Double?
+    public var bestStep: Int?
+    /// `training.early_stop`'s best value so far, and the epoch ends since it last improved.
+    public var stopBest: Double?
+    public var stopWait: Int?
 
     public init() {}
 

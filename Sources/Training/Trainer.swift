@@ -193,7 +193,7 @@ public final class Trainer {
     public func run() throws -> RunResult {
         if finishedAlready, let (path, header) = resumedFrom {
             // Nothing to train: the folder's record stays as the finished run wrote it.
-            console.note("\(path) is the end of the run (step \(header.step) of \(plannedSteps)): nothing to train; "
+            console.note("\(path) is the end of the run (step \(header.step) of \(plannedSteps)\(stoppedEarly ? ", stopped early" : "")): nothing to train; "
                          + "the run folder is left as it is (extend it with --set training.epochs=... or training.steps=...)")
             return try results(header.position, writing: false)
         }
@@ -212,6 +212,9 @@ public final class Trainer {
             // signal stops it: the continued run writes that epoch's row).
             if position.epochSteps > 0 && (epochDone || finished) {
                 try writeEpochRows(&position, epochDone: epochDone, wall: wallSeconds)
+                if epochDone, try judgeEpoch(position.committed(batchCount: epoch.plan.batchCount, wall: wallSeconds()), in: epoch) {
+                    finished = true
+                }
             }
             let committed = position.committed(batchCount: epoch.plan.batchCount, wall: wallSeconds())
             if end.checkpointDue || end.stopping || finished {

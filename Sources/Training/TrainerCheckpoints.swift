@@ -66,6 +66,58 @@ extension Trainer {
         return try CheckpointStore.encode(header, buffers: data)
     }
 
+    /// At an epoch end (`p`, committed): keeps each replica's state at `checkpoint.best`'s best value so far, and
+    /// counts the epoch ends since `training.early_stop`'s metric last improved. True when every replica has waited
+    /// `patience` of them: the run ends here.
+    func judgeEpoch(_ p: RunPosition, in epoch: PlannedEpoch) throws -> Bool {
+        if let metric = config.checkpoint.best {
+            for replica in replicas {
+                guard let row = replica.history.last(where: { $0.kind == .epoch }), metric.improves(row.value(of: metric), on: replica.progress.bestValue)
+                else { continue }
+                (replica.progress.bestValue, replica.progress.bestStep) = (row.value(of: metric), p.step)
+                try saveBest(replica, p, in: epoch, metric: metric)
+            }
+        }
+        guard let metric = config.training.earlyStop.metric else { return false }
+        let stop = config.training.earlyStop
+        for replica in replicas {
+            let value = replica.history.last(where: { $0.kind == .epoch })?.value(of: metric) ?? .nan
+            if metric.improves(value, on: replica.progress.stopBest, by: stop.minDelta) {
+                (replica.progress.stopBest, replica.progress.stopWait) = (value, 0)
+            } else {
+                replica.progress.stopWait = (replica.progress.stopWait ?? 0) + 1
+            }
+        }
+        guard stoppedEarly else { return false }
+        console.note("early stop at step \(p.step): \(metric.rawValue) has not improved by more than \(stop.minDelta) "
+                     + "for \(stop.patience) epoch\(stop.patience == 1 ? "" : "s")")
+        return true
+    }
+
+    /// best.safetensors in the replica's folder, and for a single run best.ckpt beside it (resume from it with
+    /// --resume-from): the state at `p`, the best so far by `metric`.
+    private func saveBest(_ replica: Replica, _ p: RunPosition, in epoch: PlannedEpoch, metric: Target.Metric) throws {
+        let value = replica.progress.bestValue ?? .nan
+        let checkpoint = checkpointDirectory == nil ? nil : try snapshotState(p, in: epoch)
+        try communicator.collectively {
+            guard let dir = replica.directory else { return }
+            try writeAtomically(SafeTensors.encode(model.exportTensors(replica.parameters), metadata: [
+                "format": "pt", "descent_version": descentVersion, "config_hash": hexDigest(replica.config.hash),
+                "step": "\(p.step)", "model": model.shapeText, "best_metric": metric.rawValue, "best_value": "\(value)",
+            ]), to: dir + "/best.safetensors")
+            if let checkpoint { try writeAtomically(Data(checkpoint()), to: dir + "/best.ckpt") }
+        }
+        console.note((replicas.count > 1 ? "\(replica.label): " : "") + "best \(metric.rawValue) so far, \(fixed(value, 4)) at step \(p.step): "
+                     + "best.safetensors" + (checkpoint == nil ? "" : " and best.ckpt"))
+    }
+
+    /// The checkpoint bytes of the state at `p` (every rank gathers the optimizer states; rank 0 encodes them).
+    private func snapshotState(_ p: RunPosition, in epoch: PlannedEpoch) throws -> () throws -> [UInt8] {
+        let orderHash = p.epoch == epoch.index ? epoch.orderHash : Self.orderFingerprint(samplePlan(epoch: p.epoch))
+        let states = try replicas.map(wholeOptimizerState)
+        return { try self.snapshot(p, orderHash: orderHash, states: states) }
+    }
+
     /// Commits a checkpoint of the state at `p`, taken during `epoch` (rank 0 writes; a failure stops every rank).
     /// Returns its path. A position at an epoch's end continues in the next epoch, whose order it records.
     @discardableResult
@@ -138,7 +190,13 @@ extension Trainer {
     }
 
     /// Resumed from the run's last step: there is nothing to train, and nothing is rewritten.
-    var finishedAlready: Bool { resumedFrom.map { $0.header.step == plannedSteps } ?? false }
+    var finishedAlready: Bool { resumedFrom.map { $0.header.step == plannedSteps || stoppedEarly } ?? false }
+
+    /// Every replica has waited `training.early_stop.patience` epoch ends without improving.
+    var stoppedEarly: Bool {
+        config.training.earlyStop.metric != nil
+            && replicas.allSatisfy { ($0.progress.stopWait ?? 0) >= config.training.earlyStop.patience }
+    }
 
     /// Checks that a decoded checkpoint belongs to this run and loads it into the replicas.
     func restore(_ h: CheckpointHeader, _ buffers: [String: [Float]], file: String) throws {

@@ -112,6 +112,12 @@ extension Trainer {
         if let units = r.distinctHiddenUnits { summary["distinct_hidden_units"] = units }
         if let (path, header) = resumedFrom { summary["resumed_from"] = ["checkpoint": path, "step": header.step] }
         if replica.guards.skipped > 0 { summary["skipped_steps"] = replica.guards.skipped }
+        if let metric = config.checkpoint.best, let v = replica.progress.bestValue, let step = replica.progress.bestStep {
+            summary["best"] = ["metric": metric.rawValue, "value": number(v), "step": step, "file": "best.safetensors"]
+        }
+        if let metric = config.training.earlyStop.metric, stoppedEarly {
+            summary["early_stopped"] = ["metric": metric.rawValue, "step": r.steps]
+        }
         return try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])
     }
 
