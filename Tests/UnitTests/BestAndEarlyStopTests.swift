@@ -46,6 +46,20 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: run.appendingPathComponent("best.ckpt").path))
     }
 
+    @Test("a run stopped before its early stop and resumed stops at the same step, on the same hash and best")
+    func earlyStopResumed() throws {
+        let dir = try temporaryDirectory("best-resume")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let keys = ["checkpoint.best=val_loss", "training.early_stop={metric: val_loss, patience: 2, min_delta: 100}"]
+        let whole = try Trainer.quiet(config(dir, name: "whole", keys), on: SingleProcessCommunicator()).run()
+        // Cut at step 6 (mid-epoch 2, after the best of epoch 1 and before the stop), then resumed.
+        _ = try Trainer.quiet(config(dir, name: "cut", keys + ["training.steps=6"]), on: SingleProcessCommunicator()).run()
+        let resumed = try Trainer.quiet(config(dir, name: "cut", keys + ["checkpoint.resume=auto"]), on: SingleProcessCommunicator()).run()
+        #expect(resumed.steps == whole.steps && resumed.finalHash == whole.finalHash, "\(resumed.steps) \(whole.steps)")
+        let best = { (name: String) in try summary(dir.appendingPathComponent(name))["best"] as? [String: Any] }
+        #expect(try best("cut")?["step"] as? Int == best("whole")?["step"] as? Int)
+    }
+
     @Test("the keys: a metric the data gives, patience ≥ 1, min_delta ≥ 0")
     func keys() throws {
         func message(_ yaml: String) -> String {
