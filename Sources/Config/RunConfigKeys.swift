@@ -131,9 +131,7 @@ extension RunConfig {
     private static func readMetric(_ r: inout ConfigReader, _ name: String, default value: Target.Metric?, data: RunConfig.Data) throws -> Target.Metric? {
         let word = try r.string(name, default: value?.rawValue ?? "none", allowed: ["none"] + Target.Metric.allCases.map(\.rawValue))
         guard let metric = Target.Metric(rawValue: word) else { return nil }
-        if let missing = metric.missing(in: data) {
-            throw ConfigError(source: r.source(of: name) ?? r.fileName, key: name, expected: "a metric the data gives (\(word) needs \(missing))", found: word)
-        }
+        try metric.check(in: data, key: name, source: r.source(of: name) ?? r.fileName)
         return metric
     }
 

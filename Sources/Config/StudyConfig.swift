@@ -14,9 +14,15 @@ public struct Target: Equatable, Sendable {
         public var onTrainingSet: Bool { self == .trainLoss }
 
         /// What `data` lacks to give this metric ("data.validation"), or nil when it gives it.
-        public func missing(in d: RunConfig.Data) -> String? {
+        func missing(in d: RunConfig.Data) -> String? {
             if self == .validationLoss || self == .validationAccuracy { return d.validation == 0 ? "data.validation" : nil }
             return !onTrainingSet && d.source == .npy && d.testX.isEmpty ? "data.test_x and data.test_y" : nil
+        }
+
+        /// Refuses this metric for `key` (read from `source`) when `data` cannot give it.
+        func check(in d: RunConfig.Data, key: String, source: String) throws {
+            guard let missing = missing(in: d) else { return }
+            throw ConfigError(source: source, key: key, expected: "a metric the data gives (\(rawValue) needs \(missing))", found: rawValue)
         }
 
         /// `value` is better than `best` by more than `margin` (any value beats none).
@@ -132,10 +138,7 @@ extension StudyConfig {
             let metric = try r.string("study.target", default: c.target.metric.rawValue, allowed: Target.Metric.allCases.map(\.rawValue))
             c.target.metric = Target.Metric(rawValue: metric)!
             // The data must give the metric: a validation split, or a test set.
-            if let missing = c.target.metric.missing(in: c.base.data) {
-                throw ConfigError(source: r.fileName, key: "study.target",
-                                  expected: "a metric the data gives (\(metric) needs \(missing))", found: metric)
-            }
+            try c.target.metric.check(in: c.base.data, key: "study.target", source: r.fileName)
         }, value: { $0.target.metric.rawValue }),
         Key("study.target_value", read: { c, r in
             let rises = c.target.metric.rises

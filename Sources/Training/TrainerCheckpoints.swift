@@ -101,10 +101,8 @@ extension Trainer {
         let checkpoint = checkpointDirectory == nil ? nil : try snapshotState(p, in: epoch)
         try communicator.collectively {
             guard let dir = replica.directory else { return }
-            try writeAtomically(SafeTensors.encode(model.exportTensors(replica.parameters), metadata: [
-                "format": "pt", "descent_version": descentVersion, "config_hash": hexDigest(replica.config.hash),
-                "step": "\(p.step)", "model": model.shapeText, "best_metric": metric.rawValue, "best_value": "\(value)",
-            ]), to: dir + "/best.safetensors")
+            try writeModel(replica, step: p.step, extra: ["best_metric": metric.rawValue, "best_value": "\(value)"],
+                           to: dir + "/best.safetensors")
             if let checkpoint { try writeAtomically(Data(checkpoint()), to: dir + "/best.ckpt") }
         }
         console.note((replicas.count > 1 ? "\(replica.label): " : "") + "best \(metric.rawValue) so far, \(fixed(value, 4)) at step \(p.step): "
@@ -122,7 +120,6 @@ extension Trainer {
     /// Returns its path. A position at an epoch's end continues in the next epoch, whose order it records.
     @discardableResult
     func saveCheckpoint(_ p: RunPosition, in epoch: PlannedEpoch) throws -> String? {
-        let orderHash = p.epoch == epoch.index ? epoch.orderHash : Self.orderFingerprint(samplePlan(epoch: p.epoch))
         guard let directory = checkpointDirectory else { return nil }
         let path = directory + "/" + CheckpointStore.fileName(step: p.step)
         // A stop right after a checkpoint finds the same state already committed.
@@ -131,11 +128,10 @@ extension Trainer {
         communicator.setContext(step: p.step, phase: "checkpoint")
         let rank = communicator.rank
         let hooks = self.hooks
-        let states = try replicas.map(wholeOptimizerState)
+        let bytes = try snapshotState(p, in: epoch)
         let written: String? = try communicator.collectively {
             guard rank == 0 else { return nil }
-            let bytes = try snapshot(p, orderHash: orderHash, states: states)
-            return try CheckpointStore.commit(bytes, step: p.step, directory: directory, keep: config.checkpoint.keep) {
+            return try CheckpointStore.commit(try bytes(), step: p.step, directory: directory, keep: config.checkpoint.keep) {
                 hooks?.checkpointWritten(step: p.step)
             }
         }

@@ -76,16 +76,21 @@ extension Trainer {
         try writeAtomically(try summaryJSON(replica, result), to: dir + "/summary.json")
         try writeAtomically(hexDigest(result.finalHash) + "\n", to: dir + "/final_hash")
         try writeAtomically(replica.parameters.withUnsafeBytes { Data($0) }, to: dir + "/parameters.f32")
-        try writeAtomically(SafeTensors.encode(model.exportTensors(replica.parameters), metadata: [
-            "format": "pt", "descent_version": descentVersion, "config_hash": hexDigest(replica.config.hash),
-            "step": "\(result.steps)", "model": model.shapeText,
-        ]), to: dir + "/model.safetensors")
+        try writeModel(replica, step: result.steps, to: dir + "/model.safetensors")
         try RunReport.write(directory: dir, name: replica.config.name,
                             subtitle: "\(trainSet.summary), model " + model.shapeText
                                 + ", \(optimizerText(r))\(rates.scheduleText), batch \(config.training.batch)",
                             figures: Self.figures(result, ranks: communicator.size), rows: replica.history,
                             config: replica.config.resolvedYAML)
         console.note(who + "results in \(dir)/ (report.html, metrics.csv, metrics.jsonl, summary.json, model.safetensors, *.svg)")
+    }
+
+    /// The replica's parameters as PyTorch's tensors in a safetensors file, with the version, config hash, step and
+    /// model (and `extra`) in its metadata: model.safetensors and best.safetensors.
+    func writeModel(_ replica: Replica, step: Int, extra: [String: String] = [:], to path: String) throws {
+        let metadata = ["format": "pt", "descent_version": descentVersion, "config_hash": hexDigest(replica.config.hash),
+                        "step": "\(step)", "model": model.shapeText].merging(extra) { $1 }
+        try writeAtomically(SafeTensors.encode(model.exportTensors(replica.parameters), metadata: metadata), to: path)
     }
 
     /// `summary.json`: the run's measurements, its hash and the parameter layout.
