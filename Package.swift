@@ -58,7 +58,7 @@ let package = Package(
         ),
         // Tests: what runs in one process (unit), what starts the built descent under real mpirun (launch), and
         // what starts a real Slurm and namespace hosts as root (cluster). `launch/test --quick` runs the first.
-        .target(name: "DescentTestSupport", dependencies: ["CZlib"], path: "Tests/TestSupport"),
+        .target(name: "DescentTestSupport", dependencies: ["CZlib", "Numerics"], path: "Tests/TestSupport"),
         // The readers of outside files under libFuzzer (launch/fuzz), and their entries replayed by the unit tests.
         .target(name: "DescentFuzzTargets", dependencies: ["Config", "Datasets", "Training", "Experiments", "Numerics"],
                 path: "Tests/FuzzTargets", swiftSettings: numericSettings),

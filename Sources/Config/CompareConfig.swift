@@ -18,6 +18,8 @@ public struct CompareConfig: Equatable, Sendable {
         case optimizers
         /// One training run per weight initialisation, one after another.
         case inits
+        /// One training config repeated over its seeds (`descent train` with `seeds`).
+        case seeds
     }
 
     public var base: RunConfig
@@ -133,6 +135,14 @@ public struct CompareConfig: Equatable, Sendable {
             v.name = RunConfig.folderName(entry.label)
             return Variant(label: entry.label, config: v)
         }
+    }
+
+    /// A training config with `seeds` as a comparison of its seeds: one variant, run once per seed.
+    public static func seeds(of config: RunConfig) -> CompareConfig {
+        var c = CompareConfig(base: config)
+        c.mode = .seeds
+        c.variants = [Variant(label: config.name, config: config)]
+        return c
     }
 
     /// The base config's YAML with the compare block appended; it loads back as the same comparison.

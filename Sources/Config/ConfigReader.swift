@@ -148,6 +148,30 @@ public struct ConfigReader {
         }
     }
 
+    /// A count `n` (taken as `first, first + 1, …`) or a list of distinct integers; nil when the key is not given.
+    public mutating func countOrList(_ key: String, first: Int, expected: String, element range: ClosedRange<Int>) throws -> [Int]? {
+        guard let e = entry(key) else { return nil }
+        switch e.node {
+        case .scalar(let s):
+            guard let n = Int(s.string), (1...10_000).contains(n), first <= range.upperBound - n else {
+                throw error(key, e, expected: expected)
+            }
+            return Array(first..<(first + n))
+        case .sequence(let seq):
+            let values = seq.map { item -> Int? in
+                guard case .scalar(let s) = item, let v = Int(s.string), range.contains(v) else { return nil }
+                return v
+            }
+            let list = values.compactMap { $0 }
+            guard !list.isEmpty, list.count == values.count, Set(list).count == list.count else {
+                throw error(key, e, expected: expected)
+            }
+            return list
+        default:
+            throw error(key, e, expected: expected)
+        }
+    }
+
     /// A list of scalars as text (`[32, 128, full]`), or nil when the key is not given.
     public mutating func wordList(_ key: String, expected: String) throws -> [String]? {
         guard let e = entry(key) else { return nil }

@@ -174,6 +174,8 @@ public struct RunConfig: Equatable, Sendable {
 
     public var name = "fashion-momentum"
     public var seed: UInt64 = 1
+    /// The seeds a launch repeats the run with (`seeds: 5` or a list); empty: once, with `seed`.
+    public var seeds: [UInt64] = []
     public var data = Data()
     public var model = Model()
     public var optimizer = OptimizerSettings(.momentum)
@@ -189,6 +191,15 @@ public struct RunConfig: Equatable, Sendable {
     public var outputDirectory = "runs"
 
     public init() {}
+
+    /// One config per seed of `seeds`, each with its own seed and no list; just this one when there is no list.
+    public var perSeed: [RunConfig] {
+        seeds.isEmpty ? [self] : seeds.map { s in
+            var c = self
+            (c.seed, c.seeds) = (s, [])
+            return c
+        }
+    }
 
     /// The optimizer names this build knows.
     public static let optimizerNames = OptimizerKind.allCases.map(\.rawValue)

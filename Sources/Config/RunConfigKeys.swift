@@ -12,6 +12,10 @@ extension RunConfig {
         Key("name", .free, read: { c, r in c.name = try r.string("name", default: c.name) }, value: { $0.name }),
         Key("seed", read: { c, r in c.seed = UInt64(try r.integer("seed", default: Int(c.seed), range: 0...Int.max)) },
             value: { "\($0.seed)" }),
+        Key("seeds", .free, read: { c, r in
+            c.seeds = try r.countOrList("seeds", first: Int(c.seed), expected: "a number of seeds (1...10000, counting up from seed) "
+                                        + "or a list of distinct seeds ≥ 0, like 5 or [1, 2, 3]", element: 0...Int.max)?.map(UInt64.init) ?? []
+        }, value: { "[" + $0.seeds.map(String.init).joined(separator: ", ") + "]" }, when: { !$0.seeds.isEmpty }),
     ] + dataKeys + [
         Key("model.kind", read: { c, r in
             c.model.kind = RunConfig.Model.Kind(rawValue: try r.string(

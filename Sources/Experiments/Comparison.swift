@@ -17,6 +17,10 @@ public final class Comparison {
     /// What one variant produced.
     public struct Outcome: Sendable {
         public var label: String
+        /// The run's seed (one of the config's `seeds`, or its `seed`).
+        public var seed: UInt64
+        /// The run's folder, relative to the comparison's.
+        public var folder: String
         public var config: RunConfig
         public var result: RunResult
         public var rows: [MetricsRow]
@@ -44,27 +48,39 @@ public final class Comparison {
         let parent = config.base.outputDirectory + "/" + config.base.name
         var outcomes: [Outcome] = []
         switch config.mode {
-        case .batches, .inits:
+        case .batches, .inits, .seeds:
             for v in config.variants {
-                var c = v.config
-                c.outputDirectory = parent
-                console.note("== \(v.label)")
-                let trainer = try Trainer(RunInputs.load(c, on: communicator),
-                                          output: directory != nil ? .folder(overwrite: true, checkpoints: false) : .none,
-                                          options: TrainerOptions(console: console, rows: 200))
-                let result = try trainer.run()
-                outcomes.append(Outcome(label: v.label, config: c, result: result, rows: trainer.history))
+                for var c in v.config.perSeed {
+                    c.outputDirectory = parent
+                    if !v.config.seeds.isEmpty { c.name += "-seed-\(c.seed)" }
+                    console.note("== \(v.label)" + (v.config.seeds.isEmpty ? "" : ", seed \(c.seed)"))
+                    let trainer = try Trainer(RunInputs.load(c, on: communicator),
+                                              output: directory != nil ? .folder(overwrite: true, checkpoints: false) : .none,
+                                              options: TrainerOptions(console: console, rows: 200))
+                    let result = try trainer.run()
+                    outcomes.append(Outcome(label: v.label, seed: c.seed, folder: c.name, config: c, result: result, rows: trainer.history))
+                }
             }
         case .optimizers:
-            var c = config.base
-            c.outputDirectory = config.base.outputDirectory
-            // The replicas write into <output.dir>/<name>/<label>/, the folder this comparison created.
-            let trainer = try Trainer(RunInputs.load(c, on: communicator),
-                                      replicas: config.variants.map { ReplicaPlan(label: $0.label, settings: $0.config.optimizer) },
-                                      output: directory != nil ? .folder(overwrite: true, checkpoints: false) : .none,
-                                      options: TrainerOptions(console: console, rows: 200))
-            try trainer.run()
-            outcomes = trainer.replicas.map { Outcome(label: $0.label, config: $0.config, result: $0.result!, rows: $0.history) }
+            // One launch of the replicas per seed: a seed also draws the data order, which the replicas share.
+            for var c in config.base.perSeed {
+                c.outputDirectory = config.base.outputDirectory
+                // The replicas write into <output.dir>/<name>/<label>/ (the folder this comparison created), or into
+                // <output.dir>/<name>/seed-<seed>/<label>/ with seeds.
+                if !config.base.seeds.isEmpty {
+                    (c.outputDirectory, c.name) = (parent, "seed-\(c.seed)")
+                    console.note("== seed \(c.seed)")
+                }
+                let trainer = try Trainer(RunInputs.load(c, on: communicator),
+                                          replicas: config.variants.map { ReplicaPlan(label: $0.label, settings: $0.config.optimizer) },
+                                          output: directory != nil ? .folder(overwrite: true, checkpoints: false) : .none,
+                                          options: TrainerOptions(console: console, rows: 200))
+                try trainer.run()
+                outcomes += trainer.replicas.map {
+                    Outcome(label: $0.label, seed: c.seed, folder: (config.base.seeds.isEmpty ? "" : c.name + "/") + $0.config.name,
+                            config: $0.config, result: $0.result!, rows: $0.history)
+                }
+            }
         }
         if let directory { try writeReport(outcomes, into: directory) }
         return outcomes
@@ -91,33 +107,120 @@ public final class Comparison {
             subtitle: config.mode == .batches
                 ? "the same model, data and optimizer at several global batch sizes, \(communicator.size) ranks"
                 : config.mode == .inits ? "the same model, data and optimizer from several initialisations, \(communicator.size) ranks"
+                : config.mode == .seeds ? "one training config repeated over \(base.seeds.count) seeds, \(communicator.size) ranks"
                 : "one model replica per optimizer, all fed the same mini-batches, \(communicator.size) ranks")
         report.figures = [("data", base.data.source.rawValue), ("model hidden layers", base.model.hidden.map(String.init).joined(separator: "-")),
                           ("ranks", "\(communicator.size)")] + (target.map { [("target training loss", "\($0)")] } ?? [])
-        report.tables = [("Results", header.filter { $0 != "final_hash" && $0 != "target_loss" },
-                          rows.map { r in zip(header, r).filter { $0.0 != "final_hash" && $0.0 != "target_loss" }.map(\.1) })]
+        let seeded = self.seeded
+        let shown = { (name: String) in name != "final_hash" && name != "target_loss" && (name != "seed" || seeded) }
+        report.tables = [(seeded ? "Every run (one row per variant and seed)" : "Results", header.filter(shown),
+                          rows.map { r in zip(header, r).filter { shown($0.0) }.map(\.1) })]
+        if seeded {
+            let spread = seedSpread(outcomes)
+            let csv = ([Self.spreadHeader] + spread).map { $0.map(csvField).joined(separator: ",") }.joined(separator: "\n") + "\n"
+            try writeAtomically(csv, to: directory + "/comparison_seeds.csv")
+            report.tables.insert(("Across seeds: mean with its 95 % interval (Student's t), median and quartiles; runs that "
+                                  + "never reached the target are counted in 'runs' but not in the spread of its steps and seconds",
+                                  Self.spreadHeader, spread), at: 0)
+            report.findings = seedFindings(outcomes)
+        }
         for (k, c) in charts.enumerated() {
             let svg = c.1.svg(id: "k\(k)-")
             try writeAtomically(svg, to: directory + "/" + c.0)
             report.charts.append(svg)
         }
-        report.files = ["comparison.csv", "config.yaml"] + charts.map(\.0)
+        report.files = ["comparison.csv"] + (seeded ? ["comparison_seeds.csv"] : []) + ["config.yaml"] + charts.map(\.0)
             + outcomes.map { ($0.config.name) + "/report.html" }
         report.config = config.resolvedYAML
         try writeAtomically(report.html, to: directory + "/report.html")
+        try HParams.write(into: directory, name: base.name, config: config.resolvedYAML, sessions: outcomes.map(session))
         console.note("comparison in \(directory)/ (report.html, comparison.csv, *.svg; one folder per variant)")
     }
 
-    /// comparison.csv's header and one row per variant.
+    /// Whether the variants are repeated over seeds.
+    var seeded: Bool { !config.base.seeds.isEmpty }
+
+    /// The outcomes grouped by variant, in the variants' order.
+    static func groups(_ outcomes: [Outcome]) -> [(label: String, runs: [Outcome])] {
+        var labels: [String] = []
+        for o in outcomes where !labels.contains(o.label) { labels.append(o.label) }
+        return labels.map { label in (label, outcomes.filter { $0.label == label }) }
+    }
+
+    /// The metrics whose spread over seeds is reported, with how each run gives it (nil: the run has none).
+    func spreadMetrics() -> [(name: String, digits: Int, value: (Outcome) -> Double?)] {
+        var metrics: [(String, Int, (Outcome) -> Double?)] = [
+            ("final_train_loss", 4, { $0.result.lastTrainLoss }), ("final_test_loss", 4, { $0.result.lastTestLoss }),
+            ("final_test_accuracy", 4, { $0.result.lastTestAccuracy }), ("train_s", 2, { $0.result.trainSeconds }),
+        ]
+        if let target = config.targetLoss {
+            metrics += [("steps_to_target", 1, { Self.firstReach($0.rows, target: target).map { Double($0.step) } }),
+                        ("seconds_to_target", 2, { Self.firstReach($0.rows, target: target)?.wallSeconds })]
+        }
+        return metrics
+    }
+
+    static let spreadHeader = ["variant", "metric", "runs", "values", "mean", "ci95_low", "ci95_high", "std", "median", "q1", "q3"]
+
+    /// comparison_seeds.csv: one row per variant and metric with the spread of the seeds' values.
+    func seedSpread(_ outcomes: [Outcome]) -> [[String]] {
+        Self.groups(outcomes).flatMap { group in
+            spreadMetrics().compactMap { metric -> [String]? in
+                let values = group.runs.compactMap(metric.value)
+                guard let s = Spread(values) else { return nil }
+                let d = metric.digits
+                return [group.label, metric.name, "\(group.runs.count)", "\(s.count)", fixed(s.mean, d), fixed(s.low, d),
+                        fixed(s.high, d), fixed(s.std, d), fixed(s.median, d), fixed(s.q1, d), fixed(s.q3, d)]
+            }
+        }
+    }
+
+    /// One sentence per variant: its final test accuracy (and steps to the target) as a mean with its interval.
+    func seedFindings(_ outcomes: [Outcome]) -> [String] {
+        Self.groups(outcomes).compactMap { group in
+            var parts: [String] = []
+            if let s = Spread(group.runs.compactMap { $0.result.lastTestAccuracy }) {
+                parts.append("final test accuracy \(fixed(s.mean, 4)) (95 % interval \(fixed(s.low, 4))–\(fixed(s.high, 4)))")
+            }
+            if let target = config.targetLoss {
+                let reached = group.runs.compactMap { Self.firstReach($0.rows, target: target).map { Double($0.step) } }
+                if let s = Spread(reached) {
+                    parts.append("steps to loss \(target) \(fixed(s.mean, 0)) (\(fixed(s.low, 0))–\(fixed(s.high, 0)); "
+                                 + "\(reached.count) of \(group.runs.count) runs reached it)")
+                } else {
+                    parts.append("no run reached loss \(target)")
+                }
+            }
+            return parts.isEmpty ? nil : "\(group.label), \(group.runs.count) seeds: " + parts.joined(separator: "; ") + "."
+        }
+    }
+
+    /// A variant's run as TensorBoard's HParams dashboard lists it; the seeds of one variant form one group.
+    func session(_ o: Outcome) -> HParams.Session {
+        let target = config.targetLoss.flatMap { Self.firstReach(o.rows, target: $0) }
+        var hparams: [(String, HParams.Value)] = [("variant", .text(o.label)), ("optimizer", .text(o.config.optimizer.kind.rawValue)),
+                                                 ("batch", .text("\(o.config.training.batch)")), ("lr", .number(o.config.optimizer.learningRate)),
+                                                 ("seed", .number(Double(o.seed))), ("steps", .number(Double(o.result.steps)))]
+        hparams += HParams.optimizerValues(o.config.optimizer)
+        let metrics: [(String, Double?)] = [
+            ("train_loss", o.result.lastTrainLoss), ("test_loss", o.result.lastTestLoss), ("test_accuracy", o.result.lastTestAccuracy),
+            ("steps_to_target", target.map { Double($0.step) }), ("train_s", o.result.trainSeconds),
+        ]
+        return HParams.Session(folder: o.folder, group: o.label, hparams: hparams,
+                               metrics: metrics.compactMap { m in m.1.map { (m.0, $0) } },
+                               succeeded: o.result.lastTrainLoss?.isFinite ?? false)
+    }
+
+    /// comparison.csv's header and one row per variant and seed.
     func table(_ outcomes: [Outcome]) -> (header: [String], rows: [[String]]) {
         let target = config.targetLoss
-        let header = ["variant", "batch", "optimizer", "lr", "epochs", "steps", "train_s", "samples_per_s",
+        let header = ["variant", "seed", "batch", "optimizer", "lr", "epochs", "steps", "train_s", "samples_per_s",
                       "final_train_loss", "final_test_loss", "final_test_accuracy", "noise_scale",
                       "target_loss", "steps_to_target", "epochs_to_target", "seconds_to_target", "distinct_hidden_units", "final_hash"]
         func cell(_ v: Double?, _ digits: Int = 4) -> String { v.map { fixed($0, digits) } ?? "" }
         let rows: [[String]] = outcomes.map { o in
             let reach = target.flatMap { Self.firstReach(o.rows, target: $0) }
-            return [o.label, "\(o.config.training.batch)", o.config.optimizer.kind.rawValue, "\(o.config.optimizer.learningRate)",
+            return [o.label, "\(o.seed)", "\(o.config.training.batch)", o.config.optimizer.kind.rawValue, "\(o.config.optimizer.learningRate)",
                     cell(o.rows.last?.epoch, 2),
                     "\(o.result.steps)", fixed(o.result.trainSeconds, 2), "\(Int(o.result.samplesPerSecond))",
                     cell(o.result.lastTrainLoss), cell(o.result.lastTestLoss), cell(o.result.lastTestAccuracy),
@@ -129,30 +232,61 @@ public final class Comparison {
         return (header, rows)
     }
 
-    /// The charts by file name: the training loss against epochs, steps and seconds, the test accuracy, the noise scale.
+    /// The charts by file name: the training loss against epochs, steps and seconds, the test accuracy, the noise
+    /// scale. A variant run with several seeds is drawn as the median of its seeds' curves, in a band between their
+    /// quartiles.
     static func charts(_ outcomes: [Outcome]) -> [(String, Chart)] {
         var charts: [(String, Chart)] = []
-        let style = { (k: Int) in Palette.style(k) }
+        let groups = Self.groups(outcomes)
+        let seeded = groups.contains { $0.runs.count > 1 }
+        let over = seeded ? " (median over seeds, quartiles shaded)" : ""
+        /// One curve per variant from `points` of each of its runs, with its band when it has several.
+        func curves(_ points: (Outcome) -> [SIMD2<Double>]) -> [(label: String, points: [SIMD2<Double>], style: SeriesStyle?, band: Band?)] {
+            groups.enumerated().map { k, g in
+                let each = g.runs.map(points)
+                guard each.count > 1 else { return (g.label, each.first ?? [], Palette.style(k), nil) }
+                let (median, band) = medianCurve(each)
+                return (g.label, median, Palette.style(k), band)
+            }
+        }
+        func chart(_ title: String, subtitle: String? = nil, x: String, y: String, log: Bool = false, xScale: ScaleKind = .linear,
+                   _ c: [(label: String, points: [SIMD2<Double>], style: SeriesStyle?, band: Band?)]) -> Chart {
+            var chart = RunReport.curves(title, subtitle: subtitle, x: x, y: y, log: log, xScale: xScale, c.map { ($0.label, $0.points, $0.style) })
+            for k in chart.series.indices { chart.series[k].band = c.first { $0.label == chart.series[k].label }?.band }
+            return chart
+        }
         for x in [RunReport.XAxis.epoch, .step, .seconds] {
-            let curves = outcomes.enumerated().map { k, o in (o.label, RunReport.smoothedBatchLoss(o.rows, x: x), style(k)) }
+            let c = curves { RunReport.smoothedBatchLoss($0.rows, x: x) }
             // Steps and seconds span decades between batch sizes: a log axis keeps the short runs visible.
-            let xScale = x == .epoch ? ScaleKind.linear : ScaleKind.fitting(curves.flatMap { $0.1.map(\.x) })
-            charts.append(("loss_vs_\(x.rawValue).svg", RunReport.curves(
+            let xScale = x == .epoch ? ScaleKind.linear : ScaleKind.fitting(c.flatMap { $0.points.map(\.x) })
+            charts.append(("loss_vs_\(x.rawValue).svg", chart(
                 "training loss against \(x == .epoch ? "epochs" : x == .step ? "steps" : "wall seconds")",
-                subtitle: "mini-batch loss, smoothed (Kaiser window of 11 rows, β 2)", x: x.label + (xScale == .log ? " (log)" : ""),
-                y: "cross-entropy loss", log: true, xScale: xScale, curves)))
+                subtitle: "mini-batch loss, smoothed (Kaiser window of 11 rows, β 2)" + over, x: x.label + (xScale == .log ? " (log)" : ""),
+                y: "cross-entropy loss", log: true, xScale: xScale, c)))
         }
-        charts.append(("test_accuracy.svg", RunReport.curves(
-            "test accuracy against epochs", x: RunReport.XAxis.epoch.label, y: "test accuracy",
-            outcomes.enumerated().map { k, o in (o.label, RunReport.epochPoints(o.rows, x: .epoch) { $0.testAccuracy }, style(k)) })))
-        let noise = outcomes.enumerated().map { k, o in
-            (o.label, RunReport.epochPoints(o.rows, x: .epoch) { $0.noiseScale }.filter { $0.y > 0 }, style(k))
-        }
-        if noise.contains(where: { !$0.1.isEmpty }) {
-            charts.append(("noise_scale.svg", RunReport.curves(
-                "gradient noise scale B_simple per epoch", x: RunReport.XAxis.epoch.label, y: "B_simple (samples)", log: true,
-                noise.map { ($0.0, $0.1, $0.2) })))
+        charts.append(("test_accuracy.svg", chart(
+            "test accuracy against epochs", subtitle: seeded ? "median over seeds, quartiles shaded" : nil, x: RunReport.XAxis.epoch.label,
+            y: "test accuracy", curves { RunReport.epochPoints($0.rows, x: .epoch) { $0.testAccuracy } })))
+        let noise = curves { RunReport.epochPoints($0.rows, x: .epoch) { $0.noiseScale }.filter { $0.y > 0 } }
+        if noise.contains(where: { !$0.points.isEmpty }) {
+            charts.append(("noise_scale.svg", chart(
+                "gradient noise scale B_simple per epoch", x: RunReport.XAxis.epoch.label, y: "B_simple (samples)", log: true, noise)))
         }
         return charts
+    }
+
+    /// The pointwise median of several runs' curves (x and y, point by point up to the shortest) and the band
+    /// between their first and third quartiles.
+    static func medianCurve(_ curves: [[SIMD2<Double>]]) -> (median: [SIMD2<Double>], band: Band) {
+        let n = curves.map(\.count).min() ?? 0
+        var median: [SIMD2<Double>] = [], lower: [SIMD2<Double>] = [], upper: [SIMD2<Double>] = []
+        for i in 0..<n {
+            let xs = curves.map { $0[i].x }.sorted(), ys = curves.map { $0[i].y }.sorted()
+            let x = Spread.quantile(xs, 0.5)
+            median.append(SIMD2(x, Spread.quantile(ys, 0.5)))
+            lower.append(SIMD2(x, Spread.quantile(ys, 0.25)))
+            upper.append(SIMD2(x, Spread.quantile(ys, 0.75)))
+        }
+        return (median, Band(lower: lower, upper: upper))
     }
 }

@@ -68,6 +68,20 @@ struct StudyReport {
                 number(r.finalTestLoss), number(r.finalTestAccuracy), r.noiseScale.map { "\(fixed($0, 0))" } ?? "", r.folder]
     }
 
+    /// A trial as TensorBoard's HParams dashboard lists it.
+    func session(_ r: TrialRecord) -> HParams.Session {
+        var hparams: [(String, HParams.Value)] = [("variant", .text(r.variant)), ("optimizer", .text(r.optimizer)), ("batch", .text(r.batch)),
+                                                 ("lr", .number(r.learningRate)), ("seed", .number(Double(config.base.seed)))]
+        if let m = r.momentum { hparams.append(("momentum", .number(m))) }
+        let metrics: [(String, Double?)] = [
+            ("steps_to_target", r.steps.map(Double.init)), ("steps", Double(r.stepsRun)), ("train_loss", r.finalTrainLoss),
+            ("test_loss", r.finalTestLoss), ("test_accuracy", r.finalTestAccuracy), ("val_loss", r.finalValidationLoss),
+            ("val_accuracy", r.finalValidationAccuracy), ("noise_scale", r.noiseScale), ("train_s", r.trainSeconds),
+        ]
+        return HParams.Session(folder: r.folder, group: "", hparams: hparams, metrics: metrics.compactMap { m in m.1.map { (m.0, $0) } },
+                               succeeded: !r.diverged)
+    }
+
     func write() throws {
         let dir = study.directory
         let bests = bests(), fits = fits(bests)
@@ -107,6 +121,7 @@ struct StudyReport {
         report.files = ["study.csv", "best.csv", "config.yaml"] + (ranges.isEmpty ? [] : ["ranges.csv"]) + charts.map(\.file)
         report.config = config.resolvedYAML
         try writeAtomically(report.html, to: dir + "/report.html")
+        try HParams.write(into: dir, name: config.base.name, config: config.resolvedYAML, sessions: records.map(session))
         study.console.note("study in \(dir)/ (report.html, study.csv, best.csv, *.svg; one run folder per trial)")
     }
 

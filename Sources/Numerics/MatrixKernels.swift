@@ -195,6 +195,10 @@ extension MatrixKernels {
 
     /// OpenBLAS's product as native mode loads it, without making it the process's kernels (tests hold it against a
     /// reference); C = op(A) · op(B) + β · C.
+    /// Loads OpenBLAS now (when it can be), so that its one change of the environment is over before this process
+    /// starts other programs from other threads.
+    public static func loadNative() { _ = try? OpenBLAS.shared() }
+
     public static func nativeGEMM(
         _ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
         b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
@@ -260,8 +264,17 @@ struct OpenBLAS: @unchecked Sendable {
 
     /// The one load of this process, or why it failed (the library picks its kernels once, when it loads).
     nonisolated(unsafe) private static var loaded: Result<OpenBLAS, Error>?
+    nonisolated(unsafe) private static var loading: pthread_mutex_t = {
+        var m = pthread_mutex_t()
+        pthread_mutex_init(&m, nil)
+        return m
+    }()
 
+    /// The library, loaded on first use. The load sets OPENBLAS_CORETYPE, and changing the environment races with
+    /// any thread that reads it (a process being spawned): a process that spawns others loads it first.
     static func shared() throws -> OpenBLAS {
+        pthread_mutex_lock(&loading)
+        defer { pthread_mutex_unlock(&loading) }
         if loaded == nil { loaded = Result { try load() } }
         return try loaded!.get()
     }

@@ -16,12 +16,21 @@ public struct Series: Sendable {
     /// Draw a hollow circle at the first point and a filled one at the last, so that where a path ends can be
     /// seen even where other paths cover it.
     public var endpoints: Bool
+    /// A shaded band around the line (the quartiles over seeds), drawn behind every line; nil: none.
+    public var band: Band?
 
     public init(label: String, points: [SIMD2<Double>], style: SeriesStyle? = nil, lineWidth: Double = 1.8,
                 dots: Bool = false, endpoints: Bool = false) {
         (self.label, self.points, self.style) = (label, points, style)
         (self.lineWidth, self.dots, self.endpoints) = (lineWidth, dots, endpoints)
     }
+}
+
+/// The area between two curves over the same x values, shaded in the series' colour.
+public struct Band: Sendable {
+    public var lower: [SIMD2<Double>]
+    public var upper: [SIMD2<Double>]
+    public init(lower: [SIMD2<Double>], upper: [SIMD2<Double>]) { (self.lower, self.upper) = (lower, upper) }
 }
 
 /// A marked point (a minimum, a saddle point), drawn as a star and listed in the legend.
@@ -135,7 +144,7 @@ public struct Chart: Sendable {
         let left = originX + Self.leftMargin
         let right = originX + width - Self.rightMargin - legendWidth
         let bottom = originY + height - Self.bottomMargin
-        let allPoints = series.flatMap(\.points) + markers.map(\.point)
+        let allPoints = series.flatMap { $0.points + ($0.band.map { $0.lower + $0.upper } ?? []) } + markers.map(\.point)
         let frame = Frame(originX: originX, originY: originY, left: left, right: right, top: top, bottom: bottom,
                           sx: Scale(x.scale, domain: domain(x, allPoints.map(\.x)), pixels: left...right),
                           sy: Scale(y.scale, domain: domain(y, allPoints.map(\.y)), pixels: top...bottom, flipped: true))
@@ -199,6 +208,16 @@ public struct Chart: Sendable {
                 if !d.isEmpty { w.element("path", [("d", d), ("data-level", tickLabel(level.level))]) }
             }
             w.close("g")
+        }
+        for (k, s) in series.enumerated() {
+            guard let band = s.band, band.lower.count > 1, band.upper.count > 1 else { continue }
+            // One closed outline: along the upper curve, back along the lower one.
+            let outline = (band.upper + band.lower.reversed()).filter { $0.x.isFinite && $0.y.isFinite }
+            let d = pathData([outline], sx, sy, spacing: 0.75)
+            if !d.isEmpty {
+                w.element("path", [("d", d + " Z"), ("fill", (s.style ?? Palette.style(k)).colour), ("fill-opacity", "0.18"),
+                                   ("stroke", "none"), ("data-band", "quartiles")])
+            }
         }
         for (k, s) in series.enumerated() {
             let style = s.style ?? Palette.style(k)

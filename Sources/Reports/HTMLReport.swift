@@ -27,10 +27,13 @@ public struct HTMLReport: Sendable {
         <!DOCTYPE html>
         <html lang="en"><head><meta charset="utf-8"><title>\(xmlEscaped(title))</title>
         <style>
-        body { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; margin: 24px auto; max-width: 1500px; color: #222; }
+        body { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; margin: 24px auto; padding: 0 24px; max-width: 1500px;
+               color: #222; }
         h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 17px; margin-top: 28px; }
         .sub { color: #555; margin-top: 0; }
         table { border-collapse: collapse; margin: 8px 0; font-size: 14px; }
+        .wide { overflow-x: auto; max-width: 100%; }
+        .chart svg { max-width: 100%; height: auto; }
         td, th { border: 1px solid #ddd; padding: 4px 10px; text-align: right; }
         th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
         .chart { margin: 12px 0; overflow-x: auto; }
@@ -48,9 +51,10 @@ public struct HTMLReport: Sendable {
             h += "<h2>What the numbers say</h2>\n<ul>\n" + findings.map { "<li>\(xmlEscaped($0))</li>" }.joined(separator: "\n") + "\n</ul>\n"
         }
         for t in tables {
-            h += "<h2>\(xmlEscaped(t.caption))</h2>\n<table>\n<tr>" + t.header.map { "<th>\(xmlEscaped($0))</th>" }.joined() + "</tr>\n"
+            // A table wider than the page scrolls inside its own box; the page keeps its width.
+            h += "<h2>\(xmlEscaped(t.caption))</h2>\n<div class=\"wide\"><table>\n<tr>" + t.header.map { "<th>\(xmlEscaped($0))</th>" }.joined() + "</tr>\n"
             h += t.rows.map { "<tr>" + $0.map { "<td>\(xmlEscaped($0))</td>" }.joined() + "</tr>" }.joined(separator: "\n")
-            h += "\n</table>\n"
+            h += "\n</table></div>\n"
         }
         if !charts.isEmpty {
             h += "<h2>Charts</h2>\n"

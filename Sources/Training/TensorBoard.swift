@@ -2,6 +2,7 @@
 // messages encoded in the protobuf wire format. `tensorboard --logdir runs` then shows every run's scalars.
 import Foundation
 import Numerics
+import Optimizers
 
 public enum TensorBoard {
     /// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78).
@@ -101,6 +102,144 @@ public enum TensorBoard {
         ]
         for case let (tag, v?) in values where v.isFinite { s.append((tag, v)) }
         return s
+    }
+}
+
+/// TensorBoard's HParams dashboard: the experiment (its hyperparameters and metrics) in the launch's folder, and
+/// per run folder (a session) its hyperparameters, final metrics and status, in event files of their own beside the
+/// scalars (`…tfevents….hparams`), in the plugin's protobuf messages (tensorboard/plugins/hparams).
+public enum HParams {
+    public enum Value: Equatable, Sendable {
+        case number(Double)
+        case text(String)
+    }
+
+    /// One run of the launch: its folder (relative to the launch's), hyperparameters, final metrics and whether it
+    /// ended as planned (a diverged or stopped run is a failure).
+    public struct Session: Sendable {
+        public var folder: String
+        public var group: String
+        public var hparams: [(name: String, value: Value)]
+        public var metrics: [(tag: String, value: Double)]
+        public var succeeded: Bool
+        public init(folder: String, group: String, hparams: [(name: String, value: Value)], metrics: [(tag: String, value: Double)],
+                    succeeded: Bool) {
+            (self.folder, self.group, self.hparams, self.metrics, self.succeeded) = (folder, group, hparams, metrics, succeeded)
+        }
+    }
+
+    /// The optimizer's momentum, betas and weight decay, where it reads them.
+    public static func optimizerValues(_ o: OptimizerSettings) -> [(name: String, value: Value)] {
+        let keys = o.kind.keys
+        var values: [(String, Value)] = []
+        if keys.contains("momentum") { values.append(("momentum", .number(o.momentum))) }
+        if keys.contains("betas") { values += [("beta1", .number(o.beta1)), ("beta2", .number(o.beta2))] }
+        if keys.contains("weight_decay") { values.append(("weight_decay", .number(o.weightDecay))) }
+        return values
+    }
+
+    static let prefix = "_hparams_/"
+    /// The final metrics go under this prefix in each session's own file, so no scalar curve of the run mixes with them.
+    public static let metricPrefix = "final/"
+
+    /// Writes the experiment into `directory` and each session into its folder below it; the resolved config goes in
+    /// as the experiment's description. Earlier hparams files of these folders are replaced.
+    public static func write(into directory: String, name: String, config: String, sessions: [Session]) throws {
+        let now = Date().timeIntervalSince1970
+        var names: [String] = [], numeric: Set<String> = []
+        for s in sessions {
+            for h in s.hparams {
+                if !names.contains(h.name) { names.append(h.name) }
+                if case .number = h.value { numeric.insert(h.name) }
+            }
+        }
+        var tags: [String] = []
+        for s in sessions { for m in s.metrics where !tags.contains(m.tag) { tags.append(m.tag) } }
+        var experiment = TensorBoard.Message()
+        experiment.bytes(6, Array(name.utf8))
+        experiment.bytes(1, Array(("descent launch " + name + "; its resolved config:\n\n```yaml\n" + config + "```").utf8))
+        experiment.double(3, now)
+        for h in names {
+            var info = TensorBoard.Message()
+            info.bytes(1, Array(h.utf8))
+            info.int64(4, numeric.contains(h) ? 3 : 1)  // DATA_TYPE_FLOAT64 or DATA_TYPE_STRING
+            experiment.bytes(4, info.bytes)
+        }
+        for t in tags {
+            var metricName = TensorBoard.Message(), info = TensorBoard.Message()
+            metricName.bytes(2, Array((metricPrefix + t).utf8))
+            info.bytes(1, metricName.bytes)
+            experiment.bytes(5, info.bytes)
+        }
+        try writeFile(directory, now, [event(now, 0, [(prefix + "experiment", plugin(2, experiment))])])
+        // A session whose folder is not on this host (a part of a study trained elsewhere) is left out.
+        for s in sessions where FileManager.default.fileExists(atPath: directory + "/" + s.folder) {
+            var start = TensorBoard.Message()
+            for h in s.hparams {
+                var value = TensorBoard.Message(), entry = TensorBoard.Message()
+                switch h.value {
+                case .number(let x): value.double(2, x)
+                case .text(let t): value.bytes(3, Array(t.utf8))
+                }
+                entry.bytes(1, Array(h.name.utf8))
+                entry.bytes(2, value.bytes)
+                start.bytes(1, entry.bytes)
+            }
+            start.bytes(4, Array(s.group.utf8))
+            start.double(5, now)
+            var end = TensorBoard.Message()
+            end.int64(1, s.succeeded ? 1 : 2)  // STATUS_SUCCESS or STATUS_FAILURE
+            end.double(2, now)
+            let finals = TensorBoard.scalarsEvent(wallTime: now, step: 0,
+                                                  s.metrics.filter { $0.value.isFinite }.map { (metricPrefix + $0.tag, $0.value) })
+            try writeFile(directory + "/" + s.folder, now, [event(now, 0, [(prefix + "session_start_info", plugin(3, start))]),
+                                                            finals,
+                                                            event(now, 0, [(prefix + "session_end_info", plugin(4, end))])])
+        }
+    }
+
+    /// `HParamsPluginData{version: 0, <field>: message}` as a summary value's metadata
+    /// (`SummaryMetadata{plugin_data: PluginData{plugin_name: "hparams", content}}`).
+    static func plugin(_ field: Int, _ message: TensorBoard.Message) -> [UInt8] {
+        var data = TensorBoard.Message(), pluginData = TensorBoard.Message(), metadata = TensorBoard.Message()
+        data.int64(1, 0)
+        data.bytes(field, message.bytes)
+        pluginData.bytes(1, Array("hparams".utf8))
+        pluginData.bytes(2, data.bytes)
+        metadata.bytes(1, pluginData.bytes)
+        return metadata.bytes
+    }
+
+    /// `Event{wall_time, step, summary: Summary{value: [Value{tag: 1, metadata: 9, tensor: 8}]}}`, each value's tensor
+    /// the plugin's null tensor (a float scalar 0).
+    static func event(_ wallTime: Double, _ step: Int, _ values: [(tag: String, metadata: [UInt8])]) -> [UInt8] {
+        var tensor = TensorBoard.Message()
+        tensor.int64(1, 1)  // DT_FLOAT
+        tensor.bytes(2, [])  // a scalar's empty shape
+        tensor.bytes(5, withUnsafeBytes(of: Float(0).bitPattern.littleEndian, Array.init))  // float_val, packed
+        var summary = TensorBoard.Message()
+        for v in values {
+            var value = TensorBoard.Message()
+            value.bytes(1, Array(v.tag.utf8))
+            value.bytes(8, tensor.bytes)
+            value.bytes(9, v.metadata)
+            summary.bytes(1, value.bytes)
+        }
+        var e = TensorBoard.Message()
+        e.double(1, wallTime)
+        e.int64(2, Int64(step))
+        e.bytes(5, summary.bytes)
+        return e.bytes
+    }
+
+    /// One event file of the hparams records in `folder`, replacing an earlier one.
+    static func writeFile(_ folder: String, _ now: Double, _ events: [[UInt8]]) throws {
+        let fm = FileManager.default
+        for name in (try? fm.contentsOfDirectory(atPath: folder)) ?? [] where name.hasPrefix("events.out.tfevents.") && name.hasSuffix(".hparams") {
+            try? fm.removeItem(atPath: folder + "/" + name)
+        }
+        let bytes = ([TensorBoard.versionEvent(wallTime: now)] + events).flatMap(TensorBoard.record)
+        try writeAtomically(Data(bytes), to: folder + "/events.out.tfevents.\(Int(now)).\(hostName()).hparams")
     }
 }
 

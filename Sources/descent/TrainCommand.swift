@@ -27,6 +27,11 @@ struct Train: ParsableCommand {
         try distributed(stopSignals: true) { communicator, faults in
             let runConfig = try communicator.collectively { try loadConfig() }
             let console = Console(enabled: communicator.rank == 0, style: output.progress)
+            if !runConfig.seeds.isEmpty {
+                // Repeats over seeds: one run folder per seed and the spread across them, as `descent compare` writes.
+                try Comparison(config: .seeds(of: runConfig), communicator: communicator, overwrite: output.overwrite, console: console).run()
+                return
+            }
             let inputs = try RunInputs.load(runConfig, on: communicator, hooks: faults)
             let trainer = try Trainer(inputs, output: .folder(overwrite: output.overwrite, resumeFrom: resumeFrom),
                                       options: TrainerOptions(console: console))
@@ -35,7 +40,12 @@ struct Train: ParsableCommand {
     }
 
     func loadConfig() throws -> RunConfig {
-        try RunConfig.load(yaml: readConfigFile(file.config), fileName: file.config,
-                           overrides: set.overrides + (resume ? ["checkpoint.resume=auto"] : []))
+        let c = try RunConfig.load(yaml: readConfigFile(file.config), fileName: file.config,
+                                   overrides: set.overrides + (resume ? ["checkpoint.resume=auto"] : []))
+        if !c.seeds.isEmpty && (c.checkpoint.resume || resumeFrom != nil) {
+            throw ConfigError(source: file.config, key: "seeds", expected: "no --resume or --resume-from with seeds (each seed "
+                              + "trains whole, without checkpoints)", found: "\(c.seeds.count) seeds")
+        }
+        return c
     }
 }

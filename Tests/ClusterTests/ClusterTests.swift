@@ -3,6 +3,7 @@
 // TCP. Both need root; without it the suites are skipped with the reason.
 import DescentTestSupport
 import Foundation
+import Numerics
 import Testing
 
 let slurmAvailable = mpiAvailable && isRoot && ["slurmctld", "slurmd", "sbatch", "scontrol", "munged"].allSatisfy(onPath)
@@ -397,6 +398,7 @@ struct HostsTests {
         defer { hosts.stop() }
         let exe = try #require(descentExecutable), mpirun = try #require(mpirunPath)
         let process = Process()
+        MatrixKernels.loadNative()  // before the spawn: the load changes this process's environment
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
         process.arguments = [packageRoot.appendingPathComponent("launch/hosts").path]
             + hosts.hostsArguments(["train", "--config", config.path, "--progress", "off"])

@@ -65,6 +65,52 @@ struct CompareMPITests {
         }
     }
 
+    @Test("seeds repeat every variant; each seed's run is that seed's run trained alone, and the report gives the spread")
+    func seeds() throws {
+        let dir = try temporaryDirectory("seeds")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let config = try writeCompareConfig(in: dir, name: "repeats", compare: "  batches: [32, full]\n  lr: [0.05, 0.3]\n  target_loss: 0.9")
+        let r = try runDescent(ranks: 2, ["compare", "--config", config.path, "--progress", "off", "--set", "seeds=3"], directory: dir)
+        #expect(r.status == 0 && !r.timedOut, "\(r.stderr)")
+        let run = dir.appendingPathComponent("runs/repeats")
+        let rows = try readCSV(run.appendingPathComponent("comparison.csv"))
+        #expect(rows.map { $0["seed"]! } == ["5", "6", "7", "5", "6", "7"])
+        #expect(Set(rows.map { $0["final_hash"]! }).count == 6)
+        let spread = try readCSV(run.appendingPathComponent("comparison_seeds.csv"))
+        let accuracy = spread.filter { $0["metric"] == "final_test_accuracy" }
+        #expect(accuracy.map { $0["variant"]! } == ["batch 32 lr 0.05", "batch full lr 0.3"] && accuracy.allSatisfy { $0["runs"] == "3" })
+        for (row, variant) in zip(accuracy, ["batch 32 lr 0.05", "batch full lr 0.3"]) {
+            // The mean and the interval come from the three per-seed rows of comparison.csv.
+            let values = rows.filter { $0["variant"] == variant }.compactMap { Double($0["final_test_accuracy"]!) }
+            let mean = values.reduce(0, +) / 3
+            let (low, high) = (Double(row["ci95_low"]!)!, Double(row["ci95_high"]!)!)
+            #expect(abs(Double(row["mean"]!)! - mean) < 1e-4 && low <= mean && mean <= high, "\(row)")
+            #expect(values.count == 3 && (values.min()! - 1e-4...values.max()! + 1e-4).contains(Double(row["median"]!)!))
+        }
+        // One seed's folder holds the config that trains it alone, to the same bits.
+        let folder = run.appendingPathComponent("batch-32-lr-0.05-seed-6")
+        let alone = try runDescent(ranks: 2, ["train", "--config", folder.appendingPathComponent("config.yaml").path, "--progress", "off",
+                                              "--set", "output.dir=\(dir.appendingPathComponent("alone").path)"], directory: dir)
+        #expect(alone.status == 0, "\(alone.stderr)")
+        let together = try String(contentsOf: folder.appendingPathComponent("final_hash"), encoding: .utf8)
+        let single = try String(contentsOf: dir.appendingPathComponent("alone/batch-32-lr-0.05-seed-6/final_hash"), encoding: .utf8)
+        #expect(together == single)
+        let html = try String(contentsOf: run.appendingPathComponent("report.html"), encoding: .utf8)
+        #expect(html.contains("Across seeds") && html.contains("95 % interval"))
+        let chart = try String(contentsOf: run.appendingPathComponent("loss_vs_step.svg"), encoding: .utf8)
+        #expect(chart.components(separatedBy: "data-band=\"quartiles\"").count == 3 && xmlError(chart) == nil)
+
+        // `descent train` with seeds: one folder per seed and the same report; no resume.
+        let train = try writeSyntheticConfig(in: dir, name: "plain", epochs: 1, extra: "seeds: [2, 9]")
+        let t = try runDescent(ranks: 2, ["train", "--config", train.path, "--progress", "off"], directory: dir)
+        #expect(t.status == 0, "\(t.stderr)")
+        let plain = dir.appendingPathComponent("runs/plain")
+        #expect(try readCSV(plain.appendingPathComponent("comparison.csv")).map { $0["seed"]! } == ["2", "9"])
+        #expect(FileManager.default.fileExists(atPath: plain.appendingPathComponent("plain-seed-9/model.safetensors").path))
+        let resumed = try runDescent(ranks: 1, ["train", "--config", train.path, "--resume"], directory: dir)
+        #expect(resumed.status != 0 && resumed.stderr.contains("seeds") && resumed.stderr.contains("no --resume"), "\(resumed.stderr)")
+    }
+
     @Test("optimizer replicas on one data stream are bit-identical to each optimizer trained alone")
     func replicasMatchAlone() throws {
         let dir = try temporaryDirectory("replicas")

@@ -1,5 +1,6 @@
 // Helpers shared by the tests: temporary folders, the package's paths, and running the built executable.
 import Foundation
+import Numerics
 
 /// The package root, found from this file's location.
 public let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -122,6 +123,8 @@ public func runProgram(_ path: String, _ arguments: [String], environment extra:
             while case let chunk = pipe.fileHandleForReading.availableData, !chunk.isEmpty { captured.append(chunk, to: stream) }
         }
     }
+    // The kernels' one change of this process's environment must not race with a spawn that reads it.
+    MatrixKernels.loadNative()
     try process.run()
     var timedOut = false
     while done.wait(timeout: .now() + 1) == .timedOut {
