@@ -22,7 +22,10 @@ def main(logdir):
     plugin = hparams_plugin.HParamsPlugin(base_plugin.TBContext(logdir=logdir, multiplexer=mux, data_provider=provider))
     ctx = context.RequestContext()
     experiment = get_experiment.Handler(ctx, plugin._context, "", api_pb2.GetExperimentRequest()).run()
-    request = api_pb2.ListSessionGroupsRequest(start_index=0, slice_size=10000, aggregation_type=api_pb2.AGGREGATION_AVG)
+    # As the dashboard asks: every status, every column.
+    request = api_pb2.ListSessionGroupsRequest(
+        start_index=0, slice_size=10000, aggregation_type=api_pb2.AGGREGATION_AVG,
+        allowed_statuses=[api_pb2.STATUS_UNKNOWN, api_pb2.STATUS_SUCCESS, api_pb2.STATUS_FAILURE, api_pb2.STATUS_RUNNING])
     for h in experiment.hparam_infos:
         request.col_params.add(hparam=h.name)
     for m in experiment.metric_infos:

@@ -24,6 +24,14 @@ struct StudyLaunchTests {
         let lines = uninterrupted.stdout.split(separator: "\n")
         #expect(lines.count <= 12 && !lines.contains { $0.hasPrefix("done:") || $0.contains("epoch ") }, "\(uninterrupted.stdout)")
         #expect(lines.filter { $0.hasPrefix("== ") && $0.contains(": done, ") }.count == 2, "\(uninterrupted.stdout)")
+        // Where python3 (or DESCENT_PYTHON) has tensorboard, its own HParams plugin lists every trial with its rate.
+        let check = packageRoot.appendingPathComponent("launch/hparams_check.py").path
+        let python = ProcessInfo.processInfo.environment["DESCENT_PYTHON"] ?? "/usr/bin/python3"
+        if let tb = try? runProgram(python, [check, whole.appendingPathComponent("runs/tiny").path], directory: whole), tb.status == 0 {
+            let groups = try #require((try JSONSerialization.jsonObject(with: Data(tb.stdout.utf8)) as? [String: Any])?["session_groups"] as? [[String: Any]])
+            let rates = groups.compactMap { ($0["hparams"] as? [String: Any])?["lr"] as? Double }.sorted()
+            #expect(rates == expected.compactMap { Double($0["lr"]!) }.sorted(), "\(tb.stdout)")
+        }
 
         // Rank 1 dies in step 100: in the second group, after the first group's four trials were written.
         let killed = try runDescent(ranks: 2, args(cut), directory: cut, environment: ["DESCENT_FAULT": "kill,rank=1,step=100"])

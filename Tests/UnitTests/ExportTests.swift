@@ -110,15 +110,12 @@ struct ExportTests {
         return out
     }
 
-    @Test("the event file: every record's masked CRCs hold, the first is brain.Event:2, the scalars are metrics.csv's")
-    func events() throws {
-        let run = try trainedRun()
-        let names = try FileManager.default.contentsOfDirectory(atPath: run.path).filter { $0.hasPrefix("events.out.tfevents.") }
-        #expect(names.count == 1)
-        let b = [UInt8](try Data(contentsOf: run.appendingPathComponent(names[0])))
+    /// The records of a TFRecord file, each one's masked CRCs checked.
+    func records(_ file: URL) throws -> [[UInt8]] {
+        let b = [UInt8](try Data(contentsOf: file))
         func mask(_ c: UInt32) -> UInt32 { ((c >> 15) | (c << 17)) &+ 0xA282_EAD8 }
         var i = 0, events: [[UInt8]] = []
-        while i < b.count {
+        while i + 16 <= b.count {
             let n = Int(le(b, i, UInt64.self))
             #expect(le(b, i + 8, UInt32.self) == mask(crc32c(Array(b[i..<(i + 8)]))))
             let data = Array(b[(i + 12)..<(i + 12 + n)])
@@ -127,6 +124,79 @@ struct ExportTests {
             i += 16 + n
         }
         #expect(i == b.count)
+        return events
+    }
+
+    @Test("HParams: the experiment lists every hyperparameter and metric; each session holds its values, group and status")
+    func hparams() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for f in ["a/s1", "a/s2"] { try FileManager.default.createDirectory(at: dir.appendingPathComponent(f), withIntermediateDirectories: true) }
+        try HParams.write(into: dir.path, name: "launch", config: "name: launch\n", sessions: [
+            HParams.Session(folder: "a/s1", group: "g", hparams: [("lr", .number(0.25)), ("optimizer", .text("adam"))],
+                            metrics: [("test_accuracy", 0.75)], succeeded: true),
+            HParams.Session(folder: "a/s2", group: "", hparams: [("lr", .number(2))], metrics: [("test_accuracy", .nan)], succeeded: false),
+            HParams.Session(folder: "elsewhere", group: "", hparams: [], metrics: [], succeeded: true),
+        ])
+        /// The one hparams file of a folder: its events' summary values as (tag, plugin content) and scalars.
+        func read(_ folder: URL) throws -> (plugin: [String: [UInt8]], scalars: [String: Float]) {
+            let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".hparams") }
+            try #require(names.count == 1)
+            var plugin: [String: [UInt8]] = [:], scalars: [String: Float] = [:]
+            for e in try records(folder.appendingPathComponent(names[0])).dropFirst() {
+                let summary = try #require(fields(e).first { $0.field == 5 })
+                for v in fields(summary.bytes) where v.field == 1 {
+                    let inner = fields(v.bytes)
+                    let tag = String(decoding: try #require(inner.first { $0.field == 1 }).bytes, as: UTF8.self)
+                    if let simple = inner.first(where: { $0.field == 2 }) { scalars[tag] = Float(bitPattern: UInt32(simple.value)) }
+                    // metadata (9) → plugin_data (1) → plugin_name (1) "hparams", content (2)
+                    if let metadata = inner.first(where: { $0.field == 9 }) {
+                        let wrapped = try #require(fields(metadata.bytes).first { $0.field == 1 })
+                        let pluginData = fields(wrapped.bytes)
+                        #expect(pluginData.first { $0.field == 1 }.map { String(decoding: $0.bytes, as: UTF8.self) } == "hparams")
+                        plugin[tag] = try #require(pluginData.first { $0.field == 2 }).bytes
+                    }
+                }
+            }
+            return (plugin, scalars)
+        }
+        /// The message in field `n` of the HParamsPluginData under `_hparams_/<tag>`.
+        func content(_ r: (plugin: [String: [UInt8]], scalars: [String: Float]), _ tag: String, _ n: Int) throws
+            -> [(field: Int, type: Int, value: UInt64, bytes: [UInt8])] {
+            let data = try #require(r.plugin["_hparams_/" + tag])
+            return fields(try #require(fields(data).first { $0.field == n }).bytes)
+        }
+        func text(_ f: [(field: Int, type: Int, value: UInt64, bytes: [UInt8])], _ n: Int) -> [String] {
+            f.filter { $0.field == n }.map { String(decoding: $0.bytes, as: UTF8.self) }
+        }
+        // The experiment (HParamsPluginData field 2): hparam_infos (4) with name and type (3 = float64, 1 = string),
+        // metric_infos (5) with name.tag.
+        let root = try read(dir)
+        let experiment = try content(root, "experiment", 2)
+        #expect(text(experiment, 6) == ["launch"] && text(experiment, 1).first?.contains("name: launch") == true)
+        let infos = experiment.filter { $0.field == 4 }.map { fields($0.bytes) }
+        #expect(infos.map { text($0, 1)[0] } == ["lr", "optimizer"] && infos.map { $0.first { $0.field == 4 }!.value } == [3, 1])
+        #expect(experiment.filter { $0.field == 5 }.map { text(fields(fields($0.bytes)[0].bytes), 2) } == [["final/test_accuracy"]])
+        // A session: start info (3) with hparams map entries and group name (4), end info (4) with status (1).
+        let s1 = try read(dir.appendingPathComponent("a/s1"))
+        let start = try content(s1, "session_start_info", 3)
+        let entries = start.filter { $0.field == 1 }.map { fields($0.bytes) }
+        #expect(entries.map { text($0, 1)[0] } == ["lr", "optimizer"])
+        #expect(Double(bitPattern: fields(entries[0][1].bytes)[0].value) == 0.25 && text(fields(entries[1][1].bytes), 3) == ["adam"])
+        #expect(text(start, 4) == ["g"])
+        let end = { (r: (plugin: [String: [UInt8]], scalars: [String: Float])) throws -> UInt64 in try content(r, "session_end_info", 4)[0].value }
+        #expect(try end(s1) == 1 && s1.scalars == ["final/test_accuracy": 0.75])
+        let s2 = try read(dir.appendingPathComponent("a/s2"))
+        #expect(try end(s2) == 2 && s2.scalars.isEmpty)  // a failure; its nan metric is left out
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("elsewhere").path))
+    }
+
+    @Test("the event file: every record's masked CRCs hold, the first is brain.Event:2, the scalars are metrics.csv's")
+    func events() throws {
+        let run = try trainedRun()
+        let names = try FileManager.default.contentsOfDirectory(atPath: run.path).filter { $0.hasPrefix("events.out.tfevents.") }
+        #expect(names.count == 1)
+        let events = try records(run.appendingPathComponent(names[0]))
         let first = fields(events[0])
         #expect(first.contains { $0.field == 3 && String(decoding: $0.bytes, as: UTF8.self) == "brain.Event:2" })
         // Each later event: step (2) and a summary (5) of values (1) with tag (1) and simple_value (2).
