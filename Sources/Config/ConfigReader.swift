@@ -213,6 +213,11 @@ public struct ConfigReader {
         return count == 0 ? nil : count
     }
 
+    /// The given keys that start with `prefix`, sorted (reading none of them).
+    public func keys(under prefix: String) -> [String] {
+        entries.keys.filter { $0.hasPrefix(prefix) }.sorted()
+    }
+
     /// Where `key`'s value comes from (the file name or "--set"), or nil when it is not given. Does not count
     /// as reading the key.
     public func source(of key: String) -> String? {

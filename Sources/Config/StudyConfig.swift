@@ -1,5 +1,6 @@
 // `descent study`: one training config plus a `study:` block — the variants (optimizers) and global batch sizes
 // to tune, the search space and budget of each, and the target whose first crossing is the objective.
+import Foundation
 import Numerics
 import Optimizers
 
@@ -74,6 +75,52 @@ public struct StudyConfig: Equatable, Sendable {
         public var momentum: SearchRange?
     }
 
+    /// One more searched key of the training config (`study.search_space`): its range and scale.
+    public struct Dimension: Equatable, Sendable {
+        public var key: String
+        public var range: SearchRange
+        /// Log-uniform (the default; needs low > 0) or uniform.
+        public var log: Bool
+        /// The key takes integers (`schedule.warmup`): values are rounded.
+        public var integer: Bool
+
+        /// The key's value at `u` ∈ [0, 1], so that it prints and reads back exactly: rounded to an integer, to 4
+        /// significant digits on a log scale, or to 4 significant digits of the range's width on a linear one
+        /// (β2 in [0.9, 0.9999] keeps 0.94995), and kept inside the range.
+        public func value(at u: Double) -> Double {
+            let v: Double
+            if integer {
+                v = (range.low + u * (range.high - range.low)).rounded()
+            } else if log {
+                v = Double(String(format: "%.4g", exp(Foundation.log(range.low) + u * (Foundation.log(range.high) - Foundation.log(range.low)))))!
+            } else {
+                let quantum = pow(10, (Foundation.log10(range.high - range.low)).rounded(.down) - 3)
+                v = Double(String(format: "%.12g", ((range.low + u * (range.high - range.low)) / quantum).rounded() * quantum))!
+            }
+            return min(max(v, range.low), range.high)
+        }
+
+        /// `config` with the key set to `value`, read as an override of its resolved YAML (so every key's own
+        /// checks apply); a list item (`optimizer.betas[1]`) replaces that item of the list.
+        public func apply(_ value: Double, to config: RunConfig) throws -> RunConfig {
+            let text = integer ? "\(Int(value))" : "\(value)"
+            var assignment = key + "=" + text
+            if key.hasSuffix("]"), let open = key.lastIndex(of: "["), let index = Int(key[key.index(after: open)..<key.index(before: key.endIndex)]) {
+                let list = String(key[..<open])
+                let current = try ConfigReader(yaml: config.resolvedYAML, fileName: "config").values[list]
+                var items = (current ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "[]")).split(separator: ",")
+                    .map { $0.trimmingCharacters(in: .whitespaces) }
+                guard current != nil, items.indices.contains(index) else {
+                    throw ConfigError(source: "study.search_space", key: key, expected: "an item of a list the training config has",
+                                      found: current.map { "the list \($0)" } ?? "no list \(list)")
+                }
+                items[index] = text
+                assignment = list + "=[" + items.joined(separator: ", ") + "]"
+            }
+            return try RunConfig.load(yaml: config.resolvedYAML, fileName: "study.search_space", overrides: [assignment])
+        }
+    }
+
     /// The training config every trial starts from (its optimizer is the default variant).
     public var base = RunConfig()
     public var variants: [Variant] = []
@@ -81,6 +128,10 @@ public struct StudyConfig: Equatable, Sendable {
     public var search = Search.grid
     /// Trials per variant and batch size.
     public var trials = 6
+    /// Keys searched besides the rate and momentum (quasirandom only).
+    public var space: [Dimension] = []
+    /// After a group's trials, search once more beyond the edge when its best rate is the lowest or highest tried.
+    public var widen = false
     public var target = Target()
     /// A trial ends at the target, or after this many steps or epochs, whichever comes first.
     public var maxSteps = 10_000
@@ -134,6 +185,12 @@ extension StudyConfig {
         }, value: { $0.search.rawValue }),
         Key("study.trials", read: { c, r in c.trials = try r.integer("study.trials", default: c.trials, range: 1...1000) },
             value: { "\($0.trials)" }),
+        Key("study.search_space", read: { c, r in c.space = try readSpace(&r, base: c.base, search: c.search) },
+            lines: { $0.space.map { d in
+                "\(d.key): {range: [\(d.range.low), \(d.range.high)], scale: \(d.log ? "log" : "linear")}"
+            } }, when: { !$0.space.isEmpty }),
+        Key("study.widen", read: { c, r in c.widen = try r.boolean("study.widen", default: c.widen) },
+            value: { "\($0.widen)" }, when: { $0.widen }),
         Key("study.target", read: { c, r in
             let metric = try r.string("study.target", default: c.target.metric.rawValue, allowed: Target.Metric.allCases.map(\.rawValue))
             c.target.metric = Target.Metric(rawValue: metric)!
@@ -165,6 +222,61 @@ extension StudyConfig {
             c.rangeTest = (t[0], t[1], Int(t[2]))
         }, value: { "[\($0.rangeTest.from), \($0.rangeTest.to), \($0.rangeTest.steps)]" }),
     ]
+
+    /// `study.search_space`: `key: {range: [low, high], scale: log | linear}` per searched key of the training
+    /// config; each key is checked by setting it to both ends.
+    static func readSpace(_ r: inout ConfigReader, base: RunConfig, search: Search) throws -> [Dimension] {
+        let prefix = "study.search_space."
+        var names: [String] = []
+        for k in r.keys(under: prefix) {
+            let rest = String(k.dropFirst(prefix.count))
+            let name = rest.hasSuffix(".range") ? String(rest.dropLast(6)) : rest.hasSuffix(".scale") ? String(rest.dropLast(6)) : rest
+            if !names.contains(name) { names.append(name) }
+        }
+        let expected = "{range: [low, high], scale: log or linear} (log needs low > 0)"
+        guard names.count <= 12 else {
+            throw ConfigError(source: r.source(of: prefix + names[12] + ".range") ?? r.fileName, key: "study.search_space",
+                              expected: "at most 12 searched keys", found: "\(names.count)")
+        }
+        var space: [Dimension] = []
+        for name in names {
+            let key = prefix + name
+            guard r.source(of: key + ".range") != nil else {
+                throw ConfigError(source: r.source(of: key) ?? r.source(of: key + ".scale") ?? r.fileName, key: key, expected: expected,
+                                  found: r.source(of: key) != nil ? "no mapping" : "no range")
+            }
+            let scale = try r.string(key + ".scale", default: "log", allowed: ["log", "linear"])
+            let v = try r.numberList(key + ".range", count: 2, default: [], expected: "[low, high] with low < high") { _ in true }
+            let source = r.source(of: key + ".range") ?? r.fileName
+            guard v[0] < v[1], scale == "linear" || v[0] > 0 else {
+                throw ConfigError(source: source, key: key + ".range", expected: "[low, high] with low < high" + (scale == "log" ? " and low > 0 (scale log)" : ""),
+                                  found: "[\(shortNumber(v[0])), \(shortNumber(v[1]))]")
+            }
+            guard search == .quasirandom else {
+                throw ConfigError(source: source, key: key, expected: "study.search: quasirandom (a grid over more than the rate and momentum "
+                                  + "spends its trials on few values of each key)", found: "study.search: \(search.rawValue)")
+            }
+            guard !["optimizer.lr", "optimizer.name", "seed", "name", "training.batch"].contains(name) else {
+                throw ConfigError(source: source, key: key, expected: "a key other than the rate (study.lr), the optimizer (study.optimizers), "
+                                  + "the batch (study.batches), the seed or the name", found: name)
+            }
+            // Whole ends may belong to an integer key: it takes them written as integers and refuses a fraction.
+            let whole = v[0] == v[0].rounded() && v[1] == v[1].rounded() && abs(v[1]) < 1e15
+            var d = Dimension(key: name, range: SearchRange(v[0], v[1]), log: scale == "log", integer: whole)
+            do {
+                _ = try d.apply(d.range.low, to: base)
+                _ = try d.apply(d.range.high, to: base)
+                var fraction = d
+                fraction.integer = false
+                if whole, (try? fraction.apply(d.range.low + 0.5, to: base)) != nil { d.integer = false }
+            } catch let e as ConfigError {
+                throw ConfigError(source: source, key: key, expected: "a numeric key of the training config that takes every value in the range",
+                                  found: "\(e.key): expected \(e.expected), found \(e.found)")
+            }
+            space.append(d)
+        }
+        return space
+    }
 
     static func readBatches(_ r: inout ConfigReader, default value: [RunConfig.Batch]) throws -> [RunConfig.Batch] {
         guard let words = try r.wordList("study.batches", expected: RunConfig.Batch.listExpected) else { return value }

@@ -9,13 +9,18 @@ public enum SearchPlan {
     public struct Point: Equatable, Sendable {
         public var learningRate: Double
         public var momentum: Double?
+        /// The value of each key of `study.search_space`, in its order.
+        public var values: [Double] = []
     }
+
+    /// The Halton bases of the search_space keys: the primes after the rate's 2 and the momentum's 3.
+    static let bases = [5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43]
 
     /// `count` points in `rates` (log-uniform) and `momentum` (1 − β log-uniform): a grid (rates evenly spaced
     /// in log, ends included; with momentum, the rates cycle through the grid as momentum steps along its own) or
     /// the first `count` points of a Halton sequence in bases 2 and 3, scrambled by `seed`.
     public static func points(_ search: StudyConfig.Search, count: Int, rates: SearchRange, momentum: SearchRange?,
-                              seed: UInt64) -> [Point] {
+                              space: [StudyConfig.Dimension] = [], seed: UInt64) -> [Point] {
         let unit: [(Double, Double)]
         switch search {
         case .grid:
@@ -32,9 +37,12 @@ public enum SearchPlan {
             let h2 = ScrambledHalton(base: 2, seed: seed), h3 = ScrambledHalton(base: 3, seed: seed)
             unit = (0..<count).map { (h2[$0], h3[$0]) }
         }
-        return unit.map { u in
+        // Further keys only with the quasirandom search (the config refuses them on a grid).
+        let more = space.indices.map { ScrambledHalton(base: bases[$0], seed: seed) }
+        return unit.enumerated().map { k, u in
             Point(learningRate: logUniform(u.0, rates),
-                  momentum: momentum.map { 1 - logUniform(1 - u.1, SearchRange(1 - $0.high, 1 - $0.low)) })
+                  momentum: momentum.map { 1 - logUniform(1 - u.1, SearchRange(1 - $0.high, 1 - $0.low)) },
+                  values: zip(space, more).map { d, h in d.value(at: h[k]) })
         }
     }
 

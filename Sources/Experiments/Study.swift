@@ -40,12 +40,41 @@ public final class Study {
         var config: RunConfig
         /// The fingerprint of everything that decides its result: its config, the target and the cadence.
         var hash: String
+        /// The values of `study.search_space`'s keys: "optimizer.weight_decay=0.0001 schedule.warmup=40".
+        var searched: String
     }
 
     /// Creates the study folder on rank 0, or continues in one that holds the same study; checks the batch sizes
     /// against the training set. Every failure is collective and comes before anything is written.
+    /// The study in `config`'s folder with `n` more trials per group: the folder's config.yaml must be `config` but
+    /// for its trial count; trials already measured are reused (with the quasirandom search, the first trials of a
+    /// longer sequence are the same points). The folder's config.yaml then records the new count.
+    public static func extending(_ config: StudyConfig, by n: Int, on communicator: Communicator) throws -> StudyConfig {
+        let saved = config.base.outputDirectory + "/" + config.base.name + "/config.yaml"
+        let trials = try communicator.collectively { () throws -> Int in
+            guard communicator.rank == 0 else { return 0 }
+            guard let text = try? String(contentsOfFile: saved, encoding: .utf8) else {
+                throw OutputError(path: saved, reason: "--add-trials extends a study, and there is none here yet (run the study first)")
+            }
+            let old = try StudyConfig.load(yaml: text, fileName: saved)
+            var same = config
+            same.trials = old.trials
+            guard same == old else {
+                throw OutputError(path: saved, reason: "--add-trials extends the same study, and this folder holds another "
+                                  + "(its config.yaml differs in more than study.trials)")
+            }
+            guard old.trials + n <= 1000 else {
+                throw OutputError(path: saved, reason: "--add-trials \(n) would make \(old.trials + n) trials per group (at most 1000)")
+            }
+            return old.trials
+        }
+        var extended = config
+        extended.trials = Int(try communicator.broadcast(text: "\(trials)"))! + n
+        return extended
+    }
+
     public init(config: StudyConfig, communicator: Communicator, overwrite: Bool = false, together: Int = 64,
-                only: [RunConfig.Batch]? = nil, console: Console, hooks: TrainingHooks? = nil) throws {
+                only: [RunConfig.Batch]? = nil, extending: Bool = false, console: Console, hooks: TrainingHooks? = nil) throws {
         (self.config, self.hooks, self.only) = (config, hooks, only)
         (self.communicator, self.console, self.together) = (communicator, console, together)
         directory = config.base.outputDirectory + "/" + config.base.name
@@ -68,7 +97,7 @@ public final class Study {
             guard communicator.rank == 0 else { return }
             let saved = directory + "/config.yaml"
             if overwrite { try Trainer.createRunDirectory(directory, overwrite: true) }
-            if let old = try? String(contentsOfFile: saved, encoding: .utf8) {
+            if let old = try? String(contentsOfFile: saved, encoding: .utf8), !extending {
                 guard old == resolved else {
                     throw OutputError(path: directory, reason: "the folder holds another study (its config.yaml differs); "
                                       + "pass --overwrite to replace it, or choose another name with --set name=...")
@@ -104,16 +133,20 @@ public final class Study {
                 try save(ranges)
                 return r
             }()
-            let trials = self.trials(group, range: range)
+            var trials = try self.trials(group, range: range)
             let pending = trials.filter { records[$0.hash] == nil }
-            if pending.isEmpty {
+            if pending.isEmpty && !config.widen {
                 console.note("== \(group.label): \(trials.count) trials measured before")
                 continue
             }
-            for start in stride(from: 0, to: pending.count, by: together) {
-                let launch = Array(pending[start..<min(start + together, pending.count)])
-                for r in try train(launch, of: group, range: range) { records[r.hash] = r }
-                try save(records)
+            try train(pending, of: group, into: &records)
+            if config.widen, let (edge, wider) = widening(group, range: range, trials.compactMap { records[$0.hash] }) {
+                // One more search beyond the edge; a point it shares with the first search is that trial, measured.
+                let more = try self.trials(group, range: wider, first: config.trials, prefix: "widen")
+                console.note("== \(group.label): the best rate is the \(edge)est tried; searching [\(shortNumber(wider.low)), "
+                             + "\(shortNumber(wider.high))] too")
+                try train(more.filter { records[$0.hash] == nil }, of: group, into: &records)
+                trials += more
             }
             console.note(Self.groupLine(group, trials.compactMap { records[$0.hash] }, target: config.target))
         }
@@ -142,28 +175,48 @@ public final class Study {
 
     // MARK: trials
 
-    /// The group's trials: the search's points in `range`, each a config of the group's batch and budget.
-    func trials(_ group: Group, range: SearchRange) -> [Trial] {
+    /// The group's trials: the search's points in `range`, each a config of the group's batch and budget, numbered
+    /// from `first` + 1.
+    func trials(_ group: Group, range: SearchRange, first: Int = 0, prefix: String = "trial") throws -> [Trial] {
         let v = group.variant
-        let points = SearchPlan.points(config.search, count: config.trials, rates: range, momentum: v.momentum, seed: config.base.seed)
+        let points = SearchPlan.points(config.search, count: config.trials, rates: range, momentum: v.momentum, space: config.space,
+                                       seed: config.base.seed)
         let width = String(config.trials).count
-        return points.enumerated().map { k, p in
+        return try points.enumerated().map { k, p in
             var settings = v.optimizer
             settings.learningRate = p.learningRate
-            var label = "trial \(String(repeating: "0", count: width - String(k + 1).count))\(k + 1) lr \(shortNumber(p.learningRate))"
+            let number = String(first + k + 1)
+            var label = "\(prefix) \(String(repeating: "0", count: max(0, width - number.count)))\(number) lr \(shortNumber(p.learningRate))"
             if let m = p.momentum {
                 if [.adam, .adamw, .nadam, .angulargrad].contains(settings.kind) { settings.beta1 = m } else { settings.momentum = m }
                 label += " momentum \(shortNumber(m))"
             }
             var c = groupConfig(group)
             c.optimizer = settings
+            for (d, value) in zip(config.space, p.values) {
+                c = try d.apply(value, to: c)
+                label += " \(d.key.split(separator: ".").last!) \(shortNumber(value))"
+            }
             c.name = RunConfig.folderName(label)
-            // Where the study is written is not part of what a trial computes.
+            // Neither where the study is written nor the trial's name is part of what it computes.
             var located = c
-            located.outputDirectory = "."
+            (located.outputDirectory, located.name) = (".", "trial")
             let identity = located.resolvedYAML + "target: \(config.target.text), evaluated with ratio \(config.target.ratio)\n"
-            return Trial(index: k, point: p, label: label, config: c, hash: hexDigest(fingerprint(bytesOf: Array(identity.utf8))))
+            let searched = zip(config.space, p.values).map { "\($0.key)=\(shortNumber($1))" }.joined(separator: " ")
+            return Trial(index: first + k, point: p, label: label, config: c, hash: hexDigest(fingerprint(bytesOf: Array(identity.utf8))),
+                         searched: searched)
         }
+    }
+
+    /// When the group's best trial has the lowest or highest rate tried, that edge and the range beyond it: as wide
+    /// (in log) as the range searched, ending at the edge.
+    func widening(_ group: Group, range: SearchRange, _ measured: [TrialRecord]) -> (edge: String, range: SearchRange)? {
+        guard measured.count >= 2, let best = StudyReport.best(of: measured, metric: config.target.metric) else { return nil }
+        let rates = measured.map(\.learningRate), ratio = range.high / range.low
+        guard ratio > 1 else { return nil }
+        if best.learningRate == rates.min() { return ("low", SearchRange(SearchPlan.rounded(range.low / ratio), range.low)) }
+        if best.learningRate == rates.max() { return ("high", SearchRange(range.high, SearchPlan.rounded(range.high * ratio))) }
+        return nil
     }
 
     /// The config a group's trials share: the batch, the budget in steps, no training-set pass at epoch ends
@@ -199,12 +252,37 @@ public final class Study {
             + (diverged > 0 ? ", \(diverged) diverged" : "")
     }
 
+    /// Trains `pending` trials of `group`, at most `together` at a time, saving the records after each launch.
+    func train(_ pending: [Trial], of group: Group, into records: inout [String: TrialRecord]) throws {
+        // Trials that differ only in their optimizer train together as replicas; a searched key outside the
+        // optimizer gives a trial a config of its own.
+        var sets: [[Trial]] = []
+        for t in pending {
+            var shared = t.config
+            (shared.optimizer, shared.name) = (group.variant.optimizer, "")
+            if let k = sets.firstIndex(where: { var c = $0[0].config; (c.optimizer, c.name) = (group.variant.optimizer, ""); return c == shared }) {
+                sets[k].append(t)
+            } else {
+                sets.append([t])
+            }
+        }
+        for set in sets {
+            for start in stride(from: 0, to: set.count, by: together) {
+                let launch = Array(set[start..<min(start + together, set.count)])
+                for r in try train(launch, of: group) { records[r.hash] = r }
+                try save(records)
+            }
+        }
+    }
+
     /// Trains `trials` of `group` together, one replica each, and returns their records.
-    func train(_ trials: [Trial], of group: Group, range: SearchRange) throws -> [TrialRecord] {
+    func train(_ trials: [Trial], of group: Group) throws -> [TrialRecord] {
         console.note("== \(group.label): \(trials.count) trial\(trials.count == 1 ? "" : "s") (lr "
                      + trials.map { shortNumber($0.point.learningRate) }.joined(separator: ", ") + "), at most \(budget(group.batch)) steps, "
                      + "target \(config.target.text)")
-        let trainer = try Trainer(RunInputs.load(groupConfig(group), on: communicator, hooks: hooks),
+        var shared = trials[0].config
+        (shared.name, shared.optimizer) = (group.folder, groupConfig(group).optimizer)
+        let trainer = try Trainer(RunInputs.load(shared, on: communicator, hooks: hooks),
                                   replicas: trials.map { ReplicaPlan(label: $0.label, settings: $0.config.optimizer) },
                                   output: communicator.rank == 0 ? .folder(overwrite: true, checkpoints: false) : .none,
                                   options: TrainerOptions(console: console, rows: 100, goal: config.target))

@@ -29,19 +29,22 @@ struct StudyReport {
     func bests() -> [Best] {
         study.groups.compactMap { g in
             let trials = records.filter { $0.folder.hasPrefix(g.folder + "/") }
-            let metric = config.target.metric
-            func final(_ r: TrialRecord) -> Double {
-                guard let v = r.final(metric), v.isFinite else { return -.infinity }
-                return metric.rises ? v : -v
-            }
-            guard let best = trials.min(by: { a, b in
-                (a.steps ?? Int.max, -final(a), a.trial) < (b.steps ?? Int.max, -final(b), b.trial)
-            }) else { return nil }
+            guard let best = Self.best(of: trials, metric: config.target.metric) else { return nil }
             let rates = trials.map(\.learningRate)
             let edge = trials.count < 2 ? "" : best.learningRate == rates.min() ? "low" : best.learningRate == rates.max() ? "high" : ""
             let range = g.variant.rates ?? ranges[g.folder] ?? SearchRange(rates.min()!, rates.max()!)
             return Best(group: g, trials: trials, best: best, range: range, edge: edge, batchSamples: study.samples(g.batch))
         }
+    }
+
+    /// The trial that reached the target in the fewest steps; when none did, the one whose final `metric` came
+    /// closest; ties go to the earlier trial.
+    static func best(of trials: [TrialRecord], metric: Target.Metric) -> TrialRecord? {
+        func final(_ r: TrialRecord) -> Double {
+            guard let v = r.final(metric), v.isFinite else { return -.infinity }
+            return metric.rises ? v : -v
+        }
+        return trials.min { a, b in (a.steps ?? Int.max, -final(a), a.trial) < (b.steps ?? Int.max, -final(b), b.trial) }
     }
 
     /// Each variant's fit over the batch sizes whose best trial reached the target.
@@ -68,11 +71,29 @@ struct StudyReport {
                 number(r.finalTestLoss), number(r.finalTestAccuracy), r.noiseScale.map { "\(fixed($0, 0))" } ?? "", r.folder]
     }
 
+    /// The report's table of every trial: its header, and a trial's row.
+    var trialHeader: [String] {
+        ["variant", "batch", "trial", "lr", "momentum"] + (config.space.isEmpty ? [] : ["searched"])
+            + ["reached", "diverged", "steps to target", "steps", "final test accuracy", "final test loss"]
+    }
+
+    func trialRow(_ r: TrialRecord) -> [String] {
+        var row = [r.variant, r.batch, "\(r.trial)", shortNumber(r.learningRate), r.momentum.map(shortNumber) ?? ""]
+        if !config.space.isEmpty { row.append(r.searched) }
+        row += ["\(r.reached)", "\(r.diverged)", r.steps.map(String.init) ?? "not reached", "\(r.stepsRun)"]
+        row += [r.finalTestAccuracy.map { fixed($0, 4) } ?? "", r.finalTestLoss.map { fixed($0, 4) } ?? ""]
+        return row
+    }
+
     /// A trial as TensorBoard's HParams dashboard lists it.
     func session(_ r: TrialRecord) -> HParams.Session {
         var hparams: [(String, HParams.Value)] = [("variant", .text(r.variant)), ("optimizer", .text(r.optimizer)), ("batch", .text(r.batch)),
                                                  ("lr", .number(r.learningRate)), ("seed", .number(Double(config.base.seed)))]
         if let m = r.momentum { hparams.append(("momentum", .number(m))) }
+        for pair in r.searched.split(separator: " ") {
+            let kv = pair.split(separator: "=", maxSplits: 1)
+            if kv.count == 2, let v = Double(kv[1]) { hparams.append((String(kv[0]), .number(v))) }
+        }
         let metrics: [(String, Double?)] = [
             ("steps_to_target", r.steps.map(Double.init)), ("steps", Double(r.stepsRun)), ("train_loss", r.finalTrainLoss),
             ("test_loss", r.finalTestLoss), ("test_accuracy", r.finalTestAccuracy), ("val_loss", r.finalValidationLoss),
@@ -107,11 +128,7 @@ struct StudyReport {
         report.findings = findings(bests, fits)
         report.tables = [("Best trial per variant and batch size (best.csv)", Self.bestColumns.dropLast().map { $0 },
                           rows.map { Array($0.dropLast()) }),
-                         ("Every trial (study.csv)", ["variant", "batch", "trial", "lr", "momentum", "reached", "diverged",
-                                                      "steps to target", "steps", "final test accuracy", "final test loss"],
-                          records.map { r in [r.variant, r.batch, "\(r.trial)", shortNumber(r.learningRate), r.momentum.map(shortNumber) ?? "",
-                                              "\(r.reached)", "\(r.diverged)", r.steps.map(String.init) ?? "not reached", "\(r.stepsRun)",
-                                              r.finalTestAccuracy.map { fixed($0, 4) } ?? "", r.finalTestLoss.map { fixed($0, 4) } ?? ""] })]
+                         ("Every trial (study.csv)", trialHeader, records.map(trialRow))]
         let charts = StudyCharts(report: self, bests: bests, fits: fits).all()
         for (k, c) in charts.enumerated() {
             let svg = c.chart.svg(id: "s\(k)-")

@@ -29,15 +29,17 @@ public struct TrialRecord: Equatable, Sendable {
     public var noiseScale: Double?
     public var trainSeconds: Double
     public var finalHash: String
+    /// The values of `study.search_space`'s keys ("optimizer.weight_decay=0.0001 schedule.warmup=40"); "" without.
+    public var searched: String
     /// The trial's run folder, relative to the study folder.
     public var folder: String
 
     public static let columns = ["trial_hash", "variant", "optimizer", "batch", "trial", "lr", "momentum", "reached", "diverged",
                                  "steps_to_target", "epochs_to_target", "examples_to_target", "seconds_to_target", "steps",
                                  "final_train_loss", "final_test_loss", "final_test_accuracy", "final_val_loss",
-                                 "final_val_accuracy", "noise_scale", "train_s", "final_hash", "folder"]
+                                 "final_val_accuracy", "noise_scale", "train_s", "final_hash", "searched", "folder"]
     /// The columns a study.csv written before the validation columns lacks; such a file still reads back.
-    static let addedColumns: Set<String> = ["final_val_loss", "final_val_accuracy"]
+    static let addedColumns: Set<String> = ["final_val_loss", "final_val_accuracy", "searched"]
     /// The columns that measure time, which differ from run to run.
     public static let timingColumns: Set<String> = ["seconds_to_target", "train_s"]
 
@@ -63,6 +65,7 @@ public struct TrialRecord: Equatable, Sendable {
         noiseScale = Self.noiseNearTarget(replica.history, until: steps ?? result.steps)
         trainSeconds = result.trainSeconds
         finalHash = hexDigest(result.finalHash)
+        searched = trial.searched
         folder = group.folder + "/" + trial.config.name
     }
 
@@ -91,7 +94,7 @@ public struct TrialRecord: Equatable, Sendable {
                 steps.map(String.init) ?? "", number(epochs), examples.map(String.init) ?? "", number(seconds), "\(stepsRun)",
                 number(finalTrainLoss), number(finalTestLoss), number(finalTestAccuracy), number(finalValidationLoss),
                 number(finalValidationAccuracy), number(noiseScale), "\(trainSeconds)",
-                finalHash, folder]
+                finalHash, searched, folder]
     }
 
     static func csv(_ records: [TrialRecord]) -> String {
@@ -101,7 +104,8 @@ public struct TrialRecord: Equatable, Sendable {
     /// The records of a `study.csv` by trial hash (rows that do not read back are left out: they are measured again).
     public static func parse(_ text: String) -> [String: TrialRecord] {
         let rows = csvRows(text)
-        guard let header = rows.first, header == columns || header == columns.filter({ !addedColumns.contains($0) })
+        // A study.csv written before a column was added still reads back.
+        guard let header = rows.first, header == columns.filter({ !addedColumns.contains($0) || header.contains($0) })
         else { return [:] }
         var records: [String: TrialRecord] = [:]
         for row in rows.dropFirst() where row.count == header.count {
@@ -134,6 +138,7 @@ public struct TrialRecord: Equatable, Sendable {
         noiseScale = number("noise_scale")
         trainSeconds = seconds
         finalHash = f["final_hash"]!
+        searched = f["searched"] ?? ""
         folder = f["folder"]!
     }
 }

@@ -200,19 +200,26 @@ extension Trainer {
                 replicas[0].metrics = try MetricsWriter(directory: runDirectory, rows: replicas[0].history)
                 return
             }
-            // With resume requested but nothing committed yet (nor finished), the folder holds no work to lose.
-            try Self.createRunDirectory(runDirectory, overwrite: overwrite || resuming)
-            if single {
-                try writeAtomically(recorded.resolvedYAML, to: runDirectory + "/config.yaml")
-                replicas[0].metrics = try MetricsWriter(directory: runDirectory)
+            if !single {
+                // The replicas' parent (a comparison's or a study group's folder) keeps what is already in it: its
+                // config.yaml, other launches' trials. Each replica's own folder is made anew.
+                do {
+                    try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+                } catch {
+                    throw OutputError(path: runDirectory, reason: error.localizedDescription)
+                }
+                for r in replicas {
+                    try Self.createRunDirectory(r.directory!, overwrite: true)
+                    // Each replica's folder is a complete run record: its config trains it alone.
+                    try writeAtomically(r.config.resolvedYAML, to: r.directory! + "/config.yaml")
+                    r.metrics = try MetricsWriter(directory: r.directory!)
+                }
                 return
             }
-            for r in replicas {
-                try Self.createRunDirectory(r.directory!, overwrite: true)
-                // Each replica's folder is a complete run record: its config trains it alone.
-                try writeAtomically(r.config.resolvedYAML, to: r.directory! + "/config.yaml")
-                r.metrics = try MetricsWriter(directory: r.directory!)
-            }
+            // With resume requested but nothing committed yet (nor finished), the folder holds no work to lose.
+            try Self.createRunDirectory(runDirectory, overwrite: overwrite || resuming)
+            try writeAtomically(recorded.resolvedYAML, to: runDirectory + "/config.yaml")
+            replicas[0].metrics = try MetricsWriter(directory: runDirectory)
         }
     }
 

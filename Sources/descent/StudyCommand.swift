@@ -32,6 +32,10 @@ struct StudyCommand: ParsableCommand {
     @Flag(name: .customLong("report"), help: "Train nothing: gather study.csv and the parts' records, and write best.csv and the report.")
     var reportOnly = false
 
+    @Option(help: ArgumentHelp("Extend the study in its folder by N trials per variant and batch size, reusing the trials "
+        + "measured (with study.search: quasirandom the first N trials of the longer sequence are the same points).", valueName: "N"))
+    var addTrials = 0
+
     @Flag(help: "Print the study folder and its batch sizes (`folder PATH`, then `batch B` per line), and exit.")
     var plan = false
 
@@ -45,9 +49,14 @@ struct StudyCommand: ParsableCommand {
             }
         }
         try distributed(stopSignals: true) { communicator, faults in
-            let c = try communicator.collectively {
+            var c = try communicator.collectively {
                 try StudyConfig.load(yaml: readConfigFile(file.config), fileName: file.config, overrides: set.overrides)
             }
+            guard addTrials >= 0, addTrials == 0 || !output.overwrite else {
+                throw AgreedFailure(description: "--add-trials: expected a number ≥ 1 of trials to add to the study in its folder "
+                                    + "(without --overwrite), found \(addTrials)" + (output.overwrite ? " with --overwrite" : ""))
+            }
+            if addTrials > 0 { c = try Study.extending(c, by: addTrials, on: communicator) }
             let console = Console(enabled: communicator.rank == 0, style: output.progress)
             let only = try batches.isEmpty ? nil : batches.map { word in
                 guard let b = RunConfig.Batch(word) else {
@@ -56,7 +65,7 @@ struct StudyCommand: ParsableCommand {
                 return b
             }
             let study = try Study(config: c, communicator: communicator, overwrite: output.overwrite, together: max(1, together),
-                                  only: only, console: console, hooks: faults)
+                                  only: only, extending: addTrials > 0, console: console, hooks: faults)
             if reportOnly { try study.report() } else { try study.run() }
         }
     }

@@ -128,6 +128,9 @@ struct CompareMPITests {
         let rows = try readCSV(run.appendingPathComponent("comparison.csv"))
         #expect(rows.map { $0["variant"]! } == ["sgd", "momentum", "adam", "ada"])
         #expect(Set(rows.map { $0["final_hash"]! }).count == 4)
+        // The comparison's own config.yaml stays beside the replicas' folders, and loads back as the comparison.
+        let saved = try String(contentsOf: run.appendingPathComponent("config.yaml"), encoding: .utf8)
+        #expect(try CompareConfig.load(yaml: saved, fileName: "config.yaml").variants.map(\.label) == ["sgd", "momentum", "adam", "ada"])
         for label in ["sgd", "momentum", "adam", "ada"] {
             // Each replica's folder holds the config that trains it alone: same seed, data, model and optimizer.
             let alone = try runDescent(ranks: 2, ["train", "--config", run.appendingPathComponent("\(label)/config.yaml").path,

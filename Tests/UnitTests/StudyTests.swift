@@ -123,6 +123,48 @@ import Optimizers
         #expect(all.variants.filter { $0.momentum != nil }.map(\.label) == ["momentum", "nesterov", "adam", "adamw", "nadam", "angulargrad"])
     }
 
+    @Test("study.search_space: any numeric key, log or linear, integers for an integer key, an item of a list; bad entries named")
+    func searchSpace() throws {
+        let yaml = """
+            optimizer: {name: adam}
+            study:
+              search: quasirandom
+              search_space:
+                optimizer.weight_decay: {range: [0.0001, 0.1]}
+                optimizer.betas[1]: {range: [0.9, 0.9999], scale: linear}
+                schedule.warmup_steps: {range: [0, 50], scale: linear}
+
+            """
+        let c = try StudyConfig.load(yaml: yaml, fileName: "s.yaml")
+        #expect(c.space.map(\.key) == ["optimizer.betas[1]", "optimizer.weight_decay", "schedule.warmup_steps"])
+        #expect(c.space.map(\.log) == [false, true, false] && c.space.map(\.integer) == [false, false, true])
+        #expect(try StudyConfig.load(yaml: c.resolvedYAML, fileName: "again.yaml") == c)
+        let betas = try c.space[0].apply(0.95, to: c.base)
+        #expect(betas.optimizer.beta2 == 0.95 && betas.optimizer.beta1 == 0.9)
+        #expect(try c.space[2].apply(12, to: c.base).schedule.rate.warmupSteps == 12)
+        // Values: log-uniform ends and middle (√(0.0001 · 0.1) = 0.003162), linear, integers rounded.
+        #expect(c.space[1].value(at: 0) == 0.0001 && c.space[1].value(at: 1) == 0.1 && c.space[1].value(at: 0.5) == 0.003162)
+        #expect(c.space[0].value(at: 0.5) == 0.94995 && c.space[2].value(at: 0.51) == 26)
+        // The rate and momentum of each point are those of the search without the extra keys.
+        let plain = SearchPlan.points(.quasirandom, count: 8, rates: SearchRange(0.001, 0.1), momentum: nil, seed: 3)
+        let more = SearchPlan.points(.quasirandom, count: 8, rates: SearchRange(0.001, 0.1), momentum: nil, space: c.space, seed: 3)
+        #expect(more.map(\.learningRate) == plain.map(\.learningRate) && more.allSatisfy { $0.values.count == 3 })
+        #expect(more.allSatisfy { p in zip(c.space, p.values).allSatisfy { $0.range.low <= $1 && $1 <= $0.range.high } })
+        #expect(Set(more.map { $0.values[1] }).count == 8)
+
+        let head = "optimizer: {name: adam}\nstudy:\n  search: quasirandom\n  search_space:\n"
+        #expect(message(head + "    optimizer.wd: {range: [0.1, 1]}\n").hasPrefix(
+            "study.yaml: study.search_space.optimizer.wd: expected a numeric key of the training config that takes every value in the range, found optimizer.wd: expected a known key"))
+        #expect(message(head + "    optimizer.weight_decay: {range: [0, 1]}\n")
+                == "study.yaml: study.search_space.optimizer.weight_decay.range: expected [low, high] with low < high and low > 0 (scale log), found [0, 1]")
+        #expect(message(head + "    optimizer.betas[1]: {range: [0.9, 1.5], scale: linear}\n").contains("expected a numeric key of the training config"))
+        #expect(message(head + "    optimizer.weight_decay: {scale: log}\n")
+                == "study.yaml: study.search_space.optimizer.weight_decay: expected {range: [low, high], scale: log or linear} (log needs low > 0), found no range")
+        #expect(message(head + "    optimizer.lr: {range: [0.1, 1]}\n").contains("expected a key other than the rate (study.lr)"))
+        #expect(message("study:\n  search_space:\n    optimizer.weight_decay: {range: [0.1, 1]}\n")
+                .contains("study.search_space.optimizer.weight_decay: expected study.search: quasirandom"))
+    }
+
     @Test("bad study blocks name the key, what was expected and what was found")
     func errors() {
         #expect(message("study: {lr: []}\n") == "study.yaml: study.lr: expected [low, high] with 0 < low ≤ high, found []")
@@ -210,6 +252,55 @@ struct StudyRunTests {
                 .filter { !TrialRecord.addedColumns.contains(TrialRecord.columns[$0.offset]) }.map(\.element).joined(separator: ",")
         }.joined(separator: "\n")
         #expect(TrialRecord.parse(old)["h1"]?.finalTrainLoss == 0.9)
+    }
+
+    @Test("--add-trials reuses every measured trial of a quasirandom search; a searched key outside the optimizer trains apart")
+    func addTrials() throws {
+        let dir = try temporaryDirectory("study-add")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let yaml = tinyStudyYAML(output: dir.path, batches: "[64]").replacingOccurrences(of: "  trials: 4", with: """
+              trials: 3
+              search: quasirandom
+              search_space:
+                optimizer.weight_decay: {range: [0.0001, 0.01]}
+                schedule.warmup_steps: {range: [0, 20], scale: linear}
+            """)
+        let c = try StudyConfig.load(yaml: yaml, fileName: "tiny.yaml")
+        let first = try Study(config: c, communicator: SingleProcessCommunicator(), console: quiet).run()
+        #expect(first.count == 3 && first.allSatisfy { $0.searched.hasPrefix("optimizer.weight_decay=") && $0.searched.contains(" schedule.warmup_steps=") })
+        // Each trial's folder trains alone to its recorded bits, with its own searched values.
+        let trial = try RunConfig.load(yaml: String(contentsOf: dir.appendingPathComponent("tiny/\(first[1].folder)/config.yaml"), encoding: .utf8),
+                                       fileName: "trial.yaml")
+        #expect("optimizer.weight_decay=\(shortNumber(trial.optimizer.weightDecay)) schedule.warmup_steps=\(trial.schedule.rate.warmupSteps)"
+                == first[1].searched)
+        let more = try Study.extending(c, by: 2, on: SingleProcessCommunicator())
+        #expect(more.trials == 5)
+        let all = try Study(config: more, communicator: SingleProcessCommunicator(), extending: true, console: quiet).run()
+        #expect(all.count == 5)
+        // The first three are the records measured before, hash for hash and bit for bit.
+        for r in first { #expect(all.contains { $0.hash == r.hash && $0.finalHash == r.finalHash && $0.trainSeconds == r.trainSeconds }) }
+        #expect(try StudyConfig.load(yaml: String(contentsOf: dir.appendingPathComponent("tiny/config.yaml"), encoding: .utf8),
+                                     fileName: "saved.yaml").trials == 5)
+        // Another study in the folder is not extended.
+        var other = c
+        other.target.value = 0.6
+        #expect(throws: (any Error).self) { try Study.extending(other, by: 1, on: SingleProcessCommunicator()) }
+    }
+
+    @Test("study.widen: a best rate at the edge of the range is searched beyond it once, and the report's best moves there")
+    func widen() throws {
+        let dir = try temporaryDirectory("study-widen")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // Rates far too small for the target: the best is the highest tried.
+        let yaml = tinyStudyYAML(output: dir.path, batches: "[64]").replacingOccurrences(of: "lr_range: [0.01, 30]", with: "lr_range: [0.001, 0.01]")
+            .replacingOccurrences(of: "  trials: 4", with: "  trials: 3\n  widen: true")
+        let c = try StudyConfig.load(yaml: yaml, fileName: "tiny.yaml")
+        let records = try Study(config: c, communicator: SingleProcessCommunicator(), console: quiet).run()
+        // The grid of the widened range [0.01, 0.1] shares its lowest point with the first search: 3 + 2 trials.
+        #expect(records.map(\.learningRate) == [0.001, 0.003162, 0.01, 0.03162, 0.1], "\(records.map(\.learningRate))")
+        #expect(records.map(\.trial) == [1, 2, 3, 5, 6])
+        let best = try readCSV(dir.appendingPathComponent("tiny/best.csv"))
+        #expect(Double(best[0]["best_lr"]!)! > 0.01)
     }
 
     @Test("a batch larger than the training set is refused before anything is written")
