@@ -132,6 +132,10 @@ public struct StudyConfig: Equatable, Sendable {
     public var space: [Dimension] = []
     /// After a group's trials, search once more beyond the edge when its best rate is the lowest or highest tried.
     public var widen = false
+    /// Successive halving of the trials that train together: at steps `pruneFrom`·ηᵏ only the best 1/η go on.
+    public var prune = false
+    public var pruneFrom = 50
+    public var pruneReduction = 3
     public var target = Target()
     /// A trial ends at the target, or after this many steps or epochs, whichever comes first.
     public var maxSteps = 10_000
@@ -191,6 +195,14 @@ extension StudyConfig {
             } }, when: { !$0.space.isEmpty }),
         Key("study.widen", read: { c, r in c.widen = try r.boolean("study.widen", default: c.widen) },
             value: { "\($0.widen)" }, when: { $0.widen }),
+        Key("study.prune", read: { c, r in
+            c.prune = try r.string("study.prune", default: c.prune ? "halving" : "none", allowed: ["none", "halving"]) == "halving"
+        }, value: { $0.prune ? "halving" : "none" }, when: { $0.prune }),
+        Key("study.prune_from", read: { c, r in c.pruneFrom = try r.integer("study.prune_from", default: c.pruneFrom, range: 1...Int(Int32.max)) },
+            value: { "\($0.pruneFrom)" }, when: { $0.prune }),
+        Key("study.prune_reduction", read: { c, r in
+            c.pruneReduction = try r.integer("study.prune_reduction", default: c.pruneReduction, range: 2...10)
+        }, value: { "\($0.pruneReduction)" }, when: { $0.prune }),
         Key("study.target", read: { c, r in
             let metric = try r.string("study.target", default: c.target.metric.rawValue, allowed: Target.Metric.allCases.map(\.rawValue))
             c.target.metric = Target.Metric(rawValue: metric)!

@@ -53,11 +53,19 @@ public final class Comparison {
                 for var c in v.config.perSeed {
                     c.outputDirectory = parent
                     if !v.config.seeds.isEmpty { c.name += "-seed-\(c.seed)" }
-                    console.note("== \(v.label)" + (v.config.seeds.isEmpty ? "" : ", seed \(c.seed)"))
                     let trainer = try Trainer(RunInputs.load(c, on: communicator),
                                               output: directory != nil ? .folder(overwrite: true, checkpoints: false) : .none,
                                               options: TrainerOptions(console: console, rows: 200))
-                    let result = try trainer.run()
+                    let result: RunResult
+                    if v.config.seeds.isEmpty {
+                        console.note("== \(v.label)")
+                        result = try trainer.run()
+                    } else {
+                        // Repeats print one line each, not every epoch of every seed.
+                        result = try console.quietly { try trainer.run() }
+                        console.note("== \(v.label), seed \(c.seed): \(result.steps) steps, final test accuracy "
+                                     + (result.lastTestAccuracy.map { fixed($0, 4) } ?? "–") + ", \(fixed(result.trainSeconds, 1)) s")
+                    }
                     outcomes.append(Outcome(label: v.label, seed: c.seed, folder: c.name, config: c, result: result, rows: trainer.history))
                 }
             }
@@ -67,15 +75,20 @@ public final class Comparison {
                 c.outputDirectory = config.base.outputDirectory
                 // The replicas write into <output.dir>/<name>/<label>/ (the folder this comparison created), or into
                 // <output.dir>/<name>/seed-<seed>/<label>/ with seeds.
-                if !config.base.seeds.isEmpty {
-                    (c.outputDirectory, c.name) = (parent, "seed-\(c.seed)")
-                    console.note("== seed \(c.seed)")
-                }
+                let seeded = !config.base.seeds.isEmpty
+                if seeded { (c.outputDirectory, c.name) = (parent, "seed-\(c.seed)") }
                 let trainer = try Trainer(RunInputs.load(c, on: communicator),
                                           replicas: config.variants.map { ReplicaPlan(label: $0.label, settings: $0.config.optimizer) },
                                           output: directory != nil ? .folder(overwrite: true, checkpoints: false) : .none,
                                           options: TrainerOptions(console: console, rows: 200))
-                try trainer.run()
+                if seeded {
+                    try console.quietly { _ = try trainer.run() }
+                    console.note("== seed \(c.seed): final test accuracy " + trainer.replicas.map {
+                        "\($0.label) " + ($0.result?.lastTestAccuracy.map { fixed($0, 4) } ?? "–")
+                    }.joined(separator: ", "))
+                } else {
+                    try trainer.run()
+                }
                 outcomes += trainer.replicas.map {
                     Outcome(label: $0.label, seed: c.seed, folder: (config.base.seeds.isEmpty ? "" : c.name + "/") + $0.config.name,
                             config: $0.config, result: $0.result!, rows: $0.history)

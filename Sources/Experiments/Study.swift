@@ -201,7 +201,8 @@ public final class Study {
             // Neither where the study is written nor the trial's name is part of what it computes.
             var located = c
             (located.outputDirectory, located.name) = (".", "trial")
-            let identity = located.resolvedYAML + "target: \(config.target.text), evaluated with ratio \(config.target.ratio)\n"
+            var identity = located.resolvedYAML + "target: \(config.target.text), evaluated with ratio \(config.target.ratio)\n"
+            if config.prune { identity += "pruned by successive halving from step \(config.pruneFrom), 1/\(config.pruneReduction) kept\n" }
             let searched = zip(config.space, p.values).map { "\($0.key)=\(shortNumber($1))" }.joined(separator: " ")
             return Trial(index: first + k, point: p, label: label, config: c, hash: hexDigest(fingerprint(bytesOf: Array(identity.utf8))),
                          searched: searched)
@@ -245,11 +246,11 @@ public final class Study {
 
     /// The one line of a finished group: how many trials reached the target, the fastest, and how many diverged.
     static func groupLine(_ group: Group, _ records: [TrialRecord], target: Target) -> String {
-        let reached = records.filter(\.reached), diverged = records.filter(\.diverged).count
+        let reached = records.filter(\.reached), diverged = records.filter(\.diverged).count, pruned = records.filter(\.pruned).count
         let fastest = reached.min { ($0.steps ?? .max) < ($1.steps ?? .max) }
         return "== \(group.label): done, \(reached.count) of \(records.count) trials reached \(target.text)"
             + (fastest.map { " (fastest: lr \(shortNumber($0.learningRate)), \($0.steps ?? 0) steps)" } ?? "")
-            + (diverged > 0 ? ", \(diverged) diverged" : "")
+            + (diverged > 0 ? ", \(diverged) diverged" : "") + (pruned > 0 ? ", \(pruned) pruned" : "")
     }
 
     /// Trains `pending` trials of `group`, at most `together` at a time, saving the records after each launch.
@@ -285,7 +286,9 @@ public final class Study {
         let trainer = try Trainer(RunInputs.load(shared, on: communicator, hooks: hooks),
                                   replicas: trials.map { ReplicaPlan(label: $0.label, settings: $0.config.optimizer) },
                                   output: communicator.rank == 0 ? .folder(overwrite: true, checkpoints: false) : .none,
-                                  options: TrainerOptions(console: console, rows: 100, goal: config.target))
+                                  options: TrainerOptions(console: console, rows: 100, goal: config.target,
+                                                          pruner: config.prune ? Pruner(first: config.pruneFrom, reduction: config.pruneReduction,
+                                                                                        budget: budget(group.batch)) : nil))
         try console.quietly { _ = try trainer.run() }
         return zip(trials, trainer.replicas).map { trial, replica in
             TrialRecord(trial: trial, group: group, replica: replica, trainCount: trainCount)

@@ -74,13 +74,14 @@ struct StudyReport {
     /// The report's table of every trial: its header, and a trial's row.
     var trialHeader: [String] {
         ["variant", "batch", "trial", "lr", "momentum"] + (config.space.isEmpty ? [] : ["searched"])
-            + ["reached", "diverged", "steps to target", "steps", "final test accuracy", "final test loss"]
+            + ["reached", "diverged"] + (config.prune ? ["pruned"] : []) + ["steps to target", "steps", "final test accuracy", "final test loss"]
     }
 
     func trialRow(_ r: TrialRecord) -> [String] {
         var row = [r.variant, r.batch, "\(r.trial)", shortNumber(r.learningRate), r.momentum.map(shortNumber) ?? ""]
         if !config.space.isEmpty { row.append(r.searched) }
-        row += ["\(r.reached)", "\(r.diverged)", r.steps.map(String.init) ?? "not reached", "\(r.stepsRun)"]
+        row += ["\(r.reached)", "\(r.diverged)"] + (config.prune ? ["\(r.pruned)"] : [])
+        row += [r.steps.map(String.init) ?? "not reached", "\(r.stepsRun)"]
         row += [r.finalTestAccuracy.map { fixed($0, 4) } ?? "", r.finalTestLoss.map { fixed($0, 4) } ?? ""]
         return row
     }
@@ -100,7 +101,7 @@ struct StudyReport {
             ("val_accuracy", r.finalValidationAccuracy), ("noise_scale", r.noiseScale), ("train_s", r.trainSeconds),
         ]
         return HParams.Session(folder: r.folder, group: "", hparams: hparams, metrics: metrics.compactMap { m in m.1.map { (m.0, $0) } },
-                               succeeded: !r.diverged)
+                               succeeded: !r.diverged && !r.pruned)
     }
 
     func write() throws {
@@ -117,7 +118,9 @@ struct StudyReport {
                           ("ranks", "\(study.communicator.size)"), ("target", config.target.text),
                           ("budget per trial", "\(config.maxSteps) steps or \(config.maxEpochs) epochs, whichever is fewer"),
                           ("trials", "\(records.count), \(records.filter(\.reached).count) reached the target, "
-                              + "\(records.filter(\.diverged).count) diverged")]
+                              + "\(records.filter(\.diverged).count) diverged"
+                              + (config.prune ? ", \(records.filter(\.pruned).count) pruned (successive halving from step "
+                                 + "\(config.pruneFrom), 1/\(config.pruneReduction) going on at each rung)" : ""))]
         for f in fits {
             guard let fit = f.fit else { continue }
             report.figures.append(("\(f.variant): S_min, E_min, B_crit",

@@ -14,6 +14,8 @@ public struct TrialRecord: Equatable, Sendable {
     public var momentum: Double?
     public var reached: Bool
     public var diverged: Bool
+    /// Retired by the study's pruner before the target.
+    public var pruned: Bool
     public var steps: Int?
     public var epochs: Double?
     public var examples: Int?
@@ -35,11 +37,11 @@ public struct TrialRecord: Equatable, Sendable {
     public var folder: String
 
     public static let columns = ["trial_hash", "variant", "optimizer", "batch", "trial", "lr", "momentum", "reached", "diverged",
-                                 "steps_to_target", "epochs_to_target", "examples_to_target", "seconds_to_target", "steps",
+                                 "pruned", "steps_to_target", "epochs_to_target", "examples_to_target", "seconds_to_target", "steps",
                                  "final_train_loss", "final_test_loss", "final_test_accuracy", "final_val_loss",
                                  "final_val_accuracy", "noise_scale", "train_s", "final_hash", "searched", "folder"]
     /// The columns a study.csv written before the validation columns lacks; such a file still reads back.
-    static let addedColumns: Set<String> = ["final_val_loss", "final_val_accuracy", "searched"]
+    static let addedColumns: Set<String> = ["final_val_loss", "final_val_accuracy", "searched", "pruned"]
     /// The columns that measure time, which differ from run to run.
     public static let timingColumns: Set<String> = ["seconds_to_target", "train_s"]
 
@@ -54,12 +56,14 @@ public struct TrialRecord: Equatable, Sendable {
         momentum = trial.point.momentum
         reached = false
         diverged = false
+        pruned = false
         if case .reached(let row) = replica.end {
             reached = true
             (steps, epochs, examples, seconds) = (row.step, row.epoch, row.samples, row.wallSeconds)
         }
         stepsRun = steps ?? result.steps
         if case .diverged(let step, _, _) = replica.end { (diverged, stepsRun) = (true, step) }
+        if case .pruned(let step, _) = replica.end { (pruned, stepsRun) = (true, step) }
         (finalTrainLoss, finalTestLoss, finalTestAccuracy) = (result.lastTrainLoss, result.lastTestLoss, result.lastTestAccuracy)
         (finalValidationLoss, finalValidationAccuracy) = (result.lastValidationLoss, result.lastValidationAccuracy)
         noiseScale = Self.noiseNearTarget(replica.history, until: steps ?? result.steps)
@@ -90,7 +94,7 @@ public struct TrialRecord: Equatable, Sendable {
 
     var cells: [String] {
         func number(_ v: Double?) -> String { v.map { "\($0)" } ?? "" }
-        return [hash, variant, optimizer, batch, "\(trial)", "\(learningRate)", number(momentum), "\(reached)", "\(diverged)",
+        return [hash, variant, optimizer, batch, "\(trial)", "\(learningRate)", number(momentum), "\(reached)", "\(diverged)", "\(pruned)",
                 steps.map(String.init) ?? "", number(epochs), examples.map(String.init) ?? "", number(seconds), "\(stepsRun)",
                 number(finalTrainLoss), number(finalTestLoss), number(finalTestAccuracy), number(finalValidationLoss),
                 number(finalValidationAccuracy), number(noiseScale), "\(trainSeconds)",
@@ -127,6 +131,7 @@ public struct TrialRecord: Equatable, Sendable {
         momentum = number("momentum")
         reached = f["reached"] == "true"
         diverged = f["diverged"] == "true"
+        pruned = f["pruned"] == "true"
         steps = f["steps_to_target"].flatMap { Int($0) }
         epochs = number("epochs_to_target")
         examples = f["examples_to_target"].flatMap { Int($0) }

@@ -89,9 +89,46 @@ public struct TrainerOptions {
     public var rows: Int?
     /// A target each replica trains to (a trial of `descent study`); nil: train to the configured length.
     public var goal: Target?
+    /// Successive halving of the replicas training towards `goal`; nil: none is retired early.
+    public var pruner: Pruner?
 
-    public init(console: Console? = nil, rows: Int? = nil, goal: Target? = nil) {
-        (self.console, self.rows, self.goal) = (console, rows, goal)
+    public init(console: Console? = nil, rows: Int? = nil, goal: Target? = nil, pruner: Pruner? = nil) {
+        (self.console, self.rows, self.goal, self.pruner) = (console, rows, goal, pruner)
+    }
+}
+
+/// Successive halving in lock step (as ASHA's rungs, with every trial at the same rung at once): at the first
+/// evaluation at or after each rung step, the replicas still in the race (training, or at the target already)
+/// are ranked — those at the target first, by the step they reached it, then by the goal's metric — and only the
+/// best `1/reduction` of them (rounded up, at least one) go on; the others still training are retired.
+public struct Pruner: Equatable, Sendable {
+    public var rungs: [Int]
+    public var reduction: Int
+
+    public init(rungs: [Int], reduction: Int) { (self.rungs, self.reduction) = (rungs, reduction) }
+
+    /// Rungs at `first`, `first`·η, `first`·η², … below `budget`.
+    public init(first: Int, reduction: Int, budget: Int) {
+        var rungs: [Int] = [], r = first
+        while r < budget {
+            rungs.append(r)
+            r *= reduction
+        }
+        self.init(rungs: rungs, reduction: reduction)
+    }
+
+    /// The indices of `candidates` to keep, given each one's reach step (nil: still training) and latest value of
+    /// `metric` (nan when it has none); ties go to the earlier index.
+    public func keep(_ candidates: [(index: Int, reached: Int?, value: Double)], metric: Target.Metric) -> [Int] {
+        let ranked = candidates.sorted { a, b in
+            func key(_ c: (index: Int, reached: Int?, value: Double)) -> (Int, Double, Int) {
+                let v = c.value.isFinite ? (metric.rises ? -c.value : c.value) : .infinity
+                return (c.reached ?? Int.max, c.reached == nil ? v : 0, c.index)
+            }
+            return key(a) < key(b)
+        }
+        let count = max(1, (candidates.count + reduction - 1) / reduction)
+        return ranked.prefix(count).map(\.index)
     }
 }
 

@@ -98,12 +98,15 @@ public enum TrialEnd: Sendable {
     case reached(MetricsRow)
     /// The loss diverged or was not finite in this step, after `samples` samples (the guards' message says how).
     case diverged(step: Int, samples: Int, reason: String)
+    /// Retired at this evaluation step by the study's pruner, behind the replicas it kept.
+    case pruned(step: Int, samples: Int)
 
     /// The steps and samples this replica trained for.
     var trained: (steps: Int, samples: Int) {
         switch self {
         case .reached(let row): return (row.step, row.samples)
         case .diverged(let step, let samples, _): return (step, samples)
+        case .pruned(let step, let samples): return (step, samples)
         }
     }
 }

@@ -116,6 +116,9 @@ public final class Trainer {
     /// With a target, each replica is evaluated at the target's steps and stops training once it reaches it or
     /// diverges; the run ends when every replica has.
     let goal: Target?
+    /// Retires replicas behind the others at its rungs (with a goal); `rung` is the next rung to judge.
+    let pruner: Pruner?
+    var rung = 0
     /// Called on every rank after each optimizer step, with the step's number (from 1) and the replicas: the
     /// 2-D lab records each parameter point here.
     public var afterStep: ((Int, [Replica]) -> Void)?
@@ -144,7 +147,7 @@ public final class Trainer {
         self.config = config
         self.communicator = communicator
         hooks = inputs.hooks
-        goal = options.goal
+        (goal, pruner) = (options.goal, options.pruner)
         console = options.console ?? Console(enabled: communicator.rank == 0, style: .auto)
         guards = Guards(policy: config.guards)
         (trainSet, validationSet, testSet, model) = (inputs.trainSet, inputs.validationSet, inputs.testSet, inputs.model)
@@ -254,7 +257,10 @@ public final class Trainer {
             showProgress(position, epoch: epoch.index, exchanged, now: now)
             end.limitReached = config.training.steps.map { position.step >= $0 } ?? false
             if let goal {
-                if goal.evaluation(after: position.step - 1) == position.step { try evaluateTargets(position, goal) }
+                if goal.evaluation(after: position.step - 1) == position.step {
+                    try evaluateTargets(position, goal)
+                    prune(position, goal)
+                }
                 if replicas.allSatisfy({ $0.end != nil }) { end.limitReached = true }
             }
             end.stopping = exchanged.stopRequested

@@ -185,6 +185,30 @@ extension Trainer {
         }
     }
 
+    /// At the first evaluation at or after the pruner's next rung: the replicas behind stop training.
+    func prune(_ position: RunPosition, _ goal: Target) {
+        guard let pruner, rung < pruner.rungs.count, position.step >= pruner.rungs[rung] else { return }
+        while rung < pruner.rungs.count && pruner.rungs[rung] <= position.step { rung += 1 }
+        let candidates = replicas.indices.compactMap { r -> (index: Int, reached: Int?, value: Double)? in
+            let value = replicas[r].history.last { $0.kind == .evaluation }?.value(of: goal.metric) ?? .nan
+            switch replicas[r].end {
+            case nil: return (r, nil, value)
+            case .reached(let row)?: return (r, row.step, value)
+            default: return nil
+            }
+        }
+        let kept = Set(pruner.keep(candidates, metric: goal.metric))
+        var retired = 0
+        for c in candidates where c.reached == nil && !kept.contains(c.index) {
+            replicas[c.index].end = .pruned(step: position.step, samples: position.samples)
+            retired += 1
+        }
+        if retired > 0 {
+            console.note("step \(position.step): \(retired) of \(candidates.count) trials retired behind the best "
+                         + "\(kept.count) (successive halving, 1/\(pruner.reduction) go on)")
+        }
+    }
+
     /// The console line of an epoch row.
     /// Loss and accuracy on the test set (when there is one) and on the validation split (when held out).
     private func heldOut(_ parameters: [Float]) throws -> (test: (loss: Double, accuracy: Double)?, validation: (loss: Double, accuracy: Double)?) {

@@ -303,6 +303,42 @@ struct StudyRunTests {
         #expect(Double(best[0]["best_lr"]!)! > 0.01)
     }
 
+    @Test("successive halving keeps the best third at each rung (those at the target first), and a pruned study finds the same best trial")
+    func pruning() throws {
+        let halving = Pruner(first: 10, reduction: 3, budget: 300)
+        #expect(halving.rungs == [10, 30, 90, 270])
+        // Loss target: lower is better; a reached trial outranks every one still training; nan ranks last.
+        let kept = halving.keep([(0, nil, 0.9), (1, nil, 0.5), (2, 12, 0.4), (3, nil, .nan), (4, nil, 0.7), (5, nil, 0.5)], metric: .testLoss)
+        #expect(kept == [2, 1])
+        #expect(halving.keep([(0, nil, 0.6), (1, nil, 0.8)], metric: .testAccuracy) == [1])
+        #expect(Pruner(rungs: [5], reduction: 2).keep([(7, nil, 1)], metric: .testLoss) == [7])
+
+        let dir = try temporaryDirectory("study-prune")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let yaml = tinyStudyYAML(output: dir.appendingPathComponent("whole").path, batches: "[64]")
+            .replacingOccurrences(of: "  trials: 4", with: "  trials: 9")
+        let whole = try Study(config: StudyConfig.load(yaml: yaml, fileName: "tiny.yaml"), communicator: SingleProcessCommunicator(),
+                              console: quiet).run()
+        let pruned = try StudyConfig.load(yaml: yaml.replacingOccurrences(of: "/whole", with: "/pruned")
+            .replacingOccurrences(of: "  trials: 9", with: "  trials: 9\n  prune: halving\n  prune_from: 5"), fileName: "tiny.yaml")
+        let cut = try Study(config: pruned, communicator: SingleProcessCommunicator(), console: quiet).run()
+        #expect(cut.count == 9 && cut.contains { $0.pruned } && !whole.contains { $0.pruned })
+        // A pruned trial stopped at an evaluation step at or after a rung, before the budget, and reached nothing.
+        for r in cut where r.pruned {
+            #expect(!r.reached && r.steps == nil && r.stepsRun >= 5 && r.stepsRun < 300, "\(r.folder): \(r.stepsRun)")
+        }
+        #expect(cut.map(\.stepsRun).reduce(0, +) < whole.map(\.stepsRun).reduce(0, +))
+        // The trials that were not pruned are those trials of the unpruned study, bit for bit.
+        for r in cut where !r.pruned {
+            let same = try #require(whole.first { $0.trial == r.trial })
+            #expect(r.finalHash == same.finalHash && r.steps == same.steps, "\(r.folder)")
+        }
+        let best = { (c: [TrialRecord]) in StudyReport.best(of: c, metric: .testAccuracy)?.learningRate }
+        #expect(best(cut) == best(whole))
+        let csv = try readCSV(dir.appendingPathComponent("pruned/tiny/study.csv"))
+        #expect(csv.filter { $0["pruned"] == "true" }.count == cut.filter(\.pruned).count)
+    }
+
     @Test("a batch larger than the training set is refused before anything is written")
     func batchTooLarge() throws {
         let dir = try temporaryDirectory("study-bad")
