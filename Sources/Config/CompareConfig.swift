@@ -115,7 +115,7 @@ public struct CompareConfig: Equatable, Sendable {
             if !rates.isEmpty { v.optimizer.learningRate = rates[k] }
             if !epochs.isEmpty { v.training.epochs = epochs[k] }
             let label = "batch \(word)" + (rates.isEmpty ? "" : " lr \(shortNumber(rates[k]))")
-                + (epochs.isEmpty ? "" : " \(epochs[k]) epochs")
+                + (epochs.isEmpty ? "" : " \(epochs[k]) epoch" + (epochs[k] == 1 ? "" : "s"))
             v.name = RunConfig.folderName(label)
             variants.append(Variant(label: label, config: v))
         }

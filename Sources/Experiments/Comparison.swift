@@ -132,9 +132,7 @@ public final class Comparison {
             let spread = seedSpread(outcomes)
             let csv = ([Self.spreadHeader] + spread).map { $0.map(csvField).joined(separator: ",") }.joined(separator: "\n") + "\n"
             try writeAtomically(csv, to: directory + "/comparison_seeds.csv")
-            report.tables.insert(("Across seeds: mean with its 95 % interval (Student's t), median and quartiles; runs that "
-                                  + "never reached the target are counted in 'runs' but not in the spread of its steps and seconds",
-                                  Self.spreadHeader, spread), at: 0)
+            report.tables.insert(seedTable(outcomes), at: 0)
             report.findings = seedFindings(outcomes)
         }
         for (k, c) in charts.enumerated() {
@@ -188,17 +186,33 @@ public final class Comparison {
         }
     }
 
+    /// The report's table of the seeds: one row per variant, each metric as its mean with the 95 % interval
+    /// (comparison_seeds.csv has every figure).
+    func seedTable(_ outcomes: [Outcome]) -> (caption: String, header: [String], rows: [[String]]) {
+        let metrics = spreadMetrics()
+        let rows = Self.groups(outcomes).map { group in
+            [group.label, "\(group.runs.count)"] + metrics.map { metric -> String in
+                let values = group.runs.compactMap(metric.value)
+                guard let s = Spread(values) else { return "–" }
+                let d = metric.digits
+                return "\(fixed(s.mean, d)) (\(fixed(s.low, d))–\(fixed(s.high, d)))" + (values.count < group.runs.count ? ", \(values.count) runs" : "")
+            }
+        }
+        return ("Across seeds: mean (95 % interval, Student's t); medians and quartiles in comparison_seeds.csv",
+                ["variant", "seeds"] + metrics.map(\.name), rows)
+    }
+
     /// One sentence per variant: its final test accuracy (and steps to the target) as a mean with its interval.
     func seedFindings(_ outcomes: [Outcome]) -> [String] {
         Self.groups(outcomes).compactMap { group in
             var parts: [String] = []
             if let s = Spread(group.runs.compactMap { $0.result.lastTestAccuracy }) {
-                parts.append("final test accuracy \(fixed(s.mean, 4)) (95 % interval \(fixed(s.low, 4))–\(fixed(s.high, 4)))")
+                parts.append("final test accuracy: \(fixed(s.mean, 4)) (95 % interval \(fixed(s.low, 4))–\(fixed(s.high, 4)))")
             }
             if let target = config.targetLoss {
                 let reached = group.runs.compactMap { Self.firstReach($0.rows, target: target).map { Double($0.step) } }
                 if let s = Spread(reached) {
-                    parts.append("steps to loss \(target) \(fixed(s.mean, 0)) (\(fixed(s.low, 0))–\(fixed(s.high, 0)); "
+                    parts.append("steps to training loss \(target): \(fixed(s.mean, 0)) (\(fixed(s.low, 0))–\(fixed(s.high, 0)); "
                                  + "\(reached.count) of \(group.runs.count) runs reached it)")
                 } else {
                     parts.append("no run reached loss \(target)")

@@ -34,7 +34,7 @@ public struct HTMLReport: Sendable {
         table { border-collapse: collapse; margin: 8px 0; font-size: 14px; }
         .wide { overflow-x: auto; max-width: 100%; }
         .chart svg { max-width: 100%; height: auto; }
-        td, th { border: 1px solid #ddd; padding: 4px 10px; text-align: right; }
+        td, th { border: 1px solid #ddd; padding: 4px 10px; text-align: right; white-space: nowrap; }
         th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
         .chart { margin: 12px 0; overflow-x: auto; }
         pre { background: #f7f7f7; padding: 10px; font-size: 13px; overflow-x: auto; }
