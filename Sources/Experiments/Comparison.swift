@@ -45,58 +45,63 @@ public final class Comparison {
     /// Trains every variant and writes the report; returns each variant's outcome (rows on rank 0 only).
     @discardableResult
     public func run() throws -> [Outcome] {
-        let parent = config.base.outputDirectory + "/" + config.base.name
         var outcomes: [Outcome] = []
         switch config.mode {
         case .batches, .inits, .seeds:
             for v in config.variants {
-                for var c in v.config.perSeed {
-                    c.outputDirectory = parent
-                    if !v.config.seeds.isEmpty { c.name += "-seed-\(c.seed)" }
-                    let trainer = try Trainer(RunInputs.load(c, on: communicator),
-                                              output: directory != nil ? .folder(overwrite: true, checkpoints: false) : .none,
-                                              options: TrainerOptions(console: console, rows: 200))
-                    let result: RunResult
-                    if v.config.seeds.isEmpty {
-                        console.note("== \(v.label)")
-                        result = try trainer.run()
-                    } else {
-                        // Repeats print one line each, not every epoch of every seed.
-                        result = try console.quietly { try trainer.run() }
-                        console.note("== \(v.label), seed \(c.seed): \(result.steps) steps, final test accuracy "
-                                     + (result.lastTestAccuracy.map { fixed($0, 4) } ?? "–") + ", \(fixed(result.trainSeconds, 1)) s")
-                    }
-                    outcomes.append(Outcome(label: v.label, seed: c.seed, folder: c.name, config: c, result: result, rows: trainer.history))
-                }
+                for c in v.config.perSeed { outcomes.append(try train(v, c)) }
             }
         case .optimizers:
             // One launch of the replicas per seed: a seed also draws the data order, which the replicas share.
-            for var c in config.base.perSeed {
-                c.outputDirectory = config.base.outputDirectory
-                // The replicas write into <output.dir>/<name>/<label>/ (the folder this comparison created), or into
-                // <output.dir>/<name>/seed-<seed>/<label>/ with seeds.
-                let seeded = !config.base.seeds.isEmpty
-                if seeded { (c.outputDirectory, c.name) = (parent, "seed-\(c.seed)") }
-                let trainer = try Trainer(RunInputs.load(c, on: communicator),
-                                          replicas: config.variants.map { ReplicaPlan(label: $0.label, settings: $0.config.optimizer) },
-                                          output: directory != nil ? .folder(overwrite: true, checkpoints: false) : .none,
-                                          options: TrainerOptions(console: console, rows: 200))
-                if seeded {
-                    try console.quietly { _ = try trainer.run() }
-                    console.note("== seed \(c.seed): final test accuracy " + trainer.replicas.map {
-                        "\($0.label) " + ($0.result?.lastTestAccuracy.map { fixed($0, 4) } ?? "–")
-                    }.joined(separator: ", "))
-                } else {
-                    try trainer.run()
-                }
-                outcomes += trainer.replicas.map {
-                    Outcome(label: $0.label, seed: c.seed, folder: (config.base.seeds.isEmpty ? "" : c.name + "/") + $0.config.name,
-                            config: $0.config, result: $0.result!, rows: $0.history)
-                }
-            }
+            for c in config.base.perSeed { outcomes += try trainReplicas(c) }
         }
         if let directory { try writeReport(outcomes, into: directory) }
         return outcomes
+    }
+
+    /// One run of a variant with one of its seeds, into `<comparison>/<variant>[-seed-<s>]/`.
+    func train(_ v: CompareConfig.Variant, _ seedConfig: RunConfig) throws -> Outcome {
+        var c = seedConfig
+        c.outputDirectory = config.base.outputDirectory + "/" + config.base.name
+        if !v.config.seeds.isEmpty { c.name += "-seed-\(c.seed)" }
+        let trainer = try Trainer(RunInputs.load(c, on: communicator),
+                                  output: directory != nil ? .folder(overwrite: true, checkpoints: false) : .none,
+                                  options: TrainerOptions(console: console, rows: 200))
+        let result: RunResult
+        if v.config.seeds.isEmpty {
+            console.note("== \(v.label)")
+            result = try trainer.run()
+        } else {
+            // Repeats print one line each, not every epoch of every seed.
+            result = try console.quietly { try trainer.run() }
+            console.note("== \(v.label), seed \(c.seed): \(result.steps) steps, final test accuracy "
+                         + (result.lastTestAccuracy.map { fixed($0, 4) } ?? "–") + ", \(fixed(result.trainSeconds, 1)) s")
+        }
+        return Outcome(label: v.label, seed: c.seed, folder: c.name, config: c, result: result, rows: trainer.history)
+    }
+
+    /// The optimizer replicas with one seed, into `<comparison>/<label>/` (`<comparison>/seed-<s>/<label>/` with
+    /// seeds), the folder this comparison created.
+    func trainReplicas(_ seedConfig: RunConfig) throws -> [Outcome] {
+        var c = seedConfig
+        let seeded = !config.base.seeds.isEmpty
+        if seeded { (c.outputDirectory, c.name) = (config.base.outputDirectory + "/" + config.base.name, "seed-\(c.seed)") }
+        let trainer = try Trainer(RunInputs.load(c, on: communicator),
+                                  replicas: config.variants.map { ReplicaPlan(label: $0.label, settings: $0.config.optimizer) },
+                                  output: directory != nil ? .folder(overwrite: true, checkpoints: false) : .none,
+                                  options: TrainerOptions(console: console, rows: 200))
+        if seeded {
+            try console.quietly { _ = try trainer.run() }
+            console.note("== seed \(c.seed): final test accuracy " + trainer.replicas.map {
+                "\($0.label) " + ($0.result?.lastTestAccuracy.map { fixed($0, 4) } ?? "–")
+            }.joined(separator: ", "))
+        } else {
+            try trainer.run()
+        }
+        return trainer.replicas.map {
+            Outcome(label: $0.label, seed: c.seed, folder: (seeded ? c.name + "/" : "") + $0.config.name, config: $0.config,
+                    result: $0.result!, rows: $0.history)
+        }
     }
 
     /// The first point where the training loss reaches `target`: a step row's mini-batch loss (the mean over the

@@ -209,16 +209,7 @@ public struct Chart: Sendable {
             }
             w.close("g")
         }
-        for (k, s) in series.enumerated() {
-            guard let band = s.band, band.lower.count > 1, band.upper.count > 1 else { continue }
-            // One closed outline: along the upper curve, back along the lower one.
-            let outline = (band.upper + band.lower.reversed()).filter { $0.x.isFinite && $0.y.isFinite }
-            let d = pathData([outline], sx, sy, spacing: 0.75)
-            if !d.isEmpty {
-                w.element("path", [("d", d + " Z"), ("fill", (s.style ?? Palette.style(k)).colour), ("fill-opacity", "0.18"),
-                                   ("stroke", "none"), ("data-band", "quartiles")])
-            }
-        }
+        renderBands(into: &w, sx, sy)
         for (k, s) in series.enumerated() {
             let style = s.style ?? Palette.style(k)
             var attributes = [("d", pathData([s.points], sx, sy, spacing: 0.75)), ("fill", "none"), ("stroke", style.colour),
@@ -262,6 +253,19 @@ public struct Chart: Sendable {
         w.element("rect", [("x", svgNumber(left)), ("y", svgNumber(top)), ("width", svgNumber(right - left)),
                            ("height", svgNumber(bottom - top)), ("fill", "none"), ("stroke", "#333333")])
 
+    }
+
+    /// Each series' band, shaded behind every line: one closed outline along the upper curve and back along the lower.
+    private func renderBands(into w: inout SVGWriter, _ sx: Scale, _ sy: Scale) {
+        for (k, s) in series.enumerated() {
+            guard let band = s.band, band.lower.count > 1, band.upper.count > 1 else { continue }
+            let outline = (band.upper + band.lower.reversed()).filter { $0.x.isFinite && $0.y.isFinite }
+            let d = pathData([outline], sx, sy, spacing: 0.75)
+            if !d.isEmpty {
+                w.element("path", [("d", d + " Z"), ("fill", (s.style ?? Palette.style(k)).colour), ("fill-opacity", "0.18"),
+                                   ("stroke", "none"), ("data-band", "quartiles")])
+            }
+        }
     }
 
     /// The legend, to the right of the plot.

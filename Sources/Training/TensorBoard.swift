@@ -146,15 +146,25 @@ public enum HParams {
     /// as the experiment's description. Earlier hparams files of these folders are replaced.
     public static func write(into directory: String, name: String, config: String, sessions: [Session]) throws {
         let now = Date().timeIntervalSince1970
-        var names: [String] = [], numeric: Set<String> = []
+        let experiment = experiment(name: name, config: config, sessions: sessions, now: now)
+        try writeFile(directory, now, [event(now, 0, [(prefix + "experiment", plugin(2, experiment))])])
+        // A session whose folder is not on this host (a part of a study trained elsewhere) is left out.
+        for s in sessions where FileManager.default.fileExists(atPath: directory + "/" + s.folder) {
+            try writeFile(directory + "/" + s.folder, now, events(of: s, now: now))
+        }
+    }
+
+    /// `Experiment{name: 6, description: 1, time_created_secs: 3, hparam_infos: 4, metric_infos: 5}`: every
+    /// hyperparameter the sessions have (float64 where it is a number, string otherwise) and every metric.
+    static func experiment(name: String, config: String, sessions: [Session], now: Double) -> TensorBoard.Message {
+        var names: [String] = [], numeric: Set<String> = [], tags: [String] = []
         for s in sessions {
             for h in s.hparams {
                 if !names.contains(h.name) { names.append(h.name) }
                 if case .number = h.value { numeric.insert(h.name) }
             }
+            for m in s.metrics where !tags.contains(m.tag) { tags.append(m.tag) }
         }
-        var tags: [String] = []
-        for s in sessions { for m in s.metrics where !tags.contains(m.tag) { tags.append(m.tag) } }
         var experiment = TensorBoard.Message()
         experiment.bytes(6, Array(name.utf8))
         experiment.bytes(1, Array(("descent launch " + name + "; its resolved config:\n\n```yaml\n" + config + "```").utf8))
@@ -171,31 +181,31 @@ public enum HParams {
             info.bytes(1, metricName.bytes)
             experiment.bytes(5, info.bytes)
         }
-        try writeFile(directory, now, [event(now, 0, [(prefix + "experiment", plugin(2, experiment))])])
-        // A session whose folder is not on this host (a part of a study trained elsewhere) is left out.
-        for s in sessions where FileManager.default.fileExists(atPath: directory + "/" + s.folder) {
-            var start = TensorBoard.Message()
-            for h in s.hparams {
-                var value = TensorBoard.Message(), entry = TensorBoard.Message()
-                switch h.value {
-                case .number(let x): value.double(2, x)
-                case .text(let t): value.bytes(3, Array(t.utf8))
-                }
-                entry.bytes(1, Array(h.name.utf8))
-                entry.bytes(2, value.bytes)
-                start.bytes(1, entry.bytes)
+        return experiment
+    }
+
+    /// A session's events: its start info (hyperparameters as a map of `google.protobuf.Value`, its group), its
+    /// final metrics as scalars, and its end info (status).
+    static func events(of s: Session, now: Double) -> [[UInt8]] {
+        var start = TensorBoard.Message()
+        for h in s.hparams {
+            var value = TensorBoard.Message(), entry = TensorBoard.Message()
+            switch h.value {
+            case .number(let x): value.double(2, x)
+            case .text(let t): value.bytes(3, Array(t.utf8))
             }
-            start.bytes(4, Array(s.group.utf8))
-            start.double(5, now)
-            var end = TensorBoard.Message()
-            end.int64(1, s.succeeded ? 1 : 2)  // STATUS_SUCCESS or STATUS_FAILURE
-            end.double(2, now)
-            let finals = TensorBoard.scalarsEvent(wallTime: now, step: 0,
-                                                  s.metrics.filter { $0.value.isFinite }.map { (metricPrefix + $0.tag, $0.value) })
-            try writeFile(directory + "/" + s.folder, now, [event(now, 0, [(prefix + "session_start_info", plugin(3, start))]),
-                                                            finals,
-                                                            event(now, 0, [(prefix + "session_end_info", plugin(4, end))])])
+            entry.bytes(1, Array(h.name.utf8))
+            entry.bytes(2, value.bytes)
+            start.bytes(1, entry.bytes)
         }
+        start.bytes(4, Array(s.group.utf8))
+        start.double(5, now)
+        var end = TensorBoard.Message()
+        end.int64(1, s.succeeded ? 1 : 2)  // STATUS_SUCCESS or STATUS_FAILURE
+        end.double(2, now)
+        let finals = TensorBoard.scalarsEvent(wallTime: now, step: 0, s.metrics.filter { $0.value.isFinite }.map { (metricPrefix + $0.tag, $0.value) })
+        return [event(now, 0, [(prefix + "session_start_info", plugin(3, start))]), finals,
+                event(now, 0, [(prefix + "session_end_info", plugin(4, end))])]
     }
 
     /// `HParamsPluginData{version: 0, <field>: message}` as a summary value's metadata
