@@ -76,6 +76,8 @@ public struct PathConfig: Equatable, Sendable {
     public var noise = 0.0
     /// Seed of the noise stream (every optimizer sees the same noise sequence).
     public var seed: UInt64 = 1
+    /// How many seeds a stochastic entry runs with unless it says (`optimizers[k].seeds`).
+    public var seeds = 1
     public var window: (x: ClosedRange<Double>, y: ClosedRange<Double>) = TestFunction.bowl.window
     /// Also write an animated SVG of the paths (SMIL: any browser plays it).
     public var animate = false
@@ -87,7 +89,7 @@ public struct PathConfig: Equatable, Sendable {
     public static func == (a: PathConfig, b: PathConfig) -> Bool {
         a.name == b.name && a.function == b.function && a.start == b.start && a.steps == b.steps && a.noise == b.noise
             && a.samples == b.samples && a.epochs == b.epochs && a.animate == b.animate
-            && a.seed == b.seed && a.window.x == b.window.x && a.window.y == b.window.y && a.contours == b.contours
+            && a.seed == b.seed && a.seeds == b.seeds && a.window.x == b.window.x && a.window.y == b.window.y && a.contours == b.contours
             && a.levels == b.levels && a.optimizers == b.optimizers && a.outputDirectory == b.outputDirectory
     }
 
@@ -154,6 +156,8 @@ public struct PathConfig: Equatable, Sendable {
         }, value: { "\($0.noise)" }),
         Key("seed", read: { c, r in c.seed = UInt64(try r.integer("seed", default: Int(c.seed), range: 0...Int.max)) },
             value: { "\($0.seed)" }),
+        Key("seeds", read: { c, r in c.seeds = try r.integer("seeds", default: c.seeds, range: 1...10_000) },
+            value: { "\($0.seeds)" }, when: { $0.seeds != 1 }),
         Key("plot.x", .free, read: { c, r in c.window.x = try readRange(&r, "plot.x", default: c.function.window.x) },
             value: { "[\($0.window.x.lowerBound), \($0.window.x.upperBound)]" }),
         Key("plot.y", .free, read: { c, r in c.window.y = try readRange(&r, "plot.y", default: c.function.window.y) },
@@ -177,7 +181,7 @@ public struct PathConfig: Equatable, Sendable {
                     try onlyFor(finiteSum: false, prefix + "noise", c, &r)
                     noise = try r.number(prefix + "noise", default: c.noise, expected: "a number ≥ 0 (σ of the gradient noise)") { $0 >= 0 }
                 }
-                let seeds = try r.integer(prefix + "seeds", default: 1, range: 1...10_000)
+                let seeds = try r.integer(prefix + "seeds", default: c.seeds, range: 1...10_000)
                 var batch = RunConfig.Batch.full
                 if r.source(of: prefix + "batch") != nil {
                     try onlyFor(finiteSum: true, prefix + "batch", c, &r)

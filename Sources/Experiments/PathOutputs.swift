@@ -86,8 +86,11 @@ extension PathLab {
                 lines.append(line)
             }
             if group.runs.count > 1 {
+                let f = Spread(group.runs.map { Double($0.last.f) })
                 lines.append("  \(group.runs.count) seeds (the first above)" + (land.localMinima.isEmpty ? ""
-                    : ": \(escapes(group.runs, land)) end in the deep minimum"))
+                    : ": \(escapes(group.runs, land)) end in the deep minimum")
+                    + (f.map { String(format: "; final f median %.4g [quartiles %.4g–%.4g], mean %.4g (95 %% interval %.4g–%.4g)",
+                                      $0.median, $0.q1, $0.q3, $0.mean, $0.low, $0.high) } ?? ""))
             }
         }
         return lines.joined(separator: "\n")

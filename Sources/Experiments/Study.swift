@@ -182,7 +182,9 @@ public final class Study {
         let points = SearchPlan.points(config.search, count: config.trials, rates: range, momentum: v.momentum, space: config.space,
                                        seed: config.base.seed)
         let width = String(config.trials).count
-        return try points.enumerated().map { k, p in
+        let seeds = config.base.seeds
+        // With seeds, every point is a trial per seed (each its own launch: a seed draws the data order too).
+        return try points.enumerated().flatMap { k, p in try (seeds.isEmpty ? [nil] : seeds.map { Optional($0) }).map { seed in
             var settings = v.optimizer
             settings.learningRate = p.learningRate
             let number = String(first + k + 1)
@@ -193,10 +195,12 @@ public final class Study {
             }
             var c = groupConfig(group)
             c.optimizer = settings
+            if let seed { (c.seed, c.seeds) = (seed, []) }
             for (d, value) in zip(config.space, p.values) {
                 c = try d.apply(value, to: c)
                 label += " \(d.key.split(separator: ".").last!) \(shortNumber(value))"
             }
+            if let seed { label += " seed \(seed)" }
             c.name = RunConfig.folderName(label)
             // Neither where the study is written nor the trial's name is part of what it computes.
             var located = c
@@ -206,7 +210,7 @@ public final class Study {
             let searched = zip(config.space, p.values).map { "\($0.key)=\(shortNumber($1))" }.joined(separator: " ")
             return Trial(index: first + k, point: p, label: label, config: c, hash: hexDigest(fingerprint(bytesOf: Array(identity.utf8))),
                          searched: searched)
-        }
+        } }
     }
 
     /// When the group's best trial has the lowest or highest rate tried, that edge and the range beyond it: as wide

@@ -20,6 +20,8 @@ struct StudyReport {
         /// "low" or "high" when the best rate is the lowest or highest one tried (widen the range); "" otherwise.
         var edge: String
         var batchSamples: Int
+        /// With seeds: the best point's trials, one per seed (`best` is the one at their median steps).
+        var seedTrials: [TrialRecord] = []
     }
 
     var config: StudyConfig { study.config }
@@ -29,11 +31,14 @@ struct StudyReport {
     func bests() -> [Best] {
         study.groups.compactMap { g in
             let trials = records.filter { $0.folder.hasPrefix(g.folder + "/") }
-            guard let best = Self.best(of: trials, metric: config.target.metric) else { return nil }
+            let seeded = !config.base.seeds.isEmpty
+            guard let (best, seedTrials) = seeded ? Self.bestOverSeeds(trials, metric: config.target.metric)
+                : Self.best(of: trials, metric: config.target.metric).map({ ($0, [TrialRecord]()) }) else { return nil }
             let rates = trials.map(\.learningRate)
             let edge = trials.count < 2 ? "" : best.learningRate == rates.min() ? "low" : best.learningRate == rates.max() ? "high" : ""
             let range = g.variant.rates ?? ranges[g.folder] ?? SearchRange(rates.min()!, rates.max()!)
-            return Best(group: g, trials: trials, best: best, range: range, edge: edge, batchSamples: study.samples(g.batch))
+            return Best(group: g, trials: trials, best: best, range: range, edge: edge, batchSamples: study.samples(g.batch),
+                        seedTrials: seedTrials)
         }
     }
 
@@ -45,6 +50,22 @@ struct StudyReport {
             return metric.rises ? v : -v
         }
         return trials.min { a, b in (a.steps ?? Int.max, -final(a), a.trial) < (b.steps ?? Int.max, -final(b), b.trial) }
+    }
+
+    /// With seeds, a point (a trial number) is judged by its seeds together: the point whose median steps to the
+    /// target is fewest (a seed that did not reach it counts as never), then whose median final metric is best;
+    /// its representative is the seed at that median (the lower one of an even count), and its trials are returned.
+    static func bestOverSeeds(_ trials: [TrialRecord], metric: Target.Metric) -> (TrialRecord, [TrialRecord])? {
+        func final(_ r: TrialRecord) -> Double {
+            guard let v = r.final(metric), v.isFinite else { return -.infinity }
+            return metric.rises ? v : -v
+        }
+        let points = Dictionary(grouping: trials, by: \.trial).map { trial, seeds -> (key: (Int, Double, Int), median: TrialRecord, all: [TrialRecord]) in
+            let ranked = seeds.sorted { a, b in (a.steps ?? Int.max, -final(a), a.seed) < (b.steps ?? Int.max, -final(b), b.seed) }
+            let median = ranked[(ranked.count - 1) / 2]
+            return ((median.steps ?? Int.max, -final(median), trial), median, seeds.sorted { $0.seed < $1.seed })
+        }
+        return points.min { $0.key < $1.key }.map { ($0.median, $0.all) }
     }
 
     /// Each variant's fit over the batch sizes whose best trial reached the target.
@@ -61,24 +82,39 @@ struct StudyReport {
                               "best_lr", "best_momentum", "edge", "reached", "steps_to_target", "epochs_to_target",
                               "examples_to_target", "seconds_to_target", "final_test_loss", "final_test_accuracy", "noise_scale", "folder"]
 
+    /// With seeds, best.csv also gives the best point's spread over them: how many reached the target, and the
+    /// steps of those that did.
+    static let seedColumns = ["seeds", "reached_seeds", "steps_mean", "steps_ci95_low", "steps_ci95_high", "steps_median", "steps_q1", "steps_q3"]
+    var bestHeader: [String] {
+        Array(Self.bestColumns.dropLast()) + (config.base.seeds.isEmpty ? [] : Self.seedColumns) + ["folder"]
+    }
+
     func bestRow(_ b: Best) -> [String] {
         let r = b.best
         func number(_ v: Double?, _ digits: Int = 4) -> String { v.map { fixed($0, digits) } ?? "" }
-        return [r.variant, r.optimizer, r.batch, "\(b.trials.count)", "\(b.trials.filter(\.reached).count)",
-                "\(b.trials.filter(\.diverged).count)", shortNumber(b.range.low), shortNumber(b.range.high),
-                shortNumber(r.learningRate), r.momentum.map(shortNumber) ?? "", b.edge, "\(r.reached)",
-                r.steps.map(String.init) ?? "", number(r.epochs, 3), r.examples.map(String.init) ?? "", number(r.seconds, 2),
-                number(r.finalTestLoss), number(r.finalTestAccuracy), r.noiseScale.map { "\(fixed($0, 0))" } ?? "", r.folder]
+        var row: [String] = [r.variant, r.optimizer, r.batch, "\(b.trials.count)", "\(b.trials.filter(\.reached).count)",
+                             "\(b.trials.filter(\.diverged).count)", shortNumber(b.range.low), shortNumber(b.range.high)]
+        row += [shortNumber(r.learningRate), r.momentum.map(shortNumber) ?? "", b.edge, "\(r.reached)"]
+        row += [r.steps.map(String.init) ?? "", number(r.epochs, 3), r.examples.map(String.init) ?? "", number(r.seconds, 2)]
+        row += [number(r.finalTestLoss), number(r.finalTestAccuracy), r.noiseScale.map { "\(fixed($0, 0))" } ?? ""]
+        if !config.base.seeds.isEmpty {
+            let steps = b.seedTrials.compactMap { $0.steps.map(Double.init) }
+            let spread = Spread(steps)
+            row += ["\(b.seedTrials.count)", "\(steps.count)"]
+                + [spread?.mean, spread?.low, spread?.high, spread?.median, spread?.q1, spread?.q3].map { number($0, 1) }
+        }
+        return row + [r.folder]
     }
 
     /// The report's table of every trial: its header, and a trial's row.
     var trialHeader: [String] {
-        ["variant", "batch", "trial", "lr", "momentum"] + (config.space.isEmpty ? [] : ["searched"])
+        ["variant", "batch", "trial"] + (config.base.seeds.isEmpty ? [] : ["seed"]) + ["lr", "momentum"] + (config.space.isEmpty ? [] : ["searched"])
             + ["reached", "diverged"] + (config.prune ? ["pruned"] : []) + ["steps to target", "steps", "final test accuracy", "final test loss"]
     }
 
     func trialRow(_ r: TrialRecord) -> [String] {
-        var row = [r.variant, r.batch, "\(r.trial)", shortNumber(r.learningRate), r.momentum.map(shortNumber) ?? ""]
+        var row = [r.variant, r.batch, "\(r.trial)"] + (config.base.seeds.isEmpty ? [] : ["\(r.seed)"])
+        row += [shortNumber(r.learningRate), r.momentum.map(shortNumber) ?? ""]
         if !config.space.isEmpty { row.append(r.searched) }
         row += ["\(r.reached)", "\(r.diverged)"] + (config.prune ? ["\(r.pruned)"] : [])
         row += [r.steps.map(String.init) ?? "not reached", "\(r.stepsRun)"]
@@ -86,10 +122,21 @@ struct StudyReport {
         return row
     }
 
+    /// With seeds: the best point's steps to the target over its seeds, as a median and a mean with its interval.
+    func seedFinding(_ b: Best) -> String? {
+        guard !b.seedTrials.isEmpty else { return nil }
+        let steps = b.seedTrials.compactMap { $0.steps.map(Double.init) }
+        guard let s = Spread(steps) else {
+            return "\(b.group.label): lr \(shortNumber(b.best.learningRate)) is the best, and none of its \(b.seedTrials.count) seeds reached the target."
+        }
+        return "\(b.group.label): lr \(shortNumber(b.best.learningRate)) is the best over \(b.seedTrials.count) seeds; \(steps.count) reached the "
+            + "target, in a median of \(fixed(s.median, 0)) steps (mean \(fixed(s.mean, 1)), 95 % interval \(fixed(s.low, 1))–\(fixed(s.high, 1)))."
+    }
+
     /// A trial as TensorBoard's HParams dashboard lists it.
     func session(_ r: TrialRecord) -> HParams.Session {
         var hparams: [(String, HParams.Value)] = [("variant", .text(r.variant)), ("optimizer", .text(r.optimizer)), ("batch", .text(r.batch)),
-                                                 ("lr", .number(r.learningRate)), ("seed", .number(Double(config.base.seed)))]
+                                                 ("lr", .number(r.learningRate)), ("seed", .number(Double(r.seed)))]
         if let m = r.momentum { hparams.append(("momentum", .number(m))) }
         for pair in r.searched.split(separator: " ") {
             let kv = pair.split(separator: "=", maxSplits: 1)
@@ -100,7 +147,9 @@ struct StudyReport {
             ("test_loss", r.finalTestLoss), ("test_accuracy", r.finalTestAccuracy), ("val_loss", r.finalValidationLoss),
             ("val_accuracy", r.finalValidationAccuracy), ("noise_scale", r.noiseScale), ("train_s", r.trainSeconds),
         ]
-        return HParams.Session(folder: r.folder, group: "", hparams: hparams, metrics: metrics.compactMap { m in m.1.map { (m.0, $0) } },
+        // A point's seeds form one group.
+        let group = config.base.seeds.isEmpty ? "" : r.variant + " batch " + r.batch + " trial \(r.trial)"
+        return HParams.Session(folder: r.folder, group: group, hparams: hparams, metrics: metrics.compactMap { m in m.1.map { (m.0, $0) } },
                                succeeded: !r.diverged && !r.pruned)
     }
 
@@ -108,7 +157,7 @@ struct StudyReport {
         let dir = study.directory
         let bests = bests(), fits = fits(bests)
         let rows = bests.map(bestRow)
-        try writeAtomically(([Self.bestColumns] + rows).map { $0.map(csvField).joined(separator: ",") }.joined(separator: "\n") + "\n",
+        try writeAtomically(([bestHeader] + rows).map { $0.map(csvField).joined(separator: ",") }.joined(separator: "\n") + "\n",
                             to: dir + "/best.csv")
         var report = HTMLReport(title: "descent study: \(config.base.name)",
                                 subtitle: "every variant tuned at every batch size with \(config.trials) \(config.search.rawValue) trials; "
@@ -128,8 +177,8 @@ struct StudyReport {
                                    + "\(fixed(fit.criticalBatch, 0)) samples"))
             if let n = f.noise { report.figures.append(("\(f.variant): B_simple near the target", "\(fixed(n, 0)) samples")) }
         }
-        report.findings = findings(bests, fits)
-        report.tables = [("Best trial per variant and batch size (best.csv)", Self.bestColumns.dropLast().map { $0 },
+        report.findings = findings(bests, fits) + bests.compactMap(seedFinding)
+        report.tables = [("Best trial per variant and batch size (best.csv)", bestHeader.dropLast().map { $0 },
                           rows.map { Array($0.dropLast()) }),
                          ("Every trial (study.csv)", trialHeader, records.map(trialRow))]
         let charts = StudyCharts(report: self, bests: bests, fits: fits).all()

@@ -10,6 +10,8 @@ public struct TrialRecord: Equatable, Sendable {
     public var optimizer: String
     public var batch: String
     public var trial: Int
+    /// The trial's seed (one of the study's `seeds`, or its `seed`).
+    public var seed: UInt64
     public var learningRate: Double
     public var momentum: Double?
     public var reached: Bool
@@ -36,12 +38,12 @@ public struct TrialRecord: Equatable, Sendable {
     /// The trial's run folder, relative to the study folder.
     public var folder: String
 
-    public static let columns = ["trial_hash", "variant", "optimizer", "batch", "trial", "lr", "momentum", "reached", "diverged",
+    public static let columns = ["trial_hash", "variant", "optimizer", "batch", "trial", "seed", "lr", "momentum", "reached", "diverged",
                                  "pruned", "steps_to_target", "epochs_to_target", "examples_to_target", "seconds_to_target", "steps",
                                  "final_train_loss", "final_test_loss", "final_test_accuracy", "final_val_loss",
                                  "final_val_accuracy", "noise_scale", "train_s", "final_hash", "searched", "folder"]
     /// The columns a study.csv written before the validation columns lacks; such a file still reads back.
-    static let addedColumns: Set<String> = ["final_val_loss", "final_val_accuracy", "searched", "pruned"]
+    static let addedColumns: Set<String> = ["final_val_loss", "final_val_accuracy", "searched", "pruned", "seed"]
     /// The columns that measure time, which differ from run to run.
     public static let timingColumns: Set<String> = ["seconds_to_target", "train_s"]
 
@@ -52,6 +54,7 @@ public struct TrialRecord: Equatable, Sendable {
         optimizer = trial.config.optimizer.kind.rawValue
         batch = group.batch.description
         self.trial = trial.index + 1
+        seed = trial.config.seed
         learningRate = trial.point.learningRate
         momentum = trial.point.momentum
         reached = false
@@ -94,7 +97,7 @@ public struct TrialRecord: Equatable, Sendable {
 
     var cells: [String] {
         func number(_ v: Double?) -> String { v.map { "\($0)" } ?? "" }
-        return [hash, variant, optimizer, batch, "\(trial)", "\(learningRate)", number(momentum), "\(reached)", "\(diverged)", "\(pruned)",
+        return [hash, variant, optimizer, batch, "\(trial)", "\(seed)", "\(learningRate)", number(momentum), "\(reached)", "\(diverged)", "\(pruned)",
                 steps.map(String.init) ?? "", number(epochs), examples.map(String.init) ?? "", number(seconds), "\(stepsRun)",
                 number(finalTrainLoss), number(finalTestLoss), number(finalTestAccuracy), number(finalValidationLoss),
                 number(finalValidationAccuracy), number(noiseScale), "\(trainSeconds)",
@@ -127,6 +130,7 @@ public struct TrialRecord: Equatable, Sendable {
         optimizer = f["optimizer"]!
         batch = f["batch"]!
         self.trial = trial
+        seed = f["seed"].flatMap { UInt64($0) } ?? 0
         learningRate = lr
         momentum = number("momentum")
         reached = f["reached"] == "true"

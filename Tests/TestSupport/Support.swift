@@ -73,6 +73,13 @@ private final class Captured: @unchecked Sendable {
     private var data = [Data(), Data()]
     private var last = Date()
 
+    /// The program starts now: its quiet time counts from here.
+    func start() {
+        lock.lock()
+        last = Date()
+        lock.unlock()
+    }
+
     func append(_ chunk: Data, to stream: Int) {
         lock.lock()
         data[stream].append(chunk)
@@ -98,6 +105,8 @@ private final class Captured: @unchecked Sendable {
 /// slower, not silent), and the output then says so.
 public func runProgram(_ path: String, _ arguments: [String], environment extra: [String: String] = [:],
                        directory: URL? = nil, quietLimit: Double = 300) throws -> ProcessOutput {
+    // The kernels' one change of this process's environment must not race with a spawn that reads it.
+    MatrixKernels.loadNative()
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
@@ -116,16 +125,19 @@ public func runProgram(_ path: String, _ arguments: [String], environment extra:
     let done = DispatchSemaphore(value: 0)
     process.terminationHandler = { _ in done.signal() }
     // Drain both pipes while the program runs, so a chatty program cannot block on a full pipe.
+    // On threads of their own: the shared dispatch pool can be busy with other tests' blocking waits, and a reader
+    // that does not run would make a talking program look silent.
     let captured = Captured()
     let readers = DispatchGroup()
     for (stream, pipe) in pipes.enumerated() {
-        DispatchQueue.global().async(group: readers) {
+        readers.enter()
+        Thread {
             while case let chunk = pipe.fileHandleForReading.availableData, !chunk.isEmpty { captured.append(chunk, to: stream) }
-        }
+            readers.leave()
+        }.start()
     }
-    // The kernels' one change of this process's environment must not race with a spawn that reads it.
-    MatrixKernels.loadNative()
     try process.run()
+    captured.start()
     var timedOut = false
     while done.wait(timeout: .now() + 1) == .timedOut {
         guard captured.quietSeconds > quietLimit else { continue }

@@ -5,6 +5,7 @@ import Foundation
 import Models
 import Optimizers
 import Testing
+import Numerics
 @testable import Config
 @testable import Experiments
 @testable import Reports
@@ -268,6 +269,21 @@ let convergenceCases: [ConvergenceCase] = {
         #expect(again == c)
         let overridden = try load(c.resolvedYAML, ["optimizers[1].lr=0.2", "start=[0, 1]"])
         #expect(overridden.optimizers[1].settings.learningRate == 0.2 && overridden.start == SIMD2(0, 1))
+    }
+
+    @Test("a top-level seeds is every stochastic entry's default; the console gives the final f over the seeds with its spread")
+    func seeds() throws {
+        let c = try load("function: double-well\nnoise: 2\nsteps: 30\nseeds: 4\noptimizers:\n  - {name: sgd, lr: 0.05}\n"
+                         + "  - {name: momentum, lr: 0.01, seeds: 2}\n")
+        #expect(c.optimizers.map(\.seeds) == [4, 2] && c.seeds == 4)
+        #expect(try load(c.resolvedYAML) == c)
+        let runs = try PathLab.run(c)
+        let summary = PathLab.summary(c, runs)
+        // The spread of the 4 seeds of sgd, computed here from their final f.
+        let f = runs.filter { $0.label == "sgd" }.map { Double($0.last.f) }
+        let s = try #require(Spread(f))
+        #expect(f.count == 4 && summary.contains(String(format: "final f median %.4g [quartiles %.4g–%.4g]", s.median, s.q1, s.q3)), "\(summary)")
+        #expect(message("seeds: 0\noptimizers:\n  - {name: sgd}\n") == "lab.yaml: seeds: expected an integer in 1...10000, found '0'")
     }
 
     @Test("bad path configs name the key, what was expected and what was found")

@@ -339,6 +339,38 @@ struct StudyRunTests {
         #expect(csv.filter { $0["pruned"] == "true" }.count == cut.filter(\.pruned).count)
     }
 
+    @Test("seeds: every point is a trial per seed, its first seed's trials are the unseeded study's, and best.csv gives the spread")
+    func seeds() throws {
+        let dir = try temporaryDirectory("study-seeds")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let yaml = tinyStudyYAML(output: dir.appendingPathComponent("one").path, batches: "[64]")
+            .replacingOccurrences(of: "  trials: 4", with: "  trials: 3")
+        let one = try Study(config: StudyConfig.load(yaml: yaml, fileName: "tiny.yaml"), communicator: SingleProcessCommunicator(),
+                            console: quiet).run()
+        let seeded = try StudyConfig.load(yaml: yaml.replacingOccurrences(of: "/one", with: "/three"), fileName: "tiny.yaml",
+                                          overrides: ["seeds=3"])
+        #expect(seeded.base.seeds == [3, 4, 5])
+        let three = try Study(config: seeded, communicator: SingleProcessCommunicator(), console: quiet).run()
+        #expect(three.count == 9 && Set(three.map(\.seed)) == [3, 4, 5] && Set(three.map(\.trial)) == [1, 2, 3])
+        // Seed 3 is the study's own seed: those trials are the unseeded study's, hash for hash and bit for bit.
+        for r in one {
+            let same = try #require(three.first { $0.trial == r.trial && $0.seed == 3 })
+            #expect(same.hash == r.hash && same.finalHash == r.finalHash, "trial \(r.trial)")
+        }
+        #expect(Set(three.filter { $0.trial == 1 }.map(\.finalHash)).count == 3)
+        // The best point is judged by its median over the seeds, and best.csv gives its spread.
+        let best = try readCSV(dir.appendingPathComponent("three/tiny/best.csv"))
+        #expect(best.count == 1 && best[0]["seeds"] == "3")
+        let (median, all) = try #require(StudyReport.bestOverSeeds(three, metric: .testAccuracy))
+        #expect(all.count == 3 && all.allSatisfy { $0.trial == median.trial } && best[0]["best_lr"] == shortNumber(median.learningRate))
+        let reached = all.compactMap(\.steps).sorted()
+        #expect(best[0]["reached_seeds"] == "\(reached.count)")
+        if reached.count == 3 { #expect(Double(best[0]["steps_median"]!) == Double(reached[1])) }
+        let trialConfig = try RunConfig.load(yaml: String(contentsOf: dir.appendingPathComponent("three/tiny/\(median.folder)/config.yaml"),
+                                                          encoding: .utf8), fileName: "trial.yaml")
+        #expect(trialConfig.seed == median.seed && trialConfig.seeds.isEmpty)
+    }
+
     @Test("a batch larger than the training set is refused before anything is written")
     func batchTooLarge() throws {
         let dir = try temporaryDirectory("study-bad")
