@@ -190,7 +190,7 @@ public final class Study {
             let number = String(first + k + 1)
             var label = "\(prefix) \(String(repeating: "0", count: max(0, width - number.count)))\(number) lr \(shortNumber(p.learningRate))"
             if let m = p.momentum {
-                if [.adam, .adamw, .nadam, .angulargrad].contains(settings.kind) { settings.beta1 = m } else { settings.momentum = m }
+                if settings.kind.keys.contains("betas") { settings.beta1 = m } else { settings.momentum = m }
                 label += " momentum \(shortNumber(m))"
             }
             var c = groupConfig(group)

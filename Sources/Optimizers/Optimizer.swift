@@ -65,6 +65,7 @@ public enum StateBuffer: String, CaseIterable, Sendable {
     case previousGrad = "previous_grad"
     case angularCoeff = "angular_coeff"
     case minimumTangent = "minimum_tangent"
+    case expInf = "exp_inf"
 }
 
 /// The element-wise state of an optimizer: a fixed list of named buffers, each as long as the parameters,

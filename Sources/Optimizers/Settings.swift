@@ -17,13 +17,13 @@ public enum OptimizerVariant: String, CaseIterable, Sendable {
 
 /// The optimizers descent knows, by configuration name.
 public enum OptimizerKind: String, CaseIterable, Sendable {
-    case sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, angulargrad
+    case sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, angulargrad, radam, adamax, lion
 
     /// Its variants, the default first.
     public var variants: [OptimizerVariant] {
         switch self {
         case .sgd, .momentum: return [.torch, .sutskever, .ewma]
-        case .nesterov, .adadelta, .nadam: return [.torch]
+        case .nesterov, .adadelta, .nadam, .radam, .adamax, .lion: return [.torch]
         case .adagrad, .rmsprop: return [.torch, .epsInsideSqrt]
         case .adam, .adamw: return [.torch, .noBiasCorrection, .kingmaBa, .epsInsideSqrt, .epsInsideSqrtNoBiasCorrection]
         case .angulargrad: return [.cos, .tan, .paperCos, .paperTan]
@@ -44,6 +44,9 @@ public enum OptimizerKind: String, CaseIterable, Sendable {
         case .adam, .adamw: return ["lr", "betas", "eps", "weight_decay", "amsgrad"]
         case .nadam: return ["lr", "betas", "eps", "weight_decay", "momentum_decay"]
         case .angulargrad: return ["lr", "betas", "eps", "weight_decay"]
+        case .radam: return ["lr", "betas", "eps", "weight_decay", "decoupled_weight_decay"]
+        case .adamax: return ["lr", "betas", "eps", "weight_decay"]
+        case .lion: return ["lr", "betas", "weight_decay"]
         }
     }
 }
@@ -77,6 +80,7 @@ public struct OptimizerSettings: Equatable, Sendable {
     public var rho = 0.9
     public var amsgrad = false
     public var momentumDecay = 4e-3
+    public var decoupledWeightDecay = false
 
     /// torch.optim's defaults for `kind`. torch has no default learning rate for SGD; descent uses 0.01.
     public init(_ kind: OptimizerKind) {
@@ -93,6 +97,9 @@ public struct OptimizerSettings: Equatable, Sendable {
         case .adamw: learningRate = 1e-3; weightDecay = 1e-2
         case .nadam: learningRate = 2e-3
         case .angulargrad: learningRate = 1e-3
+        case .radam: learningRate = 1e-3
+        case .adamax: learningRate = 2e-3
+        case .lion: learningRate = 1e-4; beta2 = 0.99
         }
     }
 
@@ -110,6 +117,7 @@ public struct OptimizerSettings: Equatable, Sendable {
         "initial_accumulator_value": .number(\.initialAccumulatorValue), "alpha": .number(\.alpha), "rho": .number(\.rho),
         "momentum_decay": .number(\.momentumDecay), "betas": .pair(\.beta1, \.beta2),
         "nesterov": .flag(\.nesterov), "centered": .flag(\.centered), "amsgrad": .flag(\.amsgrad),
+        "decoupled_weight_decay": .flag(\.decoupledWeightDecay),
     ]
 
     /// The rule each numeric key (each number of a pair) must meet, as (what is expected, test).
@@ -192,6 +200,9 @@ public struct OptimizerSettings: Equatable, Sendable {
         case .adam, .adamw: return Adam.self
         case .nadam: return NAdam.self
         case .angulargrad: return AngularGrad.self
+        case .radam: return RAdam.self
+        case .adamax: return Adamax.self
+        case .lion: return Lion.self
         }
     }
 

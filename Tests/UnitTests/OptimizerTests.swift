@@ -120,6 +120,47 @@ func referenceStep(_ s: OptimizerSettings) -> ReferenceStep {
             }
             state["m"] = m; state["v"] = v
         }
+    case .radam:
+        // Liu et al.'s rectified Adam as torch writes it (frontier.md): ρ∞, ρt and r recomputed from t each step.
+        return { θ, gradient, t, state in
+            var m = state["m"] ?? zeros(θ.count), v = state["v"] ?? zeros(θ.count)
+            let c1 = 1 - pow(β1, Double(t)), c2 = 1 - pow(β2, Double(t))
+            let ρInf = 2 / (1 - β2) - 1, ρt = ρInf - 2 * Double(t) * pow(β2, Double(t)) / c2
+            for i in θ.indices {
+                if s.decoupledWeightDecay { θ[i] *= 1 - γ * λ }
+                let g = gradient[i] + (s.decoupledWeightDecay ? 0 : λ * θ[i])
+                m[i] = β1 * m[i] + (1 - β1) * g
+                v[i] = β2 * v[i] + (1 - β2) * g * g
+                if ρt > 5 {
+                    let r = ((ρt - 4) * (ρt - 2) * ρInf / ((ρInf - 4) * (ρInf - 2) * ρt)).squareRoot()
+                    θ[i] -= γ * (m[i] / c1) * r * c2.squareRoot() / (v[i].squareRoot() + ε)
+                } else {
+                    θ[i] -= γ * m[i] / c1
+                }
+            }
+            state["m"] = m; state["v"] = v
+        }
+    case .adamax:
+        return { θ, gradient, t, state in
+            var m = state["m"] ?? zeros(θ.count), u = state["u"] ?? zeros(θ.count)
+            for i in θ.indices {
+                let g = gradient[i] + λ * θ[i]
+                m[i] = β1 * m[i] + (1 - β1) * g
+                u[i] = max(β2 * u[i], abs(g) + ε)
+                θ[i] -= γ / (1 - pow(β1, Double(t))) * m[i] / u[i]
+            }
+            state["m"] = m; state["u"] = u
+        }
+    case .lion:
+        return { θ, gradient, _, state in
+            var m = state["m"] ?? zeros(θ.count)
+            for i in θ.indices {
+                let c = β1 * m[i] + (1 - β1) * gradient[i]
+                θ[i] = θ[i] * (1 - γ * λ) - γ * (c > 0 ? 1 : c < 0 ? -1 : 0)
+                m[i] = β2 * m[i] + (1 - β2) * gradient[i]
+            }
+            state["m"] = m
+        }
     case .angulargrad where s.variant.rawValue.hasPrefix("paper"):
         // The paper's description, element by element: the running minimum of the real angles, in radians.
         return { θ, gradient, t, state in
@@ -232,6 +273,14 @@ let optimizerCases: [OptimizerCase] = [
     OptimizerCase(.angulargrad) { $0.variant = .paperCos },
     OptimizerCase(.angulargrad) { $0.variant = .paperTan },
     OptimizerCase(.angulargrad, "weight decay 0.1, lr 0.05") { $0.variant = .paperCos; $0.weightDecay = 0.1; $0.learningRate = 0.05 },
+    OptimizerCase(.radam),
+    OptimizerCase(.radam, "weight decay 0.1, β (0.8, 0.9)") { $0.weightDecay = 0.1; $0.beta1 = 0.8; $0.beta2 = 0.9 },
+    OptimizerCase(.radam, "decoupled weight decay 0.1, lr 0.05") { $0.decoupledWeightDecay = true; $0.weightDecay = 0.1; $0.learningRate = 0.05 },
+    OptimizerCase(.radam, "large lr 0.5, β2 0.99") { $0.learningRate = 0.5; $0.beta2 = 0.99 },
+    OptimizerCase(.adamax),
+    OptimizerCase(.adamax, "weight decay 0.1, lr 0.05, ε 1e-4") { $0.weightDecay = 0.1; $0.learningRate = 0.05; $0.eps = 1e-4 },
+    OptimizerCase(.lion),
+    OptimizerCase(.lion, "weight decay 0.5, lr 0.01, β (0.95, 0.98)") { $0.weightDecay = 0.5; $0.learningRate = 0.01; $0.beta1 = 0.95; $0.beta2 = 0.98 },
 ]
 
 /// Gradient t for parameter i: a smooth pattern with scales from 1e-6 to 1e3 (tiny and huge gradients),
