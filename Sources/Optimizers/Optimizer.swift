@@ -66,6 +66,9 @@ public enum StateBuffer: String, CaseIterable, Sendable {
     case angularCoeff = "angular_coeff"
     case minimumTangent = "minimum_tangent"
     case expInf = "exp_inf"
+    case ax
+    case prev
+    case stepSize = "step_size"
 }
 
 /// The element-wise state of an optimizer: a fixed list of named buffers, each as long as the parameters,

@@ -17,13 +17,13 @@ public enum OptimizerVariant: String, CaseIterable, Sendable {
 
 /// The optimizers descent knows, by configuration name.
 public enum OptimizerKind: String, CaseIterable, Sendable {
-    case sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, angulargrad, radam, adamax, lion
+    case sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, angulargrad, radam, adamax, lion, asgd, rprop
 
     /// Its variants, the default first.
     public var variants: [OptimizerVariant] {
         switch self {
         case .sgd, .momentum: return [.torch, .sutskever, .ewma]
-        case .nesterov, .adadelta, .nadam, .radam, .adamax, .lion: return [.torch]
+        case .nesterov, .adadelta, .nadam, .radam, .adamax, .lion, .asgd, .rprop: return [.torch]
         case .adagrad, .rmsprop: return [.torch, .epsInsideSqrt]
         case .adam, .adamw: return [.torch, .noBiasCorrection, .kingmaBa, .epsInsideSqrt, .epsInsideSqrtNoBiasCorrection]
         case .angulargrad: return [.cos, .tan, .paperCos, .paperTan]
@@ -47,6 +47,8 @@ public enum OptimizerKind: String, CaseIterable, Sendable {
         case .radam: return ["lr", "betas", "eps", "weight_decay", "decoupled_weight_decay"]
         case .adamax: return ["lr", "betas", "eps", "weight_decay"]
         case .lion: return ["lr", "betas", "weight_decay"]
+        case .asgd: return ["lr", "lambd", "alpha", "t0", "weight_decay"]
+        case .rprop: return ["lr", "etas", "step_sizes"]
         }
     }
 }
@@ -81,6 +83,10 @@ public struct OptimizerSettings: Equatable, Sendable {
     public var amsgrad = false
     public var momentumDecay = 4e-3
     public var decoupledWeightDecay = false
+    public var lambd = 1e-4
+    public var t0 = 1e6
+    public var etaMinus = 0.5, etaPlus = 1.2
+    public var stepSizeMin = 1e-6, stepSizeMax = 50.0
 
     /// torch.optim's defaults for `kind`. torch has no default learning rate for SGD; descent uses 0.01.
     public init(_ kind: OptimizerKind) {
@@ -100,6 +106,8 @@ public struct OptimizerSettings: Equatable, Sendable {
         case .radam: learningRate = 1e-3
         case .adamax: learningRate = 2e-3
         case .lion: learningRate = 1e-4; beta2 = 0.99
+        case .asgd: learningRate = 1e-2; alpha = 0.75
+        case .rprop: learningRate = 1e-2
         }
     }
 
@@ -118,13 +126,18 @@ public struct OptimizerSettings: Equatable, Sendable {
         "momentum_decay": .number(\.momentumDecay), "betas": .pair(\.beta1, \.beta2),
         "nesterov": .flag(\.nesterov), "centered": .flag(\.centered), "amsgrad": .flag(\.amsgrad),
         "decoupled_weight_decay": .flag(\.decoupledWeightDecay),
+        "lambd": .number(\.lambd), "t0": .number(\.t0), "etas": .pair(\.etaMinus, \.etaPlus),
+        "step_sizes": .pair(\.stepSizeMin, \.stepSizeMax),
     ]
 
     /// The rule each numeric key (each number of a pair) must meet, as (what is expected, test).
     public static func rule(for key: String) -> (expected: String, valid: @Sendable (Double) -> Bool) {
         switch key {
         case "lr": return ("a number > 0", { $0 > 0 })
-        case "momentum", "alpha", "rho": return ("a number in [0, 1)", { $0 >= 0 && $0 < 1 })
+        case "momentum", "rho": return ("a number in [0, 1)", { $0 >= 0 && $0 < 1 })
+        case "alpha": return ("a number in [0, 1)", { $0 >= 0 && $0 < 1 })  // RMSProp's smoothing, ASGD's power
+        case "etas": return ("two numbers (η−, η+) with 0 < η− < 1 < η+, like [0.5, 1.2]", { $0 > 0 })
+        case "step_sizes": return ("two numbers (min, max) with 0 < min ≤ max, like [1e-06, 50]", { $0 > 0 })
         case "betas": return ("two numbers in [0, 1), like [0.9, 0.999]", { $0 >= 0 && $0 < 1 })
         case "dampening": return ("a number in [0, 1]", { $0 >= 0 && $0 <= 1 })
         default: return ("a number ≥ 0", { $0 >= 0 })  // eps, weight_decay, lr_decay, accumulator, momentum_decay
@@ -161,6 +174,12 @@ public struct OptimizerSettings: Equatable, Sendable {
                 return HyperparameterError(key: key, expected: rule.expected, found: yamlValue(key)!)
             default: break
             }
+        }
+        if kind == .rprop && !(etaMinus < 1 && etaPlus > 1) {
+            return HyperparameterError(key: "etas", expected: Self.rule(for: "etas").expected, found: yamlValue("etas")!)
+        }
+        if kind == .rprop && stepSizeMin > stepSizeMax {
+            return HyperparameterError(key: "step_sizes", expected: Self.rule(for: "step_sizes").expected, found: yamlValue("step_sizes")!)
         }
         if kind == .nesterov && momentum == 0 {
             return HyperparameterError(key: "momentum", expected: "a number in (0, 1) for nesterov", found: "\(momentum)")
@@ -203,6 +222,8 @@ public struct OptimizerSettings: Equatable, Sendable {
         case .radam: return RAdam.self
         case .adamax: return Adamax.self
         case .lion: return Lion.self
+        case .asgd: return ASGD.self
+        case .rprop: return Rprop.self
         }
     }
 

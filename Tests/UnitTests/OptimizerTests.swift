@@ -161,6 +161,35 @@ func referenceStep(_ s: OptimizerSettings) -> ReferenceStep {
             }
             state["m"] = m
         }
+    case .asgd:
+        // torch's ASGD: η starts at γ and μ at 1; both follow the step count after each update.
+        return { θ, gradient, t, state in
+            var a = state["ax"] ?? zeros(θ.count)
+            let η = state["eta"]?[0] ?? γ, μ = state["mu"]?[0] ?? 1
+            for i in θ.indices {
+                let g = gradient[i] + λ * θ[i]
+                θ[i] *= 1 - s.lambd * η
+                θ[i] -= η * g
+                a[i] = μ == 1 ? θ[i] : a[i] + μ * (θ[i] - a[i])
+            }
+            state["ax"] = a
+            state["eta"] = [γ / pow(1 + s.lambd * γ * Double(t), s.alpha)]
+            state["mu"] = [1 / max(1, Double(t) - s.t0)]
+        }
+    case .rprop:
+        // torch's iRprop−: step sizes from γ, grown or shrunk by the sign of g·p, a flipped gradient counted as 0.
+        return { θ, gradient, _, state in
+            var p = state["prev"] ?? zeros(θ.count), size = state["size"] ?? [Double](repeating: γ, count: θ.count)
+            for i in θ.indices {
+                let product = gradient[i] * p[i]
+                let f = product > 0 ? s.etaPlus : product < 0 ? s.etaMinus : 1
+                size[i] = min(max(size[i] * f, s.stepSizeMin), s.stepSizeMax)
+                let g = f == s.etaMinus ? 0 : gradient[i]
+                θ[i] -= (g > 0 ? 1 : g < 0 ? -1 : 0) * size[i]
+                p[i] = g
+            }
+            state["prev"] = p; state["size"] = size
+        }
     case .angulargrad where s.variant.rawValue.hasPrefix("paper"):
         // The paper's description, element by element: the running minimum of the real angles, in radians.
         return { θ, gradient, t, state in
@@ -279,6 +308,14 @@ let optimizerCases: [OptimizerCase] = [
     OptimizerCase(.radam, "large lr 0.5, β2 0.99") { $0.learningRate = 0.5; $0.beta2 = 0.99 },
     OptimizerCase(.adamax),
     OptimizerCase(.adamax, "weight decay 0.1, lr 0.05, ε 1e-4") { $0.weightDecay = 0.1; $0.learningRate = 0.05; $0.eps = 1e-4 },
+    OptimizerCase(.asgd),
+    OptimizerCase(.asgd, "averaging from step 10, λd 0.05, α 0.5, weight decay 0.1, lr 0.1") {
+        $0.t0 = 10; $0.lambd = 0.05; $0.alpha = 0.5; $0.weightDecay = 0.1; $0.learningRate = 0.1
+    },
+    OptimizerCase(.rprop),
+    OptimizerCase(.rprop, "η (0.3, 1.5), step sizes [0.001, 0.05], lr 0.02") {
+        $0.etaMinus = 0.3; $0.etaPlus = 1.5; $0.stepSizeMin = 0.001; $0.stepSizeMax = 0.05; $0.learningRate = 0.02
+    },
     OptimizerCase(.lion),
     OptimizerCase(.lion, "weight decay 0.5, lr 0.01, β (0.95, 0.98)") { $0.weightDecay = 0.5; $0.learningRate = 0.01; $0.beta1 = 0.95; $0.beta2 = 0.98 },
 ]
@@ -325,6 +362,12 @@ struct OptimizerReferenceTests {
         }
         #expect(optimizer.stepCount == 25)
         #expect(optimizer.name == c.settings.kind.rawValue)
+        // ASGD's point is its average: it must follow the reference too.
+        if let average = state["ax"], let ax = optimizer.state().buffers["ax"] {
+            for i in 0..<Self.n {
+                #expect(close(Double(ax[i]), average[i], relative: 1e-5, floor: scale[i]), "\(c.label) ax[\(i)]: \(ax[i]) vs \(average[i])")
+            }
+        }
     }
 
     @Test("saved state restores into a fresh optimizer that continues identically", arguments: optimizerCases)
