@@ -233,7 +233,15 @@ public struct Chart: Sendable {
                 w.close("g")
             }
         }
-        // Marked points above the lines, endpoints above them.
+        renderMarks(into: &w, sx, sy)
+        w.close("g")
+        w.element("rect", [("x", svgNumber(left)), ("y", svgNumber(top)), ("width", svgNumber(right - left)),
+                           ("height", svgNumber(bottom - top)), ("fill", "none"), ("stroke", "#333333")])
+
+    }
+
+    /// Marked points above the lines, and each series' endpoints above them.
+    private func renderMarks(into w: inout SVGWriter, _ sx: Scale, _ sy: Scale) {
         for m in markers where visible(m.point, sx, sy) {
             w.element("path", [("d", starPath(sx.pixel(m.point.x), sy.pixel(m.point.y), 8)), ("fill", "#000000"),
                                ("stroke", "#ffffff"), ("stroke-width", "1")])
@@ -249,10 +257,6 @@ public struct Chart: Sendable {
                                      ("fill", style.colour), ("stroke", "white"), ("stroke-width", "1")])
             }
         }
-        w.close("g")
-        w.element("rect", [("x", svgNumber(left)), ("y", svgNumber(top)), ("width", svgNumber(right - left)),
-                           ("height", svgNumber(bottom - top)), ("fill", "none"), ("stroke", "#333333")])
-
     }
 
     /// Each series' band, shaded behind every line: one closed outline along the upper curve and back along the lower.
