@@ -45,13 +45,9 @@ public struct ConfigReader {
         } catch {
             throw ConfigError(source: "--set", key: key, expected: "a YAML value", found: "'\(text)'")
         }
-        // An override replaces a whole subtree.
-        for existing in entries.keys where existing.hasPrefix(key + ".") { entries[existing] = nil }
-        if case .mapping = node {
-            try flatten(node, prefix: key + ".", source: "--set")
-        } else {
-            entries[key] = Entry(node: node, source: "--set")
-        }
+        // An override replaces a whole subtree, a list of blocks included.
+        for existing in entries.keys where existing.hasPrefix(key + ".") || existing.hasPrefix(key + "[") { entries[existing] = nil }
+        try store(node, at: key, source: "--set")
     }
 
     private mutating func flatten(_ node: Node, prefix: String, source: String) throws {
@@ -60,14 +56,20 @@ public struct ConfigReader {
             guard let name = k.string, !name.isEmpty else {
                 throw ConfigError(source: source, key: prefix + "(key)", expected: "a text key", found: Self.describe(k))
             }
-            if case .mapping = v {
-                try flatten(v, prefix: prefix + name + ".", source: source)
-            } else if case .sequence(let items) = v, !items.isEmpty, items.allSatisfy({ if case .mapping = $0 { return true } else { return false } }) {
-                // A list of blocks (`optimizers: [{name: sgd}, ...]`) becomes `optimizers[0].name`, ...
-                for (k, item) in items.enumerated() { try flatten(item, prefix: prefix + name + "[\(k)].", source: source) }
-            } else {
-                entries[prefix + name] = Entry(node: v, source: source)
-            }
+            try store(v, at: prefix + name, source: source)
+        }
+    }
+
+    /// Stores `node` under `key`: a mapping as its dotted keys, a list of blocks (`optimizers: [{name: sgd}, ...]`)
+    /// as `optimizers[0].name`, ..., anything else as one value.
+    private mutating func store(_ node: Node, at key: String, source: String) throws {
+        if case .mapping = node {
+            try flatten(node, prefix: key + ".", source: source)
+        } else if case .sequence(let items) = node, !items.isEmpty,
+                  items.allSatisfy({ if case .mapping = $0 { return true } else { return false } }) {
+            for (k, item) in items.enumerated() { try flatten(item, prefix: key + "[\(k)].", source: source) }
+        } else {
+            entries[key] = Entry(node: node, source: source)
         }
     }
 

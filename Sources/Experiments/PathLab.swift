@@ -81,12 +81,14 @@ public enum PathLab {
             g[0] = Float(exact.x)
             g[1] = Float(exact.y)
             optimizer.update(&θ, gradient: g)
-            let value = f.value(Double(θ[0]), Double(θ[1]))
-            guard isSane(θ[0], θ[1], value) else {
+            // The model's point: Schedule-Free's average x, not the point y its gradients are taken at.
+            let p = optimizer.modelPoint() ?? θ
+            let value = f.value(Double(p[0]), Double(p[1]))
+            guard isSane(p[0], p[1], value) else {
                 diverged = step
                 break
             }
-            points.append(Trajectory.Point(step: step, x: θ[0], y: θ[1], f: value))
+            points.append(Trajectory.Point(step: step, x: p[0], y: p[1], f: value))
         }
         return Trajectory(label: entry.label, settings: entry.settings, points: points, divergedAt: diverged)
     }
@@ -111,9 +113,12 @@ public enum PathLab {
         var points = [Trajectory.Point(step: 0, epoch: 0, x: model.start.x, y: model.start.y,
                                        f: landscape.value(Double(model.start.x), Double(model.start.y)))]
         var diverged: Int?
-        trainer.afterStep = { step, replicas in
-            guard diverged == nil else { return }
-            let θ = replicas[0].parameters
+        var failure: Error?
+        trainer.afterStep = { [unowned trainer] step, replicas in
+            guard diverged == nil, failure == nil else { return }
+            // The model's point: Schedule-Free's average x, not the point y its gradients are taken at.
+            let θ: [Float]
+            do { θ = try trainer.modelParameters(replicas[0]) } catch { return failure = error }
             let value = landscape.value(Double(θ[0]), Double(θ[1]))
             guard isSane(θ[0], θ[1], value) else {
                 diverged = step
@@ -126,6 +131,7 @@ public enum PathLab {
         } catch is GuardFailure {
             diverged = diverged ?? points.count
         }
+        if let failure { throw failure }
         let losses = trainer.history.filter { $0.kind == .epoch }.compactMap { row in row.trainLoss.map { (row.step, $0) } }
         return Trajectory(label: entry.label, settings: entry.settings, points: points, divergedAt: diverged, epochLosses: losses)
     }

@@ -22,9 +22,15 @@ public protocol Optimizer: AnyObject {
     func state() -> OptimizerState
     /// Restores a state produced by `state()` of an optimizer with the same rule and parameter count.
     func restore(_ state: OptimizerState) throws
+
+    /// The model, when a rule keeps it apart from the parameters it takes gradients at (Schedule-Free's average x;
+    /// the parameters hold y): a copy of it, as long as the parameter buffer. nil: the parameters are the model.
+    func modelPoint() -> [Float]?
 }
 
 extension Optimizer {
+    public func modelPoint() -> [Float]? { nil }
+
     /// Convenience for arrays.
     public func update(_ parameters: inout [Float], gradient: [Float]) {
         precondition(parameters.count == gradient.count, "parameters and gradient differ in length")
@@ -69,6 +75,8 @@ public enum StateBuffer: String, CaseIterable, Sendable {
     case ax
     case prev
     case stepSize = "step_size"
+    /// Schedule-Free's base sequence and average (the reference's `z` and `x`).
+    case z, x
 }
 
 /// The element-wise state of an optimizer: a fixed list of named buffers, each as long as the parameters,
@@ -150,6 +158,8 @@ public protocol ElementwiseRule {
     var scalars: [String: Double] { get set }
     /// Update `t` (from 1) at the learning rate `rate`, over the buffers in `lanes`.
     mutating func step(_ lanes: Lanes, t: Int, rate: Double)
+    /// The buffer that holds the model when it is not the parameters (`Optimizer.modelPoint`); nil by default.
+    static var model: StateBuffer? { get }
 }
 
 extension ElementwiseRule {
@@ -162,6 +172,8 @@ extension ElementwiseRule {
         get { [:] }
         set {}  // swiftlint:disable:this unused_setter_value
     }
+
+    public static var model: StateBuffer? { nil }
 }
 
 /// One update's flat buffers: parameters, gradient and the rule's state, all `count` long.
@@ -212,6 +224,12 @@ public final class ElementwiseOptimizer<Rule: ElementwiseRule>: Optimizer {
 
     public func state() -> OptimizerState {
         OptimizerState(name: name, step: stepCount, buffers: buffers.export(), scalars: rule.scalars)
+    }
+
+    /// The rule's model buffer once a step has filled it; before the first step the parameters are the model.
+    public func modelPoint() -> [Float]? {
+        guard let model = Rule.model, stepCount > 0, let values = buffers[model] else { return nil }
+        return Array(UnsafeBufferPointer(start: values, count: buffers.count))
     }
 
     public func restore(_ saved: OptimizerState) throws {

@@ -18,12 +18,13 @@ public enum OptimizerVariant: String, CaseIterable, Sendable {
 /// The optimizers descent knows, by configuration name.
 public enum OptimizerKind: String, CaseIterable, Sendable {
     case sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, angulargrad, radam, adamax, lion, asgd, rprop
+    case scheduleFreeSGD = "schedule-free-sgd", scheduleFreeAdamW = "schedule-free-adamw"
 
     /// Its variants, the default first.
     public var variants: [OptimizerVariant] {
         switch self {
         case .sgd, .momentum: return [.torch, .sutskever, .ewma]
-        case .nesterov, .adadelta, .nadam, .radam, .adamax, .lion, .asgd, .rprop: return [.torch]
+        case .nesterov, .adadelta, .nadam, .radam, .adamax, .lion, .asgd, .rprop, .scheduleFreeSGD, .scheduleFreeAdamW: return [.torch]
         case .adagrad, .rmsprop: return [.torch, .epsInsideSqrt]
         case .adam, .adamw: return [.torch, .noBiasCorrection, .kingmaBa, .epsInsideSqrt, .epsInsideSqrtNoBiasCorrection]
         case .angulargrad: return [.cos, .tan, .paperCos, .paperTan]
@@ -49,6 +50,8 @@ public enum OptimizerKind: String, CaseIterable, Sendable {
         case .lion: return ["lr", "betas", "weight_decay"]
         case .asgd: return ["lr", "lambd", "alpha", "t0", "weight_decay"]
         case .rprop: return ["lr", "etas", "step_sizes"]
+        case .scheduleFreeSGD: return ["lr", "momentum", "weight_decay", "warmup_steps", "r", "weight_lr_power"]
+        case .scheduleFreeAdamW: return ["lr", "betas", "eps", "weight_decay", "warmup_steps", "r", "weight_lr_power"]
         }
     }
 }
@@ -87,6 +90,7 @@ public struct OptimizerSettings: Equatable, Sendable {
     public var t0 = 1e6
     public var etaMinus = 0.5, etaPlus = 1.2
     public var stepSizeMin = 1e-6, stepSizeMax = 50.0
+    public var warmupSteps = 0.0, r = 0.0, weightLRPower = 2.0
 
     /// torch.optim's defaults for `kind`. torch has no default learning rate for SGD; descent uses 0.01.
     public init(_ kind: OptimizerKind) {
@@ -108,6 +112,8 @@ public struct OptimizerSettings: Equatable, Sendable {
         case .lion: learningRate = 1e-4; beta2 = 0.99
         case .asgd: learningRate = 1e-2; alpha = 0.75
         case .rprop: learningRate = 1e-2
+        case .scheduleFreeSGD: learningRate = 1.0; momentum = 0.9
+        case .scheduleFreeAdamW: learningRate = 2.5e-3
         }
     }
 
@@ -128,6 +134,7 @@ public struct OptimizerSettings: Equatable, Sendable {
         "decoupled_weight_decay": .flag(\.decoupledWeightDecay),
         "lambd": .number(\.lambd), "t0": .number(\.t0), "etas": .pair(\.etaMinus, \.etaPlus),
         "step_sizes": .pair(\.stepSizeMin, \.stepSizeMax),
+        "warmup_steps": .number(\.warmupSteps), "r": .number(\.r), "weight_lr_power": .number(\.weightLRPower),
     ]
 
     /// The rule each numeric key (each number of a pair) must meet, as (what is expected, test).
@@ -140,6 +147,7 @@ public struct OptimizerSettings: Equatable, Sendable {
         case "step_sizes": return ("two numbers (min, max) with 0 < min ≤ max, like [1e-06, 50]", { $0 > 0 })
         case "betas": return ("two numbers in [0, 1), like [0.9, 0.999]", { $0 >= 0 && $0 < 1 })
         case "dampening": return ("a number in [0, 1]", { $0 >= 0 && $0 <= 1 })
+        case "warmup_steps": return ("a whole number ≥ 0", { $0 >= 0 && $0 == $0.rounded() })
         default: return ("a number ≥ 0", { $0 >= 0 })  // eps, weight_decay, lr_decay, accumulator, momentum_decay
         }
     }
@@ -147,6 +155,7 @@ public struct OptimizerSettings: Equatable, Sendable {
     /// A key's value as YAML (`0.9`, `true`, `[0.9, 0.999]`), or nil for a key that is not a hyperparameter.
     public func yamlValue(_ key: String) -> String? {
         switch Self.fields[key] {
+        case .number(let f) where key == "warmup_steps": return "\(Int(self[keyPath: f]))"  // a count
         case .number(let f): return "\(self[keyPath: f])"
         case .flag(let f): return "\(self[keyPath: f])"
         case .pair(let a, let b): return "[\(self[keyPath: a]), \(self[keyPath: b])]"
@@ -181,8 +190,8 @@ public struct OptimizerSettings: Equatable, Sendable {
         if kind == .rprop && stepSizeMin > stepSizeMax {
             return HyperparameterError(key: "step_sizes", expected: Self.rule(for: "step_sizes").expected, found: yamlValue("step_sizes")!)
         }
-        if kind == .nesterov && momentum == 0 {
-            return HyperparameterError(key: "momentum", expected: "a number in (0, 1) for nesterov", found: "\(momentum)")
+        if (kind == .nesterov || kind == .scheduleFreeSGD) && momentum == 0 {
+            return HyperparameterError(key: "momentum", expected: "a number in (0, 1) for \(kind.rawValue)", found: "\(momentum)")
         }
         if kind == .sgd || kind == .momentum || kind == .nesterov {
             if nesterov && (momentum == 0 || dampening != 0) {
@@ -224,6 +233,8 @@ public struct OptimizerSettings: Equatable, Sendable {
         case .lion: return Lion.self
         case .asgd: return ASGD.self
         case .rprop: return Rprop.self
+        case .scheduleFreeSGD: return ScheduleFreeSGD.self
+        case .scheduleFreeAdamW: return ScheduleFreeAdamW.self
         }
     }
 

@@ -25,14 +25,26 @@ extension Trainer {
     /// gathered (a collective: every rank calls it), so that a checkpoint does not depend on the rank count.
     func wholeOptimizerState(_ r: Replica) throws -> OptimizerState {
         var state = r.optimizer.state()
-        guard let ownedParameters else { return state }
-        for name in state.buffers.keys.sorted() {
-            var whole = [Float](repeating: 0, count: model.parameterCount)
-            whole.replaceSubrange(ownedParameters, with: state.buffers[name]!)
-            try whole.withUnsafeMutableBufferPointer { try exchange.gatherParts($0, over: communicator) }
-            state.buffers[name] = whole
-        }
+        for name in state.buffers.keys.sorted() { state.buffers[name] = try whole(state.buffers[name]!) }
         return state
+    }
+
+    /// The model replica `r` stands for: its parameters, or the point its optimizer keeps apart from them
+    /// (Schedule-Free's x), made whole (a collective: every rank calls it). Evaluation, the hash and the exported
+    /// weights use it; the steps and the checkpoint's parameters use the parameters.
+    public func modelParameters(_ r: Replica) throws -> [Float] {
+        guard let point = r.optimizer.modelPoint() else { return r.parameters }
+        return try whole(point)
+    }
+
+    /// A parameter-sized buffer from this rank's part of it: with a sharded optimizer step every rank's part,
+    /// gathered (a collective); otherwise `part` is already whole.
+    private func whole(_ part: [Float]) throws -> [Float] {
+        guard let ownedParameters else { return part }
+        var whole = [Float](repeating: 0, count: model.parameterCount)
+        whole.replaceSubrange(ownedParameters, with: part)
+        try whole.withUnsafeMutableBufferPointer { try exchange.gatherParts($0, over: communicator) }
+        return whole
     }
 
     /// `state` cut to the part of each buffer this rank keeps.
@@ -99,9 +111,10 @@ extension Trainer {
     private func saveBest(_ replica: Replica, _ p: RunPosition, in epoch: PlannedEpoch, metric: Target.Metric) throws {
         let value = replica.progress.bestValue ?? .nan
         let checkpoint = checkpointDirectory == nil ? nil : try snapshotState(p, in: epoch)
+        let point = try modelParameters(replica)
         try communicator.collectively {
             guard let dir = replica.directory else { return }
-            try writeModel(replica, step: p.step, extra: ["best_metric": metric.rawValue, "best_value": "\(value)"],
+            try writeModel(replica, point, step: p.step, extra: ["best_metric": metric.rawValue, "best_value": "\(value)"],
                            to: dir + "/best.safetensors")
             if let checkpoint { try writeAtomically(Data(checkpoint()), to: dir + "/best.ckpt") }
         }

@@ -36,7 +36,8 @@ extension Trainer {
         let memory = try [use.peak, use.anonymous, use.file, use.proportional].map { try communicator.allGather(Double($0)).map { Int($0) } }
         let hosts = Set(try communicator.allGather(Int64(bitPattern: fingerprint(bytesOf: Array(hostName().utf8))))).count
         for (r, replica) in replicas.enumerated() {
-            let hash = fingerprint(replica.parameters)
+            let point = try modelParameters(replica)
+            let hash = fingerprint(point)
             let hashes = try communicator.allGather(Int64(bitPattern: hash)).map { UInt64(bitPattern: $0) }
             // Shared phases (compute, exchange) are split evenly between replicas; each has its own optimizer time.
             let share = 1 / Double(replicas.count), p = replica.progress
@@ -51,20 +52,21 @@ extension Trainer {
                 peakResidentBytes: memory[0], lastTestLoss: p.lastTestLoss, lastTestAccuracy: p.lastTestAccuracy,
                 lastValidationLoss: p.lastValidationLoss, lastValidationAccuracy: p.lastValidationAccuracy,
                 lastTrainLoss: p.lastTrainLoss, lastNoiseScale: p.lastNoise,
-                distinctHiddenUnits: (model as? MLP)?.distinctUnits(replica.parameters))
+                distinctHiddenUnits: (model as? MLP)?.distinctUnits(point))
             result.hosts = hosts
             result.dataLoadSeconds = loads
             result.memory = (0..<communicator.size).map {
                 MemoryUse(peak: memory[0][$0], anonymous: memory[1][$0], file: memory[2][$0], proportional: memory[3][$0])
             }
             replica.result = result
-            if writing { try finish(r, result) }
+            if writing { try finish(r, result, point) }
         }
         return replicas[0].result!
     }
 
-    /// Rank 0: the closing lines, then the summary file, the final parameters and hash, and the report.
-    private func finish(_ r: Int, _ result: RunResult) throws {
+    /// Rank 0: the closing lines, then the summary file, the final parameters (the model `point`) and hash, and the
+    /// report.
+    private func finish(_ r: Int, _ result: RunResult, _ point: [Float]) throws {
         let replica = replicas[r]
         let who = replicas.count > 1 ? "\(replica.label): " : ""
         let mb = result.peakResidentBytes.map { fixed(Double($0) / 1e6, 1) }
@@ -75,8 +77,8 @@ extension Trainer {
         guard let dir = replica.directory else { return }
         try writeAtomically(try summaryJSON(replica, result), to: dir + "/summary.json")
         try writeAtomically(hexDigest(result.finalHash) + "\n", to: dir + "/final_hash")
-        try writeAtomically(replica.parameters.withUnsafeBytes { Data($0) }, to: dir + "/parameters.f32")
-        try writeModel(replica, step: result.steps, to: dir + "/model.safetensors")
+        try writeAtomically(point.withUnsafeBytes { Data($0) }, to: dir + "/parameters.f32")
+        try writeModel(replica, point, step: result.steps, to: dir + "/model.safetensors")
         try RunReport.write(directory: dir, name: replica.config.name,
                             subtitle: "\(trainSet.summary), model " + model.shapeText
                                 + ", \(optimizerText(r))\(rates.scheduleText), batch \(config.training.batch)",
@@ -85,12 +87,12 @@ extension Trainer {
         console.note(who + "results in \(dir)/ (report.html, metrics.csv, metrics.jsonl, summary.json, model.safetensors, *.svg)")
     }
 
-    /// The replica's parameters as PyTorch's tensors in a safetensors file, with the version, config hash, step and
-    /// model (and `extra`) in its metadata: model.safetensors and best.safetensors.
-    func writeModel(_ replica: Replica, step: Int, extra: [String: String] = [:], to path: String) throws {
+    /// The replica's model `point` (`modelParameters`) as PyTorch's tensors in a safetensors file, with the version,
+    /// config hash, step and model (and `extra`) in its metadata: model.safetensors and best.safetensors.
+    func writeModel(_ replica: Replica, _ point: [Float], step: Int, extra: [String: String] = [:], to path: String) throws {
         let metadata = ["format": "pt", "descent_version": descentVersion, "config_hash": hexDigest(replica.config.hash),
                         "step": "\(step)", "model": model.shapeText].merging(extra) { $1 }
-        try writeAtomically(SafeTensors.encode(model.exportTensors(replica.parameters), metadata: metadata), to: path)
+        try writeAtomically(SafeTensors.encode(model.exportTensors(point), metadata: metadata), to: path)
     }
 
     /// `summary.json`: the run's measurements, its hash and the parameter layout.

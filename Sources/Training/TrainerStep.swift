@@ -143,8 +143,9 @@ extension Trainer {
     func writeEpochRows(_ position: inout RunPosition, epochDone: Bool, wall: () -> Double) throws {
         communicator.setContext(step: position.step, phase: "evaluation")
         for (r, replica) in replicas.enumerated() where replica.end == nil {
-            let train = config.training.evaluateTrainingSet ? try evaluate(trainSet, replica.parameters) : nil
-            let (test, validation) = try heldOut(replica.parameters)
+            let point = try modelParameters(replica)
+            let train = config.training.evaluateTrainingSet ? try evaluate(trainSet, point) : nil
+            let (test, validation) = try heldOut(point)
             let row = MetricsRow(kind: .epoch, step: position.step, epoch: Double(position.samples) / Double(trainSet.count),
                                  samples: position.samples, wallSeconds: wall(), learningRate: rates.rate(replica: r, step: position.step),
                                  batchLoss: replica.progress.epochLoss / Double(position.epochSteps),
@@ -163,8 +164,9 @@ extension Trainer {
     func evaluateTargets(_ position: RunPosition, _ goal: Target) throws {
         communicator.setContext(step: position.step, phase: "evaluation")
         for (r, replica) in replicas.enumerated() where replica.end == nil {
-            let train = goal.metric.onTrainingSet ? try evaluate(trainSet, replica.parameters) : nil
-            let (test, validation) = try heldOut(replica.parameters)
+            let point = try modelParameters(replica)
+            let train = goal.metric.onTrainingSet ? try evaluate(trainSet, point) : nil
+            let (test, validation) = try heldOut(point)
             let row = MetricsRow(kind: .evaluation, step: position.step, epoch: Double(position.samples) / Double(trainSet.count),
                                  samples: position.samples, wallSeconds: wallSeconds(),
                                  learningRate: rates.rate(replica: r, step: position.step),

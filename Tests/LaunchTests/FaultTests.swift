@@ -322,6 +322,25 @@ struct FaultTests {
                 == metricsWithoutWallTime(dir.appendingPathComponent("runs/reference")))
     }
 
+    @Test("the rules since 2015 stop on SIGTERM at 2 ranks and resume at 3 to the hash and metrics of an uninterrupted run at 1",
+          arguments: ["radam", "adamax", "lion", "asgd", "rprop", "schedule-free-sgd", "schedule-free-adamw"])
+    func resumeAtAnotherCount(_ name: String) throws {
+        let dir = try temporaryDirectory("descent-another-np")
+        let optimizer = "{name: \(name), lr: \(name.hasPrefix("schedule-free") || name == "rprop" ? 0.002 : 0.01)}"
+        let reference = try writeFaultConfig(in: dir, name: "reference", optimizer: optimizer)
+        let whole = try runDescent(ranks: 1, ["train", "--config", reference.path], directory: dir)
+        let expected = try #require(finalHash(whole), "\(name): \(whole.stderr)")
+        let config = try writeFaultConfig(in: dir, name: "moved", optimizer: optimizer)
+        let stopped = try runDescent(ranks: 2, ["train", "--config", config.path], directory: dir,
+                                     environment: ["DESCENT_FAULT": "term,rank=0,step=13"])
+        #expect(stopped.status == 143, "\(name): \(stopped.stderr)")
+        let resumed = try runDescent(ranks: 3, ["train", "--config", config.path, "--resume"], directory: dir)
+        #expect(resumed.stdout.contains("step 13"), "\(name): \(resumed.stdout)")
+        #expect(finalHash(resumed) == expected, "\(name): resumed \(finalHash(resumed) ?? "none") \(resumed.stderr), uninterrupted \(expected)")
+        #expect(try metricsWithoutWallTime(dir.appendingPathComponent("runs/moved"))
+                == metricsWithoutWallTime(dir.appendingPathComponent("runs/reference")))
+    }
+
     @Test("DESCENT_FAULT that cannot be read is refused, naming the variable")
     func badFaultSwitch() throws {
         let dir = try temporaryDirectory("descent-badfault")

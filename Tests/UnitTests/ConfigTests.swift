@@ -90,6 +90,20 @@ struct ConfigTests {
         #expect(c.optimizer.nesterov && c.name == "x")
     }
 
+    @Test("--set with a list of optimizer blocks replaces the file's list, as the same list in the file would")
+    func listOverride() throws {
+        let file = "name: p\nfunction: sphere\noptimizers:\n  - {name: sgd, lr: 0.1}\n  - {name: adam, lr: 0.3}\n  - {name: lion}\n"
+        let set = try PathConfig.load(yaml: file, fileName: "p.yaml",
+                                      overrides: ["optimizers=[{name: schedule-free-sgd, lr: 0.2}, {name: adagrad, eps: 1.0e-7}]"])
+        let written = try PathConfig.load(yaml: "name: p\nfunction: sphere\noptimizers:\n  - {name: schedule-free-sgd, lr: 0.2}\n"
+                                          + "  - {name: adagrad, eps: 1.0e-7}\n", fileName: "q.yaml")
+        #expect(set.optimizers.map(\.settings) == written.optimizers.map(\.settings))
+        #expect(set.optimizers.map(\.settings.kind) == [.scheduleFreeSGD, .adagrad])
+        // An item of the list stays reachable on its own.
+        let one = try PathConfig.load(yaml: file, fileName: "p.yaml", overrides: ["optimizers[1].lr=0.05"])
+        #expect(one.optimizers.map(\.settings.learningRate) == [0.1, 0.05, 1e-4])
+    }
+
     @Test("the resolved YAML reads back to the same config, for every optimizer and schedule", arguments: [
         ["training.steps=7", "data.source=synthetic", "runtime.blas_threads=1", "training.batch=full"],
         ["optimizer.name=adam", "optimizer.betas=[0.8, 0.99]", "optimizer.amsgrad=true", "optimizer.eps=1e-7",
@@ -104,6 +118,8 @@ struct ConfigTests {
         ["optimizer.name=angulargrad", "optimizer.variant=tan", "optimizer.weight_decay=0.0001"],
         ["optimizer.name=momentum", "optimizer.variant=sutskever"],
         ["optimizer.name=nesterov", "optimizer.momentum=0.95"],
+        ["optimizer.name=schedule-free-sgd", "optimizer.warmup_steps=50", "optimizer.r=1", "optimizer.weight_lr_power=0"],
+        ["optimizer.name=schedule-free-adamw", "optimizer.betas=[0.95, 0.99]", "optimizer.weight_decay=0.01"],
     ])
     func resolvedRoundTrip(_ overrides: [String]) throws {
         let c = try load("", overrides)
@@ -134,7 +150,7 @@ struct ConfigTests {
         ("model:\n  hidden: 100\n", [],
          "c.yaml: model.hidden: expected a list of integers in 1...1000000, like [100, 100], found '100'"),
         ("optimizer:\n  name: adamx\n", [],
-         "c.yaml: optimizer.name: expected one of sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, angulargrad, radam, adamax, lion, asgd, rprop, found 'adamx'"),
+         "c.yaml: optimizer.name: expected one of sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, angulargrad, radam, adamax, lion, asgd, rprop, schedule-free-sgd, schedule-free-adamw, found 'adamx'"),
         ("optimizer:\n  name: adam\n  variant: sutskever\n", [],
          "c.yaml: optimizer.variant: expected one of torch, no-bias-correction, kingma-ba, eps-inside-sqrt, eps-inside-sqrt-no-bias-correction for adam, found 'sutskever'"),
         ("optimizer:\n  name: adam\n", ["optimizer.betas=[0.9, 1.0]"],
@@ -148,7 +164,7 @@ struct ConfigTests {
         ("optimizer:\n  name: adadelta\n  rho: 1.5\n", [], "c.yaml: optimizer.rho: expected a number in [0, 1), found '1.5'"),
         ("optimizer:\n  name: adam\n  lr: -0.001\n", [], "c.yaml: optimizer.lr: expected a number > 0, found '-0.001'"),
         ("optimizer:\n  name: adam\n  momentum: 0.9\n", [],
-         "c.yaml: optimizer.momentum: expected a key that adam reads (variant, lr, betas, eps, weight_decay, amsgrad), found a key of sgd, momentum, nesterov, rmsprop"),
+         "c.yaml: optimizer.momentum: expected a key that adam reads (variant, lr, betas, eps, weight_decay, amsgrad), found a key of sgd, momentum, nesterov, rmsprop, schedule-free-sgd"),
         ("optimizer:\n  name: momentum\n  nesterov: true\n  dampening: 0.1\n", [],
          "c.yaml: optimizer.nesterov: expected momentum > 0 and dampening 0 with Nesterov momentum, found momentum 0.9, dampening 0.1"),
         ("optimizer:\n  name: nesterov\n  momentum: 0\n", [],

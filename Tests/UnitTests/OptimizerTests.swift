@@ -190,6 +190,32 @@ func referenceStep(_ s: OptimizerSettings) -> ReferenceStep {
             }
             state["prev"] = p; state["size"] = size
         }
+    case .scheduleFreeSGD, .scheduleFreeAdamW:
+        // The authors' reference implementations (SGDScheduleFreeReference, AdamWScheduleFreeReference): z, x and
+        // y kept, z and x from θ at the first step; the rate warmed up, AdamW's second moment bias-corrected, and
+        // the average's weight c = t^r·(max rate)^power / Σ.
+        let adam = s.kind == .scheduleFreeAdamW, β = adam ? β1 : s.momentum
+        return { θ, gradient, t, state in
+            var z = state["z"] ?? θ, x = state["x"] ?? θ, v = state["v"] ?? zeros(θ.count)
+            let k = Double(t - 1)
+            let rate = γ * (k < s.warmupSteps ? (k + 1) / s.warmupSteps : 1)
+            let maxRate = max(rate, state["max"]?[0] ?? -1)
+            let weight = pow(k + 1, s.r) * pow(maxRate, s.weightLRPower)
+            let sum = (state["sum"]?[0] ?? 0) + weight
+            let c = weight / sum
+            for i in θ.indices {
+                if adam {
+                    v[i] = β2 * v[i] + (1 - β2) * gradient[i] * gradient[i]
+                    z[i] -= rate * λ * θ[i]
+                    z[i] -= rate * gradient[i] / ((v[i] / (1 - pow(β2, k + 1))).squareRoot() + ε)
+                } else {
+                    z[i] -= rate * (gradient[i] + λ * θ[i])
+                }
+                x[i] = (1 - c) * x[i] + c * z[i]
+                θ[i] = β * x[i] + (1 - β) * z[i]
+            }
+            state["z"] = z; state["x"] = x; state["v"] = v; state["max"] = [maxRate]; state["sum"] = [sum]
+        }
     case .angulargrad where s.variant.rawValue.hasPrefix("paper"):
         // The paper's description, element by element: the running minimum of the real angles, in radians.
         return { θ, gradient, t, state in
@@ -318,6 +344,16 @@ let optimizerCases: [OptimizerCase] = [
     },
     OptimizerCase(.lion),
     OptimizerCase(.lion, "weight decay 0.5, lr 0.01, β (0.95, 0.98)") { $0.weightDecay = 0.5; $0.learningRate = 0.01; $0.beta1 = 0.95; $0.beta2 = 0.98 },
+    OptimizerCase(.scheduleFreeSGD, "lr 0.1") { $0.learningRate = 0.1 },
+    OptimizerCase(.scheduleFreeSGD, "warmup 5, r 1, weight-lr power 1, weight decay 0.1, lr 0.05") {
+        $0.warmupSteps = 5; $0.r = 1; $0.weightLRPower = 1; $0.weightDecay = 0.1; $0.learningRate = 0.05
+    },
+    OptimizerCase(.scheduleFreeSGD, "momentum 0.5, large lr 3") { $0.momentum = 0.5; $0.learningRate = 3 },
+    OptimizerCase(.scheduleFreeAdamW),
+    OptimizerCase(.scheduleFreeAdamW, "weight decay 0.1, warmup 10, r 0.5") { $0.weightDecay = 0.1; $0.warmupSteps = 10; $0.r = 0.5 },
+    OptimizerCase(.scheduleFreeAdamW, "β (0.95, 0.99), weight-lr power 0, large lr 0.5") {
+        $0.beta1 = 0.95; $0.beta2 = 0.99; $0.weightLRPower = 0; $0.learningRate = 0.5
+    },
 ]
 
 /// Gradient t for parameter i: a smooth pattern with scales from 1e-6 to 1e3 (tiny and huge gradients),
@@ -362,12 +398,17 @@ struct OptimizerReferenceTests {
         }
         #expect(optimizer.stepCount == 25)
         #expect(optimizer.name == c.settings.kind.rawValue)
-        // ASGD's point is its average: it must follow the reference too.
-        if let average = state["ax"], let ax = optimizer.state().buffers["ax"] {
-            for i in 0..<Self.n {
-                #expect(close(Double(ax[i]), average[i], relative: 1e-5, floor: scale[i]), "\(c.label) ax[\(i)]: \(ax[i]) vs \(average[i])")
+        // ASGD's point is its average, and Schedule-Free's model is its x: they must follow the reference too.
+        for name in ["ax", "x"] {
+            guard let average = state[name] else { continue }
+            let kept = optimizer.state().buffers[name] ?? []
+            #expect(kept.count == Self.n, "\(c.label) keeps no '\(name)'")
+            for i in kept.indices {
+                #expect(close(Double(kept[i]), average[i], relative: 1e-5, floor: scale[i]), "\(c.label) \(name)[\(i)]: \(kept[i]) vs \(average[i])")
             }
         }
+        // The model is x where the rule keeps one, else the parameters.
+        #expect(optimizer.modelPoint() == (state["x"] == nil ? nil : optimizer.state().buffers["x"]))
     }
 
     @Test("saved state restores into a fresh optimizer that continues identically", arguments: optimizerCases)
@@ -414,6 +455,8 @@ struct OptimizerReferenceTests {
         (OptimizerCase(.nadam), ["exp_avg", "exp_avg_sq"]),
         (OptimizerCase(.angulargrad), ["exp_avg", "exp_avg_sq", "previous_grad", "angular_coeff"]),
         (OptimizerCase(.angulargrad) { $0.variant = .paperTan }, ["exp_avg", "exp_avg_sq", "previous_grad", "minimum_tangent"]),
+        (OptimizerCase(.scheduleFreeSGD), ["z", "x"]),
+        (OptimizerCase(.scheduleFreeAdamW), ["z", "x", "exp_avg_sq"]),
     ])
     func stateSize(_ c: OptimizerCase, _ buffers: [String]) {
         let state = c.settings.makeOptimizer(parameterCount: 10).state()
