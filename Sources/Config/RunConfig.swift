@@ -259,6 +259,13 @@ extension RunConfig {
                 o[keyPath: f] = try r.boolean(prefix + key, default: o[keyPath: f])
             case .number(let f):
                 o[keyPath: f] = try r.number(prefix + key, default: o[keyPath: f], expected: rule.expected, rule.valid)
+            case .rule(let f):
+                let name = try r.string(prefix + key, default: o[keyPath: f].rawValue)
+                guard let kind = OptimizerKind(rawValue: name), OptimizerKind.elementwise.contains(kind) else {
+                    throw ConfigError(source: r.source(of: prefix + key) ?? r.fileName, key: prefix + key,
+                                      expected: OptimizerSettings.othersExpected, found: "'\(name)'")
+                }
+                o[keyPath: f] = kind
             }
         }
         if let e = o.validate() {

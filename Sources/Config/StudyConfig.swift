@@ -170,7 +170,7 @@ public struct StudyConfig: Equatable, Sendable {
 
     /// The optimizers that have a momentum (or β1) to search.
     public static func searchesMomentum(_ kind: OptimizerKind) -> Bool {
-        [.momentum, .nesterov, .adam, .adamw, .nadam, .angulargrad, .radam, .adamax, .lion, .scheduleFreeSGD, .scheduleFreeAdamW].contains(kind)
+        [.momentum, .nesterov, .adam, .adamw, .nadam, .angulargrad, .radam, .adamax, .lion, .scheduleFreeSGD, .scheduleFreeAdamW, .muon].contains(kind)
     }
 }
 

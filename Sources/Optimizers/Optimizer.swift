@@ -140,8 +140,12 @@ public struct TensorShape: Equatable, Sendable {
     public var name: String
     public var shape: [Int]
     public var range: Range<Int>
+    /// A matrix stored as its transpose (shape [A, B] held row-major as B × A, as the MLP keeps its weights).
+    public var transposed: Bool
 
-    public init(name: String, shape: [Int], range: Range<Int>) { (self.name, self.shape, self.range) = (name, shape, range) }
+    public init(name: String, shape: [Int], range: Range<Int>, transposed: Bool = false) {
+        (self.name, self.shape, self.range, self.transposed) = (name, shape, range, transposed)
+    }
 
     /// Whether the buffer holds all of the tensor.
     public var whole: Bool { range.count == shape.reduce(1, *) }

@@ -19,12 +19,13 @@ public enum OptimizerVariant: String, CaseIterable, Sendable {
 public enum OptimizerKind: String, CaseIterable, Sendable {
     case sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, angulargrad, radam, adamax, lion, asgd, rprop
     case scheduleFreeSGD = "schedule-free-sgd", scheduleFreeAdamW = "schedule-free-adamw"
+    case muon
 
     /// Its variants, the default first.
     public var variants: [OptimizerVariant] {
         switch self {
         case .sgd, .momentum: return [.torch, .sutskever, .ewma]
-        case .nesterov, .adadelta, .nadam, .radam, .adamax, .lion, .asgd, .rprop, .scheduleFreeSGD, .scheduleFreeAdamW: return [.torch]
+        case .nesterov, .adadelta, .nadam, .radam, .adamax, .lion, .asgd, .rprop, .scheduleFreeSGD, .scheduleFreeAdamW, .muon: return [.torch]
         case .adagrad, .rmsprop: return [.torch, .epsInsideSqrt]
         case .adam, .adamw: return [.torch, .noBiasCorrection, .kingmaBa, .epsInsideSqrt, .epsInsideSqrtNoBiasCorrection]
         case .angulargrad: return [.cos, .tan, .paperCos, .paperTan]
@@ -52,7 +53,17 @@ public enum OptimizerKind: String, CaseIterable, Sendable {
         case .rprop: return ["lr", "etas", "step_sizes"]
         case .scheduleFreeSGD: return ["lr", "momentum", "weight_decay", "warmup_steps", "r", "weight_lr_power"]
         case .scheduleFreeAdamW: return ["lr", "betas", "eps", "weight_decay", "warmup_steps", "r", "weight_lr_power"]
+        case .muon: return ["lr", "momentum", "nesterov", "weight_decay", "eps", "ns_steps", "others", "others_lr"]
         }
+    }
+
+    /// Whether it updates a weight matrix as a whole (so a sharded step gives each rank whole tensors).
+    public var updatesWholeTensors: Bool { self == .muon }
+
+    /// The rules that can update the tensors a matrix rule leaves (Muon's biases): every element-wise one whose
+    /// parameters are its model.
+    public static var elementwise: [OptimizerKind] {
+        allCases.filter { !$0.updatesWholeTensors && $0 != .scheduleFreeSGD && $0 != .scheduleFreeAdamW }
     }
 }
 
@@ -91,6 +102,9 @@ public struct OptimizerSettings: Equatable, Sendable {
     public var etaMinus = 0.5, etaPlus = 1.2
     public var stepSizeMin = 1e-6, stepSizeMax = 50.0
     public var warmupSteps = 0.0, r = 0.0, weightLRPower = 2.0
+    /// Muon: Newton–Schulz steps, and the element-wise rule (at its defaults, with rate `othersLearningRate`) for
+    /// the tensors that are not matrices.
+    public var nsSteps = 5.0, others = OptimizerKind.adamw, othersLearningRate = 1e-3
 
     /// torch.optim's defaults for `kind`. torch has no default learning rate for SGD; descent uses 0.01.
     public init(_ kind: OptimizerKind) {
@@ -114,14 +128,17 @@ public struct OptimizerSettings: Equatable, Sendable {
         case .rprop: learningRate = 1e-2
         case .scheduleFreeSGD: learningRate = 1.0; momentum = 0.9
         case .scheduleFreeAdamW: learningRate = 2.5e-3
+        case .muon: learningRate = 1e-3; momentum = 0.95; nesterov = true; weightDecay = 0.1; eps = 1e-7
         }
     }
 
-    /// What a key holds: a number, a flag, or a pair of numbers (`betas`), and the fields behind it.
+    /// What a key holds: a number, a flag, a pair of numbers (`betas`) or an element-wise rule's name (`others`),
+    /// and the fields behind it.
     public enum Field {
         case number(WritableKeyPath<OptimizerSettings, Double>)
         case flag(WritableKeyPath<OptimizerSettings, Bool>)
         case pair(WritableKeyPath<OptimizerSettings, Double>, WritableKeyPath<OptimizerSettings, Double>)
+        case rule(WritableKeyPath<OptimizerSettings, OptimizerKind>)
     }
 
     /// The field behind every hyperparameter key.
@@ -135,6 +152,7 @@ public struct OptimizerSettings: Equatable, Sendable {
         "lambd": .number(\.lambd), "t0": .number(\.t0), "etas": .pair(\.etaMinus, \.etaPlus),
         "step_sizes": .pair(\.stepSizeMin, \.stepSizeMax),
         "warmup_steps": .number(\.warmupSteps), "r": .number(\.r), "weight_lr_power": .number(\.weightLRPower),
+        "ns_steps": .number(\.nsSteps), "others": .rule(\.others), "others_lr": .number(\.othersLearningRate),
     ]
 
     /// The rule each numeric key (each number of a pair) must meet, as (what is expected, test).
@@ -148,6 +166,8 @@ public struct OptimizerSettings: Equatable, Sendable {
         case "betas": return ("two numbers in [0, 1), like [0.9, 0.999]", { $0 >= 0 && $0 < 1 })
         case "dampening": return ("a number in [0, 1]", { $0 >= 0 && $0 <= 1 })
         case "warmup_steps": return ("a whole number ≥ 0", { $0 >= 0 && $0 == $0.rounded() })
+        case "ns_steps": return ("a whole number in [1, 99]", { $0 >= 1 && $0 < 100 && $0 == $0.rounded() })
+        case "others_lr": return ("a number > 0", { $0 > 0 })
         default: return ("a number ≥ 0", { $0 >= 0 })  // eps, weight_decay, lr_decay, accumulator, momentum_decay
         }
     }
@@ -155,10 +175,11 @@ public struct OptimizerSettings: Equatable, Sendable {
     /// A key's value as YAML (`0.9`, `true`, `[0.9, 0.999]`), or nil for a key that is not a hyperparameter.
     public func yamlValue(_ key: String) -> String? {
         switch Self.fields[key] {
-        case .number(let f) where key == "warmup_steps": return "\(Int(self[keyPath: f]))"  // a count
+        case .number(let f) where key == "warmup_steps" || key == "ns_steps": return "\(Int(self[keyPath: f]))"  // a count
         case .number(let f): return "\(self[keyPath: f])"
         case .flag(let f): return "\(self[keyPath: f])"
         case .pair(let a, let b): return "[\(self[keyPath: a]), \(self[keyPath: b])]"
+        case .rule(let f): return self[keyPath: f].rawValue
         case nil: return nil
         }
     }
@@ -183,6 +204,9 @@ public struct OptimizerSettings: Equatable, Sendable {
                 return HyperparameterError(key: key, expected: rule.expected, found: yamlValue(key)!)
             default: break
             }
+        }
+        if kind == .muon && !OptimizerKind.elementwise.contains(others) {
+            return HyperparameterError(key: "others", expected: Self.othersExpected, found: "'\(others.rawValue)'")
         }
         if kind == .rprop && !(etaMinus < 1 && etaPlus > 1) {
             return HyperparameterError(key: "etas", expected: Self.rule(for: "etas").expected, found: yamlValue("etas")!)
@@ -210,11 +234,17 @@ public struct OptimizerSettings: Equatable, Sendable {
         return nil
     }
 
+    /// What `others` must name.
+    public static var othersExpected: String {
+        "an element-wise rule for the tensors that are not matrices (" + OptimizerKind.elementwise.map(\.rawValue).joined(separator: ", ") + ")"
+    }
+
     /// The optimizer these settings describe, for a flat buffer of `parameterCount` values holding the tensors
     /// `layout` (when the caller knows them: a rule may work per tensor).
     /// - Precondition: `validate()` returns nil.
     public func makeOptimizer(parameterCount n: Int, layout: [TensorShape] = []) -> Optimizer {
         precondition(validate() == nil, "invalid optimizer settings: \(validate()!)")
+        if kind == .muon { return Muon(self, parameterCount: n, layout: layout) }
         return rule.optimizer(self, parameterCount: n, layout: layout)
     }
 
@@ -235,11 +265,29 @@ public struct OptimizerSettings: Equatable, Sendable {
         case .rprop: return Rprop.self
         case .scheduleFreeSGD: return ScheduleFreeSGD.self
         case .scheduleFreeAdamW: return ScheduleFreeAdamW.self
+        case .muon: return SGD.self  // not used: `makeOptimizer` builds `Muon`, which runs `others` as its rule
         }
     }
 
     /// The element-wise state buffers an optimizer with these settings keeps (each as long as its parameters).
-    public var stateBufferCount: Int { rule.init(self).kept.count }
+    public var stateBufferCount: Int { kind == .muon ? 1 + othersSettings.stateBufferCount : rule.init(self).kept.count }
+
+    /// The floating-point operations of one update of a tensor of `shape`, which balance whole tensors over the
+    /// ranks: Muon's Newton–Schulz steps on a matrix (r ≤ k its sides: XXᵀ, its square and their product with X),
+    /// about ten per element for an element-wise rule.
+    public func updateCost(shape: [Int]) -> Double {
+        let count = Double(shape.reduce(1, *))
+        guard kind == .muon, shape.count == 2 else { return 10 * count }
+        let r = Double(shape.min()!), k = Double(shape.max()!)
+        return 2 * nsSteps * (2 * r * r * k + r * r * r) + 10 * count
+    }
+
+    /// Muon's element-wise rule for the tensors that are not matrices: `others` at its defaults, at `others_lr`.
+    public var othersSettings: OptimizerSettings {
+        var o = OptimizerSettings(others)
+        o.learningRate = othersLearningRate
+        return o
+    }
 
     /// The settings as the YAML lines of an `optimizer:` block (name, variant, then every key it reads).
     public func yamlLines() -> [String] {

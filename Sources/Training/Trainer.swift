@@ -165,7 +165,7 @@ public final class Trainer {
         try Self.checkResources(plan, model: model, chunk: chunk, config: config, output: output, on: communicator)
         exchange = GradientExchange(parameterCount: model.parameterCount, replicas: plan.count, ranks: communicator.size,
                                     rank: communicator.rank, reduction: config.training.reduction,
-                                    chunk: chunk, ownership: .elements)
+                                    chunk: chunk, ownership: Self.ownershipUnit(plan, model: model))
         ownedParameters = exchange.ownedParameters
         evaluator = inputs.evaluator(globalBatch: globalBatch)
 

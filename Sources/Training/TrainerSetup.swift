@@ -164,8 +164,12 @@ extension Trainer {
             guard let lo = t.indices.min(), let hi = t.indices.max() else { return nil }
             let inside = (lo..<(hi + 1)).clamped(to: part)
             guard !inside.isEmpty else { return nil }
+            // Element k of the tensor (row-major in its shape) is at indices[k]: a matrix whose second element is
+            // a row further on is stored as its transpose.
+            let transposed = t.shape.count == 2 && t.indices.count > 1 && t.indices[1] != t.indices[0] + 1
             return TensorShape(name: t.name, shape: t.shape,
-                               range: (inside.lowerBound - part.lowerBound)..<(inside.upperBound - part.lowerBound))
+                               range: (inside.lowerBound - part.lowerBound)..<(inside.upperBound - part.lowerBound),
+                               transposed: transposed)
         }
     }
 
@@ -264,5 +268,40 @@ extension Trainer {
                      + "(\((n + globalBatch - 1) / globalBatch) per epoch), kernels \(kernels[0].choice.description)"
                      + (kernels[0].choice.mode == .native ? ", BLAS threads \(MatrixKernels.threads)" : "")
                      + (ownedParameters == nil ? "" : ", optimizer state sharded over \(size) ranks"))
+        if case .tensors = exchange.ownership.unit { console.note("whole tensors by rank: " + tensorAssignment) }
+    }
+
+    /// With whole tensors per rank: each rank's tensors and its share of the update's cost.
+    var tensorAssignment: String {
+        let plan = exchange.ownership
+        guard case let .tensors(sizes, costs) = plan.unit else { return "" }
+        let names = Self.tilingTensors(of: model)?.map(\.name) ?? []
+        let starts = Pieces<Void>.endToEnd(sizes)
+        let total = costs.reduce(0, +)
+        return plan.parts.enumerated().map { q, part in
+            let mine = sizes.indices.filter { part.contains(starts[$0]) }
+            let share = mine.map { costs[$0] }.reduce(0, +) / total
+            return "rank \(q): " + (mine.isEmpty ? "none" : mine.map { names[$0] }.joined(separator: ", ")) + " (\(Int((share * 100).rounded())) %)"
+        }.joined(separator: "; ")
+    }
+
+    /// Who updates what in a sharded step: equal element slices, or, for a rule that updates a matrix at a time,
+    /// whole tensors balanced by their cost. Tensors that do not tile the parameters in order are updated by every
+    /// rank.
+    static func ownershipUnit(_ plan: [ReplicaPlan], model: any Model) -> OwnershipPlan.Unit {
+        guard let settings = plan.first?.settings, plan.count == 1, settings.kind.updatesWholeTensors else { return .elements }
+        guard let tensors = tilingTensors(of: model) else { return .everything }
+        return .tensors(sizes: tensors.map(\.indices.count), costs: tensors.map { settings.updateCost(shape: $0.shape) })
+    }
+
+    /// The model's tensors in parameter order when each is one contiguous run and together they tile the parameters.
+    static func tilingTensors(of model: any Model) -> [TensorLayout]? {
+        let tensors = model.tensorLayout.sorted { ($0.indices.min() ?? 0) < ($1.indices.min() ?? 0) }
+        var next = 0
+        for t in tensors {
+            guard let lo = t.indices.min(), let hi = t.indices.max(), lo == next, hi - lo + 1 == t.indices.count else { return nil }
+            next = hi + 1
+        }
+        return next == model.parameterCount ? tensors : nil
     }
 }

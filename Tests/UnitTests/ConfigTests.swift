@@ -120,6 +120,7 @@ struct ConfigTests {
         ["optimizer.name=nesterov", "optimizer.momentum=0.95"],
         ["optimizer.name=schedule-free-sgd", "optimizer.warmup_steps=50", "optimizer.r=1", "optimizer.weight_lr_power=0"],
         ["optimizer.name=schedule-free-adamw", "optimizer.betas=[0.95, 0.99]", "optimizer.weight_decay=0.01"],
+        ["optimizer.name=muon", "optimizer.ns_steps=3", "optimizer.others=rmsprop", "optimizer.others_lr=0.01", "optimizer.nesterov=false"],
     ])
     func resolvedRoundTrip(_ overrides: [String]) throws {
         let c = try load("", overrides)
@@ -145,12 +146,17 @@ struct ConfigTests {
         ("optimizer:\n  lr: fast\n", [], "c.yaml: optimizer.lr: expected a number > 0, found 'fast'"),
         ("optimizer:\n  lr: -0.1\n", [], "c.yaml: optimizer.lr: expected a number > 0, found '-0.1'"),
         ("", ["optimizer.lr=0"], "--set: optimizer.lr: expected a number > 0, found '0'"),
+        ("optimizer: {name: muon, others: muon}\n", [], "c.yaml: optimizer.others: expected an element-wise rule for the tensors that "
+         + "are not matrices (sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, angulargrad, radam, adamax, "
+         + "lion, asgd, rprop), found 'muon'"),
+        ("optimizer: {name: muon, ns_steps: 2.5}\n", [], "c.yaml: optimizer.ns_steps: expected a whole number in [1, 99], found '2.5'"),
+        ("optimizer: {name: schedule-free-sgd, momentum: 0}\n", [], "c.yaml: optimizer.momentum: expected a number in (0, 1) for schedule-free-sgd, found 0.0"),
         ("training:\n  batch: half\n", [], "c.yaml: training.batch: expected an integer in 1...2147483647 or full, found 'half'"),
         ("training:\n  epochs: 2.5\n", [], "c.yaml: training.epochs: expected an integer in 1...1000000, found '2.5'"),
         ("model:\n  hidden: 100\n", [],
          "c.yaml: model.hidden: expected a list of integers in 1...1000000, like [100, 100], found '100'"),
         ("optimizer:\n  name: adamx\n", [],
-         "c.yaml: optimizer.name: expected one of sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, angulargrad, radam, adamax, lion, asgd, rprop, schedule-free-sgd, schedule-free-adamw, found 'adamx'"),
+         "c.yaml: optimizer.name: expected one of sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, angulargrad, radam, adamax, lion, asgd, rprop, schedule-free-sgd, schedule-free-adamw, muon, found 'adamx'"),
         ("optimizer:\n  name: adam\n  variant: sutskever\n", [],
          "c.yaml: optimizer.variant: expected one of torch, no-bias-correction, kingma-ba, eps-inside-sqrt, eps-inside-sqrt-no-bias-correction for adam, found 'sutskever'"),
         ("optimizer:\n  name: adam\n", ["optimizer.betas=[0.9, 1.0]"],
@@ -164,7 +170,7 @@ struct ConfigTests {
         ("optimizer:\n  name: adadelta\n  rho: 1.5\n", [], "c.yaml: optimizer.rho: expected a number in [0, 1), found '1.5'"),
         ("optimizer:\n  name: adam\n  lr: -0.001\n", [], "c.yaml: optimizer.lr: expected a number > 0, found '-0.001'"),
         ("optimizer:\n  name: adam\n  momentum: 0.9\n", [],
-         "c.yaml: optimizer.momentum: expected a key that adam reads (variant, lr, betas, eps, weight_decay, amsgrad), found a key of sgd, momentum, nesterov, rmsprop, schedule-free-sgd"),
+         "c.yaml: optimizer.momentum: expected a key that adam reads (variant, lr, betas, eps, weight_decay, amsgrad), found a key of sgd, momentum, nesterov, rmsprop, schedule-free-sgd, muon"),
         ("optimizer:\n  name: momentum\n  nesterov: true\n  dampening: 0.1\n", [],
          "c.yaml: optimizer.nesterov: expected momentum > 0 and dampening 0 with Nesterov momentum, found momentum 0.9, dampening 0.1"),
         ("optimizer:\n  name: nesterov\n  momentum: 0\n", [],

@@ -190,6 +190,9 @@ func referenceStep(_ s: OptimizerSettings) -> ReferenceStep {
             }
             state["prev"] = p; state["size"] = size
         }
+    case .muon:
+        // Muon works per matrix: its reference needs the tensors, and holds for `MuonTests.layout`.
+        return MuonTests.reference(s)
     case .scheduleFreeSGD, .scheduleFreeAdamW:
         // The authors' reference implementations (SGDScheduleFreeReference, AdamWScheduleFreeReference): z, x and
         // y kept, z and x from θ at the first step; the rate warmed up, AdamW's second moment bias-corrected, and
@@ -567,5 +570,142 @@ struct ScheduleTests {
         #expect(BatchScaling.none.scale(0.1, batch: 512, referenceBatch: 128) == 0.1)
         #expect(close(BatchScaling.linear.scale(0.1, batch: 512, referenceBatch: 128), 0.4, relative: 1e-12))
         #expect(close(BatchScaling.sqrt.scale(0.1, batch: 512, referenceBatch: 128), 0.2, relative: 1e-12))
+    }
+}
+
+@Suite("Muon against torch 2.13's equations")
+struct MuonTests {
+    /// Two matrices, one kept row-major ([3, 5]) and one stored as its transpose ([6, 4] held as 4 × 6, as the MLP
+    /// keeps its weights), each with a bias.
+    static let layout = [
+        TensorShape(name: "w1", shape: [3, 5], range: 0..<15), TensorShape(name: "b1", shape: [3], range: 15..<18),
+        TensorShape(name: "w2", shape: [6, 4], range: 18..<42, transposed: true), TensorShape(name: "b2", shape: [4], range: 42..<46),
+    ]
+    static let n = 46
+
+    /// `fixedGradient` with its scales 1e-6 … 1e3 narrowed to 0.1 … 10 (and its zeros and repeats kept). The
+    /// iteration multiplies a weak direction by up to a⁵ ≈ 490, rounding included: with nine decades inside one
+    /// matrix, single precision ends 1.6e-6 from Double after 25 steps at lr 0.02 (1.6e-5 of the 0.1 floor).
+    static func gradient(step t: Int) -> [Double] {
+        fixedGradient(step: t, count: n).enumerated().map { i, g in g / [1e-6, 1e-2, 1, 1e3][i % 4] * [0.1, 1, 10, 3][i % 4] }
+    }
+
+    /// torch's `_zeropower_via_newtonschulz` in Double, on an A × B matrix (row-major).
+    static func newtonSchulz(_ g: [[Double]], steps: Int, eps: Double) -> [[Double]] {
+        let (a, b, c) = (3.4445, -4.7750, 2.0315)
+        func product(_ p: [[Double]], _ q: [[Double]]) -> [[Double]] {
+            p.map { row in q[0].indices.map { j in row.indices.reduce(0.0) { $0 + row[$1] * q[$1][j] } } }
+        }
+        func transpose(_ m: [[Double]]) -> [[Double]] { m[0].indices.map { j in m.map { $0[j] } } }
+        let tall = g.count > g[0].count
+        var x = tall ? transpose(g) : g
+        let norm = x.joined().reduce(0) { $0 + $1 * $1 }.squareRoot()
+        x = x.map { $0.map { $0 / max(norm, eps) } }
+        for _ in 0..<steps {
+            let s = product(x, transpose(x)), s2 = product(s, s)
+            let update = s.indices.map { i in s[i].indices.map { j in b * s[i][j] + c * s2[i][j] } }
+            let ux = product(update, x)
+            x = x.indices.map { i in x[i].indices.map { j in a * x[i][j] + ux[i][j] } }
+        }
+        return tall ? transpose(x) : x
+    }
+
+    /// torch.optim.Muon's step on each matrix (in its torch shape), and `others` by its own Double reference on the
+    /// biases, over the flat buffer of `layout`.
+    static func reference(_ s: OptimizerSettings) -> ReferenceStep {
+        let others = referenceStep(s.othersSettings)
+        let biases = layout.filter { $0.shape.count == 1 }.flatMap { Array($0.range) }
+        return { θ, g, t, state in
+            var buffer = state["M"] ?? [Double](repeating: 0, count: θ.count)
+            for w in layout where w.shape.count == 2 {
+                let (rows, cols) = (w.shape[0], w.shape[1])
+                // Element (i, j) of the torch-shaped matrix in the flat buffer.
+                func at(_ i: Int, _ j: Int) -> Int { w.range.lowerBound + (w.transposed ? j * rows + i : i * cols + j) }
+                var u = [[Double]](repeating: [Double](repeating: 0, count: cols), count: rows)
+                for i in 0..<rows {
+                    for j in 0..<cols {
+                        let k = at(i, j)
+                        buffer[k] += (1 - s.momentum) * (g[k] - buffer[k])
+                        u[i][j] = s.nesterov ? g[k] + s.momentum * (buffer[k] - g[k]) : buffer[k]
+                    }
+                }
+                let x = newtonSchulz(u, steps: Int(s.nsSteps), eps: s.eps)
+                let rate = s.learningRate * max(1, Double(rows) / Double(cols)).squareRoot()
+                for i in 0..<rows {
+                    for j in 0..<cols {
+                        θ[at(i, j)] = θ[at(i, j)] * (1 - s.learningRate * s.weightDecay) - rate * x[i][j]
+                    }
+                }
+            }
+            state["M"] = buffer
+            var restState = state.filter { $0.key != "M" }
+            var b = biases.map { θ[$0] }
+            others(&b, biases.map { g[$0] }, t, &restState)
+            for (k, i) in biases.enumerated() { θ[i] = b[k] }
+            state.merge(restState) { $1 }
+        }
+    }
+
+    static let cases: [OptimizerCase] = [
+        OptimizerCase(.muon, "lr 0.02") { $0.learningRate = 0.02 },
+        OptimizerCase(.muon, "without Nesterov, weight decay 0.5, lr 0.05") { $0.nesterov = false; $0.weightDecay = 0.5; $0.learningRate = 0.05 },
+        OptimizerCase(.muon, "large lr 0.3, 3 Newton–Schulz steps, momentum 0.5") { $0.learningRate = 0.3; $0.nsSteps = 3; $0.momentum = 0.5 },
+        OptimizerCase(.muon, "biases by sgd + momentum at lr 0.1") { $0.learningRate = 0.02; $0.others = .momentum; $0.othersLearningRate = 0.1 },
+    ]
+
+    @Test("1 and 25 steps on a fixed gradient sequence match the Double reference (relative 1e-5)", arguments: cases)
+    func matchesReference(_ c: OptimizerCase) {
+        #expect(c.settings.validate() == nil)
+        let optimizer = c.settings.makeOptimizer(parameterCount: Self.n, layout: Self.layout)
+        let step = Self.reference(c.settings)
+        var theta = (0..<Self.n).map { Float(cos(Double($0))) }, reference = theta.map(Double.init)
+        var state: [String: [Double]] = [:], scale = reference.map { max(abs($0), 0.1) }
+        for t in 1...25 {
+            let g = Self.gradient(step: t).map(Float.init)
+            optimizer.update(&theta, gradient: g)
+            step(&reference, g.map(Double.init), t, &state)
+            for i in 0..<Self.n { scale[i] = max(scale[i], abs(reference[i])) }
+            if t == 1 || t == 25 {
+                for i in 0..<Self.n {
+                    #expect(close(Double(theta[i]), reference[i], relative: 1e-5, floor: scale[i]),
+                            "\(c.label) step \(t) θ[\(i)]: \(theta[i]) vs \(reference[i])")
+                }
+            }
+        }
+        #expect(optimizer.stepCount == 25 && optimizer.name == "muon")
+    }
+
+    @Test("saved state restores into a fresh Muon that continues identically; another rule's state is refused", arguments: cases)
+    func stateRoundTrip(_ c: OptimizerCase) throws {
+        let a = c.settings.makeOptimizer(parameterCount: Self.n, layout: Self.layout)
+        let b = c.settings.makeOptimizer(parameterCount: Self.n, layout: Self.layout)
+        var thetaA = (0..<Self.n).map { Float($0) / 10 }
+        for t in 1...5 { a.update(&thetaA, gradient: fixedGradient(step: t, count: Self.n).map(Float.init)) }
+        let saved = try JSONDecoder().decode(OptimizerState.self, from: JSONEncoder().encode(a.state()))
+        #expect(saved.buffers.values.allSatisfy { $0.count == Self.n })
+        try b.restore(saved)
+        var thetaB = thetaA
+        for t in 6...9 {
+            let g = fixedGradient(step: t, count: Self.n).map(Float.init)
+            a.update(&thetaA, gradient: g)
+            b.update(&thetaB, gradient: g)
+        }
+        #expect(thetaA == thetaB)
+        var other = c.settings
+        other.others = other.others == .adamw ? .sgd : .adamw
+        #expect(throws: OptimizerStateError.self) { try other.makeOptimizer(parameterCount: Self.n, layout: Self.layout).restore(saved) }
+    }
+
+    @Test("on a point of the 2-D lab (one 1 × 2 matrix) a step goes against the momentum by lr × p⁵(1), p(s) = as + bs³ + cs⁵")
+    func rowVector() {
+        var s = OptimizerSettings(.muon)
+        (s.learningRate, s.momentum, s.nesterov, s.weightDecay) = (0.1, 0, false, 0)
+        let muon = s.makeOptimizer(parameterCount: 2)
+        var θ: [Float] = [1, 2]
+        muon.update(&θ, gradient: [3, -4])
+        var length = 1.0
+        for _ in 0..<5 { length = 3.4445 * length - 4.7750 * pow(length, 3) + 2.0315 * pow(length, 5) }
+        #expect(close(Double(θ[0]), 1 - 0.1 * length * 0.6, relative: 1e-6))
+        #expect(close(Double(θ[1]), 2 + 0.1 * length * 0.8, relative: 1e-6))
     }
 }

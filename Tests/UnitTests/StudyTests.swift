@@ -120,7 +120,7 @@ import Optimizers
         let all = try StudyConfig.load(yaml: "study: {optimizers: all, lr: [0.001, 0.1], momentum: [0.8, 0.99]}\n", fileName: "s.yaml")
         #expect(all.variants.map(\.optimizer.kind) == OptimizerKind.allCases)
         #expect(all.variants.allSatisfy { $0.rates == SearchRange(0.001, 0.1) })
-        #expect(all.variants.filter { $0.momentum != nil }.map(\.label) == ["momentum", "nesterov", "adam", "adamw", "nadam", "angulargrad", "radam", "adamax", "lion", "schedule-free-sgd", "schedule-free-adamw"])
+        #expect(all.variants.filter { $0.momentum != nil }.map(\.label) == ["momentum", "nesterov", "adam", "adamw", "nadam", "angulargrad", "radam", "adamax", "lion", "schedule-free-sgd", "schedule-free-adamw", "muon"])
     }
 
     @Test("study.search_space: any numeric key, log or linear, integers for an integer key, an item of a list; bad entries named")
