@@ -59,9 +59,13 @@ public struct PathConfig: Equatable, Sendable {
         public var seeds = 1
         /// Its global batch (a finite sum).
         public var batch = RunConfig.Batch.full
+        /// Whether its rate follows a cosine from lr at step 1 to 0 after the last step (an analytic function;
+        /// `schedule: cosine`), else stays constant.
+        public var cosine = false
 
-        public init(label: String, settings: OptimizerSettings, noise: Double? = nil, seeds: Int = 1, batch: RunConfig.Batch = .full) {
-            (self.label, self.settings, self.noise, self.seeds, self.batch) = (label, settings, noise, seeds, batch)
+        public init(label: String, settings: OptimizerSettings, noise: Double? = nil, seeds: Int = 1, batch: RunConfig.Batch = .full,
+                    cosine: Bool = false) {
+            (self.label, self.settings, self.noise, self.seeds, self.batch, self.cosine) = (label, settings, noise, seeds, batch, cosine)
         }
     }
 
@@ -173,7 +177,7 @@ public struct PathConfig: Equatable, Sendable {
         Key(block: "optimizers", read: { c, r in
             // The lab's own keys of each entry first, so that the optimizer block sees only optimizer keys.
             let count = try r.blockCount("optimizers", expected: listExpected) ?? 0
-            var lab: [(noise: Double?, seeds: Int, batch: RunConfig.Batch)] = []
+            var lab: [(noise: Double?, seeds: Int, batch: RunConfig.Batch, cosine: Bool)] = []
             for k in 0..<count {
                 let prefix = "optimizers[\(k)]."
                 var noise: Double?
@@ -188,17 +192,21 @@ public struct PathConfig: Equatable, Sendable {
                     let word = try r.integerOrWord(prefix + "batch", default: "full", words: ["full"], range: 1...c.samples)
                     batch = RunConfig.Batch(word)!
                 }
-                lab.append((noise, seeds, batch))
+                if r.source(of: prefix + "schedule") != nil { try onlyFor(finiteSum: false, prefix + "schedule", c, &r) }
+                let cosine = try r.string(prefix + "schedule", default: "constant", allowed: ["constant", "cosine"]) == "cosine"
+                lab.append((noise, seeds, batch, cosine))
             }
             guard let list = try RunConfig.readOptimizerList(&r, key: "optimizers") else {
                 throw ConfigError(source: r.fileName, key: "optimizers", expected: listExpected, found: "no optimizers")
             }
-            c.optimizers = zip(list, lab).map { Entry(label: $0.label, settings: $0.settings, noise: $1.noise, seeds: $1.seeds, batch: $1.batch) }
+            c.optimizers = zip(list, lab).map {
+                Entry(label: $0.label, settings: $0.settings, noise: $1.noise, seeds: $1.seeds, batch: $1.batch, cosine: $1.cosine)
+            }
         }, lines: { c in
             RunConfig.optimizerListYAML(c.optimizers.map { e in
                 let own: [String]
                 switch c.function {
-                case .test: own = e.noise.map { ["noise: \($0)"] } ?? []
+                case .test: own = (e.noise.map { ["noise: \($0)"] } ?? []) + (e.cosine ? ["schedule: cosine"] : [])
                 case .finiteSum: own = ["batch: \(e.batch)"]
                 }
                 return .init(label: e.label, settings: e.settings, before: own + ["seeds: \(e.seeds)"])

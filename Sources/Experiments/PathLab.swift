@@ -80,6 +80,10 @@ public enum PathLab {
             if σ > 0 { exact += σ * SIMD2(noise.nextGaussian(), noise.nextGaussian()) }
             g[0] = Float(exact.x)
             g[1] = Float(exact.y)
+            if entry.cosine {
+                optimizer.learningRate = LearningRateSchedule(kind: .cosine).rate(step: step, base: entry.settings.learningRate,
+                                                                                  totalSteps: config.steps)
+            }
             optimizer.update(&θ, gradient: g)
             // The model's point: Schedule-Free's average x, not the point y its gradients are taken at.
             let p = optimizer.modelPoint() ?? θ

@@ -98,8 +98,13 @@ struct PathCommand: ParsableCommand {
         print("functions:")
         for f in TestFunction.allCases {
             let m = f.minima.map { "(\(String(format: "%.4g", $0.x)), \(String(format: "%.4g", $0.y)))" }.joined(separator: ", ")
-            print("  " + f.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0) + f.formula)
-            print("  " + String(repeating: " ", count: 12) + "\(f.minimaName) \(m); start (" + String(format: "%g, %g", f.start.x, f.start.y) + ")")
+            print("  " + f.rawValue.padding(toLength: 14, withPad: " ", startingAt: 0) + f.formula)
+            print("  " + String(repeating: " ", count: 14) + "\(f.minimaName) \(m); start (" + String(format: "%g, %g", f.start.x, f.start.y) + ")")
+        }
+        for f in FiniteSum.allCases {
+            print("  " + f.rawValue.padding(toLength: 14, withPad: " ", startingAt: 0) + f.formula + " over the samples")
+            print("  " + String(repeating: " ", count: 14) + "minimum the fit to its data (Newton); start ("
+                  + String(format: "%g, %g", f.start.x, f.start.y) + "); trained by the trainer, under mpirun too")
         }
         let presets = Self.presets()
         print("presets: " + (presets.isEmpty ? "none found" : presets.joined(separator: ", ")))

@@ -5,6 +5,7 @@ import DescentTestSupport
 import Experiments
 import Foundation
 import FoundationXML
+import Models
 import Reports
 import Testing
 import Training
@@ -12,7 +13,7 @@ import Training
 @Suite struct PathPictureTests {
     static let presets = ["dlfs", "rosenbrock", "beale", "saddle", "long-valley", "himmelblau", "rastrigin", "noise",
                           "sphere", "lr-ladder", "nesterov", "step-size", "adam-forms", "angulargrad", "escape",
-                          "minibatch", "logistic"]
+                          "minibatch", "logistic", "frontier"]
 
     @Test("descent path writes CSV and well-formed SVG for every preset", arguments: presets)
     func preset(_ name: String) throws {
@@ -64,12 +65,22 @@ import Training
         #expect(pixelCount(image, near: "#FF00FF", tolerance: 30) == 0)
     }
 
+    @Test("path --list names every function, the finite sums included, and the presets")
+    func list() throws {
+        let result = try runDescent(ranks: 0, ["path", "--list"], directory: packageRoot)
+        #expect(result.status == 0, "\(result.stderr)")
+        for name in TestFunction.allCases.map(\.rawValue) + FiniteSum.allCases.map(\.rawValue) {
+            #expect(result.stdout.contains("\n  \(name) "), "\(name) missing from: \(result.stdout)")
+        }
+        #expect(result.stdout.contains("presets: adam-forms, angulargrad, beale, dlfs, escape, frontier,"), "\(result.stdout)")
+    }
+
     @Test("an unknown preset is one clear error naming the presets there are")
     func unknownPreset() throws {
         let result = try runDescent(ranks: 0, ["path", "--preset", "rosenbrok"], directory: packageRoot)
         #expect(result.status == 1)
         #expect(result.stderr.contains("descent: error: --preset: rosenbrok: expected one of adam-forms, angulargrad, beale, dlfs, "
-                                       + "escape, himmelblau, logistic, long-valley, lr-ladder, minibatch, nesterov, noise, rastrigin, "
+                                       + "escape, frontier, himmelblau, logistic, long-valley, lr-ladder, minibatch, nesterov, noise, rastrigin, "
                                        + "rosenbrock, saddle, sphere, step-size, found no file configs/path-rosenbrok.yaml"))
     }
 
