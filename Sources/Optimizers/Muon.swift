@@ -22,10 +22,9 @@ public final class Muon: Optimizer {
     public var learningRate: Double
     public private(set) var stepCount = 0
 
-    /// A matrix of the buffer: where it lies, its rows and columns as stored, and its rate's factor.
+    /// A matrix of the buffer: its tensor (shape [A, B], and where its elements lie) and its rate's factor.
     struct Matrix {
-        let range: Range<Int>
-        let rows: Int, columns: Int
+        let tensor: TensorShape
         let rateFactor: Double
     }
 
@@ -43,10 +42,8 @@ public final class Muon: Optimizer {
         let tensors = layout.isEmpty
             ? [TensorShape(name: "θ", shape: [1, parameterCount], range: 0..<parameterCount)] : layout
         for t in tensors where t.shape.count == 2 && t.whole && t.range.count > 0 {
-            let (a, b) = (t.shape[0], t.shape[1])
-            matrices.append(Matrix(range: t.range, rows: t.transposed ? b : a, columns: t.transposed ? a : b,
-                                   rateFactor: max(1, Double(a) / Double(b)).squareRoot()))
-            for i in t.range { covered[i] = true }
+            matrices.append(Matrix(tensor: t, rateFactor: max(1, Double(t.shape[0]) / Double(t.shape[1])).squareRoot()))
+            for k in 0..<t.range.count { covered[t.position(k)] = true }
         }
         self.matrices = matrices
         rest = (0..<parameterCount).filter { !covered[$0] }
@@ -62,7 +59,7 @@ public final class Muon: Optimizer {
         let (p, g, count) = flat(parameters, gradient)
         precondition(count == momentum.count, "muon: \(count) parameters for state of \(momentum.count)")
         stepCount += 1
-        for m in matrices { step(m, p + m.range.lowerBound, g + m.range.lowerBound) }
+        for m in matrices { step(m, p, g) }
         guard !rest.isEmpty else { return }
         for (k, i) in rest.enumerated() { (restParameters[k], restGradient[k]) = (p[i], g[i]) }
         // A schedule scales both rules' rates alike.
@@ -71,20 +68,22 @@ public final class Muon: Optimizer {
         for (k, i) in rest.enumerated() { p[i] = restParameters[k] }
     }
 
-    /// One matrix: momentum, orthogonalisation, decay and step.
+    /// One matrix, in torch's orientation: momentum, orthogonalisation, decay and step.
     private func step(_ m: Matrix, _ θ: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>) {
-        let n = m.range.count, μ = Float(settings.momentum), fresh = Float(1 - settings.momentum)
-        let buffer = momentum.baseAddress! + m.range.lowerBound
+        let t = m.tensor, n = t.range.count, μ = Float(settings.momentum), fresh = Float(1 - settings.momentum)
+        let buffer = momentum.baseAddress!
         var u = [Float](repeating: 0, count: n)
-        for i in 0..<n {
+        for k in 0..<n {
+            let i = t.position(k)
             buffer[i] += fresh * (g[i] - buffer[i])
-            u[i] = settings.nesterov ? g[i] + μ * (buffer[i] - g[i]) : buffer[i]
+            u[k] = settings.nesterov ? g[i] + μ * (buffer[i] - g[i]) : buffer[i]
         }
-        let x = Self.orthogonalised(u, rows: m.rows, columns: m.columns, steps: Int(settings.nsSteps), eps: Float(settings.eps))
+        let x = Self.orthogonalised(u, rows: t.shape[0], columns: t.shape[1], steps: Int(settings.nsSteps), eps: Float(settings.eps))
         let shrink = Float(1 - learningRate * settings.weightDecay), rate = Float(learningRate * m.rateFactor)
-        for i in 0..<n {
+        for k in 0..<n {
+            let i = t.position(k)
             θ[i] *= shrink
-            θ[i] -= rate * x[i]
+            θ[i] -= rate * x[k]
         }
     }
 

@@ -140,12 +140,17 @@ public struct TensorShape: Equatable, Sendable {
     public var name: String
     public var shape: [Int]
     public var range: Range<Int>
-    /// A matrix stored as its transpose (shape [A, B] held row-major as B × A, as the MLP keeps its weights).
-    public var transposed: Bool
+    /// Where element k of the tensor (row-major in `shape`, as torch holds it) lies in the buffer, when the model
+    /// keeps another order (the MLP stores its weights transposed, the CNN its kernels position-major); nil: the
+    /// elements lie in `range` in that order.
+    public var positions: [Int]?
 
-    public init(name: String, shape: [Int], range: Range<Int>, transposed: Bool = false) {
-        (self.name, self.shape, self.range, self.transposed) = (name, shape, range, transposed)
+    public init(name: String, shape: [Int], range: Range<Int>, positions: [Int]? = nil) {
+        (self.name, self.shape, self.range, self.positions) = (name, shape, range, positions)
     }
+
+    /// Where element k (row-major in `shape`) lies in the buffer.
+    public func position(_ k: Int) -> Int { positions?[k] ?? range.lowerBound + k }
 
     /// Whether the buffer holds all of the tensor.
     public var whole: Bool { range.count == shape.reduce(1, *) }

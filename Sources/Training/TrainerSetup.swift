@@ -164,12 +164,12 @@ extension Trainer {
             guard let lo = t.indices.min(), let hi = t.indices.max() else { return nil }
             let inside = (lo..<(hi + 1)).clamped(to: part)
             guard !inside.isEmpty else { return nil }
-            // Element k of the tensor (row-major in its shape) is at indices[k]: a matrix whose second element is
-            // a row further on is stored as its transpose.
-            let transposed = t.shape.count == 2 && t.indices.count > 1 && t.indices[1] != t.indices[0] + 1
-            return TensorShape(name: t.name, shape: t.shape,
-                               range: (inside.lowerBound - part.lowerBound)..<(inside.upperBound - part.lowerBound),
-                               transposed: transposed)
+            // Element k of the tensor (row-major in its shape) is at indices[k]; the positions say so where that
+            // is not the order of the range.
+            let range = (inside.lowerBound - part.lowerBound)..<(inside.upperBound - part.lowerBound)
+            let inOrder = t.indices.enumerated().allSatisfy { $0.element == lo + $0.offset }
+            return TensorShape(name: t.name, shape: t.shape, range: range,
+                               positions: inOrder || range.count != t.indices.count ? nil : t.indices.map { $0 - part.lowerBound })
         }
     }
 

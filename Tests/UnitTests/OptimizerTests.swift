@@ -579,7 +579,9 @@ struct MuonTests {
     /// keeps its weights), each with a bias.
     static let layout = [
         TensorShape(name: "w1", shape: [3, 5], range: 0..<15), TensorShape(name: "b1", shape: [3], range: 15..<18),
-        TensorShape(name: "w2", shape: [6, 4], range: 18..<42, transposed: true), TensorShape(name: "b2", shape: [4], range: 42..<46),
+        // Element (i, j) of w2 at 18 + 6j + i.
+        TensorShape(name: "w2", shape: [6, 4], range: 18..<42, positions: (0..<24).map { 18 + ($0 % 4) * 6 + $0 / 4 }),
+        TensorShape(name: "b2", shape: [4], range: 42..<46),
     ]
     static let n = 46
 
@@ -620,7 +622,7 @@ struct MuonTests {
             for w in layout where w.shape.count == 2 {
                 let (rows, cols) = (w.shape[0], w.shape[1])
                 // Element (i, j) of the torch-shaped matrix in the flat buffer.
-                func at(_ i: Int, _ j: Int) -> Int { w.range.lowerBound + (w.transposed ? j * rows + i : i * cols + j) }
+                func at(_ i: Int, _ j: Int) -> Int { w.name == "w2" ? 18 + j * rows + i : w.range.lowerBound + i * cols + j }
                 var u = [[Double]](repeating: [Double](repeating: 0, count: cols), count: rows)
                 for i in 0..<rows {
                     for j in 0..<cols {
