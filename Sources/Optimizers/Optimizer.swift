@@ -77,6 +77,8 @@ public enum StateBuffer: String, CaseIterable, Sendable {
     case stepSize = "step_size"
     /// Schedule-Free's base sequence and average (the reference's `z` and `x`).
     case z, x
+    /// Adafactor's factored second moments and a vector's whole one.
+    case rowVar = "row_var", colVar = "col_var", variance
 }
 
 /// The element-wise state of an optimizer: a fixed list of named buffers, each as long as the parameters,

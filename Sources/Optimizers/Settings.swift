@@ -19,13 +19,13 @@ public enum OptimizerVariant: String, CaseIterable, Sendable {
 public enum OptimizerKind: String, CaseIterable, Sendable {
     case sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, angulargrad, radam, adamax, lion, asgd, rprop
     case scheduleFreeSGD = "schedule-free-sgd", scheduleFreeAdamW = "schedule-free-adamw"
-    case muon
+    case muon, adafactor
 
     /// Its variants, the default first.
     public var variants: [OptimizerVariant] {
         switch self {
         case .sgd, .momentum: return [.torch, .sutskever, .ewma]
-        case .nesterov, .adadelta, .nadam, .radam, .adamax, .lion, .asgd, .rprop, .scheduleFreeSGD, .scheduleFreeAdamW, .muon: return [.torch]
+        case .nesterov, .adadelta, .nadam, .radam, .adamax, .lion, .asgd, .rprop, .scheduleFreeSGD, .scheduleFreeAdamW, .muon, .adafactor: return [.torch]
         case .adagrad, .rmsprop: return [.torch, .epsInsideSqrt]
         case .adam, .adamw: return [.torch, .noBiasCorrection, .kingmaBa, .epsInsideSqrt, .epsInsideSqrtNoBiasCorrection]
         case .angulargrad: return [.cos, .tan, .paperCos, .paperTan]
@@ -54,11 +54,12 @@ public enum OptimizerKind: String, CaseIterable, Sendable {
         case .scheduleFreeSGD: return ["lr", "momentum", "weight_decay", "warmup_steps", "r", "weight_lr_power"]
         case .scheduleFreeAdamW: return ["lr", "betas", "eps", "weight_decay", "warmup_steps", "r", "weight_lr_power"]
         case .muon: return ["lr", "momentum", "nesterov", "weight_decay", "eps", "ns_steps", "others", "others_lr"]
+        case .adafactor: return ["lr", "beta2_decay", "eps1", "eps2", "d", "weight_decay"]
         }
     }
 
     /// Whether it updates a weight matrix as a whole (so a sharded step gives each rank whole tensors).
-    public var updatesWholeTensors: Bool { self == .muon }
+    public var updatesWholeTensors: Bool { self == .muon || self == .adafactor }
 
     /// The rules that can update the tensors a matrix rule leaves (Muon's biases): every element-wise one whose
     /// parameters are its model.
@@ -105,6 +106,9 @@ public struct OptimizerSettings: Equatable, Sendable {
     /// Muon: Newton–Schulz steps, and the element-wise rule (at its defaults, with rate `othersLearningRate`) for
     /// the tensors that are not matrices.
     public var nsSteps = 5.0, others = OptimizerKind.adamw, othersLearningRate = 1e-3
+    /// Adafactor: the exponent of its second moment's weight, its two ε (torch's `eps` pair; the first defaults to
+    /// single precision's machine ε, as torch's None does for float32) and its clipping threshold d.
+    public var beta2Decay = -0.8, eps1 = Double(Float.ulpOfOne), eps2 = 1e-3, d = 1.0
 
     /// torch.optim's defaults for `kind`. torch has no default learning rate for SGD; descent uses 0.01.
     public init(_ kind: OptimizerKind) {
@@ -129,6 +133,7 @@ public struct OptimizerSettings: Equatable, Sendable {
         case .scheduleFreeSGD: learningRate = 1.0; momentum = 0.9
         case .scheduleFreeAdamW: learningRate = 2.5e-3
         case .muon: learningRate = 1e-3; momentum = 0.95; nesterov = true; weightDecay = 0.1; eps = 1e-7
+        case .adafactor: learningRate = 1e-2
         }
     }
 
@@ -153,6 +158,7 @@ public struct OptimizerSettings: Equatable, Sendable {
         "step_sizes": .pair(\.stepSizeMin, \.stepSizeMax),
         "warmup_steps": .number(\.warmupSteps), "r": .number(\.r), "weight_lr_power": .number(\.weightLRPower),
         "ns_steps": .number(\.nsSteps), "others": .rule(\.others), "others_lr": .number(\.othersLearningRate),
+        "beta2_decay": .number(\.beta2Decay), "eps1": .number(\.eps1), "eps2": .number(\.eps2), "d": .number(\.d),
     ]
 
     /// The rule each numeric key (each number of a pair) must meet, as (what is expected, test).
@@ -168,6 +174,7 @@ public struct OptimizerSettings: Equatable, Sendable {
         case "warmup_steps": return ("a whole number ≥ 0", { $0 >= 0 && $0 == $0.rounded() })
         case "ns_steps": return ("a whole number in [1, 99]", { $0 >= 1 && $0 < 100 && $0 == $0.rounded() })
         case "others_lr": return ("a number > 0", { $0 > 0 })
+        case "beta2_decay": return ("a number ≤ 0", { $0 <= 0 })
         default: return ("a number ≥ 0", { $0 >= 0 })  // eps, weight_decay, lr_decay, accumulator, momentum_decay
         }
     }
@@ -245,6 +252,7 @@ public struct OptimizerSettings: Equatable, Sendable {
     public func makeOptimizer(parameterCount n: Int, layout: [TensorShape] = []) -> Optimizer {
         precondition(validate() == nil, "invalid optimizer settings: \(validate()!)")
         if kind == .muon { return Muon(self, parameterCount: n, layout: layout) }
+        if kind == .adafactor { return Adafactor(self, parameterCount: n, layout: layout) }
         return rule.optimizer(self, parameterCount: n, layout: layout)
     }
 
@@ -265,19 +273,25 @@ public struct OptimizerSettings: Equatable, Sendable {
         case .rprop: return Rprop.self
         case .scheduleFreeSGD: return ScheduleFreeSGD.self
         case .scheduleFreeAdamW: return ScheduleFreeAdamW.self
-        case .muon: return SGD.self  // not used: `makeOptimizer` builds `Muon`, which runs `others` as its rule
+        case .muon, .adafactor: return SGD.self  // not used: `makeOptimizer` builds `Muon` and `Adafactor`
         }
     }
 
     /// The element-wise state buffers an optimizer with these settings keeps (each as long as its parameters).
-    public var stateBufferCount: Int { kind == .muon ? 1 + othersSettings.stateBufferCount : rule.init(self).kept.count }
+    public var stateBufferCount: Int {
+        switch kind {
+        case .muon: return 1 + othersSettings.stateBufferCount
+        case .adafactor: return 3
+        default: return rule.init(self).kept.count
+        }
+    }
 
     /// The floating-point operations of one update of a tensor of `shape`, which balance whole tensors over the
     /// ranks: Muon's Newton–Schulz steps on a matrix (r ≤ k its sides: XXᵀ, its square and their product with X),
     /// about ten per element for an element-wise rule.
     public func updateCost(shape: [Int]) -> Double {
         let count = Double(shape.reduce(1, *))
-        guard kind == .muon, shape.count == 2 else { return 10 * count }
+        guard kind == .muon, shape.count == 2 else { return (kind == .adafactor ? 20 : 10) * count }
         let r = Double(shape.min()!), k = Double(shape.max()!)
         return 2 * nsSteps * (2 * r * r * k + r * r * r) + 10 * count
     }

@@ -323,7 +323,7 @@ struct FaultTests {
     }
 
     @Test("the rules since 2015 stop on SIGTERM at 2 ranks and resume at 3 to the hash and metrics of an uninterrupted run at 1",
-          arguments: ["radam", "adamax", "lion", "asgd", "rprop", "schedule-free-sgd", "schedule-free-adamw", "muon"])
+          arguments: ["radam", "adamax", "lion", "asgd", "rprop", "schedule-free-sgd", "schedule-free-adamw", "muon", "adafactor"])
     func resumeAtAnotherCount(_ name: String) throws {
         let dir = try temporaryDirectory("descent-another-np")
         let optimizer = "{name: \(name), lr: \(name.hasPrefix("schedule-free") || name == "rprop" ? 0.002 : 0.01)}"

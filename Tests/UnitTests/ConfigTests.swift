@@ -121,6 +121,7 @@ struct ConfigTests {
         ["optimizer.name=schedule-free-sgd", "optimizer.warmup_steps=50", "optimizer.r=1", "optimizer.weight_lr_power=0"],
         ["optimizer.name=schedule-free-adamw", "optimizer.betas=[0.95, 0.99]", "optimizer.weight_decay=0.01"],
         ["optimizer.name=muon", "optimizer.ns_steps=3", "optimizer.others=rmsprop", "optimizer.others_lr=0.01", "optimizer.nesterov=false"],
+        ["optimizer.name=adafactor", "optimizer.beta2_decay=-0.5", "optimizer.eps1=1e-30", "optimizer.d=2", "optimizer.weight_decay=0.01"],
     ])
     func resolvedRoundTrip(_ overrides: [String]) throws {
         let c = try load("", overrides)
@@ -156,7 +157,7 @@ struct ConfigTests {
         ("model:\n  hidden: 100\n", [],
          "c.yaml: model.hidden: expected a list of integers in 1...1000000, like [100, 100], found '100'"),
         ("optimizer:\n  name: adamx\n", [],
-         "c.yaml: optimizer.name: expected one of sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, angulargrad, radam, adamax, lion, asgd, rprop, schedule-free-sgd, schedule-free-adamw, muon, found 'adamx'"),
+         "c.yaml: optimizer.name: expected one of sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, angulargrad, radam, adamax, lion, asgd, rprop, schedule-free-sgd, schedule-free-adamw, muon, adafactor, found 'adamx'"),
         ("optimizer:\n  name: adam\n  variant: sutskever\n", [],
          "c.yaml: optimizer.variant: expected one of torch, no-bias-correction, kingma-ba, eps-inside-sqrt, eps-inside-sqrt-no-bias-correction for adam, found 'sutskever'"),
         ("optimizer:\n  name: adam\n", ["optimizer.betas=[0.9, 1.0]"],

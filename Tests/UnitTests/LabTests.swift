@@ -293,7 +293,7 @@ let convergenceCases: [ConvergenceCase] = {
         #expect(message("optimizers: adam\n") == "lab.yaml: optimizers: expected a list of optimizer blocks, like "
                 + "[{name: sgd, lr: 0.1}, {name: adam, lr: 0.3}], found 'adam'")
         #expect(message("optimizers:\n  - {lr: 0.1}\n") == "lab.yaml: optimizers[0].name: expected an optimizer name "
-                + "(sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, angulargrad, radam, adamax, lion, asgd, rprop, schedule-free-sgd, schedule-free-adamw, muon), found no name")
+                + "(sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, angulargrad, radam, adamax, lion, asgd, rprop, schedule-free-sgd, schedule-free-adamw, muon, adafactor), found no name")
         #expect(message("optimizers:\n  - {name: sgd}\n  - {name: adam, momentum: 0.9}\n")
                 == "lab.yaml: optimizers[1].momentum: expected a key that adam reads (variant, lr, betas, eps, "
                 + "weight_decay, amsgrad), found a key of sgd, momentum, nesterov, rmsprop, schedule-free-sgd, muon")

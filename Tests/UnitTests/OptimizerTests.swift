@@ -193,6 +193,8 @@ func referenceStep(_ s: OptimizerSettings) -> ReferenceStep {
     case .muon:
         // Muon works per matrix: its reference needs the tensors, and holds for `MuonTests.layout`.
         return MuonTests.reference(s)
+    case .adafactor:
+        return AdafactorTests.reference(s)  // for `AdafactorTests.layout`
     case .scheduleFreeSGD, .scheduleFreeAdamW:
         // The authors' reference implementations (SGDScheduleFreeReference, AdamWScheduleFreeReference): z, x and
         // y kept, z and x from θ at the first step; the rate warmed up, AdamW's second moment bias-corrected, and
@@ -709,5 +711,99 @@ struct MuonTests {
         for _ in 0..<5 { length = 3.4445 * length - 4.7750 * pow(length, 3) + 2.0315 * pow(length, 5) }
         #expect(close(Double(θ[0]), 1 - 0.1 * length * 0.6, relative: 1e-6))
         #expect(close(Double(θ[1]), 2 + 0.1 * length * 0.8, relative: 1e-6))
+    }
+}
+
+@Suite("Adafactor against torch 2.13's equations")
+struct AdafactorTests {
+    /// A matrix row-major, a matrix stored transposed, a bias, and a 2 × 3 × 2 tensor (a batch of two 3 × 2 matrices).
+    static let layout = MuonTests.layout + [TensorShape(name: "k", shape: [2, 3, 2], range: 46..<58)]
+    static let n = 58
+
+    /// torch's `_single_tensor_adafactor` in Double, tensor by tensor (each a list of elements in row-major order).
+    static func reference(_ s: OptimizerSettings) -> ReferenceStep {
+        { θ, g, t, state in
+            let t = Double(t), fresh = pow(t, s.beta2Decay), ρ = min(s.learningRate, 1 / t.squareRoot())
+            for (u, w) in layout.enumerated() {
+                let at = (0..<w.range.count).map(w.position), n = Double(at.count)
+                let α = max(s.eps2, (at.reduce(0) { $0 + θ[$1] * θ[$1] } / n).squareRoot()) * ρ
+                for i in at { θ[i] *= 1 - s.learningRate * s.weightDecay }
+                var update = [Double](repeating: 0, count: at.count)
+                if w.shape.count >= 2 {
+                    let (rows, cols) = (w.shape[w.shape.count - 2], w.shape[w.shape.count - 1])
+                    var r = state["r\(u)"] ?? [Double](repeating: 0, count: at.count / cols)
+                    var c = state["c\(u)"] ?? [Double](repeating: 0, count: at.count / rows)
+                    for b in 0..<(at.count / (rows * cols)) {
+                        func gg(_ i: Int, _ j: Int) -> Double { g[at[b * rows * cols + i * cols + j]] }
+                        for i in 0..<rows { r[b * rows + i] += fresh * ((0..<cols).reduce(0) { $0 + gg(i, $1) * gg(i, $1) } / Double(cols) - r[b * rows + i]) }
+                        for j in 0..<cols { c[b * cols + j] += fresh * ((0..<rows).reduce(0) { $0 + gg($1, j) * gg($1, j) } / Double(rows) - c[b * cols + j]) }
+                        let mean = max((0..<rows).reduce(0) { $0 + r[b * rows + $1] } / Double(rows), s.eps1)
+                        for i in 0..<rows {
+                            for j in 0..<cols {
+                                update[b * rows * cols + i * cols + j] = gg(i, j) / max(r[b * rows + i] * c[b * cols + j] / mean, s.eps1 * s.eps1).squareRoot()
+                            }
+                        }
+                    }
+                    state["r\(u)"] = r; state["c\(u)"] = c
+                } else {
+                    var v = state["v\(u)"] ?? [Double](repeating: 0, count: at.count)
+                    for (k, i) in at.enumerated() {
+                        v[k] += fresh * (g[i] * g[i] - v[k])
+                        update[k] = g[i] / max(v[k], s.eps1 * s.eps1).squareRoot()
+                    }
+                    state["v\(u)"] = v
+                }
+                let norm = update.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                let step = α / max(1, norm / (n.squareRoot() * s.d))
+                for (k, i) in at.enumerated() { θ[i] -= step * update[k] }
+            }
+        }
+    }
+
+    static let cases: [OptimizerCase] = [
+        OptimizerCase(.adafactor),
+        OptimizerCase(.adafactor, "weight decay 0.1, lr 0.05, β2 decay −0.5") { $0.weightDecay = 0.1; $0.learningRate = 0.05; $0.beta2Decay = -0.5 },
+        OptimizerCase(.adafactor, "d 0.5, ε2 0.1, large lr 1") { $0.d = 0.5; $0.eps2 = 0.1; $0.learningRate = 1 },
+    ]
+
+    @Test("1 and 25 steps on a fixed gradient sequence match the Double reference (relative 1e-5)", arguments: cases)
+    func matchesReference(_ c: OptimizerCase) {
+        #expect(c.settings.validate() == nil)
+        let optimizer = c.settings.makeOptimizer(parameterCount: Self.n, layout: Self.layout)
+        let step = Self.reference(c.settings)
+        var theta = (0..<Self.n).map { Float(cos(Double($0))) }, reference = theta.map(Double.init)
+        var state: [String: [Double]] = [:], scale = reference.map { max(abs($0), 0.1) }
+        for t in 1...25 {
+            let g = fixedGradient(step: t, count: Self.n).map(Float.init)
+            optimizer.update(&theta, gradient: g)
+            step(&reference, g.map(Double.init), t, &state)
+            for i in 0..<Self.n { scale[i] = max(scale[i], abs(reference[i])) }
+            if t == 1 || t == 25 {
+                for i in 0..<Self.n {
+                    #expect(close(Double(theta[i]), reference[i], relative: 1e-5, floor: scale[i]),
+                            "\(c.label) step \(t) θ[\(i)]: \(theta[i]) vs \(reference[i])")
+                }
+            }
+        }
+        // The factors are kept, not the whole second moment: 3 + 4 + 6 + 4 row averages of the matrices' rows.
+        let kept = optimizer.state().buffers
+        #expect(kept.keys.sorted() == ["col_var", "row_var", "variance"] && kept.values.allSatisfy { $0.count == Self.n })
+        #expect(kept["row_var"]!.filter { $0 != 0 }.count <= 3 + 6 + 6)
+    }
+
+    @Test("saved state restores into a fresh Adafactor that continues identically", arguments: cases)
+    func stateRoundTrip(_ c: OptimizerCase) throws {
+        let a = c.settings.makeOptimizer(parameterCount: Self.n, layout: Self.layout)
+        let b = c.settings.makeOptimizer(parameterCount: Self.n, layout: Self.layout)
+        var thetaA = (0..<Self.n).map { Float($0) / 10 }
+        for t in 1...5 { a.update(&thetaA, gradient: fixedGradient(step: t, count: Self.n).map(Float.init)) }
+        try b.restore(try JSONDecoder().decode(OptimizerState.self, from: JSONEncoder().encode(a.state())))
+        var thetaB = thetaA
+        for t in 6...9 {
+            let g = fixedGradient(step: t, count: Self.n).map(Float.init)
+            a.update(&thetaA, gradient: g)
+            b.update(&thetaB, gradient: g)
+        }
+        #expect(thetaA == thetaB && b.stepCount == 9)
     }
 }
