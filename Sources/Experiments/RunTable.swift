@@ -57,7 +57,8 @@ public struct RunTable {
         }
         for p in paths {
             guard FileManager.default.fileExists(atPath: p) else {
-                throw DataFileError(file: p, field: "run folder", expected: "a folder with summary.json and config.yaml", found: "no such file or folder")
+                throw DataFileError(file: p, field: "run folder", expected: "a folder with summary.json and config.yaml", found: "no such file or folder",
+                                    kind: "run folder")
             }
             try visit(p, depth: 0)
         }
@@ -69,10 +70,10 @@ public struct RunTable {
         let summaryPath = folder + "/summary.json", configPath = folder + "/config.yaml"
         guard let data = FileManager.default.contents(atPath: summaryPath),
               let summary = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw DataFileError(file: summaryPath, field: "summary", expected: "a JSON object, as descent writes it", found: "something else")
+            throw DataFileError(file: summaryPath, field: "summary", expected: "a JSON object, as descent writes it", found: "something else", kind: "file")
         }
         guard let yaml = try? String(contentsOfFile: configPath, encoding: .utf8) else {
-            throw DataFileError(file: configPath, field: "config", expected: "the run's resolved config", found: "no readable file")
+            throw DataFileError(file: configPath, field: "config", expected: "the run's resolved config", found: "no readable file", kind: "file")
         }
         let config = try ConfigReader(yaml: yaml, fileName: configPath).values
         let date = (try? FileManager.default.attributesOfItem(atPath: summaryPath))?[.modificationDate] as? Date
@@ -156,11 +157,11 @@ public struct RunTable {
         for (k, r) in runs.enumerated() {
             let path = r.folder + "/metrics.csv"
             guard let text = try? String(contentsOfFile: path, encoding: .utf8), let header = csvRows(text).first else {
-                throw DataFileError(file: path, field: "metrics", expected: "metrics.csv as descent writes it", found: "no readable file")
+                throw DataFileError(file: path, field: "metrics", expected: "metrics.csv as descent writes it", found: "no readable file", kind: "file")
             }
             guard let column = header.firstIndex(of: metric), let epoch = header.firstIndex(of: "epoch") else {
                 throw DataFileError(file: path, field: "columns", expected: "a column '\(metric)' (one of \(header.joined(separator: ", ")))",
-                                    found: "none")
+                                    found: "none", kind: "file")
             }
             let points = csvRows(text).dropFirst().compactMap { row -> SIMD2<Double>? in
                 guard row.count > max(column, epoch), let x = Double(row[epoch]), let y = Double(row[column]), y.isFinite else { return nil }

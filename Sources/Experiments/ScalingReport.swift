@@ -1,6 +1,7 @@
 // The table and chart of a scaling sweep: one run per rank count (folders np-<N>/ with summary.json), compared
 // with the smallest rank count.
 import Config
+import Datasets
 import Training
 import Foundation
 import Numerics
@@ -49,14 +50,18 @@ public enum ScalingReport {
                   let train = j["train_seconds"] as? Double, let compute = j["compute_seconds"] as? Double,
                   let (exchange, update) = PhaseKeys.exchangeAndUpdate(j),
                   let hash = j["final_hash"] as? String else {
-                throw OutputError(path: file, reason: "expected the summary.json of a finished run")
+                throw DataFileError(file: file, field: "summary", expected: "the summary.json of a finished run", found: "something else",
+                                    kind: "file")
             }
             let s = Double(steps)
             points.append(Point(ranks: ranks, globalBatch: batch, steps: steps, samples: samples, samplesPerSecond: rate,
                                 stepSeconds: train / s, computeSeconds: compute / s, exchangeSeconds: exchange / s,
                                 updateSeconds: update / s, finalHash: hash))
         }
-        guard !points.isEmpty else { throw OutputError(path: directory, reason: "no np-*/summary.json in it") }
+        guard !points.isEmpty else {
+            throw DataFileError(file: directory, field: "runs", expected: "np-*/summary.json of finished runs (as launch/scale writes them)",
+                                found: "none", kind: "folder")
+        }
         return points.sorted { $0.ranks < $1.ranks }
     }
 

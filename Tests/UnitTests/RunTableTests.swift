@@ -4,6 +4,7 @@ import Foundation
 import Numerics
 import Testing
 @testable import Config
+import Datasets
 @testable import Experiments
 @testable import Reports
 
@@ -18,6 +19,17 @@ import Testing
         try JSONSerialization.data(withJSONObject: summary).write(to: folder.appendingPathComponent("summary.json"))
         try "kind,step,epoch,test_accuracy\nstep,10,0.5,\nepoch,20,1,\(accuracy - 0.1)\nepoch,40,2,\(accuracy)\n"
             .write(to: folder.appendingPathComponent("metrics.csv"), atomically: true, encoding: .utf8)
+    }
+
+    @Test("a folder that holds no run is a read error that says what it is: a run folder, a scaling folder")
+    func missingRuns() throws {
+        let dir = try temporaryDirectory("runs-missing")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let nothing = dir.appendingPathComponent("nothing").path
+        #expect(throws: DataFileError(file: nothing, field: "run folder", expected: "a folder with summary.json and config.yaml",
+                                      found: "no such file or folder", kind: "run folder")) { try RunTable.load([nothing]) }
+        let message = "folder \(dir.path): runs: expected np-*/summary.json of finished runs (as launch/scale writes them), found none"
+        #expect { try ScalingReport.read(dir.path) } throws: { "\($0)" == message }
     }
 
     @Test("the keys that differ, the outcomes, filters, numeric sorting, three formats and one overlaid chart")
