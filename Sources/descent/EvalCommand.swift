@@ -47,7 +47,8 @@ struct EvalCommand: ParsableCommand {
                 throw AgreedFailure(description: "descent eval: the \(split) split of \(file) holds no samples")
             }
             let result = try Evaluation.run(inputs.evaluator(), parameters: parameters, on: dataset, split: split)
-            let directory = out ?? folder + "/eval"
+            // One folder per split, so that evaluating another split keeps the first one's files.
+            let directory = out ?? folder + "/eval/" + split
             try communicator.collectively { if communicator.rank == 0 { try Evaluation.write(result, to: directory) } }
             if communicator.rank == 0 {
                 print("\(split): \(result.samples) samples, loss \(result.loss), accuracy \(result.accuracy); "

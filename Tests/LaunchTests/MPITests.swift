@@ -74,7 +74,7 @@ struct MPITests {
         #expect(bad.status != 0 && bad.stderr.contains("--network: expected a bandwidth and a latency"), "\(bad.stderr)")
     }
 
-    @Test("descent eval reads a run's model.safetensors and config and writes eval.csv with the run's test accuracy")
+    @Test("descent eval reads a run's model.safetensors and config and writes eval.csv with the run's test accuracy, one folder per split")
     func evalCommand() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -84,8 +84,13 @@ struct MPITests {
         let r = try runDescent(ranks: 0, ["eval", "--run", run.path], directory: dir)
         #expect(r.status == 0, "\(r.stderr)")
         let summary = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("summary.json"))) as? [String: Any])
-        let row = try #require(try readCSV(run.appendingPathComponent("eval/eval.csv")).first)
+        let row = try #require(try readCSV(run.appendingPathComponent("eval/test/eval.csv")).first)
         #expect(Double(row["accuracy"] ?? "") == summary["test_accuracy"] as? Double, "\(row)")
+        // The training split gets its own folder and leaves the test split's files as they were.
+        let train = try runDescent(ranks: 0, ["eval", "--run", run.path, "--split", "train"], directory: dir)
+        #expect(train.status == 0, "\(train.stderr)")
+        #expect(try readCSV(run.appendingPathComponent("eval/train/eval.csv")).first?["split"] == "train")
+        #expect(try readCSV(run.appendingPathComponent("eval/test/eval.csv")).first == row)
         let bad = try runDescent(ranks: 0, ["eval", "--run", run.path, "--set", "model.hidden=[3]"], directory: dir)
         // A model of other tensors: the names are compared first, before any shape.
         #expect(bad.status != 0 && bad.stderr.contains("tensors: expected the model's 0.weight, 0.bias, 2.weight, 2.bias, found also"),
