@@ -19,10 +19,14 @@ public struct ConfigKey<C>: Sendable {
     public let name: String
     public let role: KeyRole
     /// Reads the key into the config; the config's current value is the default.
-    let read: @Sendable (inout C, inout ConfigReader) throws -> Void
+    var read: @Sendable (inout C, inout ConfigReader) throws -> Void
     /// The resolved YAML of the key: one `leaf: value` line, or a block's lines (relative to its section).
     let yaml: @Sendable (C) -> [String]
     let isBlock: Bool
+    /// Whether the key means anything for this config (a synthetic data key does not with Fashion-MNIST). One that
+    /// does not is still read and checked, keeps its default and is left out of the written YAML, but not of the
+    /// complete form that fingerprints the config.
+    var applies: @Sendable (C) -> Bool = { _ in true }
 
     /// A single key whose YAML value is `value(config)`, written only `when` the config uses it.
     init(_ name: String, _ role: KeyRole = .trajectory, read: @escaping @Sendable (inout C, inout ConfigReader) throws -> Void,
@@ -56,6 +60,19 @@ public struct ConfigKey<C>: Sendable {
         isBlock = true
     }
 
+    /// This key, meaningful only where `applies` holds: elsewhere a given value is checked, then dropped.
+    func applying(when applies: @escaping @Sendable (C) -> Bool) -> Self {
+        var key = self
+        let read = self.read
+        key.applies = applies
+        key.read = { c, r in
+            let before = c
+            try read(&c, &r)
+            if !applies(c) { c = before }
+        }
+        return key
+    }
+
     /// The top-level section the key belongs to (nil for a top-level key like `name`).
     var section: String? { isBlock ? name : (name.contains(".") ? String(name.split(separator: ".")[0]) : nil) }
 
@@ -69,11 +86,12 @@ extension Array {
         for key in self { try key.read(&config, &reader) }
     }
 
-    /// The resolved YAML of `config`: every key of the table in order, grouped into its sections.
-    func resolvedYAML<C>(_ config: C) -> String where Element == ConfigKey<C> {
+    /// The resolved YAML of `config`: every key of the table in order, grouped into its sections; with `complete`,
+    /// keys that do not apply to it too (at their defaults).
+    func resolvedYAML<C>(_ config: C, complete: Bool = false) -> String where Element == ConfigKey<C> {
         var lines: [String] = []
         var open: String?
-        for key in self {
+        for key in self where complete || key.applies(config) {
             if key.section != open, let section = key.section { lines.append("\(section):") }
             open = key.section
             lines += key.yaml(config).map { key.section == nil ? $0 : "  " + $0 }

@@ -45,9 +45,38 @@ public struct ConfigReader {
         } catch {
             throw ConfigError(source: "--set", key: key, expected: "a YAML value", found: "'\(text)'")
         }
+        try checkIndices(key)
         // An override replaces a whole subtree, a list of blocks included.
         for existing in entries.keys where existing.hasPrefix(key + ".") || existing.hasPrefix(key + "[") { entries[existing] = nil }
         try store(node, at: key, source: "--set")
+    }
+
+    /// Refuses an override that names a block past the end of its list (`optimizers[20].lr` where the list has 9
+    /// blocks); the next index adds a block.
+    private func checkIndices(_ key: String) throws {
+        var rest = Substring(key)
+        while let open = rest.firstIndex(of: "["), let close = rest[open...].firstIndex(of: "]"),
+              let index = Int(rest[rest.index(after: open)..<close]) {
+            let list = String(key[..<open])
+            let count = blockCount(of: list)
+            guard index <= count else {
+                throw ConfigError(source: "--set", key: key,
+                                  expected: count == 0 ? "index 0 (\(list) has no blocks; [0] starts it)"
+                                      : "an index in 0...\(count - 1) (\(list) has \(count) block\(count == 1 ? "" : "s"); [\(count)] adds one)",
+                                  found: "index \(index), past the end of the list")
+            }
+            rest = rest[rest.index(after: close)...]
+        }
+    }
+
+    /// How many blocks the list `key` holds (`key[0].…` up to the highest index given).
+    private func blockCount(of key: String) -> Int {
+        var count = 0
+        for k in entries.keys where k.hasPrefix(key + "[") {
+            let rest = k.dropFirst(key.count + 1)
+            if let close = rest.firstIndex(of: "]"), let index = Int(rest[..<close]), index >= 0 { count = max(count, index + 1) }
+        }
+        return count
     }
 
     private mutating func flatten(_ node: Node, prefix: String, source: String) throws {
@@ -142,12 +171,17 @@ public struct ConfigReader {
         guard let e = entry(key) else { return value }
         let expected = "a list of integers in \(range.lowerBound)...\(range.upperBound), like [100, 100]"
         guard case .sequence(let seq) = e.node else { throw error(key, e, expected: expected) }
-        return try seq.map { item in
+        return try seq.enumerated().map { k, item in
             guard case .scalar(let s) = item, let v = Int(s.string), range.contains(v) else {
-                throw error(key, e, expected: expected)
+                throw itemError(key, k, e, item, expected: Self.rangeText("an integer", range) + ", as every item of \(key)")
             }
             return v
         }
+    }
+
+    /// The error for item `k` of the list `key`, named as `key[k]`.
+    private func itemError(_ key: String, _ k: Int, _ e: Entry, _ item: Node, expected: String) -> ConfigError {
+        ConfigError(source: e.source, key: "\(key)[\(k)]", expected: expected, found: Self.describe(item))
     }
 
     /// A count `n` (taken as `first, first + 1, …`) or a list of distinct integers; nil when the key is not given.
@@ -163,6 +197,9 @@ public struct ConfigReader {
             let values = seq.map { item -> Int? in
                 guard case .scalar(let s) = item, let v = Int(s.string), range.contains(v) else { return nil }
                 return v
+            }
+            if let k = values.firstIndex(where: { $0 == nil }) {
+                throw itemError(key, k, e, seq[k], expected: Self.rangeText("an integer", range) + ", as every item of \(key)")
             }
             let list = values.compactMap { $0 }
             guard !list.isEmpty, list.count == values.count, Set(list).count == list.count else {
@@ -207,11 +244,7 @@ public struct ConfigReader {
     /// A value that is not a list of mappings fails with `expected`.
     public mutating func blockCount(_ key: String, expected: String) throws -> Int? {
         if let e = entry(key) { throw error(key, e, expected: expected) }
-        var count = 0
-        for k in entries.keys where k.hasPrefix(key + "[") {
-            let rest = k.dropFirst(key.count + 1)
-            if let close = rest.firstIndex(of: "]"), let index = Int(rest[..<close]), index >= 0 { count = max(count, index + 1) }
-        }
+        let count = blockCount(of: key)
         return count == 0 ? nil : count
     }
 
@@ -219,6 +252,9 @@ public struct ConfigReader {
     public func keys(under prefix: String) -> [String] {
         entries.keys.filter { $0.hasPrefix(prefix) }.sorted()
     }
+
+    /// Where every given key's value comes from (the file name or "--set").
+    public var sources: [String: String] { entries.mapValues(\.source) }
 
     /// Where `key`'s value comes from (the file name or "--set"), or nil when it is not given. Does not count
     /// as reading the key.

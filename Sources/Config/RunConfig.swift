@@ -189,6 +189,20 @@ public struct RunConfig: Equatable, Sendable {
     public var blasThreads: Int? = nil
     /// Folder that receives `<name>/`.
     public var outputDirectory = "runs"
+    /// Where the config's values came from, for messages; not part of what the config is.
+    public var origin = Origin()
+
+    /// Where each given key's value came from: a file name or `--set`; a key not given is the file's (its default).
+    /// Two configs with the same values are equal wherever they came from.
+    public struct Origin: Equatable, Sendable {
+        public var file = "config"
+        var keys: [String: String] = [:]
+
+        /// The source to name in a message about `key`.
+        public func of(_ key: String) -> String { keys[key] ?? file }
+
+        public static func == (_: Origin, _: Origin) -> Bool { true }
+    }
 
     public init() {}
 
@@ -217,6 +231,7 @@ public struct RunConfig: Equatable, Sendable {
     static func read(_ r: inout ConfigReader) throws -> RunConfig {
         var c = RunConfig()
         try keys.read(into: &c, from: &r)
+        c.origin = Origin(file: r.fileName, keys: r.sources)
         if let error = ConfigError.invalidRunFolder(c.name, source: r.fileName) { throw error }
         if c.training.reduction == .deterministic, let n = c.blasThreads, n > 1 {
             throw ConfigError(source: r.source(of: "runtime.blas_threads") ?? r.fileName, key: "runtime.blas_threads",
@@ -229,6 +244,10 @@ public struct RunConfig: Equatable, Sendable {
 
     /// The configuration with every default filled in, as YAML that `load` reads back to the same value.
     public var resolvedYAML: String { Self.keys.resolvedYAML(self) }
+
+    /// The resolved YAML with the keys that do not apply too (at their defaults): what fingerprints the config, so
+    /// its hash does not depend on which keys the written form leaves out.
+    public var completeYAML: String { Self.keys.resolvedYAML(self, complete: true) }
 
     var scheduleYAMLLines: [String] { Self.scheduleKeys.flatMap { $0.yaml(schedule) } }
 }
@@ -313,7 +332,7 @@ extension RunConfig {
         for k in 0..<count {
             let prefix = "\(key)[\(k)]."
             guard r.source(of: prefix + "name") != nil else {
-                throw ConfigError(source: r.fileName, key: prefix + "name",
+                throw ConfigError(source: r.keys(under: prefix).first.flatMap(r.source(of:)) ?? r.fileName, key: prefix + "name",
                                   expected: "an optimizer name (" + optimizerNames.joined(separator: ", ") + ")", found: "no name")
             }
             let label = try r.string(prefix + "label", default: "")
@@ -423,5 +442,5 @@ extension RunConfig {
     }
 
     /// A fingerprint of the resolved config.
-    public var hash: UInt64 { fingerprint(bytesOf: Array(resolvedYAML.utf8)) }
+    public var hash: UInt64 { fingerprint(bytesOf: Array(completeYAML.utf8)) }
 }

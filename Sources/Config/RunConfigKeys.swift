@@ -66,17 +66,17 @@ extension RunConfig {
 
     private static let dataKeys: [Key] = [
         .choice("data.source", \.data.source),
-        .text("data.path", \.data.path),
-        .integer("data.train_samples", \.data.trainSamples, 1...100_000_000),
-        .integer("data.test_samples", \.data.testSamples, 1...100_000_000),
-        .integer("data.features", \.data.features, 1...1_000_000),
+        .text("data.path", \.data.path).applying(when: { $0.data.source == .fashionMNIST }),
+        .integer("data.train_samples", \.data.trainSamples, 1...100_000_000).applying(when: synthetic),
+        .integer("data.test_samples", \.data.testSamples, 1...100_000_000).applying(when: synthetic),
+        .integer("data.features", \.data.features, 1...1_000_000).applying(when: synthetic),
         Key("data.classes", read: { c, r in
             // Files name their classes in their labels ("auto"); the synthetic problem has 4 unless told.
             let files = [DataSource.idx, .npy].contains(c.data.source)
             let classes = try r.integerOrWord("data.classes", default: files ? "auto" : c.data.classes.map(String.init) ?? "auto",
                                               words: ["auto"], range: 2...100_000)
             c.data.classes = Int(classes)
-        }, value: { c in c.data.classes.map(String.init) ?? "auto" }),
+        }, value: { c in c.data.classes.map(String.init) ?? "auto" }).applying(when: { $0.data.source != .fashionMNIST }),
         fileKey("data.train_images", \.trainImages, .idx), fileKey("data.train_labels", \.trainLabels, .idx),
         fileKey("data.test_images", \.testImages, .idx), fileKey("data.test_labels", \.testLabels, .idx),
         fileKey("data.x", \.x, .npy), fileKey("data.y", \.y, .npy),
@@ -88,8 +88,11 @@ extension RunConfig {
                 v == 0 || (v > 0 && v < 1) || (v >= 1 && v == v.rounded())
             }
         }, value: { c in c.data.validation >= 1 ? "\(Int(c.data.validation))" : "\(c.data.validation)" }, when: { $0.data.validation > 0 }),
-        .number("data.noise", \.data.noise, "a number ≥ 0", { $0 >= 0 }),
+        .number("data.noise", \.data.noise, "a number ≥ 0", { $0 >= 0 }).applying(when: synthetic),
     ]
+
+    /// The generator's keys apply to the synthetic problem only.
+    private static let synthetic: @Sendable (RunConfig) -> Bool = { $0.data.source == .synthetic }
 
     /// A data file's path, read and written only with its source.
     private static func fileKey(_ name: String, _ path: WritableKeyPath<Data, String> & Sendable, _ source: DataSource) -> Key {

@@ -83,7 +83,7 @@ public final class Study {
             guard case .samples(let n) = b else { continue }
             guard n <= trainCount, n >= communicator.size else {
                 throw AgreedFailure(description: ConfigError(
-                    source: "config", key: "study.batches",
+                    source: config.base.origin.of("study.batches"), key: "study.batches",
                     expected: "batch sizes from \(communicator.size) (one sample per rank) to the training set's \(trainCount) "
                         + "samples (full: the whole set)", found: "\(n)").description)
             }
@@ -205,7 +205,7 @@ public final class Study {
             // Neither where the study is written nor the trial's name is part of what it computes.
             var located = c
             (located.outputDirectory, located.name) = (".", "trial")
-            var identity = located.resolvedYAML + "target: \(config.target.text), evaluated with ratio \(config.target.ratio)\n"
+            var identity = located.completeYAML + "target: \(config.target.text), evaluated with ratio \(config.target.ratio)\n"
             if config.prune { identity += "pruned by successive halving from step \(config.pruneFrom), 1/\(config.pruneReduction) kept\n" }
             let searched = zip(config.space, p.values).map { "\($0.key)=\(shortNumber($1))" }.joined(separator: " ")
             return Trial(index: first + k, point: p, label: label, config: c, hash: hexDigest(fingerprint(bytesOf: Array(identity.utf8))),

@@ -29,7 +29,7 @@ extension Trainer {
         let held = config.data.validationCount(of: train.count)
         guard held > 0 else { return (train, nil, test) }
         guard held < train.count else {
-            throw ConfigError(source: "config", key: "data.validation",
+            throw ConfigError(source: config.origin.of("data.validation"), key: "data.validation",
                               expected: "fewer samples than the training set's \(train.count)", found: "\(held)")
         }
         let (rest, validation) = SubsetDataset.split(train, holdingOut: held, seed: config.seed)
@@ -48,15 +48,15 @@ extension Trainer {
             }
             return (make(d.trainSamples, test: false), make(d.testSamples, test: true))
         case .idx:
-            let files = try requiredFiles(d, [("data.train_images", d.trainImages), ("data.train_labels", d.trainLabels),
+            let files = try requiredFiles(config, [("data.train_images", d.trainImages), ("data.train_labels", d.trainLabels),
                                               ("data.test_images", d.testImages), ("data.test_labels", d.testLabels)])
             let classes = try d.classes ?? ArrayDataset.classesInLabels([files[1], files[3]], npy: false, cache: cache)
             return (try ArrayDataset(images: files[0], labels: files[1], classCount: classes, name: "idx train", cache: cache),
                     try ArrayDataset(images: files[2], labels: files[3], classCount: classes, name: "idx test", cache: cache))
         case .npy:
-            let files = try requiredFiles(d, [("data.x", d.x), ("data.y", d.y)])
+            let files = try requiredFiles(config, [("data.x", d.x), ("data.y", d.y)])
             let test = d.testX.isEmpty && d.testY.isEmpty ? nil
-                : try requiredFiles(d, [("data.test_x", d.testX), ("data.test_y", d.testY)])
+                : try requiredFiles(config, [("data.test_x", d.testX), ("data.test_y", d.testY)])
             let classes = try d.classes ?? ArrayDataset.classesInLabels([files[1]] + (test.map { [$0[1]] } ?? []), npy: true, cache: cache)
             let train = try ArrayDataset(npyFeatures: files[0], labels: files[1], classCount: classes, name: "npy train", cache: cache)
             guard let test else { return (train, EmptyDataset(like: train)) }
@@ -70,10 +70,11 @@ extension Trainer {
     }
 
     /// The paths of the files a data source needs, each named by its key when it is missing.
-    private static func requiredFiles(_ d: RunConfig.Data, _ keys: [(key: String, path: String)]) throws -> [String] {
+    private static func requiredFiles(_ config: RunConfig, _ keys: [(key: String, path: String)]) throws -> [String] {
         try keys.map { k in
             guard !k.path.isEmpty else {
-                throw ConfigError(source: "config", key: k.key, expected: "a file path (data.source \(d.source.rawValue) needs it)",
+                throw ConfigError(source: config.origin.of("data.source"), key: k.key,
+                                  expected: "a file path (data.source \(config.data.source.rawValue) needs it)",
                                   found: "nothing")
             }
             return k.path
@@ -107,7 +108,7 @@ extension Trainer {
         }
         guard batch >= ranks || config.training.reduction == .deterministic else {
             throw AgreedFailure(description: ConfigError(
-                source: "config", key: "training.batch",
+                source: config.origin.of("training.batch"), key: "training.batch",
                 expected: "a global batch of at least \(ranks) samples (one per rank) with reduction mpi",
                 found: "\(batch)").description)
         }

@@ -47,7 +47,7 @@ struct StudyLaunchTests {
     }
 
     @Test("bad study input stops every rank with one message naming the key, and writes nothing", arguments: [
-        ("study.batches=[16, 100000]", "config: study.batches: expected batch sizes from 2 (one sample per rank) to the training set's 512 samples (full: the whole set), found 100000"),
+        ("study.batches=[16, 100000]", "--set: study.batches: expected batch sizes from 2 (one sample per rank) to the training set's 512 samples (full: the whole set), found 100000"),
         ("study.lr=[]", "study.lr: expected [low, high] with 0 < low ≤ high, found []"),
         ("study.trials=0", "study.trials: expected an integer in 1...1000, found '0'"),
         ("study.target=val_loss", "study.target: expected a metric the data gives (val_loss needs data.validation), found val_loss"),

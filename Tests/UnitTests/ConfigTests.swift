@@ -4,6 +4,7 @@ import Config
 import DescentTestSupport
 import Experiments
 import Foundation
+import Numerics
 import Optimizers
 import Testing
 import Training
@@ -47,6 +48,37 @@ struct ConfigTests {
         #expect(main.optimizer.kind == .momentum && main.optimizer.learningRate == 0.01 && main.optimizer.momentum == 0.9)
         #expect(main.training.batch == .samples(128) && main.training.epochs == 5)
         #expect(main.model.hidden == [100, 100, 100, 100] && main.data.source == .fashionMNIST)
+    }
+
+    @Test("the resolved config writes the chosen data source's keys only; the fingerprint still covers them all")
+    func dataSourceKeys() throws {
+        let fashion = try load("data: {source: fashion-mnist}\n")
+        let written = fashion.resolvedYAML
+        for key in ["train_samples:", "test_samples:", "features:", "classes:", "noise:"] { #expect(!written.contains(key), "\(key)") }
+        #expect(written.contains("  path: "))
+        let synthetic = try load("data: {source: synthetic}\n").resolvedYAML
+        #expect(!synthetic.contains("  path: ") && synthetic.contains("  features: 32") && synthetic.contains("  classes: 4"))
+        // A key of another source is still checked, then has no effect: the config is the one without it.
+        #expect(try load("data: {source: fashion-mnist, features: 64, noise: 3}\n") == fashion)
+        #expect(message("data: {source: fashion-mnist, features: -1}\n")?.hasPrefix("c.yaml: data.features: expected an integer") == true)
+        // The written form loads back to the same config.
+        #expect(try load(written) == fashion)
+        // The fingerprint is that of the complete form, so it did not move: this config's hash as descent gave it
+        // before the written form left the generator's keys out (config_hash in model.safetensors).
+        let main = try load(String(contentsOf: packageRoot.appendingPathComponent("configs/default.yaml"), encoding: .utf8),
+                            ["name=h", "output.dir=/tmp/o", "training.steps=1"])
+        #expect(hexDigest(main.hash) == "1b2e391c762cec57" && main.completeYAML.contains("  features: 32"))
+    }
+
+    @Test("a key found wrong while the data loads is blamed on the file or the --set that gave it")
+    func dataErrorsNameTheirSource() throws {
+        func loading(_ c: RunConfig) -> String {
+            do { _ = try Trainer.trainingSetCount(c); return "no error" } catch { return "\(error)" }
+        }
+        #expect(loading(try load("data: {source: idx}\n"))
+                == "c.yaml: data.train_images: expected a file path (data.source idx needs it), found nothing")
+        #expect(loading(try load("data: {source: synthetic, train_samples: 64}\n", ["data.validation=64"]))
+                == "--set: data.validation: expected fewer samples than the training set's 64, found 64")
     }
 
     @Test("a config written for another subcommand is refused with the subcommand it belongs to")
@@ -193,6 +225,9 @@ struct ConfigTests {
          "c.yaml: optimizer.nesterov: expected momentum > 0 and dampening 0 with Nesterov momentum, found momentum 0.0, dampening 0.0"),
         ("training:\n  shuffle: maybe\n", [], "c.yaml: training.shuffle: expected true or false, found 'maybe'"),
         ("- a\n- b\n", [], "c.yaml: (document): expected a mapping of keys to values, found a list of 2 items"),
+        // A list's bad item is named by its index; an override past the end of a list of blocks is the override's.
+        ("", ["model.hidden=[256, abc]"], "--set: model.hidden[1]: expected an integer in 1...1000000, as every item of model.hidden, found 'abc'"),
+        ("seeds: [1, 2, -3]\n", [], "c.yaml: seeds[2]: expected an integer ≥ 0, as every item of seeds, found '-3'"),
         ("optimizer: [1\n", [], nil),
         ("", ["optimizer.lr"], "--set: optimizer.lr: expected key=value, found 'optimizer.lr'"),
         ("", ["optimizer.lrate=1"], "--set: optimizer.lrate: expected a known key (did you mean 'optimizer.lr'?), found an unknown key"),

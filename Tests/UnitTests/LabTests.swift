@@ -294,6 +294,11 @@ let convergenceCases: [ConvergenceCase] = {
                 + "[{name: sgd, lr: 0.1}, {name: adam, lr: 0.3}], found 'adam'")
         #expect(message("optimizers:\n  - {lr: 0.1}\n") == "lab.yaml: optimizers[0].name: expected an optimizer name "
                 + "(sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, angulargrad, radam, adamax, lion, asgd, rprop, schedule-free-sgd, schedule-free-adamw, muon, adafactor), found no name")
+        // An override names itself: past the end of the list, or a block it adds without a name.
+        #expect(message("optimizers:\n  - {name: sgd}\n  - {name: adam}\n", ["optimizers[9].lr=0.1"])
+                == "--set: optimizers[9].lr: expected an index in 0...1 (optimizers has 2 blocks; [2] adds one), found index 9, past the end of the list")
+        #expect(message("optimizers:\n  - {name: sgd}\n", ["optimizers[1].lr=0.1"]).hasPrefix("--set: optimizers[1].name: expected an optimizer name"))
+        #expect(message("optimizers:\n  - {name: sgd}\n", ["optimizers[1].name=adam", "optimizers[1].lr=0.2"]) == "no error")
         #expect(message("optimizers:\n  - {name: sgd}\n  - {name: adam, momentum: 0.9}\n")
                 == "lab.yaml: optimizers[1].momentum: expected a key that adam reads (variant, lr, betas, eps, "
                 + "weight_decay, amsgrad), found a key of sgd, momentum, nesterov, rmsprop, schedule-free-sgd, muon")

@@ -380,7 +380,7 @@ struct StudyRunTests {
         do {
             _ = try Study(config: c, communicator: SingleProcessCommunicator(), console: quiet)
         } catch {
-            #expect("\(error)" == "config: study.batches: expected batch sizes from 1 (one sample per rank) to the training set's 512 "
+            #expect("\(error)" == "tiny.yaml: study.batches: expected batch sizes from 1 (one sample per rank) to the training set's 512 "
                     + "samples (full: the whole set), found 1024")
         }
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("tiny").path))
