@@ -171,7 +171,7 @@ public final class Comparison {
         ]
         if let target = config.targetLoss {
             metrics += [("steps_to_target", 1, { Self.firstReach($0.rows, target: target).map { Double($0.step) } }),
-                        ("seconds_to_target", 2, { Self.firstReach($0.rows, target: target)?.wallSeconds })]
+                        ("wall_s_to_target", 2, { Self.firstReach($0.rows, target: target)?.wallSeconds })]
         }
         return metrics
     }
@@ -246,15 +246,18 @@ public final class Comparison {
     /// comparison.csv's header and one row per variant and seed.
     func table(_ outcomes: [Outcome]) -> (header: [String], rows: [[String]]) {
         let target = config.targetLoss
-        let header = ["variant", "seed", "batch", "optimizer", "lr", "epochs", "steps", "train_s", "samples_per_s",
+        // Two clocks, each named: train_s is the run's own training time (a replica's share of the shared steps and
+        // its own updates); wall_s and wall_s_to_target are both read from the run's wall clock (metrics.csv's wall_s),
+        // which for replicas is the launch's.
+        let header = ["variant", "seed", "batch", "optimizer", "lr", "epochs", "steps", "train_s", "wall_s", "samples_per_s",
                       "final_train_loss", "final_test_loss", "final_test_accuracy", "noise_scale",
-                      "target_loss", "steps_to_target", "epochs_to_target", "seconds_to_target", "distinct_hidden_units", "final_hash"]
+                      "target_loss", "steps_to_target", "epochs_to_target", "wall_s_to_target", "distinct_hidden_units", "final_hash"]
         func cell(_ v: Double?, _ digits: Int = 4) -> String { v.map { fixed($0, digits) } ?? "" }
         let rows: [[String]] = outcomes.map { o in
             let reach = target.flatMap { Self.firstReach(o.rows, target: $0) }
             return [o.label, "\(o.seed)", "\(o.config.training.batch)", o.config.optimizer.kind.rawValue, "\(o.config.optimizer.learningRate)",
                     cell(o.rows.last?.epoch, 2),
-                    "\(o.result.steps)", fixed(o.result.trainSeconds, 2), "\(Int(o.result.samplesPerSecond))",
+                    "\(o.result.steps)", fixed(o.result.trainSeconds, 2), cell(o.rows.last?.wallSeconds, 2), "\(Int(o.result.samplesPerSecond))",
                     cell(o.result.lastTrainLoss), cell(o.result.lastTestLoss), cell(o.result.lastTestAccuracy),
                     o.result.lastNoiseScale.map { "\(fixed($0, 0))" } ?? "",
                     target.map { "\($0)" } ?? "", reach.map { "\($0.step)" } ?? "", cell(reach?.epoch, 2),

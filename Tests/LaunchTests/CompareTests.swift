@@ -121,6 +121,7 @@ struct CompareMPITests {
                 - {name: momentum, lr: 0.02, momentum: 0.9}
                 - {name: adam, lr: 0.003}
                 - {name: adagrad, lr: 0.05, label: ada}
+              target_loss: 1.05
             """)
         let r = try runDescent(ranks: 2, ["compare", "--config", config.path, "--progress", "off"], directory: dir)
         #expect(r.status == 0 && !r.timedOut, "\(r.stderr)")
@@ -128,6 +129,15 @@ struct CompareMPITests {
         let rows = try readCSV(run.appendingPathComponent("comparison.csv"))
         #expect(rows.map { $0["variant"]! } == ["sgd", "momentum", "adam", "ada"])
         #expect(Set(rows.map { $0["final_hash"]! }).count == 4)
+        // Seconds to the target and the run's seconds are read from one clock, the replica's metrics.csv wall_s
+        // (train_s is the replica's own share of the training time, another clock).
+        #expect(rows.contains { $0["wall_s_to_target"]?.isEmpty == false }, "\(rows)")
+        for row in rows {
+            let last = try #require(try readCSV(run.appendingPathComponent("\(row["variant"]!)/metrics.csv")).last)
+            let wall = try #require(Double(row["wall_s"] ?? ""), "\(row)")
+            #expect(abs(wall - Double(last["wall_s"]!)!) <= 0.006, "\(row)")
+            if let reached = Double(row["wall_s_to_target"] ?? "") { #expect(reached <= wall) }
+        }
         // The comparison's own config.yaml stays beside the replicas' folders, and loads back as the comparison.
         let saved = try String(contentsOf: run.appendingPathComponent("config.yaml"), encoding: .utf8)
         #expect(try CompareConfig.load(yaml: saved, fileName: "config.yaml").variants.map(\.label) == ["sgd", "momentum", "adam", "ada"])
