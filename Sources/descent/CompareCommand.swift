@@ -21,10 +21,9 @@ struct Compare: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() throws {
-        try distributed(stopSignals: true) { communicator, _ in
-            let c = try communicator.collectively {
-                try CompareConfig.load(yaml: readConfigFile(file.config), fileName: file.config, overrides: set.overrides)
-            }
+        let load = { try CompareConfig.load(yaml: readConfigFile(file.config), fileName: file.config, overrides: set.overrides) }
+        try distributed(stopSignals: true, check: { _ = try load() }) { communicator, _ in
+            let c = try communicator.collectively(load)
             let console = Console(enabled: communicator.rank == 0, style: output.progress)
             try Comparison(config: c, communicator: communicator, overwrite: output.overwrite, console: console).run()
         }

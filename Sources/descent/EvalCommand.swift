@@ -33,11 +33,10 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        try distributed { communicator, _ in
-            let file = config ?? folder + "/config.yaml"
-            let c = try communicator.collectively {
-                try RunConfig.load(yaml: readConfigFile(file), fileName: file, overrides: set.overrides)
-            }
+        let file = config ?? folder + "/config.yaml"
+        let load = { try RunConfig.load(yaml: readConfigFile(file), fileName: file, overrides: set.overrides) }
+        try distributed(check: { _ = try load() }) { communicator, _ in
+            let c = try communicator.collectively(load)
             let inputs = try RunInputs.load(c, on: communicator)
             let parameters = try communicator.collectively {
                 try Trainer.startingParameters(folder + "/model.safetensors", model: inputs.model)

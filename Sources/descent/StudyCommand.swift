@@ -41,17 +41,16 @@ struct StudyCommand: ParsableCommand {
 
 
     func run() throws {
+        let load = { try StudyConfig.load(yaml: readConfigFile(file.config), fileName: file.config, overrides: set.overrides) }
         if plan {
             return try singleProcess {
-                let c = try StudyConfig.load(yaml: readConfigFile(file.config), fileName: file.config, overrides: set.overrides)
+                let c = try load()
                 print("folder \(c.base.outputDirectory)/\(c.base.name)")
                 for b in c.batches { print("batch \(b)") }
             }
         }
-        try distributed(stopSignals: true) { communicator, faults in
-            var c = try communicator.collectively {
-                try StudyConfig.load(yaml: readConfigFile(file.config), fileName: file.config, overrides: set.overrides)
-            }
+        try distributed(stopSignals: true, check: { _ = try load() }) { communicator, faults in
+            var c = try communicator.collectively(load)
             guard addTrials >= 0, addTrials == 0 || !output.overwrite else {
                 throw AgreedFailure(description: "--add-trials: expected a number ≥ 1 of trials to add to the study in its folder "
                                     + "(without --overwrite), found \(addTrials)" + (output.overwrite ? " with --overwrite" : ""))

@@ -24,7 +24,7 @@ struct Train: ParsableCommand {
     var resumeFrom: String?
 
     func run() throws {
-        try distributed(stopSignals: true) { communicator, faults in
+        try distributed(stopSignals: true, check: { _ = try loadConfig() }) { communicator, faults in
             let runConfig = try communicator.collectively { try loadConfig() }
             let console = Console(enabled: communicator.rank == 0, style: output.progress)
             if !runConfig.seeds.isEmpty {

@@ -180,6 +180,31 @@ struct MPITests {
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("runs/bad").path), "\(label)")
     }
 
+    /// MPI that cannot start (an unknown messaging layer) is the witness: a config mistake reported through it would
+    /// instead be MPI_Init's failure, so the config's own message proves that it came before MPI.
+    @Test("a config mistake is reported before MPI starts, by every command that reads a config", arguments: [
+        ("train", ["train", "--config", "CONFIG", "--set", "optimizer.lr=-1"], "--set: optimizer.lr: expected a number > 0, found '-1'"),
+        ("compare", ["compare", "--config", "COMPARE", "--set", "compare.batches=[0]"], "--set: compare.batches: expected a list"),
+        ("study", ["study", "--config", "STUDY", "--set", "study.trials=0"], "--set: study.trials: expected an integer"),
+        ("eval", ["eval", "--run", "DIR", "--config", "CONFIG", "--set", "model.hidden=[abc]"], "--set: model.hidden[0]: expected an integer"),
+    ])
+    func configBeforeMPI(_ label: String, _ arguments: [String], _ message: String) throws {
+        let dir = try temporaryDirectory()
+        let config = try writeSyntheticConfig(in: dir, name: "early")
+        let compare = try writeSyntheticConfig(in: dir, name: "pair", extra: "compare: {batches: [32, full]}")
+        let study = try writeStudyConfig(in: dir)
+        let files = ["CONFIG": config.path, "COMPARE": compare.path, "STUDY": study.path, "DIR": dir.path]
+        let args = arguments.map { files[$0] ?? $0 }
+        let broken = ["OMPI_MCA_pml": "no-such-layer"]
+        let r = try runDescent(ranks: 0, args, directory: dir, environment: broken)
+        #expect(r.status == 1 && !r.timedOut, "\(label): \(r.stderr)")
+        #expect(ownLines(r).count == 1 && r.stderr.contains(message), "\(label): \(r.stderr)")
+        #expect(!r.stderr.contains("MPI_Init"), "\(label): \(r.stderr)")
+        // The witness works: the same command with a valid config gets as far as MPI and fails there.
+        let valid = try runDescent(ranks: 0, Array(args.prefix(while: { $0 != "--set" })), directory: dir, environment: broken)
+        #expect(valid.status != 0 && valid.stderr.contains("MPI_Init"), "\(label): \(valid.stderr)")
+    }
+
     @Test("processes that srun started as separate one-rank worlds refuse to train, each with the reason",
           arguments: [["SLURM_PROCID": "1", "SLURM_STEP_NUM_TASKS": "2", "SLURM_NTASKS": "2"], ["OMPI_COMM_WORLD_SIZE": "3"]])
     func singletonTrap(_ environment: [String: String]) throws {

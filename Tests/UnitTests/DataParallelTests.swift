@@ -124,7 +124,8 @@ struct DataParallelTests {
                 return "\(error)"
             }
         }
-        #expect(messages == Array(repeating: "config: training.batch: expected a global batch of at least 3 samples (one per rank) with reduction mpi, found 2", count: 3))
+        // The config came from the text named "test": the message names that source.
+        #expect(messages == Array(repeating: "test: training.batch: expected a global batch of at least 3 samples (one per rank) with reduction mpi, found 2", count: 3))
     }
 
     @Test("the sharded optimizer step: each of 3 ranks keeps Adam's state for its own third of the parameters, and the parts tile them")
