@@ -228,16 +228,17 @@ extension Trainer {
         }
     }
 
-    /// Creates an empty run folder; an existing one is replaced only with `overwrite`.
-    public static func createRunDirectory(_ path: String, overwrite: Bool) throws {
+    /// Creates an empty run folder. The one rule of every command that writes a folder of its own (train, compare, study, path): an existing
+    /// folder is kept unless `overwrite`, which replaces it whole. `kind` names it in the message ("run folder").
+    public static func createRunDirectory(_ path: String, overwrite: Bool, kind: String = "run folder") throws {
         let fm = FileManager.default
         if fm.fileExists(atPath: path) {
             guard overwrite else {
-                throw OutputError(path: path, reason: "the run folder already exists (pass --overwrite to replace it, "
+                throw OutputError(path: path, reason: "the \(kind) already exists (pass --overwrite to replace it, "
                                   + "or choose another name with --set name=...)")
             }
             do { try fm.removeItem(atPath: path) } catch {
-                throw OutputError(path: path, reason: "cannot remove the old run folder: \(error.localizedDescription)")
+                throw OutputError(path: path, reason: "cannot remove the old \(kind): \(error.localizedDescription)")
             }
         }
         do {

@@ -29,6 +29,9 @@ struct PathCommand: ParsableCommand {
     @Flag(help: "List the test functions and the presets found, then exit.")
     var list = false
 
+    @Flag(help: "Replace an existing output folder of the same name.")
+    var overwrite = false
+
     func validate() throws {
         if !list && (config == nil) == (preset == nil) {
             throw ValidationError("give either --config FILE or --preset NAME")
@@ -51,6 +54,12 @@ struct PathCommand: ParsableCommand {
     /// Runs the lab on every rank; rank 0 writes the files and prints the summary.
     func lab(_ config: PathConfig, on communicator: Communicator) throws {
         let started = Date()
+        // The folder rule of every command, checked before anything runs.
+        try communicator.collectively {
+            if communicator.rank == 0 {
+                try Trainer.createRunDirectory(config.outputDirectory + "/" + config.name, overwrite: overwrite, kind: "lab folder")
+            }
+        }
         let trajectories = try PathLab.run(config, on: communicator)
         try communicator.collectively {
             guard communicator.rank == 0 else { return }

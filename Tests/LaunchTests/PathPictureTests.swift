@@ -75,6 +75,28 @@ import Training
         #expect(result.stdout.contains("presets: adam-forms, angulargrad, beale, dlfs, escape, frontier,"), "\(result.stdout)")
     }
 
+    @Test("path keeps an existing folder as train does: refused with one message, replaced whole with --overwrite")
+    func existingFolder() throws {
+        let dir = try temporaryDirectory("path-again")
+        let args = ["path", "--preset", "sphere", "--set", "output.dir=\(dir.path)", "--set", "steps=5"]
+        let first = try runDescent(ranks: 0, args, directory: packageRoot)
+        try #require(first.status == 0, "\(first.stderr)")
+        let folder = dir.appendingPathComponent("sphere")
+        let stray = folder.appendingPathComponent("mine.txt")
+        try "kept".write(to: stray, atomically: true, encoding: .utf8)
+        let second = try runDescent(ranks: 0, args + ["--set", "steps=7"], directory: packageRoot)
+        #expect(second.status == 1)
+        #expect(ownLines(second) == ["descent: error: cannot write \(folder.path): the lab folder already exists "
+                                     + "(pass --overwrite to replace it, or choose another name with --set name=...)"], "\(second.stderr)")
+        #expect(FileManager.default.fileExists(atPath: stray.path))
+        let rows = { try readCSV(folder.appendingPathComponent("paths.csv")).count }
+        let before = try rows()
+        let third = try runDescent(ranks: 0, args + ["--set", "steps=7", "--overwrite"], directory: packageRoot)
+        #expect(third.status == 0, "\(third.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: stray.path))
+        #expect(try rows() > before)
+    }
+
     @Test("an unknown preset is one clear error naming the presets there are")
     func unknownPreset() throws {
         let result = try runDescent(ranks: 0, ["path", "--preset", "rosenbrok"], directory: packageRoot)
