@@ -7,6 +7,10 @@ public enum FashionMNIST {
 
     public enum Split: String, Sendable { case train, test }
 
+    /// The names of labels 0–9, as the data set's authors list them.
+    public static let classNames = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                                    "Bag", "Ankle boot"]
+
     /// Loads one split from `directory`, accepting gzipped (`.gz`) or raw file names.
     public static func load(_ split: Split, from directory: String, cache: DecompressCache = .besideData) throws -> ArrayDataset {
         let prefix = split == .train ? "train" : "t10k"

@@ -14,10 +14,20 @@ public enum Evaluation {
         public var accuracy: Double
         /// confusion[true class][predicted class] = samples.
         public var confusion: [[Int]]
+        /// Each class as the CSV and the picture name it: its index, and its name where the data set has names
+        /// ("0 T-shirt/top").
+        public var classLabels: [String]
     }
 
-    /// Evaluates `parameters` on `dataset` with the evaluator's model and workspace.
-    public static func run(_ evaluator: Evaluator, parameters: [Float], on dataset: Dataset, split: String) throws -> Result {
+    /// Class `k`'s label: the index, with the name beside it when `names` has one.
+    static func classLabels(_ classes: Int, names: [String]?) -> [String] {
+        (0..<classes).map { k in names.flatMap { k < $0.count ? "\(k) \($0[k])" : nil } ?? "\(k)" }
+    }
+
+    /// Evaluates `parameters` on `dataset` with the evaluator's model and workspace; `classNames` are the data set's
+    /// names of its labels, where it has them.
+    public static func run(_ evaluator: Evaluator, parameters: [Float], on dataset: Dataset, split: String,
+                           classNames: [String]? = nil) throws -> Result {
         guard let classifier = evaluator.model as? Classifier else {
             throw AgreedFailure(description: "descent eval: expected a classifier (mlp, logreg or cnn), found \(evaluator.model.shapeText)")
         }
@@ -36,32 +46,35 @@ public enum Evaluation {
             for (label, predicted) in pairs { confusion[label][predicted] += 1 }
             start += capacity
         }
-        return Result(split: split, samples: dataset.count, loss: loss, accuracy: accuracy, confusion: confusion)
+        return Result(split: split, samples: dataset.count, loss: loss, accuracy: accuracy, confusion: confusion,
+                      classLabels: classLabels(classes, names: classNames))
     }
 
     /// eval.csv, confusion.csv and confusion.svg in `directory`.
     public static func write(_ r: Result, to directory: String) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try writeAtomically("split,samples,loss,accuracy\n\(r.split),\(r.samples),\(r.loss),\(r.accuracy)\n", to: directory + "/eval.csv")
-        let n = r.confusion.count
-        let header = "true\\predicted," + (0..<n).map(String.init).joined(separator: ",")
-        let rows = r.confusion.enumerated().map { "\($0)," + $1.map(String.init).joined(separator: ",") }
+        let header = "true\\predicted," + r.classLabels.map(csvField).joined(separator: ",")
+        let rows = r.confusion.enumerated().map { "\(csvField(r.classLabels[$0]))," + $1.map(String.init).joined(separator: ",") }
         try writeAtomically(([header] + rows).joined(separator: "\n") + "\n", to: directory + "/confusion.csv")
         try writeAtomically(confusionSVG(r), to: directory + "/confusion.svg")
     }
 
     /// A heat map of the confusion matrix, each row shaded by its share of the true class.
     static func confusionSVG(_ r: Result) -> String {
-        let n = r.confusion.count, cell = max(18.0, min(48.0, 480.0 / Double(n))), left = 70.0, top = 76.0
+        // Margins wide enough for the longest label: rows name the true class, columns (turned) the predicted one.
+        let longest = Double(r.classLabels.map(\.count).max() ?? 1)
+        let n = r.confusion.count, cell = max(18.0, min(48.0, 480.0 / Double(n)))
+        let left = max(70.0, 40 + 6.2 * longest), top = max(76.0, 56 + 4.6 * longest)
         var svg = SVGWriter()
         svg.text("confusion matrix, \(r.split) split: accuracy \(fixed(r.accuracy, 4)), \(r.samples) samples", x: left, y: 24,
                  [("font-size", "14")])
-        svg.text("predicted class", x: left + cell * Double(n) / 2, y: top - 24, [("font-size", "12"), ("text-anchor", "middle")])
+        svg.text("predicted class", x: left + cell * Double(n) / 2, y: 48, [("font-size", "12"), ("text-anchor", "middle")])
         svg.text("true class", x: 18, y: top + cell * Double(n) / 2, [("font-size", "12"), ("text-anchor", "middle"),
                                                                          ("transform", "rotate(-90 18 \(svgNumber(top + cell * Double(n) / 2)))")])
         for (t, row) in r.confusion.enumerated() {
             let total = max(row.reduce(0, +), 1)
-            svg.text("\(t)", x: left - 8, y: top + cell * (Double(t) + 0.6), [("font-size", "11"), ("text-anchor", "end")])
+            svg.text(r.classLabels[t], x: left - 8, y: top + cell * (Double(t) + 0.6), [("font-size", "11"), ("text-anchor", "end")])
             for (p, count) in row.enumerated() {
                 let share = Double(count) / Double(total)
                 let shade = Int(255 - 200 * share)
@@ -75,7 +88,10 @@ public enum Evaluation {
             }
         }
         for p in 0..<n {
-            svg.text("\(p)", x: left + cell * (Double(p) + 0.5), y: top - 6, [("font-size", "11"), ("text-anchor", "middle")])
+            let x = left + cell * (Double(p) + 0.5), y = top - 6
+            let turned = r.classLabels[p].count > 3
+            svg.text(r.classLabels[p], x: x, y: y, [("font-size", "11"), ("text-anchor", turned ? "start" : "middle")]
+                     + (turned ? [("transform", "rotate(-50 \(svgNumber(x)) \(svgNumber(y)))")] : []))
         }
         return svg.document(width: left + cell * Double(n) + 20, height: top + cell * Double(n) + 20)
     }

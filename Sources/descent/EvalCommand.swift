@@ -2,6 +2,7 @@
 import ArgumentParser
 import Collectives
 import Config
+import Datasets
 import Foundation
 import MPICollectives
 import Training
@@ -45,7 +46,8 @@ struct EvalCommand: ParsableCommand {
             guard dataset.count > 0 else {
                 throw AgreedFailure(description: "descent eval: the \(split) split of \(file) holds no samples")
             }
-            let result = try Evaluation.run(inputs.evaluator(), parameters: parameters, on: dataset, split: split)
+            let names = c.data.source == .fashionMNIST ? FashionMNIST.classNames : nil
+            let result = try Evaluation.run(inputs.evaluator(), parameters: parameters, on: dataset, split: split, classNames: names)
             // One folder per split, so that evaluating another split keeps the first one's files.
             let directory = out ?? folder + "/eval/" + split
             try communicator.collectively { if communicator.rank == 0 { try Evaluation.write(result, to: directory) } }

@@ -8,6 +8,7 @@ import Testing
 @testable import Training
 import Collectives
 import Config
+import Datasets
 
 @Suite("Files for other tools")
 struct ExportTests {
@@ -320,6 +321,17 @@ struct SavedWeightsTests {
         try Evaluation.write(r, to: dir.path + "/a/eval")
         let svg = try String(contentsOfFile: dir.path + "/a/eval/confusion.svg", encoding: .utf8)
         #expect(xmlError(svg) == nil)
-        #expect(try String(contentsOfFile: dir.path + "/a/eval/confusion.csv", encoding: .utf8).split(separator: "\n").count == 4)
+        let csv = try String(contentsOfFile: dir.path + "/a/eval/confusion.csv", encoding: .utf8).split(separator: "\n")
+        #expect(csv.count == 4 && csv[0] == "true\\predicted,0,1,2")
+        // Where the data set names its classes (Fashion-MNIST), rows and columns carry the name beside the index.
+        let named = try Evaluation.run(probe.evaluator, parameters: parameters, on: probe.testSet, split: "test",
+                                       classNames: ["T-shirt/top", "Trouser", "Pull, over"])
+        try Evaluation.write(named, to: dir.path + "/a/named")
+        let rows = try String(contentsOfFile: dir.path + "/a/named/confusion.csv", encoding: .utf8).split(separator: "\n")
+        #expect(rows[0] == "true\\predicted,0 T-shirt/top,1 Trouser,\"2 Pull, over\"")
+        #expect(rows[1].hasPrefix("0 T-shirt/top,") && rows[3].hasPrefix("\"2 Pull, over\","))
+        let picture = try String(contentsOfFile: dir.path + "/a/named/confusion.svg", encoding: .utf8)
+        #expect(xmlError(picture) == nil && picture.contains(">1 Trouser<") && picture.contains(">2 Pull, over<"))
+        #expect(FashionMNIST.classNames.count == 10 && FashionMNIST.classNames[9] == "Ankle boot")
     }
 }
