@@ -46,8 +46,10 @@ public struct ConfigReader {
             throw ConfigError(source: "--set", key: key, expected: "a YAML value", found: "'\(text)'")
         }
         try checkIndices(key)
-        // An override replaces a whole subtree, a list of blocks included.
-        for existing in entries.keys where existing.hasPrefix(key + ".") || existing.hasPrefix(key + "[") { entries[existing] = nil }
+        // An override replaces a whole subtree, a list of blocks included, and a scalar by a list or a block.
+        for existing in entries.keys where existing == key || existing.hasPrefix(key + ".") || existing.hasPrefix(key + "[") {
+            entries[existing] = nil
+        }
         try store(node, at: key, source: "--set")
     }
 
