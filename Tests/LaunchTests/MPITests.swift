@@ -199,10 +199,11 @@ struct MPITests {
         let r = try runDescent(ranks: 0, args, directory: dir, environment: broken)
         #expect(r.status == 1 && !r.timedOut, "\(label): \(r.stderr)")
         #expect(ownLines(r).count == 1 && r.stderr.contains(message), "\(label): \(r.stderr)")
-        #expect(!r.stderr.contains("MPI_Init"), "\(label): \(r.stderr)")
-        // The witness works: the same command with a valid config gets as far as MPI and fails there.
+        #expect(!r.stderr.uppercased().contains("MPI_INIT"), "\(label): \(r.stderr)")
+        // The witness works: the same command with a valid config gets as far as MPI and fails there (Open MPI's own
+        // report of it comes or not, as its helper manages; descent says nothing of the config).
         let valid = try runDescent(ranks: 0, Array(args.prefix(while: { $0 != "--set" })), directory: dir, environment: broken)
-        #expect(valid.status != 0 && valid.stderr.contains("MPI_Init"), "\(label): \(valid.stderr)")
+        #expect(valid.status != 0 && !valid.timedOut && !valid.stderr.contains(message), "\(label): \(valid.stderr)")
     }
 
     @Test("processes that srun started as separate one-rank worlds refuse to train, each with the reason",
