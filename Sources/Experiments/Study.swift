@@ -333,7 +333,7 @@ public final class Study {
         }
         let parts = try communicator.broadcast(text: text).split(separator: " ").compactMap { Double($0) }
         let range = SearchRange(parts[0], parts[1])
-        console.note("\(group.label): the range test's smoothed loss is lowest near lr \(String(format: "%.4g", (range.low * range.high).squareRoot())); "
+        console.note("\(group.label): the range test's smoothed loss is lowest near lr \(shortNumber(SearchPlan.rounded((range.low * range.high).squareRoot()))); "
                      + "searching [\(shortNumber(range.low)), \(shortNumber(range.high))]")
         return range
     }

@@ -22,8 +22,7 @@ struct Compare: ParsableCommand {
 
     func run() throws {
         let load = { try CompareConfig.load(yaml: readConfigFile(file.config), fileName: file.config, overrides: set.overrides) }
-        try distributed(stopSignals: true, check: { _ = try load() }) { communicator, _ in
-            let c = try communicator.collectively(load)
+        try distributed(stopSignals: true, config: load) { communicator, _, c in
             let console = Console(enabled: communicator.rank == 0, style: output.progress)
             try Comparison(config: c, communicator: communicator, overwrite: output.overwrite, console: console).run()
         }

@@ -67,6 +67,15 @@ func distributed(stopSignals: Bool = false, check: () throws -> Void = {}, _ bod
     if status != 0 { throw ExitCode(status) }
 }
 
+/// `distributed` for a command that reads a config: `load` runs once before MPI starts (`checkBeforeMPI`), then on
+/// every rank collectively, and `body` gets the config every rank read.
+func distributed<C>(stopSignals: Bool = false, config load: () throws -> C,
+                    _ body: (Communicator, FaultPlan?, C) throws -> Void) throws {
+    try distributed(stopSignals: stopSignals, check: { _ = try load() }) { communicator, faults in
+        try body(communicator, faults, communicator.collectively(load))
+    }
+}
+
 /// Runs `check` before MPI starts where an early exit cannot leave another rank waiting: in a process of its own,
 /// and on mpirun's rank 0 (mpirun ends the whole job when a rank exits with an error). A failure is printed once and
 /// ends the process with status 1. Other ranks, and srun's tasks (whose peers would wait in MPI_Init for one that

@@ -36,8 +36,7 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         let file = config ?? folder + "/config.yaml"
         let load = { try RunConfig.load(yaml: readConfigFile(file), fileName: file, overrides: set.overrides) }
-        try distributed(check: { _ = try load() }) { communicator, _ in
-            let c = try communicator.collectively(load)
+        try distributed(config: load) { communicator, _, c in
             let inputs = try RunInputs.load(c, on: communicator)
             let parameters = try communicator.collectively {
                 try Trainer.startingParameters(folder + "/model.safetensors", model: inputs.model)

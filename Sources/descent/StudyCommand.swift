@@ -49,8 +49,8 @@ struct StudyCommand: ParsableCommand {
                 for b in c.batches { print("batch \(b)") }
             }
         }
-        try distributed(stopSignals: true, check: { _ = try load() }) { communicator, faults in
-            var c = try communicator.collectively(load)
+        try distributed(stopSignals: true, config: load) { communicator, faults, loaded in
+            var c = loaded
             guard addTrials >= 0, addTrials == 0 || !output.overwrite else {
                 throw AgreedFailure(description: "--add-trials: expected a number ≥ 1 of trials to add to the study in its folder "
                                     + "(without --overwrite), found \(addTrials)" + (output.overwrite ? " with --overwrite" : ""))

@@ -24,8 +24,7 @@ struct Train: ParsableCommand {
     var resumeFrom: String?
 
     func run() throws {
-        try distributed(stopSignals: true, check: { _ = try loadConfig() }) { communicator, faults in
-            let runConfig = try communicator.collectively { try loadConfig() }
+        try distributed(stopSignals: true, config: loadConfig) { communicator, faults, runConfig in
             let console = Console(enabled: communicator.rank == 0, style: output.progress)
             if !runConfig.seeds.isEmpty {
                 // Repeats over seeds: one run folder per seed and the spread across them, as `descent compare` writes.
