@@ -285,6 +285,8 @@ extension RunConfig {
                                       expected: OptimizerSettings.othersExpected, found: "'\(name)'")
                 }
                 o[keyPath: f] = kind
+            case .word(let f, let allowed):
+                o[keyPath: f] = try r.string(prefix + key, default: o[keyPath: f], allowed: allowed)
             }
         }
         if let e = o.validate() {

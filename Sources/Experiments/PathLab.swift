@@ -71,20 +71,28 @@ public enum PathLab {
         let optimizer = entry.settings.makeOptimizer(parameterCount: 2)
         let σ = config.noise(of: entry)
         var θ: [Float] = [Float(config.start.x), Float(config.start.y)]
-        var g: [Float] = [0, 0]
         var noise = Xoshiro256(seed: seed, stream: 0x7A7B)
         var points = [Trajectory.Point(step: 0, x: θ[0], y: θ[1], f: f.value(Double(θ[0]), Double(θ[1])))]
         var diverged: Int?
-        for step in 1...config.steps {
-            var exact = f.gradient(Double(θ[0]), Double(θ[1]))
+        /// The gradient at (x, y), with the entry's noise.
+        func gradient(_ x: Float, _ y: Float) -> [Float] {
+            var exact = f.gradient(Double(x), Double(y))
             if σ > 0 { exact += σ * SIMD2(noise.nextGaussian(), noise.nextGaussian()) }
-            g[0] = Float(exact.x)
-            g[1] = Float(exact.y)
+            return [Float(exact.x), Float(exact.y)]
+        }
+        for step in 1...config.steps {
             if entry.cosine {
                 optimizer.learningRate = LearningRateSchedule(kind: .cosine).rate(step: step, base: entry.settings.learningRate,
                                                                                   totalSteps: config.steps)
             }
-            optimizer.update(&θ, gradient: g)
+            if let lbfgs = optimizer as? LBFGS {
+                // A rule that evaluates again: its closure gives f and the gradient wherever it asks.
+                _ = θ.withUnsafeMutableBufferPointer { p in
+                    lbfgs.step(p) { q in (Double(Float(f.value(Double(q[0]), Double(q[1])))), gradient(q[0], q[1])) }
+                }
+            } else {
+                optimizer.update(&θ, gradient: gradient(θ[0], θ[1]))
+            }
             // The model's point: Schedule-Free's average x, not the point y its gradients are taken at.
             let p = optimizer.modelPoint() ?? θ
             let value = f.value(Double(p[0]), Double(p[1]))

@@ -81,3 +81,58 @@ extension Kernels {
         return total
     }
 }
+
+extension Kernels {
+    /// Σ a[i]·b[i] accumulated in Double in one fixed order (eight partial sums, then added in order), so that every
+    /// rank and every CPU gets the same bits.
+    public static func dot(_ a: [Float], _ b: [Float]) -> Double {
+        precondition(a.count == b.count, "dot of vectors of different lengths")
+        return a.withUnsafeBufferPointer { x in
+            b.withUnsafeBufferPointer { y in
+                var acc = SIMD8<Double>()
+                var i = 0
+                let n = x.count
+                while i + 8 <= n {
+                    acc += SIMD8<Double>(load8(x.baseAddress!, i)) * SIMD8<Double>(load8(y.baseAddress!, i))
+                    i += 8
+                }
+                var total = acc.sum()
+                while i < n {
+                    total += Double(x[i]) * Double(y[i])
+                    i += 1
+                }
+                return total
+            }
+        }
+    }
+
+    /// max |x[i]| (0 for an empty vector; NaN when any element is NaN).
+    public static func maxAbs(_ x: [Float]) -> Double {
+        var m: Float = 0
+        for v in x {
+            if v.isNaN { return .nan }
+            m = max(m, abs(v))
+        }
+        return Double(m)
+    }
+
+    /// Σ |x[i]| in Double, in index order.
+    public static func sumAbs(_ x: [Float]) -> Double {
+        var s = 0.0
+        for v in x { s += Double(abs(v)) }
+        return s
+    }
+
+    /// y ← y + a·x, element by element in Float (torch's `y.add_(x, alpha=a)`).
+    public static func addScaled(_ x: [Float], _ a: Float, to y: inout [Float]) {
+        precondition(x.count == y.count, "addScaled of vectors of different lengths")
+        let n = x.count
+        x.withUnsafeBufferPointer { xs in
+            y.withUnsafeMutableBufferPointer { ys in
+                forEachBlock(count: n, vector: { i in
+                    store8(load8(ys.baseAddress!, i) + a * load8(xs.baseAddress!, i), ys.baseAddress!, i)
+                }, scalar: { i in ys[i] += a * xs[i] })
+            }
+        }
+    }
+}

@@ -20,12 +20,14 @@ public enum OptimizerKind: String, CaseIterable, Sendable {
     case sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, angulargrad, radam, adamax, lion, asgd, rprop
     case scheduleFreeSGD = "schedule-free-sgd", scheduleFreeAdamW = "schedule-free-adamw"
     case muon, adafactor
+    case lbfgs
 
     /// Its variants, the default first.
     public var variants: [OptimizerVariant] {
         switch self {
         case .sgd, .momentum: return [.torch, .sutskever, .ewma]
-        case .nesterov, .adadelta, .nadam, .radam, .adamax, .lion, .asgd, .rprop, .scheduleFreeSGD, .scheduleFreeAdamW, .muon, .adafactor: return [.torch]
+        case .nesterov, .adadelta, .nadam, .radam, .adamax, .lion, .asgd, .rprop, .scheduleFreeSGD, .scheduleFreeAdamW, .muon, .adafactor,
+             .lbfgs: return [.torch]
         case .adagrad, .rmsprop: return [.torch, .epsInsideSqrt]
         case .adam, .adamw: return [.torch, .noBiasCorrection, .kingmaBa, .epsInsideSqrt, .epsInsideSqrtNoBiasCorrection]
         case .angulargrad: return [.cos, .tan, .paperCos, .paperTan]
@@ -55,16 +57,21 @@ public enum OptimizerKind: String, CaseIterable, Sendable {
         case .scheduleFreeAdamW: return ["lr", "betas", "eps", "weight_decay", "warmup_steps", "r", "weight_lr_power"]
         case .muon: return ["lr", "momentum", "nesterov", "weight_decay", "eps", "ns_steps", "others", "others_lr"]
         case .adafactor: return ["lr", "beta2_decay", "eps1", "eps2", "d", "weight_decay"]
+        case .lbfgs: return ["lr", "max_iter", "max_eval", "tolerance_grad", "tolerance_change", "history_size", "line_search_fn"]
         }
     }
 
     /// Whether it updates a weight matrix as a whole (so a sharded step gives each rank whole tensors).
     public var updatesWholeTensors: Bool { self == .muon || self == .adafactor }
 
+    /// Whether a step evaluates the loss and gradient again at points of its own (L-BFGS): it then needs every
+    /// parameter on every rank, and one data-parallel pass per evaluation.
+    public var evaluatesAgain: Bool { self == .lbfgs }
+
     /// The rules that can update the tensors a matrix rule leaves (Muon's biases): every element-wise one whose
     /// parameters are its model.
     public static var elementwise: [OptimizerKind] {
-        allCases.filter { !$0.updatesWholeTensors && $0 != .scheduleFreeSGD && $0 != .scheduleFreeAdamW }
+        allCases.filter { !$0.updatesWholeTensors && !$0.evaluatesAgain && $0 != .scheduleFreeSGD && $0 != .scheduleFreeAdamW }
     }
 }
 
@@ -109,6 +116,10 @@ public struct OptimizerSettings: Equatable, Sendable {
     /// Adafactor: the exponent of its second moment's weight, its two ε (torch's `eps` pair; the first defaults to
     /// single precision's machine ε, as torch's None does for float32) and its clipping threshold d.
     public var beta2Decay = -0.8, eps1 = Double(Float.ulpOfOne), eps2 = 1e-3, d = 1.0
+    /// L-BFGS: iterations and evaluations per step (`max_eval` 0 is torch's None: max_iter × 5 / 4), its two
+    /// tolerances, the pairs it remembers, and its line search (`none` or `strong_wolfe`).
+    public var maxIter = 20.0, maxEval = 0.0, toleranceGrad = 1e-7, toleranceChange = 1e-9, historySize = 100.0
+    public var lineSearchFn = "none"
 
     /// torch.optim's defaults for `kind`. torch has no default learning rate for SGD; descent uses 0.01.
     public init(_ kind: OptimizerKind) {
@@ -134,17 +145,22 @@ public struct OptimizerSettings: Equatable, Sendable {
         case .scheduleFreeAdamW: learningRate = 2.5e-3
         case .muon: learningRate = 1e-3; momentum = 0.95; nesterov = true; weightDecay = 0.1; eps = 1e-7
         case .adafactor: learningRate = 1e-2
+        case .lbfgs: learningRate = 1
         }
     }
 
-    /// What a key holds: a number, a flag, a pair of numbers (`betas`) or an element-wise rule's name (`others`),
-    /// and the fields behind it.
+    /// What a key holds: a number, a flag, a pair of numbers (`betas`), an element-wise rule's name (`others`) or
+    /// one of a few words (`line_search_fn`), and the fields behind it.
     public enum Field {
         case number(WritableKeyPath<OptimizerSettings, Double>)
         case flag(WritableKeyPath<OptimizerSettings, Bool>)
         case pair(WritableKeyPath<OptimizerSettings, Double>, WritableKeyPath<OptimizerSettings, Double>)
         case rule(WritableKeyPath<OptimizerSettings, OptimizerKind>)
+        case word(WritableKeyPath<OptimizerSettings, String>, allowed: [String])
     }
+
+    /// The keys whose numbers are counts (written without a decimal point).
+    static let counts: Set<String> = ["warmup_steps", "ns_steps", "max_iter", "max_eval", "history_size"]
 
     /// The field behind every hyperparameter key.
     public static let fields: [String: Field] = [
@@ -159,6 +175,9 @@ public struct OptimizerSettings: Equatable, Sendable {
         "warmup_steps": .number(\.warmupSteps), "r": .number(\.r), "weight_lr_power": .number(\.weightLRPower),
         "ns_steps": .number(\.nsSteps), "others": .rule(\.others), "others_lr": .number(\.othersLearningRate),
         "beta2_decay": .number(\.beta2Decay), "eps1": .number(\.eps1), "eps2": .number(\.eps2), "d": .number(\.d),
+        "max_iter": .number(\.maxIter), "max_eval": .number(\.maxEval), "tolerance_grad": .number(\.toleranceGrad),
+        "tolerance_change": .number(\.toleranceChange), "history_size": .number(\.historySize),
+        "line_search_fn": .word(\.lineSearchFn, allowed: ["none", LBFGS.strongWolfe]),
     ]
 
     /// The rule each numeric key (each number of a pair) must meet, as (what is expected, test).
@@ -173,6 +192,8 @@ public struct OptimizerSettings: Equatable, Sendable {
         case "dampening": return ("a number in [0, 1]", { $0 >= 0 && $0 <= 1 })
         case "warmup_steps": return ("a whole number ≥ 0", { $0 >= 0 && $0 == $0.rounded() })
         case "ns_steps": return ("a whole number in [1, 99]", { $0 >= 1 && $0 < 100 && $0 == $0.rounded() })
+        case "max_iter", "history_size": return ("a whole number in [1, 100000]", { $0 >= 1 && $0 <= 100_000 && $0 == $0.rounded() })
+        case "max_eval": return ("a whole number in [0, 100000] (0: max_iter × 5 / 4)", { $0 >= 0 && $0 <= 100_000 && $0 == $0.rounded() })
         case "others_lr": return ("a number > 0", { $0 > 0 })
         case "beta2_decay": return ("a number ≤ 0", { $0 <= 0 })
         default: return ("a number ≥ 0", { $0 >= 0 })  // eps, weight_decay, lr_decay, accumulator, momentum_decay
@@ -182,11 +203,12 @@ public struct OptimizerSettings: Equatable, Sendable {
     /// A key's value as YAML (`0.9`, `true`, `[0.9, 0.999]`), or nil for a key that is not a hyperparameter.
     public func yamlValue(_ key: String) -> String? {
         switch Self.fields[key] {
-        case .number(let f) where key == "warmup_steps" || key == "ns_steps": return "\(Int(self[keyPath: f]))"  // a count
+        case .number(let f) where Self.counts.contains(key): return "\(Int(self[keyPath: f]))"
         case .number(let f): return "\(self[keyPath: f])"
         case .flag(let f): return "\(self[keyPath: f])"
         case .pair(let a, let b): return "[\(self[keyPath: a]), \(self[keyPath: b])]"
         case .rule(let f): return self[keyPath: f].rawValue
+        case .word(let f, _): return self[keyPath: f]
         case nil: return nil
         }
     }
@@ -209,6 +231,8 @@ public struct OptimizerSettings: Equatable, Sendable {
                 return HyperparameterError(key: key, expected: rule.expected, found: "\(self[keyPath: f])")
             case .pair(let a, let b) where !rule.valid(self[keyPath: a]) || !rule.valid(self[keyPath: b]):
                 return HyperparameterError(key: key, expected: rule.expected, found: yamlValue(key)!)
+            case .word(let f, let allowed) where !allowed.contains(self[keyPath: f]):
+                return HyperparameterError(key: key, expected: "one of " + allowed.joined(separator: ", "), found: "'\(self[keyPath: f])'")
             default: break
             }
         }
@@ -253,6 +277,7 @@ public struct OptimizerSettings: Equatable, Sendable {
         precondition(validate() == nil, "invalid optimizer settings: \(validate()!)")
         if kind == .muon { return Muon(self, parameterCount: n, layout: layout) }
         if kind == .adafactor { return Adafactor(self, parameterCount: n, layout: layout) }
+        if kind == .lbfgs { return LBFGS(self, parameterCount: n) }
         return rule.optimizer(self, parameterCount: n, layout: layout)
     }
 
@@ -273,7 +298,7 @@ public struct OptimizerSettings: Equatable, Sendable {
         case .rprop: return Rprop.self
         case .scheduleFreeSGD: return ScheduleFreeSGD.self
         case .scheduleFreeAdamW: return ScheduleFreeAdamW.self
-        case .muon, .adafactor: return SGD.self  // not used: `makeOptimizer` builds `Muon` and `Adafactor`
+        case .muon, .adafactor, .lbfgs: return SGD.self  // not used: `makeOptimizer` builds `Muon`, `Adafactor` and `LBFGS`
         }
     }
 
@@ -282,6 +307,7 @@ public struct OptimizerSettings: Equatable, Sendable {
         switch kind {
         case .muon: return 1 + othersSettings.stateBufferCount
         case .adafactor: return 3
+        case .lbfgs: return 2 + 2 * Int(historySize) + 2  // d, the previous gradient, the pairs, a step's own vectors
         default: return rule.init(self).kept.count
         }
     }

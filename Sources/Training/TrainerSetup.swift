@@ -291,7 +291,9 @@ extension Trainer {
     /// whole tensors balanced by their cost. Tensors that do not tile the parameters in order are updated by every
     /// rank.
     static func ownershipUnit(_ plan: [ReplicaPlan], model: any Model) -> OwnershipPlan.Unit {
-        guard let settings = plan.first?.settings, plan.count == 1, settings.kind.updatesWholeTensors else { return .elements }
+        guard let settings = plan.first?.settings, plan.count == 1 else { return .elements }
+        if settings.kind.evaluatesAgain { return .everything }  // L-BFGS needs every parameter on every rank
+        guard settings.kind.updatesWholeTensors else { return .elements }
         guard let tensors = tilingTensors(of: model) else { return .everything }
         return .tensors(sizes: tensors.map(\.indices.count), costs: tensors.map { settings.updateCost(shape: $0.shape) })
     }

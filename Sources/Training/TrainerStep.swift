@@ -40,7 +40,6 @@ extension Trainer {
     /// One optimizer step on the global batch `batch` (positions in `order`), taken from `position`: every
     /// replica's gradient in one exchange, judged by the guards, then applied.
     func step(_ batch: Range<Int>, of epoch: PlannedEpoch, at position: RunPosition) throws -> Exchanged {
-        let order = epoch.plan.order
         let rank = communicator.rank, number = position.step + 1
         hooks?.stepStarting(rank: rank, step: number)
         communicator.setContext(step: number, phase: "gradient exchange")
@@ -49,29 +48,10 @@ extension Trainer {
         let every = config.training.noiseScaleEvery
         let measure = every > 0 && position.step % every == 0 && exchange.smallBatches(count: batch.count) >= 2
         let corrupt = hooks?.corruptsSums(rank: rank, step: number) ?? false
-        var exchanged = try order.withUnsafeBufferPointer { order in
-            // The whole gradient is needed to measure its noise or clip it; otherwise a sharded step keeps a part.
-            try exchange.exchange(count: batch.count, measureNoise: measure, requestStop: StopSignals.pending != 0,
-                                  wholeGradient: measure || config.training.clipNorm != nil,
-                                  over: communicator) { r, positions, gradient in
-                // A replica whose target run is over contributes nothing (its gradient slots stay zero).
-                guard replicas[r].end == nil else { return 0 }
-                // A rank without samples in this batch (mpi reduction, a batch smaller than the ranks) adds zeros.
-                if positions.isEmpty {
-                    gradient.update(repeating: 0, count: model.parameterCount)
-                    return 0
-                }
-                let loss = replicas[r].parameters.withUnsafeBufferPointer { theta in
-                    let indices = (batch.lowerBound + positions.lowerBound)..<(batch.lowerBound + positions.upperBound)
-                    return model.accumulateGradient(
-                        parameters: theta.baseAddress!, gradient: gradient, dataset: trainSet,
-                        indices: UnsafeBufferPointer(rebasing: order[indices]), workspace: workspace, overwrite: true).lossSum
-                }
-                guard corrupt else { return loss }
-                gradient[0] = .nan
-                return .nan
-            }
-        }
+        // The whole gradient is needed to measure its noise or clip it; otherwise a sharded step keeps a part.
+        var exchanged = try pass(batch, of: epoch, measureNoise: measure, corrupt: corrupt,
+                                 wholeGradient: measure || config.training.clipNorm != nil) { r in replicas[r].parameters }
+        var evaluating: [(replica: Int, loss: Double, gradient: [Float])] = []
         for (r, replica) in replicas.enumerated() where replica.end == nil {
             let subject = GuardFailure.Subject(step: number, label: replicas.count > 1 ? replica.label : nil)
             let verdict: Guards.Verdict
@@ -81,6 +61,9 @@ extension Trainer {
                 verdict = .stop(failure)
             }
             switch verdict {
+            case .apply where replica.optimizer is LBFGS:
+                // After the others' updates: its passes reuse the exchange's buffer.
+                evaluating.append((r, exchanged.replicas[r].loss, exchange.withGradient(replica: r) { Array($0) }))
             case .apply:
                 exchanged.exchangeSeconds += try update(replica, r, exchanged, measured: measure, step: number)
             case .skip:
@@ -95,7 +78,67 @@ extension Trainer {
                 throw failure.saved(to: try saveCheckpoint(before, in: epoch))
             }
         }
+        for e in evaluating {
+            try evaluatingStep(e.replica, first: (e.loss, e.gradient), &exchanged, batch, of: epoch, step: number)
+        }
         return exchanged
+    }
+
+    /// One data-parallel pass over the global batch `batch`: every rank's sums of each replica at the point
+    /// `point(r)` (nil: the replica adds nothing to this pass), in one exchange.
+    private func pass(_ batch: Range<Int>, of epoch: PlannedEpoch, measureNoise: Bool, corrupt: Bool = false,
+                      wholeGradient: Bool, at point: (Int) -> [Float]?) throws -> Exchanged {
+        try epoch.plan.order.withUnsafeBufferPointer { order in
+            try exchange.exchange(count: batch.count, measureNoise: measureNoise, requestStop: StopSignals.pending != 0,
+                                  wholeGradient: wholeGradient, over: communicator) { r, positions, gradient in
+                // A replica whose target run is over contributes nothing (its gradient slots stay zero); so does a
+                // rank without samples in this batch (mpi reduction, a batch smaller than the ranks).
+                guard replicas[r].end == nil, !positions.isEmpty, let theta = point(r) else {
+                    gradient.update(repeating: 0, count: model.parameterCount)
+                    return 0
+                }
+                let loss = theta.withUnsafeBufferPointer { theta in
+                    let indices = (batch.lowerBound + positions.lowerBound)..<(batch.lowerBound + positions.upperBound)
+                    return model.accumulateGradient(
+                        parameters: theta.baseAddress!, gradient: gradient, dataset: trainSet,
+                        indices: UnsafeBufferPointer(rebasing: order[indices]), workspace: workspace, overwrite: true).lossSum
+                }
+                guard corrupt else { return loss }
+                gradient[0] = .nan
+                return .nan
+            }
+        }
+    }
+
+    /// Replica `r`'s step with a rule that evaluates again (L-BFGS): the step's exchange was its first evaluation
+    /// (`first`); each further one is a pass of the same global batch at the rule's trial point, for this replica
+    /// alone. Every rank holds the whole gradient and runs the rule on the same values, so the parameters stay
+    /// identical.
+    private func evaluatingStep(_ r: Int, first: LBFGS.Evaluation, _ exchanged: inout Exchanged, _ batch: Range<Int>,
+                                of epoch: PlannedEpoch, step: Int) throws {
+        let replica = replicas[r]
+        let lbfgs = replica.optimizer as! LBFGS  // swiftlint:disable:this force_cast (the caller checked)
+        let u0 = monotonicSeconds()
+        var passes = (compute: 0.0, exchange: 0.0)
+        var evaluations = 0
+        lbfgs.learningRate = rates.rate(replica: r, step: step)
+        communicator.setContext(step: step, phase: "gradient exchange (line search)")
+        _ = try replica.parameters.withUnsafeMutableBufferPointer { θ in
+            try lbfgs.step(θ) { point in
+                evaluations += 1
+                guard evaluations > 1 else { return first }
+                let trial = Array(point)
+                let again = try pass(batch, of: epoch, measureNoise: false, wholeGradient: true) { $0 == r ? trial : nil }
+                passes.compute += again.computeSeconds
+                passes.exchange += again.exchangeSeconds
+                return (again.replicas[r].loss, exchange.withGradient(replica: r) { Array($0) })
+            }
+        }
+        exchanged.computeSeconds += passes.compute
+        exchanged.exchangeSeconds += passes.exchange
+        replica.progress.updateSeconds += monotonicSeconds() - u0 - passes.compute - passes.exchange
+        replica.progress.windowLoss += first.loss
+        replica.progress.epochLoss += first.loss
     }
 
     /// Applies replica `r`'s averaged gradient: the noise-scale estimate, clipping, the scheduled rate, and the update,

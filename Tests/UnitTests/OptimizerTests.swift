@@ -195,6 +195,8 @@ func referenceStep(_ s: OptimizerSettings) -> ReferenceStep {
         return MuonTests.reference(s)
     case .adafactor:
         return AdafactorTests.reference(s)  // for `AdafactorTests.layout`
+    case .lbfgs:
+        return LBFGSTests.singleGradientReference(s)
     case .scheduleFreeSGD, .scheduleFreeAdamW:
         // The authors' reference implementations (SGDScheduleFreeReference, AdamWScheduleFreeReference): z, x and
         // y kept, z and x from θ at the first step; the rate warmed up, AdamW's second moment bias-corrected, and
