@@ -73,14 +73,14 @@ public final class LBFGS: Optimizer {
 
     private func step(_ x: UnsafeMutableBufferPointer<Float>, maxIter: Int, lineSearch: Bool, evaluate: Evaluate) rethrows -> Double {
         precondition(x.count == count, "lbfgs: \(x.count) parameters for state of \(count)")
-        let tolGrad = settings.toleranceGrad, tolChange = settings.toleranceChange
-        let history = Int(settings.historySize), lr = learningRate
+        let tolGrad = Float(settings.toleranceGrad), tolChange = settings.toleranceChange
+        let history = Int(settings.historySize)
         stepCount += 1
         let first = try evaluate(UnsafeBufferPointer(x))
         var (loss, g) = first
         var currentEvals = 1
         funcEvals += 1
-        var optimal = Kernels.maxAbs(g) <= tolGrad
+        var optimal = Float(Kernels.maxAbs(g)) <= tolGrad
         if optimal { return first.loss }
         var n = 0
         while n < maxIter {
@@ -93,8 +93,8 @@ public final class LBFGS: Optimizer {
                 let y = zip(g, prevFlatGrad).map { $0 - $1 }
                 let tf = Float(t)
                 let s = d.map { $0 * tf }
-                let ys = Kernels.dot(y, s)
-                if ys > 1e-10 {
+                let ys = Float(Kernels.dot(y, s))
+                if ys > Float(1e-10) {
                     if oldDirs.count == history {
                         oldDirs.removeFirst()
                         oldStps.removeFirst()
@@ -102,49 +102,81 @@ public final class LBFGS: Optimizer {
                     }
                     oldDirs.append(y)
                     oldStps.append(s)
-                    ro.append(1 / ys)
-                    hDiag = ys / Kernels.dot(y, y)
+                    ro.append(Double(1 / ys))
+                    hDiag = Double(ys / Float(Kernels.dot(y, y)))
                 }
-                // The two-loop recursion: d = −H g.
+                // The two-loop recursion: d = −H g (its scalars float32, as torch's 0-dim tensors).
                 var q = g.map { -$0 }
-                var al = [Double](repeating: 0, count: oldDirs.count)
+                var al = [Float](repeating: 0, count: oldDirs.count)
                 for i in oldDirs.indices.reversed() {
-                    al[i] = Kernels.dot(oldStps[i], q) * ro[i]
-                    Kernels.addScaled(oldDirs[i], Float(-al[i]), to: &q)
+                    al[i] = Float(Kernels.dot(oldStps[i], q)) * Float(ro[i])
+                    Kernels.addScaled(oldDirs[i], -al[i], to: &q)
                 }
                 let h = Float(hDiag)
                 d = q.map { $0 * h }
                 for i in oldDirs.indices {
-                    let be = Kernels.dot(oldDirs[i], d) * ro[i]
-                    Kernels.addScaled(oldStps[i], Float(al[i] - be), to: &d)
+                    let be = Float(Kernels.dot(oldDirs[i], d)) * Float(ro[i])
+                    Kernels.addScaled(oldStps[i], al[i] - be, to: &d)
                 }
             }
             prevFlatGrad = g
             prevLoss = loss
-            t = iterations == 1 ? min(1, 1 / Kernels.sumAbs(g)) * lr : lr
-            let gtd = Kernels.dot(g, d)
-            if gtd > -tolChange { break }
+            // torch: min(1., 1. / |g|₁) · lr, a float32 tensor when 1/|g|₁ < 1; later iterations the rate itself.
+            var step = Scalar(learningRate)
+            if iterations == 1 {
+                let inverse = Scalar(1) / Scalar(tensor: Kernels.sumAbs(g))
+                step = (inverse < Scalar(1) ? inverse : Scalar(1)) * Scalar(learningRate)
+            }
+            let gtd = Scalar(tensor: Kernels.dot(g, d))
+            if gtd > Scalar(-tolChange) { break }
             var evals = 0
             if lineSearch {
-                let found = try strongWolfe(x, t, d, loss, g, gtd, maxLineSearch: maxEval - currentEvals, evaluate)
-                (loss, g, t, evals) = (found.loss, found.gradient, found.t, found.evaluations)
-                Self.move(x, t, d)
-                optimal = Kernels.maxAbs(g) <= tolGrad
+                let found = try strongWolfe(x, step, d, loss, g, gtd, maxLineSearch: maxEval - currentEvals, evaluate)
+                (loss, g, step, evals) = (found.loss, found.gradient, found.t, found.evaluations)
+                Self.move(x, step.value, d)
+                optimal = Float(Kernels.maxAbs(g)) <= tolGrad
             } else {
-                Self.move(x, t, d)
+                Self.move(x, step.value, d)
                 if n != maxIter {
                     (loss, g) = try evaluate(UnsafeBufferPointer(x))
-                    optimal = Kernels.maxAbs(g) <= tolGrad
+                    optimal = Float(Kernels.maxAbs(g)) <= tolGrad
                     evals = 1
                 }
             }
+            t = step.value
             currentEvals += evals
             funcEvals += evals
             if n == maxIter || currentEvals >= maxEval || optimal { break }
-            if Kernels.maxAbs(d) * abs(Double(Float(t))) <= tolChange { break }  // torch: d.mul(t).abs().max()
+            if Float(Kernels.maxAbs(d)) * Float(t) <= Float(tolChange) { break }  // torch: d.mul(t).abs().max()
             if abs(loss - prevLoss) < tolChange { break }
         }
         return first.loss
+    }
+
+    /// A scalar as torch's LBFGS holds it: a Python float (Double), or a float32 0-dim tensor (a dot product, a norm,
+    /// and whatever arithmetic touches one), whose operations round both operands and the result to Float. The
+    /// line search's decisions depend on which: `f + c1·t·gtd` is float32 in torch, so a loss that changes below
+    /// float32's resolution counts as no increase there.
+    struct Scalar: Comparable {
+        var value: Double
+        var tensor = false
+        init(_ value: Double) { self.value = value }
+        init(tensor value: Double) { (self.value, tensor) = (Double(Float(value)), true) }
+
+        private static func combine(_ a: Scalar, _ b: Scalar, _ op: (Double, Double) -> Double, _ op32: (Float, Float) -> Float) -> Scalar {
+            a.tensor || b.tensor ? Scalar(tensor: Double(op32(Float(a.value), Float(b.value)))) : Scalar(op(a.value, b.value))
+        }
+        static func + (a: Scalar, b: Scalar) -> Scalar { combine(a, b, +, +) }
+        static func - (a: Scalar, b: Scalar) -> Scalar { combine(a, b, -, -) }
+        static func * (a: Scalar, b: Scalar) -> Scalar { combine(a, b, *, *) }
+        static func / (a: Scalar, b: Scalar) -> Scalar { combine(a, b, /, /) }
+        static prefix func - (a: Scalar) -> Scalar { var r = a; r.value = -a.value; return r }
+        static func < (a: Scalar, b: Scalar) -> Bool { a.tensor || b.tensor ? Float(a.value) < Float(b.value) : a.value < b.value }
+        static func == (a: Scalar, b: Scalar) -> Bool { a.tensor || b.tensor ? Float(a.value) == Float(b.value) : a.value == b.value }
+        var magnitude: Scalar { var r = self; r.value = abs(value); return r }
+        /// Python's min and max: the first argument unless the second is strictly beyond it.
+        static func pythonMin(_ a: Scalar, _ b: Scalar) -> Scalar { b < a ? b : a }
+        static func pythonMax(_ a: Scalar, _ b: Scalar) -> Scalar { b > a ? b : a }
     }
 
     /// x ← x + t·d (torch's `_add_grad`).
@@ -154,69 +186,71 @@ public final class LBFGS: Optimizer {
     }
 
     /// The loss and gradient at x + t·d, x unchanged (torch's `_directional_evaluate`).
-    private func evaluate(at x: UnsafeBufferPointer<Float>, _ t: Double, _ d: [Float], _ evaluate: Evaluate) rethrows -> Evaluation {
-        let tf = Float(t)
+    private func evaluate(at x: UnsafeBufferPointer<Float>, _ t: Scalar, _ d: [Float], _ evaluate: Evaluate) rethrows -> Evaluation {
+        let tf = Float(t.value)
         let trial = (0..<x.count).map { x[$0] + tf * d[$0] }
         return try trial.withUnsafeBufferPointer { try evaluate($0) }
     }
 
     /// torch's `_strong_wolfe`: a step t along d satisfying the strong Wolfe conditions (or the best found within
-    /// `maxLineSearch` evaluations), with the loss and gradient there.
-    private func strongWolfe(_ xm: UnsafeMutableBufferPointer<Float>, _ t0: Double, _ d: [Float], _ f: Double, _ g: [Float],
-                             _ gtd: Double, maxLineSearch: Int, _ evaluate: Evaluate)
-        rethrows -> (loss: Double, gradient: [Float], t: Double, evaluations: Int) {
-        let (c1, c2, tolChange) = (1e-4, 0.9, settings.toleranceChange)
+    /// `maxLineSearch` evaluations), with the loss and gradient there. Losses are Python floats, slopes float32.
+    private func strongWolfe(_ xm: UnsafeMutableBufferPointer<Float>, _ t0: Scalar, _ d: [Float], _ f0: Double, _ g: [Float],
+                             _ gtd: Scalar, maxLineSearch: Int, _ evaluate: Evaluate)
+        rethrows -> (loss: Double, gradient: [Float], t: Scalar, evaluations: Int) {
+        let (c1, c2, tolChange) = (Scalar(1e-4), Scalar(0.9), Scalar(settings.toleranceChange))
         let x = UnsafeBufferPointer(xm)
+        let f = Scalar(f0)
         var t = t0
-        let dNorm = Kernels.maxAbs(d)
-        var (fNew, gNew) = try self.evaluate(at: x, t, d, evaluate)
+        let dNorm = Scalar(tensor: Kernels.maxAbs(d))
+        var (fNewValue, gNew) = try self.evaluate(at: x, t, d, evaluate)
+        var fNew = Scalar(fNewValue)
         var evals = 1
-        var gtdNew = Kernels.dot(gNew, d)
-        var (tPrev, fPrev, gPrev, gtdPrev) = (0.0, f, g, gtd)
+        var gtdNew = Scalar(tensor: Kernels.dot(gNew, d))
+        var (tPrev, fPrev, gPrev, gtdPrev) = (Scalar(0), f, g, gtd)
         var done = false
         var iteration = 0
         // The bracket: two points (or one, when done) with their losses, gradients and slopes.
-        var bracket: [Double] = [], bracketF: [Double] = [], bracketG: [[Float]] = [], bracketGtd: [Double] = []
+        var bracket: [Scalar] = [], bracketF: [Scalar] = [], bracketG: [[Float]] = [], bracketGtd: [Scalar] = []
         while iteration < maxLineSearch {
             if fNew > f + c1 * t * gtd || (iteration > 1 && fNew >= fPrev) {
                 (bracket, bracketF, bracketG, bracketGtd) = ([tPrev, t], [fPrev, fNew], [gPrev, gNew], [gtdPrev, gtdNew])
                 break
             }
-            if abs(gtdNew) <= -c2 * gtd {
+            if gtdNew.magnitude <= -c2 * gtd {
                 (bracket, bracketF, bracketG) = ([t], [fNew], [gNew])
                 done = true
                 break
             }
-            if gtdNew >= 0 {
+            if gtdNew >= Scalar(0) {
                 (bracket, bracketF, bracketG, bracketGtd) = ([tPrev, t], [fPrev, fNew], [gPrev, gNew], [gtdPrev, gtdNew])
                 break
             }
-            let minStep = t + 0.01 * (t - tPrev), maxStep = t * 10
+            let minStep = t + Scalar(0.01) * (t - tPrev), maxStep = t * Scalar(10)
             let previous = t
             t = Self.cubicInterpolate(tPrev, fPrev, gtdPrev, t, fNew, gtdNew, bounds: (minStep, maxStep))
             (tPrev, fPrev, gPrev, gtdPrev) = (previous, fNew, gNew, gtdNew)
-            (fNew, gNew) = try self.evaluate(at: x, t, d, evaluate)
+            (fNewValue, gNew) = try self.evaluate(at: x, t, d, evaluate)
+            fNew = Scalar(fNewValue)
             evals += 1
-            gtdNew = Kernels.dot(gNew, d)
+            gtdNew = Scalar(tensor: Kernels.dot(gNew, d))
             iteration += 1
         }
         if iteration >= maxLineSearch {
-            (bracket, bracketF, bracketG) = ([0, t], [f, fNew], [g, gNew])
-            // torch keeps the slopes of the last bracket it made (none when it made none: then the zoom below
-            // does not run, as maxLineSearch evaluations are spent).
+            (bracket, bracketF, bracketG) = ([Scalar(0), t], [f, fNew], [g, gNew])
+            // torch keeps the slopes of the last bracket it made; with none made the zoom below does not run.
             if bracketGtd.count != 2 { bracketGtd = [gtd, gtdNew] }
         }
         // Zoom: shrink the bracket until a point meets the conditions or it is too small to matter.
         var insufficientProgress = false
         var (low, high) = bracketF[0] <= bracketF[bracketF.count - 1] ? (0, 1) : (1, 0)
         while !done && iteration < maxLineSearch {
-            if abs(bracket[1] - bracket[0]) * dNorm < tolChange { break }
+            if (bracket[1] - bracket[0]).magnitude * dNorm < tolChange { break }
             t = Self.cubicInterpolate(bracket[0], bracketF[0], bracketGtd[0], bracket[1], bracketF[1], bracketGtd[1])
-            let hi = max(bracket[0], bracket[1]), lo = min(bracket[0], bracket[1])
-            let eps = 0.1 * (hi - lo)
-            if min(hi - t, t - lo) < eps {
+            let hi = Scalar.pythonMax(bracket[0], bracket[1]), lo = Scalar.pythonMin(bracket[0], bracket[1])
+            let eps = Scalar(0.1) * (hi - lo)
+            if Scalar.pythonMin(hi - t, t - lo) < eps {
                 if insufficientProgress || t >= hi || t <= lo {
-                    t = abs(t - hi) < abs(t - lo) ? hi - eps : lo + eps
+                    t = (t - hi).magnitude < (t - lo).magnitude ? hi - eps : lo + eps
                     insufficientProgress = false
                 } else {
                     insufficientProgress = true
@@ -224,38 +258,46 @@ public final class LBFGS: Optimizer {
             } else {
                 insufficientProgress = false
             }
-            (fNew, gNew) = try self.evaluate(at: x, t, d, evaluate)
+            (fNewValue, gNew) = try self.evaluate(at: x, t, d, evaluate)
+            fNew = Scalar(fNewValue)
             evals += 1
-            gtdNew = Kernels.dot(gNew, d)
+            gtdNew = Scalar(tensor: Kernels.dot(gNew, d))
             iteration += 1
             if fNew > f + c1 * t * gtd || fNew >= bracketF[low] {
                 (bracket[high], bracketF[high], bracketG[high], bracketGtd[high]) = (t, fNew, gNew, gtdNew)
                 (low, high) = bracketF[0] <= bracketF[1] ? (0, 1) : (1, 0)
             } else {
-                if abs(gtdNew) <= -c2 * gtd {
+                if gtdNew.magnitude <= -c2 * gtd {
                     done = true
-                } else if gtdNew * (bracket[high] - bracket[low]) >= 0 {
+                } else if gtdNew * (bracket[high] - bracket[low]) >= Scalar(0) {
                     (bracket[high], bracketF[high], bracketG[high], bracketGtd[high]) =
                         (bracket[low], bracketF[low], bracketG[low], bracketGtd[low])
                 }
                 (bracket[low], bracketF[low], bracketG[low], bracketGtd[low]) = (t, fNew, gNew, gtdNew)
             }
         }
-        return (bracketF[low], bracketG[low], bracket[low], evals)
+        return (bracketF[low].value, bracketG[low], bracket[low], evals)
     }
 
     /// torch's `_cubic_interpolate`: the minimiser of the cubic through (x1, f1, g1) and (x2, f2, g2), clamped to
     /// `bounds` (the interval between the points by default); their midpoint when the cubic has none.
     static func cubicInterpolate(_ x1: Double, _ f1: Double, _ g1: Double, _ x2: Double, _ f2: Double, _ g2: Double,
                                  bounds: (Double, Double)? = nil) -> Double {
+        cubicInterpolate(Scalar(x1), Scalar(f1), Scalar(g1), Scalar(x2), Scalar(f2), Scalar(g2),
+                         bounds: bounds.map { (Scalar($0.0), Scalar($0.1)) }).value
+    }
+
+    static func cubicInterpolate(_ x1: Scalar, _ f1: Scalar, _ g1: Scalar, _ x2: Scalar, _ f2: Scalar, _ g2: Scalar,
+                                 bounds: (Scalar, Scalar)? = nil) -> Scalar {
         let (lo, hi) = bounds ?? (x1 <= x2 ? (x1, x2) : (x2, x1))
-        let d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
+        let d1 = g1 + g2 - Scalar(3) * (f1 - f2) / (x1 - x2)
         let d2Square = d1 * d1 - g1 * g2
-        guard d2Square >= 0 else { return (lo + hi) / 2 }
-        let d2 = d2Square.squareRoot()
-        let minPos = x1 <= x2 ? x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
-                              : x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2))
-        return min(max(minPos, lo), hi)
+        guard d2Square >= Scalar(0) else { return (lo + hi) / Scalar(2) }
+        var d2 = d2Square
+        d2.value = d2.tensor ? Double(Float(d2Square.value).squareRoot()) : d2Square.value.squareRoot()
+        let minPos = x1 <= x2 ? x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + Scalar(2) * d2))
+                              : x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + Scalar(2) * d2))
+        return Scalar.pythonMin(Scalar.pythonMax(minPos, lo), hi)
     }
 
     // MARK: state

@@ -163,6 +163,22 @@ let convergenceCases: [ConvergenceCase] = {
         }
     }
 
+    @Test("the L-BFGS preset's paths end where torch 2.13's LBFGS ends on the same evaluations (within 2e-6)")
+    func lbfgsPreset() throws {
+        let file = packageRoot.appendingPathComponent("configs/path-lbfgs.yaml")
+        let config = try PathConfig.load(yaml: String(contentsOf: file, encoding: .utf8), fileName: file.path)
+        let runs = try PathLab.run(config)
+        // torch.optim.LBFGS on a float32 point, its closure computing f and ∇f in float64 at that point and
+        // returning them as float32 (what the lab does), 40 steps from (−1.2, 1) with each entry's settings.
+        let torch: [String: (Double, Double)] = ["lbfgs strong-wolfe": (0.999987, 0.999972), "lbfgs fixed step": (-1.056684, 1.072917)]
+        for (label, end) in torch {
+            let run = try #require(runs.first { $0.label == label })
+            #expect(run.points.count == 41 && run.divergedAt == nil)
+            #expect(abs(Double(run.last.x) - end.0) <= 2e-6 && abs(Double(run.last.y) - end.1) <= 2e-6,
+                    "\(label): (\(run.last.x), \(run.last.y)) against torch's \(end)")
+        }
+    }
+
     @Test("gradient noise is seeded, the same for every optimizer, and changes the path")
     func noise() {
         var sgd = OptimizerSettings(.sgd)
