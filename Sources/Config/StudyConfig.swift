@@ -168,6 +168,10 @@ public struct StudyConfig: Equatable, Sendable {
     /// The value a trial reaches, for titles: "test_accuracy ≥ 0.8".
     public var targetText: String { target.text }
 
+    /// What `study.optimizers: all` tunes: every rule but those whose step evaluates again (L-BFGS), which a
+    /// study that counts steps would credit with several passes for one; a list may still name it.
+    public static var allOptimizers: [OptimizerKind] { OptimizerKind.allCases.filter { !$0.evaluatesAgain } }
+
     /// The optimizers that have a momentum (or β1) to search.
     public static func searchesMomentum(_ kind: OptimizerKind) -> Bool {
         [.momentum, .nesterov, .adam, .adamw, .nadam, .angulargrad, .radam, .adamax, .lion, .scheduleFreeSGD, .scheduleFreeAdamW, .muon].contains(kind)
@@ -327,7 +331,7 @@ extension StudyConfig {
         let momentum = try Self.readRange(&r, "study.momentum", default: nil, within: 0...1)
         if r.source(of: "study.optimizers") != nil {
             _ = try r.string("study.optimizers", default: "all", allowed: ["all"])
-            variants = OptimizerKind.allCases.map { Variant(label: $0.rawValue, optimizer: OptimizerSettings($0)) }
+            variants = Self.allOptimizers.map { Variant(label: $0.rawValue, optimizer: OptimizerSettings($0)) }
         } else if let list = try RunConfig.readOptimizerList(&r, key: "study.optimizers") {
             variants = []
             for (k, entry) in list.enumerated() {
