@@ -25,8 +25,9 @@ public final class LBFGS: Optimizer {
     public typealias Evaluate = (_ point: UnsafeBufferPointer<Float>) throws -> Evaluation
 
     // torch's state
-    private(set) var funcEvals = 0
-    private(set) var iterations = 0
+    private var funcEvals = 0
+    /// Quasi-Newton iterations since the start of the run (torch's `n_iter`).
+    public private(set) var iterations = 0
     private var d: [Float] = []
     private var t = 0.0
     private var oldDirs: [[Float]] = []

@@ -6,6 +6,7 @@ import Datasets
 import Foundation
 import Models
 import Numerics
+import Optimizers
 
 extension Trainer {
     /// Loss and accuracy of `parameters` (the first replica's by default) over a whole data set (`Evaluator`).
@@ -73,6 +74,11 @@ extension Trainer {
         console.note(who + "done: \(result.steps) steps, \(result.samples) samples in \(fixed(result.trainSeconds, 2)) s of training "
                      + "(\(Int(result.samplesPerSecond)) samples/s; \(result.phases.text)), "
                      + "peak RSS per rank \(mb.joined(separator: ", ")) MB")
+        if let lbfgs = replica.optimizer as? LBFGS {
+            // Its samples count steps × batch; every evaluation was a pass over the batch.
+            console.note(who + "\(lbfgs.evaluations) function evaluations in \(lbfgs.iterations) L-BFGS iterations "
+                         + "(\(fixed(Double(lbfgs.evaluations) / Double(max(result.steps, 1)), 1)) passes of the batch a step)")
+        }
         console.note(who + "final parameter hash \(hexDigest(result.finalHash)) (equal on all \(communicator.size) ranks)")
         guard let dir = replica.directory else { return }
         try writeAtomically(try summaryJSON(replica, result), to: dir + "/summary.json")
@@ -119,6 +125,10 @@ extension Trainer {
         if let units = r.distinctHiddenUnits { summary["distinct_hidden_units"] = units }
         if let (path, header) = resumedFrom { summary["resumed_from"] = ["checkpoint": path, "step": header.step] }
         if replica.guards.skipped > 0 { summary["skipped_steps"] = replica.guards.skipped }
+        if let lbfgs = replica.optimizer as? LBFGS {
+            summary["function_evaluations"] = lbfgs.evaluations
+            summary["lbfgs_iterations"] = lbfgs.iterations
+        }
         if let metric = config.checkpoint.best, let v = replica.progress.bestValue, let step = replica.progress.bestStep {
             summary["best"] = ["metric": metric.rawValue, "value": number(v), "step": step, "file": "best.safetensors"]
         }
