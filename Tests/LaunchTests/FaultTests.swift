@@ -10,7 +10,7 @@ import Testing
 
 @Suite("Faults and resume under mpirun", .serialized, .enabled(if: mpiAvailable, "mpirun or the descent executable is missing"))
 struct FaultTests {
-    static let optimizers: [(String, String)] = OptimizerKind.allCases.map { ($0.rawValue, "{name: \($0.rawValue)}") } + [
+    static let optimizers: [(String, String)] = OptimizerKind.allCases.map { ($0.rawValue, defaultOptimizerBlock($0.rawValue)) } + [
         ("adam amsgrad", "{name: adam, amsgrad: true}"),
         ("rmsprop centered momentum", "{name: rmsprop, lr: 0.001, centered: true, momentum: 0.9}"),
     ]
