@@ -65,17 +65,21 @@ public func forEachLane(
 extension Kernels {
     /// Σ x[i]² accumulated in Double (eight partial sums, then added in a fixed order).
     @inlinable
-    public static func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double {
+    public static func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double { dot(x, x, count: count) }
+
+    /// Σ x[i]·y[i] accumulated in Double in one fixed order (eight partial sums, then added in order; the tail after
+    /// them), so that every rank and every CPU gets the same bits.
+    @inlinable
+    public static func dot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, count: Int) -> Double {
         var acc = SIMD8<Double>()
         var i = 0
         while i + 8 <= count {
-            let v = SIMD8<Double>(load8(x, i))
-            acc += v * v
+            acc += SIMD8<Double>(load8(x, i)) * SIMD8<Double>(load8(y, i))
             i += 8
         }
         var total = acc.sum()
         while i < count {
-            total += Double(x[i]) * Double(x[i])
+            total += Double(x[i]) * Double(y[i])
             i += 1
         }
         return total
@@ -83,25 +87,13 @@ extension Kernels {
 }
 
 extension Kernels {
-    /// Σ a[i]·b[i] accumulated in Double in one fixed order (eight partial sums, then added in order), so that every
-    /// rank and every CPU gets the same bits.
+    /// Σ a[i]·b[i] in Double (`dot` over their storage).
     public static func dot(_ a: [Float], _ b: [Float]) -> Double {
         precondition(a.count == b.count, "dot of vectors of different lengths")
         return a.withUnsafeBufferPointer { x in
             b.withUnsafeBufferPointer { y in
-                var acc = SIMD8<Double>()
-                var i = 0
-                let n = x.count
-                while i + 8 <= n {
-                    acc += SIMD8<Double>(load8(x.baseAddress!, i)) * SIMD8<Double>(load8(y.baseAddress!, i))
-                    i += 8
-                }
-                var total = acc.sum()
-                while i < n {
-                    total += Double(x[i]) * Double(y[i])
-                    i += 1
-                }
-                return total
+                guard let xb = x.baseAddress, let yb = y.baseAddress else { return 0 }
+                return dot(xb, yb, count: x.count)
             }
         }
     }

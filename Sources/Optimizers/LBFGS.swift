@@ -75,7 +75,6 @@ public final class LBFGS: Optimizer {
     private func step(_ x: UnsafeMutableBufferPointer<Float>, maxIter: Int, lineSearch: Bool, evaluate: Evaluate) rethrows -> Double {
         precondition(x.count == count, "lbfgs: \(x.count) parameters for state of \(count)")
         let tolGrad = Float(settings.toleranceGrad), tolChange = settings.toleranceChange
-        let history = Int(settings.historySize)
         stepCount += 1
         let first = try evaluate(UnsafeBufferPointer(x))
         var (loss, g) = first
@@ -91,43 +90,12 @@ public final class LBFGS: Optimizer {
                 d = g.map { -$0 }
                 (oldDirs, oldStps, ro, hDiag) = ([], [], [], 1)
             } else {
-                let y = zip(g, prevFlatGrad).map { $0 - $1 }
-                let tf = Float(t)
-                let s = d.map { $0 * tf }
-                let ys = Float(Kernels.dot(y, s))
-                if ys > Float(1e-10) {
-                    if oldDirs.count == history {
-                        oldDirs.removeFirst()
-                        oldStps.removeFirst()
-                        ro.removeFirst()
-                    }
-                    oldDirs.append(y)
-                    oldStps.append(s)
-                    ro.append(Double(1 / ys))
-                    hDiag = Double(ys / Float(Kernels.dot(y, y)))
-                }
-                // The two-loop recursion: d = −H g (its scalars float32, as torch's 0-dim tensors).
-                var q = g.map { -$0 }
-                var al = [Float](repeating: 0, count: oldDirs.count)
-                for i in oldDirs.indices.reversed() {
-                    al[i] = Float(Kernels.dot(oldStps[i], q)) * Float(ro[i])
-                    Kernels.addScaled(oldDirs[i], -al[i], to: &q)
-                }
-                let h = Float(hDiag)
-                d = q.map { $0 * h }
-                for i in oldDirs.indices {
-                    let be = Float(Kernels.dot(oldDirs[i], d)) * Float(ro[i])
-                    Kernels.addScaled(oldStps[i], al[i] - be, to: &d)
-                }
+                remember(y: zip(g, prevFlatGrad).map { $0 - $1 })
+                d = direction(g)
             }
             prevFlatGrad = g
             prevLoss = loss
-            // torch: min(1., 1. / |g|₁) · lr, a float32 tensor when 1/|g|₁ < 1; later iterations the rate itself.
-            var step = Scalar(learningRate)
-            if iterations == 1 {
-                let inverse = Scalar(1) / Scalar(tensor: Kernels.sumAbs(g))
-                step = (inverse < Scalar(1) ? inverse : Scalar(1)) * Scalar(learningRate)
-            }
+            var step = firstStep(g)
             let gtd = Scalar(tensor: Kernels.dot(g, d))
             if gtd > Scalar(-tolChange) { break }
             var evals = 0
@@ -152,6 +120,49 @@ public final class LBFGS: Optimizer {
             if abs(loss - prevLoss) < tolChange { break }
         }
         return first.loss
+    }
+
+    /// Keeps the pair (s, y) of the last iteration, s = t·d, when yᵀs > 1e-10 (the oldest goes when `history_size` are
+    /// kept), and H₀'s scale yᵀs/yᵀy.
+    private func remember(y: [Float]) {
+        let tf = Float(t)
+        let s = d.map { $0 * tf }
+        let ys = Float(Kernels.dot(y, s))
+        guard ys > Float(1e-10) else { return }
+        if oldDirs.count == Int(settings.historySize) {
+            oldDirs.removeFirst()
+            oldStps.removeFirst()
+            ro.removeFirst()
+        }
+        oldDirs.append(y)
+        oldStps.append(s)
+        ro.append(Double(1 / ys))
+        hDiag = Double(ys / Float(Kernels.dot(y, y)))
+    }
+
+    /// The two-loop recursion: −H g from the kept pairs (its scalars float32, as torch's 0-dim tensors).
+    private func direction(_ g: [Float]) -> [Float] {
+        var q = g.map { -$0 }
+        var al = [Float](repeating: 0, count: oldDirs.count)
+        for i in oldDirs.indices.reversed() {
+            al[i] = Float(Kernels.dot(oldStps[i], q)) * Float(ro[i])
+            Kernels.addScaled(oldDirs[i], -al[i], to: &q)
+        }
+        let h = Float(hDiag)
+        var r = q.map { $0 * h }
+        for i in oldDirs.indices {
+            let be = Float(Kernels.dot(oldDirs[i], r)) * Float(ro[i])
+            Kernels.addScaled(oldStps[i], al[i] - be, to: &r)
+        }
+        return r
+    }
+
+    /// The iteration's step before any line search: torch's min(1., 1. / |g|₁) · lr on the run's first iteration (a
+    /// float32 tensor when 1/|g|₁ < 1), the rate itself after.
+    private func firstStep(_ g: [Float]) -> Scalar {
+        guard iterations == 1 else { return Scalar(learningRate) }
+        let inverse = Scalar(1) / Scalar(tensor: Kernels.sumAbs(g))
+        return (inverse < Scalar(1) ? inverse : Scalar(1)) * Scalar(learningRate)
     }
 
     /// A scalar as torch's LBFGS holds it: a Python float (Double), or a float32 0-dim tensor (a dot product, a norm,
@@ -186,11 +197,20 @@ public final class LBFGS: Optimizer {
         for i in x.indices { x[i] += tf * d[i] }
     }
 
-    /// The loss and gradient at x + t·d, x unchanged (torch's `_directional_evaluate`).
-    private func evaluate(at x: UnsafeBufferPointer<Float>, _ t: Scalar, _ d: [Float], _ evaluate: Evaluate) rethrows -> Evaluation {
+    /// A point of the line search: the step t along d, the loss f and gradient g at x + t·d, and the slope gᵀd.
+    struct Probe {
+        var t: Scalar
+        var f: Scalar
+        var g: [Float]
+        var gtd: Scalar
+    }
+
+    /// The probe at x + t·d, x unchanged (torch's `_directional_evaluate`).
+    private func probe(_ x: UnsafeBufferPointer<Float>, _ t: Scalar, _ d: [Float], _ evaluate: Evaluate) rethrows -> Probe {
         let tf = Float(t.value)
         let trial = (0..<x.count).map { x[$0] + tf * d[$0] }
-        return try trial.withUnsafeBufferPointer { try evaluate($0) }
+        let (f, g) = try trial.withUnsafeBufferPointer { try evaluate($0) }
+        return Probe(t: t, f: Scalar(f), g: g, gtd: Scalar(tensor: Kernels.dot(g, d)))
     }
 
     /// torch's `_strong_wolfe`: a step t along d satisfying the strong Wolfe conditions (or the best found within
@@ -198,56 +218,49 @@ public final class LBFGS: Optimizer {
     private func strongWolfe(_ xm: UnsafeMutableBufferPointer<Float>, _ t0: Scalar, _ d: [Float], _ f0: Double, _ g: [Float],
                              _ gtd: Scalar, maxLineSearch: Int, _ evaluate: Evaluate)
         rethrows -> (loss: Double, gradient: [Float], t: Scalar, evaluations: Int) {
-        let (c1, c2, tolChange) = (Scalar(1e-4), Scalar(0.9), Scalar(settings.toleranceChange))
         let x = UnsafeBufferPointer(xm)
-        let f = Scalar(f0)
-        var t = t0
-        let dNorm = Scalar(tensor: Kernels.maxAbs(d))
-        var (fNewValue, gNew) = try self.evaluate(at: x, t, d, evaluate)
-        var fNew = Scalar(fNewValue)
-        var evals = 1
-        var gtdNew = Scalar(tensor: Kernels.dot(gNew, d))
-        var (tPrev, fPrev, gPrev, gtdPrev) = (Scalar(0), f, g, gtd)
-        var done = false
+        let start = Probe(t: Scalar(0), f: Scalar(f0), g: g, gtd: gtd)
+        let found = try bracketing(x, t0, d, from: start, limit: maxLineSearch, evaluate)
+        var best = found.bracket[0], evaluations = found.evaluations
+        if !found.done {
+            (best, evaluations) = try zoom(x, d, from: start, found.bracket, after: found.evaluations, limit: maxLineSearch, evaluate)
+        }
+        return (best.f.value, best.g, best.t, evaluations)
+    }
+
+    /// The line search's first phase: grows t (by cubic extrapolation) until the probe meets the conditions (`done`,
+    /// one point) or two probes bracket such a step; at the limit, the start and the last probe.
+    private func bracketing(_ x: UnsafeBufferPointer<Float>, _ t0: Scalar, _ d: [Float], from start: Probe, limit: Int,
+                            _ evaluate: Evaluate) rethrows -> (bracket: [Probe], done: Bool, evaluations: Int) {
+        var previous = start
+        var new = try probe(x, t0, d, evaluate)
         var iteration = 0
-        // The bracket: two points (or one, when done) with their losses, gradients and slopes.
-        var bracket: [Scalar] = [], bracketF: [Scalar] = [], bracketG: [[Float]] = [], bracketGtd: [Scalar] = []
-        while iteration < maxLineSearch {
-            if fNew > f + c1 * t * gtd || (iteration > 1 && fNew >= fPrev) {
-                (bracket, bracketF, bracketG, bracketGtd) = ([tPrev, t], [fPrev, fNew], [gPrev, gNew], [gtdPrev, gtdNew])
-                break
-            }
-            if gtdNew.magnitude <= -c2 * gtd {
-                (bracket, bracketF, bracketG) = ([t], [fNew], [gNew])
-                done = true
-                break
-            }
-            if gtdNew >= Scalar(0) {
-                (bracket, bracketF, bracketG, bracketGtd) = ([tPrev, t], [fPrev, fNew], [gPrev, gNew], [gtdPrev, gtdNew])
-                break
-            }
-            let minStep = t + Scalar(0.01) * (t - tPrev), maxStep = t * Scalar(10)
-            let previous = t
-            t = Self.cubicInterpolate(tPrev, fPrev, gtdPrev, t, fNew, gtdNew, bounds: (minStep, maxStep))
-            (tPrev, fPrev, gPrev, gtdPrev) = (previous, fNew, gNew, gtdNew)
-            (fNewValue, gNew) = try self.evaluate(at: x, t, d, evaluate)
-            fNew = Scalar(fNewValue)
-            evals += 1
-            gtdNew = Scalar(tensor: Kernels.dot(gNew, d))
+        while iteration < limit {
+            if new.f > sufficientDecrease(start, new.t) || (iteration > 1 && new.f >= previous.f) { return ([previous, new], false, iteration + 1) }
+            if curvatureMet(start, new) { return ([new], true, iteration + 1) }
+            if new.gtd >= Scalar(0) { return ([previous, new], false, iteration + 1) }
+            let t = Self.cubicInterpolate(previous.t, previous.f, previous.gtd, new.t, new.f, new.gtd,
+                                          bounds: (new.t + Scalar(0.01) * (new.t - previous.t), new.t * Scalar(10)))
+            previous = new
+            new = try probe(x, t, d, evaluate)
             iteration += 1
         }
-        if iteration >= maxLineSearch {
-            (bracket, bracketF, bracketG) = ([Scalar(0), t], [f, fNew], [g, gNew])
-            // torch keeps the slopes of the last bracket it made; with none made the zoom below does not run.
-            if bracketGtd.count != 2 { bracketGtd = [gtd, gtdNew] }
-        }
-        // Zoom: shrink the bracket until a point meets the conditions or it is too small to matter.
+        return ([start, new], false, iteration + 1)
+    }
+
+    /// The line search's second phase: shrinks the bracket by cubic interpolation (kept 10 % inside it) until a probe
+    /// meets the conditions, the bracket is too small to matter, or the limit is reached; the lower end then.
+    private func zoom(_ x: UnsafeBufferPointer<Float>, _ d: [Float], from start: Probe, _ initial: [Probe], after evaluations: Int,
+                      limit: Int, _ evaluate: Evaluate) rethrows -> (Probe, evaluations: Int) {
+        var bracket = initial
+        var evals = evaluations, iteration = evaluations - 1
         var insufficientProgress = false
-        var (low, high) = bracketF[0] <= bracketF[bracketF.count - 1] ? (0, 1) : (1, 0)
-        while !done && iteration < maxLineSearch {
-            if (bracket[1] - bracket[0]).magnitude * dNorm < tolChange { break }
-            t = Self.cubicInterpolate(bracket[0], bracketF[0], bracketGtd[0], bracket[1], bracketF[1], bracketGtd[1])
-            let hi = Scalar.pythonMax(bracket[0], bracket[1]), lo = Scalar.pythonMin(bracket[0], bracket[1])
+        var (low, high) = bracket[0].f <= bracket[1].f ? (0, 1) : (1, 0)
+        let dNorm = Scalar(tensor: Kernels.maxAbs(d))
+        while iteration < limit {
+            if (bracket[1].t - bracket[0].t).magnitude * dNorm < Scalar(settings.toleranceChange) { break }
+            var t = Self.cubicInterpolate(bracket[0].t, bracket[0].f, bracket[0].gtd, bracket[1].t, bracket[1].f, bracket[1].gtd)
+            let hi = Scalar.pythonMax(bracket[0].t, bracket[1].t), lo = Scalar.pythonMin(bracket[0].t, bracket[1].t)
             let eps = Scalar(0.1) * (hi - lo)
             if Scalar.pythonMin(hi - t, t - lo) < eps {
                 if insufficientProgress || t >= hi || t <= lo {
@@ -259,35 +272,32 @@ public final class LBFGS: Optimizer {
             } else {
                 insufficientProgress = false
             }
-            (fNewValue, gNew) = try self.evaluate(at: x, t, d, evaluate)
-            fNew = Scalar(fNewValue)
+            let new = try probe(x, t, d, evaluate)
             evals += 1
-            gtdNew = Scalar(tensor: Kernels.dot(gNew, d))
             iteration += 1
-            if fNew > f + c1 * t * gtd || fNew >= bracketF[low] {
-                (bracket[high], bracketF[high], bracketG[high], bracketGtd[high]) = (t, fNew, gNew, gtdNew)
-                (low, high) = bracketF[0] <= bracketF[1] ? (0, 1) : (1, 0)
-            } else {
-                if gtdNew.magnitude <= -c2 * gtd {
-                    done = true
-                } else if gtdNew * (bracket[high] - bracket[low]) >= Scalar(0) {
-                    (bracket[high], bracketF[high], bracketG[high], bracketGtd[high]) =
-                        (bracket[low], bracketF[low], bracketG[low], bracketGtd[low])
-                }
-                (bracket[low], bracketF[low], bracketG[low], bracketGtd[low]) = (t, fNew, gNew, gtdNew)
+            if new.f > sufficientDecrease(start, new.t) || new.f >= bracket[low].f {
+                bracket[high] = new
+                (low, high) = bracket[0].f <= bracket[1].f ? (0, 1) : (1, 0)
+                continue
             }
+            if curvatureMet(start, new) {
+                bracket[low] = new
+                break
+            }
+            if new.gtd * (bracket[high].t - bracket[low].t) >= Scalar(0) { bracket[high] = bracket[low] }
+            bracket[low] = new
         }
-        return (bracketF[low].value, bracketG[low], bracket[low], evals)
+        return (bracket[low], evals)
     }
+
+    /// The Armijo bound f + c1·t·gᵀd (c1 = 1e-4), float32 as in torch.
+    private func sufficientDecrease(_ start: Probe, _ t: Scalar) -> Scalar { start.f + Scalar(1e-4) * t * start.gtd }
+
+    /// The strong curvature condition |gᵀd| ≤ −c2·g₀ᵀd (c2 = 0.9).
+    private func curvatureMet(_ start: Probe, _ new: Probe) -> Bool { new.gtd.magnitude <= -Scalar(0.9) * start.gtd }
 
     /// torch's `_cubic_interpolate`: the minimiser of the cubic through (x1, f1, g1) and (x2, f2, g2), clamped to
     /// `bounds` (the interval between the points by default); their midpoint when the cubic has none.
-    static func cubicInterpolate(_ x1: Double, _ f1: Double, _ g1: Double, _ x2: Double, _ f2: Double, _ g2: Double,
-                                 bounds: (Double, Double)? = nil) -> Double {
-        cubicInterpolate(Scalar(x1), Scalar(f1), Scalar(g1), Scalar(x2), Scalar(f2), Scalar(g2),
-                         bounds: bounds.map { (Scalar($0.0), Scalar($0.1)) }).value
-    }
-
     static func cubicInterpolate(_ x1: Scalar, _ f1: Scalar, _ g1: Scalar, _ x2: Scalar, _ f2: Scalar, _ g2: Scalar,
                                  bounds: (Scalar, Scalar)? = nil) -> Scalar {
         let (lo, hi) = bounds ?? (x1 <= x2 ? (x1, x2) : (x2, x1))

@@ -91,9 +91,11 @@ extension Trainer {
         try epoch.plan.order.withUnsafeBufferPointer { order in
             try exchange.exchange(count: batch.count, measureNoise: measureNoise, requestStop: StopSignals.pending != 0,
                                   wholeGradient: wholeGradient, over: communicator) { r, positions, gradient in
-                // A replica whose target run is over contributes nothing (its gradient slots stay zero); so does a
-                // rank without samples in this batch (mpi reduction, a batch smaller than the ranks).
-                guard replicas[r].end == nil, !positions.isEmpty, let theta = point(r) else {
+                // A replica whose target run is over contributes nothing (its gradient slots stay zero).
+                guard replicas[r].end == nil else { return 0 }
+                // A rank without samples in this batch (mpi reduction, a batch smaller than the ranks), or a replica
+                // this pass leaves out, adds zeros.
+                guard !positions.isEmpty, let theta = point(r) else {
                     gradient.update(repeating: 0, count: model.parameterCount)
                     return 0
                 }
