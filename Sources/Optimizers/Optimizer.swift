@@ -79,6 +79,8 @@ public enum StateBuffer: String, CaseIterable, Sendable {
     case z, x
     /// Adafactor's factored second moments and a vector's whole one.
     case rowVar = "row_var", colVar = "col_var", variance
+    /// Shampoo's filtered gradient and its grafting rule's second moment.
+    case filteredGrad = "filtered_grad", grafting
 }
 
 /// The element-wise state of an optimizer: a fixed list of named buffers, each as long as the parameters,

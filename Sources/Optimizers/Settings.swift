@@ -19,7 +19,7 @@ public enum OptimizerVariant: String, CaseIterable, Sendable {
 public enum OptimizerKind: String, CaseIterable, Sendable {
     case sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, angulargrad, radam, adamax, lion, asgd, rprop
     case scheduleFreeSGD = "schedule-free-sgd", scheduleFreeAdamW = "schedule-free-adamw"
-    case muon, adafactor
+    case muon, adafactor, shampoo
     case lbfgs
 
     /// Its variants, the default first.
@@ -27,7 +27,7 @@ public enum OptimizerKind: String, CaseIterable, Sendable {
         switch self {
         case .sgd, .momentum: return [.torch, .sutskever, .ewma]
         case .nesterov, .adadelta, .nadam, .radam, .adamax, .lion, .asgd, .rprop, .scheduleFreeSGD, .scheduleFreeAdamW, .muon, .adafactor,
-             .lbfgs: return [.torch]
+             .shampoo, .lbfgs: return [.torch]
         case .adagrad, .rmsprop: return [.torch, .epsInsideSqrt]
         case .adam, .adamw: return [.torch, .noBiasCorrection, .kingmaBa, .epsInsideSqrt, .epsInsideSqrtNoBiasCorrection]
         case .angulargrad: return [.cos, .tan, .paperCos, .paperTan]
@@ -57,12 +57,15 @@ public enum OptimizerKind: String, CaseIterable, Sendable {
         case .scheduleFreeAdamW: return ["lr", "betas", "eps", "weight_decay", "warmup_steps", "r", "weight_lr_power"]
         case .muon: return ["lr", "momentum", "nesterov", "weight_decay", "eps", "ns_steps", "others", "others_lr"]
         case .adafactor: return ["lr", "beta2_decay", "eps1", "eps2", "d", "weight_decay"]
+        case .shampoo: return ["lr", "betas", "epsilon", "momentum", "nesterov", "weight_decay", "decoupled_weight_decay",
+                               "max_preconditioner_dim", "precondition_frequency", "start_preconditioning_step", "grafting",
+                               "grafting_beta2", "grafting_epsilon"]
         case .lbfgs: return ["lr", "max_iter", "max_eval", "tolerance_grad", "tolerance_change", "history_size", "line_search_fn"]
         }
     }
 
     /// Whether it updates a weight matrix as a whole (so a sharded step gives each rank whole tensors).
-    public var updatesWholeTensors: Bool { self == .muon || self == .adafactor }
+    public var updatesWholeTensors: Bool { self == .muon || self == .adafactor || self == .shampoo }
 
     /// Whether a step evaluates the loss and gradient again at points of its own (L-BFGS): it then needs every
     /// parameter on every rank, and one data-parallel pass per evaluation.
@@ -120,6 +123,11 @@ public struct OptimizerSettings: Equatable, Sendable {
     /// tolerances, the pairs it remembers, and its line search (`none` or `strong_wolfe`).
     public var maxIter = 20.0, maxEval = 0.0, toleranceGrad = 1e-7, toleranceChange = 1e-9, historySize = 100.0
     public var lineSearchFn = "none"
+    /// Shampoo: ε added to the factors' eigenvalues, the largest block side, how often the inverse roots are
+    /// refreshed and from which step (−1: the frequency), and the rule its step length is grafted from, with that
+    /// rule's β2 and ε.
+    public var epsilon = 1e-12, maxPreconditionerDim = 1024.0, preconditionFrequency = 100.0, startPreconditioningStep = -1.0
+    public var grafting = "adam", graftingBeta2 = 0.999, graftingEpsilon = 1e-8
 
     /// torch.optim's defaults for `kind`. torch has no default learning rate for SGD; descent uses 0.01.
     public init(_ kind: OptimizerKind) {
@@ -145,6 +153,7 @@ public struct OptimizerSettings: Equatable, Sendable {
         case .scheduleFreeAdamW: learningRate = 2.5e-3
         case .muon: learningRate = 1e-3; momentum = 0.95; nesterov = true; weightDecay = 0.1; eps = 1e-7
         case .adafactor: learningRate = 1e-2
+        case .shampoo: learningRate = 1e-3; decoupledWeightDecay = true
         case .lbfgs: learningRate = 1
         }
     }
@@ -160,7 +169,8 @@ public struct OptimizerSettings: Equatable, Sendable {
     }
 
     /// The keys whose numbers are counts (written without a decimal point).
-    static let counts: Set<String> = ["warmup_steps", "ns_steps", "max_iter", "max_eval", "history_size"]
+    static let counts: Set<String> = ["warmup_steps", "ns_steps", "max_iter", "max_eval", "history_size", "max_preconditioner_dim",
+                                      "precondition_frequency", "start_preconditioning_step"]
 
     /// The field behind every hyperparameter key.
     public static let fields: [String: Field] = [
@@ -178,6 +188,10 @@ public struct OptimizerSettings: Equatable, Sendable {
         "max_iter": .number(\.maxIter), "max_eval": .number(\.maxEval), "tolerance_grad": .number(\.toleranceGrad),
         "tolerance_change": .number(\.toleranceChange), "history_size": .number(\.historySize),
         "line_search_fn": .word(\.lineSearchFn, allowed: ["none", LBFGS.strongWolfe]),
+        "epsilon": .number(\.epsilon), "max_preconditioner_dim": .number(\.maxPreconditionerDim),
+        "precondition_frequency": .number(\.preconditionFrequency), "start_preconditioning_step": .number(\.startPreconditioningStep),
+        "grafting": .word(\.grafting, allowed: Shampoo.graftings), "grafting_beta2": .number(\.graftingBeta2),
+        "grafting_epsilon": .number(\.graftingEpsilon),
     ]
 
     /// The rule each numeric key (each number of a pair) must meet, as (what is expected, test).
@@ -194,7 +208,11 @@ public struct OptimizerSettings: Equatable, Sendable {
         case "ns_steps": return ("a whole number in [1, 99]", { $0 >= 1 && $0 < 100 && $0 == $0.rounded() })
         case "max_iter", "history_size": return ("a whole number in [1, 100000]", { $0 >= 1 && $0 <= 100_000 && $0 == $0.rounded() })
         case "max_eval": return ("a whole number in [0, 100000] (0: max_iter × 5 / 4)", { $0 >= 0 && $0 <= 100_000 && $0 == $0.rounded() })
-        case "others_lr": return ("a number > 0", { $0 > 0 })
+        case "others_lr", "epsilon", "grafting_epsilon": return ("a number > 0", { $0 > 0 })
+        case "grafting_beta2": return ("a number in (0, 1]", { $0 > 0 && $0 <= 1 })
+        case "max_preconditioner_dim", "precondition_frequency":
+            return ("a whole number in [1, 100000]", { $0 >= 1 && $0 <= 100_000 && $0 == $0.rounded() })
+        case "start_preconditioning_step": return ("a whole number ≥ −1 (−1: precondition_frequency)", { $0 >= -1 && $0 == $0.rounded() })
         case "beta2_decay": return ("a number ≤ 0", { $0 <= 0 })
         default: return ("a number ≥ 0", { $0 >= 0 })  // eps, weight_decay, lr_decay, accumulator, momentum_decay
         }
@@ -278,6 +296,7 @@ public struct OptimizerSettings: Equatable, Sendable {
         if kind == .muon { return Muon(self, parameterCount: n, layout: layout) }
         if kind == .adafactor { return Adafactor(self, parameterCount: n, layout: layout) }
         if kind == .lbfgs { return LBFGS(self, parameterCount: n) }
+        if kind == .shampoo { return Shampoo(self, parameterCount: n, layout: layout) }
         return rule.optimizer(self, parameterCount: n, layout: layout)
     }
 
@@ -298,7 +317,7 @@ public struct OptimizerSettings: Equatable, Sendable {
         case .rprop: return Rprop.self
         case .scheduleFreeSGD: return ScheduleFreeSGD.self
         case .scheduleFreeAdamW: return ScheduleFreeAdamW.self
-        case .muon, .adafactor, .lbfgs: return SGD.self  // not used: `makeOptimizer` builds `Muon`, `Adafactor` and `LBFGS`
+        case .muon, .adafactor, .shampoo, .lbfgs: return SGD.self  // not used: `makeOptimizer` builds these four
         }
     }
 
@@ -306,7 +325,7 @@ public struct OptimizerSettings: Equatable, Sendable {
     public var stateBufferCount: Int {
         switch kind {
         case .muon: return 1 + othersSettings.stateBufferCount
-        case .adafactor: return 3
+        case .adafactor, .shampoo: return 3
         case .lbfgs: return 2 + 2 * Int(historySize) + 2  // d, the previous gradient, the pairs, a step's own vectors
         default: return rule.init(self).kept.count
         }
@@ -317,9 +336,26 @@ public struct OptimizerSettings: Equatable, Sendable {
     /// about ten per element for an element-wise rule.
     public func updateCost(shape: [Int]) -> Double {
         let count = Double(shape.reduce(1, *))
+        if kind == .shampoo {
+            // Per block: the factors' products and the preconditioning (2·n·d each per side), and its share of an
+            // eigendecomposition (about 10 d³) every `precondition_frequency` steps.
+            var cost = 10 * count
+            for b in Shampoo.blocks(of: shape, maxDim: Int(maxPreconditionerDim)) {
+                for side in b.dims.map(Double.init) {
+                    cost += 4 * Double(b.elements.count) * side + 10 * side * side * side / preconditionFrequency
+                }
+            }
+            return cost
+        }
         guard kind == .muon, shape.count == 2 else { return (kind == .adafactor ? 20 : 10) * count }
         let r = Double(shape.min()!), k = Double(shape.max()!)
         return 2 * nsSteps * (2 * r * r * k + r * r * r) + 10 * count
+    }
+
+    /// The state a rule keeps per tensor besides its parameter-long buffers (Shampoo's factors and inverse roots):
+    /// names (the tensor's name first) and sizes, in state order.
+    public func tensorBuffers(name: String, shape: [Int]) -> [(name: String, count: Int)] {
+        kind == .shampoo ? Shampoo.tensorBuffers(name: name, shape: shape, maxDim: Int(maxPreconditionerDim)) : []
     }
 
     /// Muon's element-wise rule for the tensors that are not matrices: `others` at its defaults, at `others_lr`.

@@ -25,8 +25,33 @@ extension Trainer {
     /// gathered (a collective: every rank calls it), so that a checkpoint does not depend on the rank count.
     func wholeOptimizerState(_ r: Replica) throws -> OptimizerState {
         var state = r.optimizer.state()
-        for name in state.buffers.keys.sorted() { state.buffers[name] = try whole(state.buffers[name]!) }
+        let perTensor = tensorBuffers(r)
+        let kept = Set(perTensor.map(\.name))
+        for name in state.buffers.keys.sorted() where !kept.contains(name) { state.buffers[name] = try whole(state.buffers[name]!) }
+        guard let ownedParameters, !perTensor.isEmpty else { return state }
+        // Every rank's tensors are one run in parameter order, so their buffers are one run of the concatenation.
+        var all = [Float](), counts = [Int](repeating: 0, count: communicator.size)
+        for b in perTensor {
+            all += ownedParameters.contains(b.start) ? state.buffers[b.name]! : [Float](repeating: 0, count: b.count)
+            counts[exchange.ownership.parts.firstIndex { $0.contains(b.start) } ?? 0] += b.count
+        }
+        try all.withUnsafeMutableBufferPointer {
+            try communicator.allGather(Pieces($0, counts: counts, offsets: Pieces<Void>.endToEnd(counts)))
+        }
+        var at = 0
+        for b in perTensor {
+            state.buffers[b.name] = Array(all[at..<(at + b.count)])
+            at += b.count
+        }
         return state
+    }
+
+    /// The state replica `r`'s rule keeps per tensor (Shampoo's factors), for every tensor of the model in
+    /// parameter order: each buffer's name, size and its tensor's first parameter.
+    func tensorBuffers(_ r: Replica) -> [(name: String, count: Int, start: Int)] {
+        model.tensorLayout.sorted { ($0.indices.min() ?? 0) < ($1.indices.min() ?? 0) }.flatMap { t in
+            r.config.optimizer.tensorBuffers(name: t.name, shape: t.shape).map { ($0.name, $0.count, t.indices.min() ?? 0) }
+        }
     }
 
     /// The model replica `r` stands for: its parameters, or the point its optimizer keeps apart from them
@@ -48,10 +73,15 @@ extension Trainer {
     }
 
     /// `state` cut to the part of each buffer this rank keeps.
-    func ownedPart(of state: OptimizerState) -> OptimizerState {
+    func ownedPart(of state: OptimizerState, _ r: Replica) -> OptimizerState {
         guard let ownedParameters else { return state }
         var part = state
-        part.buffers = state.buffers.mapValues { $0.count == model.parameterCount ? Array($0[ownedParameters]) : $0 }
+        let perTensor = tensorBuffers(r), mine = Set(perTensor.filter { ownedParameters.contains($0.start) }.map(\.name))
+        let others = Set(perTensor.map(\.name)).subtracting(mine)
+        part.buffers = [:]
+        for (name, values) in state.buffers where !others.contains(name) {
+            part.buffers[name] = mine.contains(name) || values.count != model.parameterCount ? values : Array(values[ownedParameters])
+        }
         return part
     }
 
@@ -243,7 +273,7 @@ extension Trainer {
             for (name, b) in buffers where name.hasPrefix(prefix) { state[String(name.dropFirst(prefix.count))] = b }
             do {
                 try r.optimizer.restore(ownedPart(of: OptimizerState(name: saved.optimizer, step: saved.optimizerStep,
-                                                                     buffers: state, scalars: saved.scalars)))
+                                                                     buffers: state, scalars: saved.scalars), r))
             } catch {
                 throw fail("\(error)")
             }
