@@ -18,9 +18,14 @@ func finishedRun(_ r: ProcessOutput, _ run: URL, _ label: String) throws -> (has
 }
 
 /// The config block that runs optimizer `name` at its torch defaults, except L-BFGS: torch's default, a fixed step
-/// of 1 with twenty iterations on one mini-batch, diverges; three iterations with the line search do not.
+/// of 1 with twenty iterations on one mini-batch, diverges; three iterations with the line search do not. Shampoo
+/// refreshes its inverse roots every 3 steps, so that a short run uses them.
 func defaultOptimizerBlock(_ name: String) -> String {
-    name == OptimizerKind.lbfgs.rawValue ? "{name: lbfgs, max_iter: 3, line_search_fn: strong_wolfe}" : "{name: \(name)}"
+    switch name {
+    case OptimizerKind.lbfgs.rawValue: return "{name: lbfgs, max_iter: 3, line_search_fn: strong_wolfe}"
+    case OptimizerKind.shampoo.rawValue: return "{name: shampoo, precondition_frequency: 3}"
+    default: return "{name: \(name)}"
+    }
 }
 
 @Suite("Same bits on any number of ranks", .serialized, .enabled(if: mpiAvailable, "mpirun or the descent executable is missing"))

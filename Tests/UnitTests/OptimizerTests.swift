@@ -197,6 +197,8 @@ func referenceStep(_ s: OptimizerSettings) -> ReferenceStep {
         return AdafactorTests.reference(s)  // for `AdafactorTests.layout`
     case .lbfgs:
         return LBFGSTests.singleGradientReference(s)
+    case .shampoo:
+        return ShampooTests.reference(s)  // for `ShampooTests.layout`
     case .scheduleFreeSGD, .scheduleFreeAdamW:
         // The authors' reference implementations (SGDScheduleFreeReference, AdamWScheduleFreeReference): z, x and
         // y kept, z and x from θ at the first step; the rate warmed up, AdamW's second moment bias-corrected, and
