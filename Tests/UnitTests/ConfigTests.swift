@@ -203,7 +203,7 @@ struct ConfigTests {
         ("optimizer:\n  name: adadelta\n  rho: 1.5\n", [], "c.yaml: optimizer.rho: expected a number in [0, 1), found '1.5'"),
         ("optimizer:\n  name: adam\n  lr: -0.001\n", [], "c.yaml: optimizer.lr: expected a number > 0, found '-0.001'"),
         ("optimizer:\n  name: adam\n  momentum: 0.9\n", [],
-         "c.yaml: optimizer.momentum: expected a key that adam reads (variant, lr, betas, eps, weight_decay, amsgrad), found a key of sgd, momentum, nesterov, rmsprop, schedule-free-sgd, muon"),
+         "c.yaml: optimizer.momentum: expected a key that adam reads (variant, lr, betas, eps, weight_decay, amsgrad), found a key of sgd, momentum, nesterov, rmsprop, schedule-free-sgd, muon, shampoo"),
         ("optimizer:\n  name: momentum\n  nesterov: true\n  dampening: 0.1\n", [],
          "c.yaml: optimizer.nesterov: expected momentum > 0 and dampening 0 with Nesterov momentum, found momentum 0.9, dampening 0.1"),
         ("optimizer:\n  name: nesterov\n  momentum: 0\n", [],

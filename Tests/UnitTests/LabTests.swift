@@ -317,7 +317,7 @@ let convergenceCases: [ConvergenceCase] = {
         #expect(message("optimizers:\n  - {name: sgd}\n", ["optimizers[1].name=adam", "optimizers[1].lr=0.2"]) == "no error")
         #expect(message("optimizers:\n  - {name: sgd}\n  - {name: adam, momentum: 0.9}\n")
                 == "lab.yaml: optimizers[1].momentum: expected a key that adam reads (variant, lr, betas, eps, "
-                + "weight_decay, amsgrad), found a key of sgd, momentum, nesterov, rmsprop, schedule-free-sgd, muon")
+                + "weight_decay, amsgrad), found a key of sgd, momentum, nesterov, rmsprop, schedule-free-sgd, muon, shampoo")
         #expect(message("optimizers:\n  - {name: sgd, label: a}\n  - {name: adam, label: a}\n")
                 == "lab.yaml: optimizers[1].label: expected a label that tells it apart from optimizers[0], found 'a' twice")
         #expect(message("function: himmelblau2\noptimizers:\n  - {name: sgd}\n")
