@@ -174,7 +174,32 @@ public struct StudyConfig: Equatable, Sendable {
 
     /// The optimizers that have a momentum (or β1) to search.
     public static func searchesMomentum(_ kind: OptimizerKind) -> Bool {
-        [.momentum, .nesterov, .adam, .adamw, .nadam, .angulargrad, .radam, .adamax, .lion, .scheduleFreeSGD, .scheduleFreeAdamW, .muon].contains(kind)
+        [.momentum, .nesterov, .adam, .adamw, .nadam, .angulargrad, .radam, .adamax, .lion, .scheduleFreeSGD, .scheduleFreeAdamW, .muon,
+         .shampoo].contains(kind)
+    }
+
+    /// Each rule's search space under `study.optimizers: all`: its rates, its momentum (or β1) when it has one, and
+    /// where they come from. AlgoPerf's paper baselines (Dahl et al. 2023, mlcommons/algorithmic-efficiency
+    /// `reference_algorithms/paper_baselines/*/tuning_search_space.json`) give AdamW's, Nesterov's, Adafactor's and
+    /// Shampoo's, their `one_minus_beta1` written here as momentum; a rule's paper, or else torch's default rate a
+    /// decade either side, gives the rest.
+    public static func searchSpace(_ kind: OptimizerKind) -> (rates: SearchRange, momentum: SearchRange?, source: String) {
+        let adamW = SearchRange(0.5, 0.98), nesterov = SearchRange(0.7, 0.995)
+        switch kind {
+        case .sgd, .asgd: return (SearchRange(2e-2, 5), nil, "AlgoPerf's Nesterov rates")
+        case .momentum, .nesterov: return (SearchRange(2e-2, 5), nesterov, "AlgoPerf's Nesterov baseline")
+        case .adam, .adamw, .nadam, .radam, .angulargrad: return (SearchRange(1e-4, 1e-2), adamW, "AlgoPerf's AdamW (and NAdamW) baseline")
+        case .adamax: return (SearchRange(2e-4, 2e-2), adamW, "AlgoPerf's AdamW space at Adamax's default rate (2× Adam's)")
+        case .lion: return (SearchRange(1e-5, 1e-3), adamW, "AlgoPerf's AdamW space ÷ 10 (Chen et al. 2023: 3–10× smaller rates than AdamW)")
+        case .scheduleFreeAdamW: return (SearchRange(2.5e-4, 2.5e-2), adamW, "the reference's 0.0025 a decade either side, AdamW's β1")
+        case .scheduleFreeSGD: return (SearchRange(0.1, 10), nesterov, "the reference's 1.0 a decade either side, Nesterov's β")
+        case .muon: return (SearchRange(2e-3, 0.2), nesterov, "Jordan et al.'s 0.02 a decade either side, Nesterov's momentum")
+        case .adafactor: return (SearchRange(1e-4, 1e-2), nil, "AlgoPerf's Adafactor baseline (torch's has no β1)")
+        case .shampoo: return (SearchRange(1e-4, 1e-2), SearchRange(0.85, 0.99), "AlgoPerf's Shampoo baseline")
+        case .adagrad, .rmsprop, .rprop: return (SearchRange(1e-3, 0.1), nil, "torch's default 0.01 a decade either side")
+        case .adadelta: return (SearchRange(0.1, 10), nil, "torch's default 1.0 a decade either side")
+        case .lbfgs: return (SearchRange(0.1, 1), nil, "torch's default 1.0 and a decade below")
+        }
     }
 }
 
@@ -331,7 +356,12 @@ extension StudyConfig {
         let momentum = try Self.readRange(&r, "study.momentum", default: nil, within: 0...1)
         if r.source(of: "study.optimizers") != nil {
             _ = try r.string("study.optimizers", default: "all", allowed: ["all"])
-            variants = Self.allOptimizers.map { Variant(label: $0.rawValue, optimizer: OptimizerSettings($0)) }
+            // Each rule in its own search space, unless study.lr / study.momentum set one for all.
+            variants = Self.allOptimizers.map { kind in
+                let space = Self.searchSpace(kind)
+                return Variant(label: kind.rawValue, optimizer: OptimizerSettings(kind), rates: rates == nil ? space.rates : nil,
+                               momentum: momentum == nil ? space.momentum : nil)
+            }
         } else if let list = try RunConfig.readOptimizerList(&r, key: "study.optimizers") {
             variants = []
             for (k, entry) in list.enumerated() {

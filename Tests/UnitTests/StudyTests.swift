@@ -125,7 +125,14 @@ import Optimizers
         #expect(one.variants.map(\.label) == ["sgd"])
         let back = try StudyConfig.load(yaml: "study: {optimizers: [{name: sgd}, {name: adam}]}\n", fileName: "s.yaml", overrides: ["study.optimizers=all"])
         #expect(back.variants.map(\.optimizer.kind) == OptimizerKind.allCases.filter { $0 != .lbfgs })
-        #expect(all.variants.filter { $0.momentum != nil }.map(\.label) == ["momentum", "nesterov", "adam", "adamw", "nadam", "angulargrad", "radam", "adamax", "lion", "schedule-free-sgd", "schedule-free-adamw", "muon"])
+        #expect(all.variants.filter { $0.momentum != nil }.map(\.label) == ["momentum", "nesterov", "adam", "adamw", "nadam", "angulargrad", "radam", "adamax", "lion", "schedule-free-sgd", "schedule-free-adamw", "muon", "shampoo"])
+        // Without study.lr and study.momentum each rule keeps its own space (AlgoPerf's baselines where they have one).
+        let own = try StudyConfig.load(yaml: "study: {optimizers: all}\n", fileName: "s.yaml")
+        let adamw = try #require(own.variants.first { $0.label == "adamw" }), sgd = try #require(own.variants.first { $0.label == "sgd" })
+        #expect(adamw.rates == SearchRange(1e-4, 1e-2) && adamw.momentum == SearchRange(0.5, 0.98))
+        #expect(sgd.rates == SearchRange(2e-2, 5) && sgd.momentum == nil)
+        #expect(own.variants.allSatisfy { $0.rates == StudyConfig.searchSpace($0.optimizer.kind).rates })
+        #expect(try StudyConfig.load(yaml: own.resolvedYAML, fileName: "again.yaml") == own)
     }
 
     @Test("study.search_space: any numeric key, log or linear, integers for an integer key, an item of a list; bad entries named")
