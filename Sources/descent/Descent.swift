@@ -16,7 +16,7 @@ struct Descent: ParsableCommand {
         commandName: "descent",
         abstract: "Data-parallel training under mpirun, to compare gradient descent and its optimizers.",
         version: descentVersion,
-        subcommands: [Train.self, Compare.self, StudyCommand.self, PathCommand.self, MovingAveragesCommand.self, ScalingReportCommand.self,
+        subcommands: [Train.self, Compare.self, StudyCommand.self, BenchmarkCommand.self, PathCommand.self, MovingAveragesCommand.self, ScalingReportCommand.self,
                       TimeOptimizers.self, RooflineCommand.self, TimeExchangeCommand.self, EvalCommand.self, DoctorCommand.self,
                       RunsCommand.self]
     )
