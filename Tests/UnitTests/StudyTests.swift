@@ -112,7 +112,7 @@ import Optimizers
 
     @Test("the presets load, and a resolved study loads back as the same study")
     func presets() throws {
-        for name in ["study-smoke", "study-batch-size", "study-optimizers"] {
+        for name in ["study-smoke", "study-batch-size", "study-optimizers"] + ["logreg", "mlp", "default-mlp", "2c2d"].map({ "benchmark/" + $0 }) {
             let path = packageRoot.appendingPathComponent("configs/\(name).yaml").path
             let c = try StudyConfig.load(yaml: String(contentsOfFile: path, encoding: .utf8), fileName: path)
             #expect(try StudyConfig.load(yaml: c.resolvedYAML, fileName: "again.yaml") == c, "\(name)")
