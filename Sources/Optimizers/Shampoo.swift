@@ -40,9 +40,7 @@ public final class Shampoo: Optimizer {
         var inverses: [[Float]]
         var root: Int { 2 * dims.count }
         /// The names of its factors and inverse roots in a saved state.
-        var names: [(factor: String, inverse: String)] {
-            dims.indices.map { ("\(tensor)/\(index)/factor_matrix_\($0)", "\(tensor)/\(index)/inv_factor_matrix_\($0)") }
-        }
+        var names: [(factor: String, inverse: String)] { dims.indices.map { Shampoo.names(tensor, index, $0) } }
     }
 
     var blocks: [Block]
@@ -97,11 +95,17 @@ public final class Shampoo: Optimizer {
         }
     }
 
+    /// The saved names of block `block`'s factor and inverse root along dimension `dim` of tensor `tensor`.
+    static func names(_ tensor: String, _ block: Int, _ dim: Int) -> (factor: String, inverse: String) {
+        ("\(tensor)/\(block)/factor_matrix_\(dim)", "\(tensor)/\(block)/inv_factor_matrix_\(dim)")
+    }
+
     /// The factors' and inverse roots' names and sizes for a tensor of `shape` named `name`, in state order.
     public static func tensorBuffers(name: String, shape: [Int], maxDim: Int) -> [(name: String, count: Int)] {
         blocks(of: shape, maxDim: maxDim).enumerated().flatMap { k, b in
             b.dims.indices.flatMap { j in
-                [("\(name)/\(k)/factor_matrix_\(j)", b.dims[j] * b.dims[j]), ("\(name)/\(k)/inv_factor_matrix_\(j)", b.dims[j] * b.dims[j])]
+                let n = names(name, k, j), size = b.dims[j] * b.dims[j]
+                return [(n.factor, size), (n.inverse, size)]
             }
         }
     }

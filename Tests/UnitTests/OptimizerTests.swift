@@ -376,6 +376,30 @@ func fixedGradient(step t: Int, count n: Int) -> [Double] {
     }
 }
 
+/// Runs `optimizer` and the Double reference `step` side by side over 25 gradients, from θᵢ = cos i, and expects
+/// them equal after steps 1 and 25 to 1e-5 of each element's scale. Float rounding accumulates in proportion to the
+/// values an element passes through, so the scale is the largest |θ| on its reference path (at least 0.1).
+/// Returns the reference's state and the scales.
+@discardableResult
+func expectMatchesReference(_ optimizer: Optimizer, _ step: ReferenceStep, label: String, count n: Int,
+                            gradient: (Int) -> [Double]) -> (state: [String: [Double]], scale: [Double]) {
+    var theta = (0..<n).map { Float(cos(Double($0))) }, reference = theta.map(Double.init)
+    var state: [String: [Double]] = [:], scale = reference.map { max(abs($0), 0.1) }
+    for t in 1...25 {
+        let g = gradient(t).map(Float.init)
+        optimizer.update(&theta, gradient: g)
+        step(&reference, g.map(Double.init), t, &state)
+        for i in 0..<n { scale[i] = max(scale[i], abs(reference[i])) }
+        if t == 1 || t == 25 {
+            for i in 0..<n {
+                #expect(close(Double(theta[i]), reference[i], relative: 1e-5, floor: scale[i]),
+                        "\(label) step \(t) θ[\(i)]: \(theta[i]) vs \(reference[i])")
+            }
+        }
+    }
+    return (state, scale)
+}
+
 @Suite("Optimizers against the reference equations")
 struct OptimizerReferenceTests {
     /// 37 parameters: four SIMD blocks and a tail of five.
@@ -386,24 +410,8 @@ struct OptimizerReferenceTests {
     func matchesReference(_ c: OptimizerCase) {
         #expect(c.settings.validate() == nil)
         let optimizer = c.settings.makeOptimizer(parameterCount: Self.n)
-        let step = referenceStep(c.settings)
-        var theta = (0..<Self.n).map { Float(cos(Double($0))) }
-        var reference = theta.map(Double.init)
-        var state: [String: [Double]] = [:]
-        // Float rounding accumulates in proportion to the values an element passes through, so each element's
-        // tolerance is relative to the largest |θ| on its reference path (at least 0.1).
-        var scale = reference.map { max(abs($0), 0.1) }
-        for t in 1...25 {
-            let g = fixedGradient(step: t, count: Self.n).map(Float.init)
-            optimizer.update(&theta, gradient: g)
-            step(&reference, g.map(Double.init), t, &state)
-            for i in 0..<Self.n { scale[i] = max(scale[i], abs(reference[i])) }
-            if t == 1 || t == 25 {
-                for i in 0..<Self.n {
-                    #expect(close(Double(theta[i]), reference[i], relative: 1e-5, floor: scale[i]),
-                            "\(c.label) step \(t) θ[\(i)]: \(theta[i]) vs \(reference[i])")
-                }
-            }
+        let (state, scale) = expectMatchesReference(optimizer, referenceStep(c.settings), label: c.label, count: Self.n) {
+            fixedGradient(step: $0, count: Self.n)
         }
         #expect(optimizer.stepCount == 25)
         #expect(optimizer.name == c.settings.kind.rawValue)
@@ -665,21 +673,7 @@ struct MuonTests {
     func matchesReference(_ c: OptimizerCase) {
         #expect(c.settings.validate() == nil)
         let optimizer = c.settings.makeOptimizer(parameterCount: Self.n, layout: Self.layout)
-        let step = Self.reference(c.settings)
-        var theta = (0..<Self.n).map { Float(cos(Double($0))) }, reference = theta.map(Double.init)
-        var state: [String: [Double]] = [:], scale = reference.map { max(abs($0), 0.1) }
-        for t in 1...25 {
-            let g = Self.gradient(step: t).map(Float.init)
-            optimizer.update(&theta, gradient: g)
-            step(&reference, g.map(Double.init), t, &state)
-            for i in 0..<Self.n { scale[i] = max(scale[i], abs(reference[i])) }
-            if t == 1 || t == 25 {
-                for i in 0..<Self.n {
-                    #expect(close(Double(theta[i]), reference[i], relative: 1e-5, floor: scale[i]),
-                            "\(c.label) step \(t) θ[\(i)]: \(theta[i]) vs \(reference[i])")
-                }
-            }
-        }
+        expectMatchesReference(optimizer, Self.reference(c.settings), label: c.label, count: Self.n) { Self.gradient(step: $0) }
         #expect(optimizer.stepCount == 25 && optimizer.name == "muon")
     }
 
@@ -774,21 +768,7 @@ struct AdafactorTests {
     func matchesReference(_ c: OptimizerCase) {
         #expect(c.settings.validate() == nil)
         let optimizer = c.settings.makeOptimizer(parameterCount: Self.n, layout: Self.layout)
-        let step = Self.reference(c.settings)
-        var theta = (0..<Self.n).map { Float(cos(Double($0))) }, reference = theta.map(Double.init)
-        var state: [String: [Double]] = [:], scale = reference.map { max(abs($0), 0.1) }
-        for t in 1...25 {
-            let g = fixedGradient(step: t, count: Self.n).map(Float.init)
-            optimizer.update(&theta, gradient: g)
-            step(&reference, g.map(Double.init), t, &state)
-            for i in 0..<Self.n { scale[i] = max(scale[i], abs(reference[i])) }
-            if t == 1 || t == 25 {
-                for i in 0..<Self.n {
-                    #expect(close(Double(theta[i]), reference[i], relative: 1e-5, floor: scale[i]),
-                            "\(c.label) step \(t) θ[\(i)]: \(theta[i]) vs \(reference[i])")
-                }
-            }
-        }
+        expectMatchesReference(optimizer, Self.reference(c.settings), label: c.label, count: Self.n) { fixedGradient(step: $0, count: Self.n) }
         // The factors are kept, not the whole second moment: 3 + 4 + 6 + 4 row averages of the matrices' rows.
         let kept = optimizer.state().buffers
         #expect(kept.keys.sorted() == ["col_var", "row_var", "variance"] && kept.values.allSatisfy { $0.count == Self.n })

@@ -246,21 +246,7 @@ struct ShampooTests {
     func matchesReference(_ c: OptimizerCase) {
         #expect(c.settings.validate() == nil)
         let optimizer = c.settings.makeOptimizer(parameterCount: Self.n, layout: Self.layout)
-        let step = Self.reference(c.settings)
-        var theta = (0..<Self.n).map { Float(cos(Double($0))) }, reference = theta.map(Double.init)
-        var state: [String: [Double]] = [:], scale = reference.map { max(abs($0), 0.1) }
-        for t in 1...25 {
-            let g = Self.gradient(step: t).map(Float.init)
-            optimizer.update(&theta, gradient: g)
-            step(&reference, g.map(Double.init), t, &state)
-            for i in 0..<Self.n { scale[i] = max(scale[i], abs(reference[i])) }
-            if t == 1 || t == 25 {
-                for i in 0..<Self.n {
-                    #expect(close(Double(theta[i]), reference[i], relative: 1e-5, floor: scale[i]),
-                            "\(c.label) step \(t) θ[\(i)]: \(theta[i]) vs \(reference[i])")
-                }
-            }
-        }
+        expectMatchesReference(optimizer, Self.reference(c.settings), label: c.label, count: Self.n) { Self.gradient(step: $0) }
     }
 
     @Test("blocks: dimensions of 1 dropped, neighbours merged up to the limit, then cut along each dimension")
