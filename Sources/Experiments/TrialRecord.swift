@@ -21,6 +21,7 @@ public struct TrialRecord: Equatable, Sendable {
     public var steps: Int?
     public var epochs: Double?
     public var examples: Int?
+    /// The launch's wall time at the evaluation that reached the target, less the time spent evaluating until then.
     public var seconds: Double?
     /// The step at which the trial ended: where it reached the target or diverged, or its last one.
     public var stepsRun: Int
@@ -62,7 +63,7 @@ public struct TrialRecord: Equatable, Sendable {
         pruned = false
         if case .reached(let row) = replica.end {
             reached = true
-            (steps, epochs, examples, seconds) = (row.step, row.epoch, row.samples, row.wallSeconds)
+            (steps, epochs, examples, seconds) = (row.step, row.epoch, row.samples, row.wallSeconds - (row.evaluationSeconds ?? 0))
         }
         stepsRun = steps ?? result.steps
         if case .diverged(let step, _, _) = replica.end { (diverged, stepsRun) = (true, step) }

@@ -26,15 +26,19 @@ public struct MetricsRow: Codable, Sendable {
     /// Loss and accuracy on the training samples `data.validation` holds out.
     public var validationLoss: Double?
     public var validationAccuracy: Double?
+    /// Seconds the run has spent evaluating so far, this row's evaluation included (epoch and evaluation rows):
+    /// `wall_s` less this is the time spent training.
+    public var evaluationSeconds: Double?
 
     public static let columns = ["kind", "step", "epoch", "samples", "wall_s", "lr", "batch_loss",
                                  "train_loss", "train_accuracy", "test_loss", "test_accuracy", "noise_scale",
-                                 "val_loss", "val_accuracy"]
+                                 "val_loss", "val_accuracy", "eval_s"]
 
     var values: [String?] {
         [kind.rawValue, String(step), format(epoch), String(samples), format(wallSeconds), format(learningRate),
          batchLoss.map(format), trainLoss.map(format), trainAccuracy.map(format), testLoss.map(format),
-         testAccuracy.map(format), noiseScale.map(format), validationLoss.map(format), validationAccuracy.map(format)]
+         testAccuracy.map(format), noiseScale.map(format), validationLoss.map(format), validationAccuracy.map(format),
+         evaluationSeconds.map(format)]
     }
 
     /// The value of a target's metric in this row (nan when the row has none).

@@ -19,12 +19,15 @@ public struct RunPosition: Codable, Equatable, Sendable {
     public var compute = 0.0
     public var exchange = 0.0
     public var wall = 0.0
+    /// Seconds of wall time spent evaluating so far (none in checkpoints written before it was kept).
+    public var evaluation = 0.0
 
     /// Checkpoints of formats 1 and 2 store the exchange's seconds as `reduceSeconds`.
     enum CodingKeys: String, CodingKey {
         case step, epoch, batch, samples, windowSteps, epochSteps
-        case compute = "computeSeconds", exchange = "reduceSeconds", wall = "wallSeconds"
+        case compute = "computeSeconds", exchange = "reduceSeconds", wall = "wallSeconds", evaluation = "evaluationSeconds"
     }
+
 
     /// Counts one step over a batch of `samples` samples.
     mutating func advance(samples count: Int, computeSeconds: Double, exchangeSeconds: Double) {
@@ -43,6 +46,19 @@ public struct RunPosition: Codable, Equatable, Sendable {
         if p.batch == batchCount { (p.epoch, p.batch) = (p.epoch + 1, 0) }
         p.wall = wall
         return p
+    }
+}
+
+extension RunPosition {
+    /// Checkpoints written before the evaluation seconds were kept continue from none.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        (step, epoch, batch, samples) = try (c.decode(Int.self, forKey: .step), c.decode(Int.self, forKey: .epoch),
+                                             c.decode(Int.self, forKey: .batch), c.decode(Int.self, forKey: .samples))
+        (windowSteps, epochSteps) = try (c.decode(Int.self, forKey: .windowSteps), c.decode(Int.self, forKey: .epochSteps))
+        (compute, exchange, wall) = try (c.decode(Double.self, forKey: .compute), c.decode(Double.self, forKey: .exchange),
+                                         c.decode(Double.self, forKey: .wall))
+        evaluation = try c.decodeIfPresent(Double.self, forKey: .evaluation) ?? 0
     }
 }
 

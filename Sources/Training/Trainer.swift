@@ -258,7 +258,7 @@ public final class Trainer {
             end.limitReached = config.training.steps.map { position.step >= $0 } ?? false
             if let goal {
                 if goal.evaluation(after: position.step - 1) == position.step {
-                    try evaluateTargets(position, goal)
+                    try evaluateTargets(&position, goal)
                     prune(position, goal)
                 }
                 if replicas.allSatisfy({ $0.end != nil }) { end.limitReached = true }

@@ -187,16 +187,19 @@ extension Trainer {
     /// epoch's sums.
     func writeEpochRows(_ position: inout RunPosition, epochDone: Bool, wall: () -> Double) throws {
         communicator.setContext(step: position.step, phase: "evaluation")
+        let start = monotonicSeconds()
+        defer { position.evaluation += monotonicSeconds() - start }
         for (r, replica) in replicas.enumerated() where replica.end == nil {
             let point = try modelParameters(replica)
             let train = config.training.evaluateTrainingSet ? try evaluate(trainSet, point) : nil
             let (test, validation) = try heldOut(point)
+            let evaluated = position.evaluation + monotonicSeconds() - start
             let row = MetricsRow(kind: .epoch, step: position.step, epoch: Double(position.samples) / Double(trainSet.count),
                                  samples: position.samples, wallSeconds: wall(), learningRate: rates.rate(replica: r, step: position.step),
                                  batchLoss: replica.progress.epochLoss / Double(position.epochSteps),
                                  trainLoss: train?.loss, trainAccuracy: train?.accuracy,
                                  testLoss: test?.loss, testAccuracy: test?.accuracy, noiseScale: replica.progress.epochNoise.value,
-                                 validationLoss: validation?.loss, validationAccuracy: validation?.accuracy)
+                                 validationLoss: validation?.loss, validationAccuracy: validation?.accuracy, evaluationSeconds: evaluated)
             replica.progress.recordEvaluation(row, epochDone: epochDone)
             try replica.write(row)
             console.note((replicas.count > 1 ? "\(replica.label): " : "") + Self.epochLine(row, skipped: replica.guards.skipped))
@@ -206,17 +209,20 @@ extension Trainer {
 
     /// An evaluation row per replica still training towards `goal`; a replica that reaches it (or whose metric is
     /// no longer finite) trains no further.
-    func evaluateTargets(_ position: RunPosition, _ goal: Target) throws {
+    func evaluateTargets(_ position: inout RunPosition, _ goal: Target) throws {
         communicator.setContext(step: position.step, phase: "evaluation")
+        let start = monotonicSeconds()
+        defer { position.evaluation += monotonicSeconds() - start }
         for (r, replica) in replicas.enumerated() where replica.end == nil {
             let point = try modelParameters(replica)
             let train = goal.metric.onTrainingSet ? try evaluate(trainSet, point) : nil
             let (test, validation) = try heldOut(point)
+            let evaluated = position.evaluation + monotonicSeconds() - start
             let row = MetricsRow(kind: .evaluation, step: position.step, epoch: Double(position.samples) / Double(trainSet.count),
                                  samples: position.samples, wallSeconds: wallSeconds(),
                                  learningRate: rates.rate(replica: r, step: position.step),
                                  trainLoss: train?.loss, trainAccuracy: train?.accuracy, testLoss: test?.loss, testAccuracy: test?.accuracy,
-                                 validationLoss: validation?.loss, validationAccuracy: validation?.accuracy)
+                                 validationLoss: validation?.loss, validationAccuracy: validation?.accuracy, evaluationSeconds: evaluated)
             (replica.progress.lastTestLoss, replica.progress.lastTestAccuracy) = (test?.loss, test?.accuracy)
             (replica.progress.lastValidationLoss, replica.progress.lastValidationAccuracy) = (validation?.loss, validation?.accuracy)
             if let train { (replica.progress.lastTrainLoss, replica.progress.lastTrainAccuracy) = (train.loss, train.accuracy) }

@@ -52,9 +52,9 @@ public func ownLines(_ r: ProcessOutput) -> [String] {
     r.stderr.split(separator: "\n").map(String.init).filter { $0.hasPrefix("descent:") }
 }
 
-/// metrics.csv without the wall-clock column, which differs between any two runs.
+/// metrics.csv without the wall-clock columns (`wall_s`, `eval_s`), which differ between any two runs.
 public func metricsWithoutWallTime(_ run: URL) throws -> [[String: String]] {
-    try readCSV(run.appendingPathComponent("metrics.csv")).map { var row = $0; row["wall_s"] = nil; return row }
+    try readCSV(run.appendingPathComponent("metrics.csv")).map { var row = $0; (row["wall_s"], row["eval_s"]) = (nil, nil); return row }
 }
 
 /// The unix time the fault-injection line reports.

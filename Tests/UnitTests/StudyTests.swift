@@ -226,6 +226,16 @@ struct StudyRunTests {
             // A trial that reached its target or diverged records its own end, not the study's longest run.
             let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("together/tiny/\(r.folder)/summary.json")))
             #expect((summary as? [String: Any])?["steps"] as? Int == r.stepsRun, "\(r.folder): \(r.reached) \(r.diverged)")
+            // Seconds to the target leave out the evaluations: wall_s − eval_s of the row that reached it.
+            let evaluations = try readCSV(dir.appendingPathComponent("together/tiny/\(r.folder)/metrics.csv")).filter { $0["kind"] == "eval" }
+            let spent = evaluations.map { (wall: Double($0["wall_s"]!)!, evaluating: Double($0["eval_s"]!)!) }
+            #expect(spent.allSatisfy { $0.evaluating > 0 && $0.evaluating < $0.wall }, "\(spent)")
+            #expect(zip(spent, spent.dropFirst()).allSatisfy { $0.evaluating < $1.evaluating }, "\(spent)")
+            if r.reached, let reaching = evaluations.firstIndex(where: { Int($0["step"]!) == r.steps }) {
+                #expect(r.seconds == spent[reaching].wall - spent[reaching].evaluating, "\(r.folder)")
+            } else {
+                #expect(!r.reached && r.seconds == nil, "\(r.folder)")
+            }
         }
         #expect(a.contains { $0.stepsRun < a.map(\.stepsRun).max()! }, "no trial ended early: \(a.map(\.stepsRun))")
         let csv = try readCSV(dir.appendingPathComponent("together/tiny/study.csv"))
