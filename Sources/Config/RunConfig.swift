@@ -159,6 +159,20 @@ public struct RunConfig: Equatable, Sendable {
         case ignore
     }
 
+    /// The Hessian of the training loss, measured while training (Lanczos on exact Hessian-vector products).
+    public struct Curvature: Equatable, Sendable {
+        /// Steps between measurements (0: none); a fresh run also measures before its first step.
+        public var every = 0
+        /// Training samples the Hessian is taken over, drawn once from the seed (all of them when fewer).
+        public var subset = 5000
+        /// Lanczos iterations per measurement: one Hessian-vector product each.
+        public var iterations = 20
+        /// Eigenvalues from the top recorded (the first is the sharpness).
+        public var topK = 1
+        /// Hutchinson probes for the trace beyond the Lanczos start vector, which is one (a product each).
+        public var traceProbes = 0
+    }
+
     /// Collective guards against bad numbers and hung ranks.
     public struct Guards: Equatable, Sendable {
         public var nonFinite = NonFinitePolicy.stop
@@ -183,6 +197,7 @@ public struct RunConfig: Equatable, Sendable {
     public var training = Training()
     public var checkpoint = Checkpoint()
     public var guards = Guards()
+    public var curvature = Curvature()
     /// The matrix kernels: descent's portable ones (the same bits on every x86-64 CPU) or OpenBLAS's native ones.
     public var kernels = KernelMode.portable
     /// OpenBLAS threads per rank (native kernels); nil chooses from the cores and the ranks on this node.

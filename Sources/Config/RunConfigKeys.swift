@@ -54,7 +54,7 @@ extension RunConfig {
         Key(block: "optimizer", read: { c, r in c.optimizer = try readOptimizer(&r, prefix: "optimizer.") },
             lines: { $0.optimizer.yamlLines() }),
         Key(block: "schedule", read: { c, r in c.schedule = try readSchedule(&r) }, lines: { $0.scheduleYAMLLines }),
-    ] + trainingKeys + checkpointAndGuardKeys + [
+    ] + trainingKeys + checkpointAndGuardKeys + curvatureKeys + [
         .choice("runtime.kernels", \.kernels,
                 comment: { $0 == .portable ? "the same bits on every x86-64 CPU with AVX2 and FMA" : "OpenBLAS, this CPU's fastest kernels" }),
         Key("runtime.blas_threads", .free, read: { c, r in
@@ -141,6 +141,21 @@ extension RunConfig {
         try metric.check(in: data, key: name, source: r.source(of: name) ?? r.fileName)
         return metric
     }
+
+    /// Measuring the curvature changes no parameter: every key may change on resume.
+    private static let curvatureKeys: [Key] = [
+        .integer("curvature.every", \.curvature.every, 0...Int.max, role: .free, when: { $0.curvature.every > 0 }),
+        .integer("curvature.subset", \.curvature.subset, 1...100_000_000, role: .free, when: { $0.curvature.every > 0 }),
+        .integer("curvature.iterations", \.curvature.iterations, 1...1000, role: .free, when: { $0.curvature.every > 0 }),
+        Key("curvature.top_k", .free, read: { c, r in
+            c.curvature.topK = try r.integer("curvature.top_k", default: c.curvature.topK, range: 1...1000)
+            guard c.curvature.topK <= c.curvature.iterations else {
+                throw ConfigError(source: r.source(of: "curvature.top_k") ?? r.fileName, key: "curvature.top_k",
+                                  expected: "at most curvature.iterations (\(c.curvature.iterations))", found: "\(c.curvature.topK)")
+            }
+        }, value: { "\($0.curvature.topK)" }, when: { $0.curvature.every > 0 }),
+        .integer("curvature.trace_probes", \.curvature.traceProbes, 0...10_000, role: .free, when: { $0.curvature.every > 0 }),
+    ]
 
     private static let checkpointAndGuardKeys: [Key] = [
         .integer("checkpoint.every", \.checkpoint.every, 0...Int.max, role: .free),

@@ -205,8 +205,28 @@ public final class CNN: Model, Classifier {
 
         /// Owns every buffer above.
         private let memory = ScratchMemory()
+        private unowned let model: CNN
+
+        /// The R-operator's buffers (`accumulateHessianVectorProduct`), made on first use: per layer R{output}
+        /// (shared as `activations` are), per convolution R{input}'s patches, and two for R{δ}.
+        private(set) lazy var directional: (activations: [UnsafeMutablePointer<Float>], columns: [UnsafeMutablePointer<Float>?],
+                                            deltaA: UnsafeMutablePointer<Float>, deltaB: UnsafeMutablePointer<Float>) = {
+            let b = CNN.subBatch, memory = self.memory
+            var activations: [UnsafeMutablePointer<Float>] = []
+            for l in model.layers {
+                if case .relu = l.spec, let previous = activations.last {
+                    activations.append(previous)
+                } else {
+                    activations.append(memory.floats(b * l.output.count))
+                }
+            }
+            let columns = model.layers.map { $0.spec.isConv ? memory.floats(b * $0.input.h * $0.input.w * $0.fanIn) : nil }
+            let widest = max(model.inputShape.count, model.layers.map(\.output.count).max() ?? 1)
+            return (activations, columns, memory.floats(b * widest), memory.floats(b * widest))
+        }()
 
         init(model: CNN, capacity: Int) {
+            self.model = model
             let b = CNN.subBatch, memory = self.memory
             self.capacity = capacity
             input = memory.floats(b * model.inputShape.count)
@@ -262,7 +282,7 @@ public final class CNN: Model, Classifier {
     }
 
     /// Forward passes over `indices` in sub-batches, calling `afterForward(rows)` after each.
-    private func passes(over indices: UnsafeBufferPointer<Int32>, _ ws: Workspace, _ dataset: Dataset,
+    func passes(over indices: UnsafeBufferPointer<Int32>, _ ws: Workspace, _ dataset: Dataset,
                         _ theta: UnsafePointer<Float>, lossGradient: Bool, afterForward: (Int) -> Void) -> LossTotals {
         var totals = LossTotals()
         var start = 0
@@ -354,14 +374,14 @@ public final class CNN: Model, Classifier {
     }
 
     /// The patches of a 'same' convolution: row (s, y, x), columns (ky, kx, c), zeros outside the image.
-    private func im2col(_ x: UnsafePointer<Float>, rows n: Int, shape s: Shape, kernel k: Int, into col: UnsafeMutablePointer<Float>) {
+    func im2col(_ x: UnsafePointer<Float>, rows n: Int, shape s: Shape, kernel k: Int, into col: UnsafeMutablePointer<Float>) {
         forEachPatchEntry(rows: n, shape: s, kernel: k) { pixel, entry in
             if let pixel { (col + entry).update(from: x + pixel, count: s.c) } else { (col + entry).update(repeating: 0, count: s.c) }
         }
     }
 
     /// The inverse scatter of `im2col`: each patch entry added back to its pixel, in patch order.
-    private func col2im(_ col: UnsafePointer<Float>, rows n: Int, shape s: Shape, kernel k: Int, into x: UnsafeMutablePointer<Float>) {
+    func col2im(_ col: UnsafePointer<Float>, rows n: Int, shape s: Shape, kernel k: Int, into x: UnsafeMutablePointer<Float>) {
         x.update(repeating: 0, count: n * s.count)
         forEachPatchEntry(rows: n, shape: s, kernel: k) { pixel, entry in
             if let pixel { Kernels.add(x + pixel, col + entry, into: x + pixel, count: s.c) }

@@ -78,7 +78,7 @@ public enum FiniteSum: String, CaseIterable, Sendable {
 
 extension FiniteSum {
     /// The Hessian of the mean loss over `data` at (w, b), in Double: (a, b, c) of [[a, b], [b, c]].
-    func meanHessian(_ w: Double, _ b: Double, over data: PointSet) -> SIMD3<Double> {
+    public func meanHessian(_ w: Double, _ b: Double, over data: PointSet) -> SIMD3<Double> {
         var sum = SIMD3<Double>()
         for i in 0..<data.count {
             let x = Double(data.xs[i])
@@ -138,7 +138,7 @@ public final class TwoParameterModel: Model {
     public func accumulateGradient(parameters: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, dataset: Dataset,
                                    indices: UnsafeBufferPointer<Int32>, workspace: AnyObject, overwrite: Bool) -> LossTotals {
         var g = overwrite ? SIMD2<Float>() : SIMD2(gradient[0], gradient[1])
-        let totals = passes(parameters, dataset, indices, workspace) { r, x in g += SIMD2(r * x, r) }
+        let totals = passes(parameters, dataset, indices, workspace) { r, x, _ in g += SIMD2(r * x, r) }
         if overwrite && indices.isEmpty { return totals }
         (gradient[0], gradient[1]) = (g.x, g.y)
         return totals
@@ -146,12 +146,12 @@ public final class TwoParameterModel: Model {
 
     public func evaluate(parameters: UnsafePointer<Float>, dataset: Dataset, indices: UnsafeBufferPointer<Int32>,
                          workspace: AnyObject) -> LossTotals {
-        passes(parameters, dataset, indices, workspace) { _, _ in }
+        passes(parameters, dataset, indices, workspace) { _, _, _ in }
     }
 
-    /// Every row's loss into the totals, and its residual r = ∂ℓ/∂z with its x to `each`.
+    /// Every row's loss into the totals, and its residual r = ∂ℓ/∂z, its x and its curvature ∂²ℓ/∂z² to `each`.
     private func passes(_ theta: UnsafePointer<Float>, _ dataset: Dataset, _ indices: UnsafeBufferPointer<Int32>,
-                        _ workspace: AnyObject, each: (Float, Float) -> Void) -> LossTotals {
+                        _ workspace: AnyObject, each: (Float, Float, Float) -> Void) -> LossTotals {
         let rows = unsafeDowncast(workspace, to: Rows.self)
         let w = theta[0], b = theta[1]
         var totals = LossTotals()
@@ -169,17 +169,33 @@ public final class TwoParameterModel: Model {
                 case .leastSquares:
                     let r = z - t
                     totals.lossSum += Double(0.5 * r * r)
-                    each(r, x)
+                    each(r, x, 1)
                 case .logistic:
                     let p = 1 / (1 + expf(-z))
                     totals.lossSum += Double((z > 0 ? z + log1pf(expf(-z)) : log1pf(expf(z))) - t * z)
                     if (z > 0) == (t == 1) { totals.correct += 1 }
-                    each(p - t, x)
+                    each(p - t, x, p * (1 - p))
                 }
             }
             totals.count += n
             start += n
         }
+        return totals
+    }
+}
+
+extension TwoParameterModel: CurvatureModel {
+    /// ℓ(w·x + b) has the Hessian ℓ''(z)·(x, 1)(x, 1)ᵀ, so H·v = ℓ''(z)·(x·v_w + v_b)·(x, 1): the model is linear in
+    /// θ, and the Gauss–Newton product is the same.
+    public func accumulateHessianVectorProduct(parameters: UnsafePointer<Float>, direction: UnsafePointer<Float>,
+                                               product: UnsafeMutablePointer<Float>, dataset: Dataset,
+                                               indices: UnsafeBufferPointer<Int32>, workspace: AnyObject, overwrite: Bool,
+                                               gaussNewton: Bool) -> LossTotals {
+        var h = overwrite ? SIMD2<Float>() : SIMD2(product[0], product[1])
+        let (vw, vb) = (direction[0], direction[1])
+        let totals = passes(parameters, dataset, indices, workspace) { _, x, c in h += c * (x * vw + vb) * SIMD2(x, 1) }
+        if overwrite && indices.isEmpty { return totals }
+        (product[0], product[1]) = (h.x, h.y)
         return totals
     }
 }

@@ -102,13 +102,22 @@ public final class MLP: Model, Classifier {
 
         /// Owns every buffer above.
         private let memory = ScratchMemory()
+        private let outputs: [Int], widest: Int
+
+        /// The R-operator's buffers (`accumulateHessianVectorProduct`), made on first use: per layer R{z} (then
+        /// R{a}, and for the last layer R{softmax − one-hot}), and two for R{δ}.
+        private(set) lazy var directional: (activations: [UnsafeMutablePointer<Float>], deltaA: UnsafeMutablePointer<Float>,
+                                            deltaB: UnsafeMutablePointer<Float>) = { [memory, capacity, outputs, widest] in
+            (outputs.map { memory.floats(capacity * $0) }, memory.floats(capacity * widest), memory.floats(capacity * widest))
+        }()
 
         init(model: MLP, capacity: Int) {
             self.capacity = capacity
+            outputs = model.sizes.dropFirst().map { $0 }
             input = memory.floats(capacity * model.sizes[0])
             labels = memory.integers(capacity)
             activations = model.layers.map { [memory] in memory.floats(capacity * $0.outputs) }
-            let widest = model.sizes.dropFirst().dropLast().max() ?? 1
+            widest = model.sizes.dropFirst().dropLast().max() ?? 1
             deltaA = memory.floats(capacity * widest)
             deltaB = memory.floats(capacity * widest)
         }
@@ -160,7 +169,7 @@ public final class MLP: Model, Classifier {
 
     /// Forward passes over `indices` in chunks of the workspace's capacity, calling `afterForward(rows)` after each;
     /// `lossGradient` leaves the loss's gradient (softmax − one-hot) in the last activation instead of the softmax.
-    private func passes(
+    func passes(
         over indices: UnsafeBufferPointer<Int32>, workspace: Workspace, dataset: Dataset,
         parameters: UnsafePointer<Float>, lossGradient: Bool, afterForward: (Int) -> Void
     ) -> Totals {

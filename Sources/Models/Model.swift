@@ -39,3 +39,15 @@ public protocol Classifier: Model {
     func classify(parameters: UnsafePointer<Float>, dataset: Dataset, indices: UnsafeBufferPointer<Int32>,
                   workspace: AnyObject) -> [(label: Int, predicted: Int)]
 }
+
+/// A model whose Hessian-vector products are exact: Pearlmutter's R-operator, d/dε ∇L(θ + εv) at ε = 0, carried
+/// forward through the network and back (forward over reverse), in about two to three gradients' work.
+public protocol CurvatureModel: Model {
+    /// Adds H·v, the Hessian of the summed loss over `indices` at `parameters` times `direction`, to `product`
+    /// (writes it, with `overwrite`), or with `gaussNewton` the Gauss–Newton product Jᵀ·H_L·J·v (H_L: the loss's
+    /// Hessian in the outputs; positive semi-definite). Returns the loss totals at `parameters`.
+    func accumulateHessianVectorProduct(parameters: UnsafePointer<Float>, direction: UnsafePointer<Float>,
+                                        product: UnsafeMutablePointer<Float>, dataset: Dataset,
+                                        indices: UnsafeBufferPointer<Int32>, workspace: AnyObject, overwrite: Bool,
+                                        gaussNewton: Bool) -> LossTotals
+}

@@ -35,3 +35,18 @@ public enum Softmax {
         return best
     }
 }
+
+extension Softmax {
+    /// R{softmax − one-hot} = (diag p − p·pᵀ)·R{z} for each row: turns the logits' directional derivatives `rz`
+    /// in place into those of the loss's gradient, given that gradient `d` (softmax − one-hot, as `crossEntropy`
+    /// leaves it), from which p is read back.
+    public static func directionalLossGradient(_ rz: UnsafeMutablePointer<Float>, lossGradient d: UnsafePointer<Float>,
+                                               labels: UnsafePointer<Int32>, rows: Int, classes: Int) {
+        for r in 0..<rows {
+            let rz = rz + r * classes, d = d + r * classes, label = Int(labels[r])
+            var mean: Float = 0
+            for c in 0..<classes { mean += (c == label ? d[c] + 1 : d[c]) * rz[c] }
+            for c in 0..<classes { rz[c] = (c == label ? d[c] + 1 : d[c]) * (rz[c] - mean) }
+        }
+    }
+}

@@ -101,6 +101,32 @@ public enum TestFunction: String, CaseIterable, Sendable {
         }
     }
 
+    /// The Hessian (∂²f/∂x², ∂²f/∂x∂y, ∂²f/∂y²), derived by hand.
+    public func hessian(_ x: Double, _ y: Double) -> SIMD3<Double> {
+        switch self {
+        case .bowl: return SIMD3(0.1, 0, 2)
+        case .rosenbrock: return SIMD3(2 - 400 * y + 1200 * x * x, -400 * x, 200)
+        case .beale:
+            let a = 1.5 - x + x * y, b = 2.25 - x + x * y * y, c = 2.625 - x + x * y * y * y
+            let (ax, bx, cx) = (y - 1, y * y - 1, y * y * y - 1), (ay, by, cy) = (x, 2 * x * y, 3 * x * y * y)
+            return SIMD3(2 * (ax * ax + bx * bx + cx * cx),
+                         2 * (ay * ax + a) + 2 * (by * bx + b * 2 * y) + 2 * (cy * cx + c * 3 * y * y),
+                         2 * ay * ay + 2 * (by * by + b * 2 * x) + 2 * (cy * cy + c * 6 * x * y))
+        case .saddle: return SIMD3(2, 0, -2)
+        case .longValley:
+            let s = (1 + x * x).squareRoot()
+            return SIMD3(0.1 / (s * s * s), 0, 10)
+        case .himmelblau:
+            let a = x * x + y - 11, b = x + y * y - 7
+            return SIMD3(4 * a + 8 * x * x + 2, 4 * x + 4 * y, 2 + 4 * b + 8 * y * y)
+        case .rastrigin:
+            let k = 40 * Double.pi * Double.pi
+            return SIMD3(2 + k * cos(2 * Double.pi * x), 0, 2 + k * cos(2 * Double.pi * y))
+        case .sphere: return SIMD3(2, 0, 2)
+        case .doubleWell: return SIMD3(12 * x * x - 4, 0, 2)
+        }
+    }
+
     /// The global minima (for the saddle: the saddle point), to 16 digits.
     public var minima: [SIMD2<Double>] {
         switch self {

@@ -13,6 +13,16 @@ public func fixed(_ x: Double, _ decimals: Int) -> String {
     return (x < 0 && r != 0 ? "-" : "") + String(whole) + (decimals > 0 ? "." + f : "")
 }
 
+/// A number to `digits` significant digits: 12.35, 0.001235, 1235; beyond 10⁻³…10⁶ in scientific notation (1.235e+07).
+public func significant(_ x: Double, _ digits: Int) -> String {
+    guard x.isFinite, x != 0 else { return x == 0 ? "0" : "\(x)" }
+    var exponent = 0, m = abs(x)
+    while m >= 10 { m /= 10; exponent += 1 }
+    while m < 1 { m *= 10; exponent -= 1 }
+    if exponent >= -3 && exponent < 6 { return fixed(x, max(0, digits - 1 - exponent)) }
+    return (x < 0 ? "-" : "") + fixed(m, digits - 1) + (exponent < 0 ? "e-" : "e+") + (abs(exponent) < 10 ? "0" : "") + "\(abs(exponent))"
+}
+
 /// A number as people write it: 0.1, 1.5, 1e-05, 300.
 public func shortNumber(_ x: Double) -> String {
     let s = "\(x)"

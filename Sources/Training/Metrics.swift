@@ -6,7 +6,8 @@ import Foundation
 public struct MetricsRow: Codable, Sendable {
     /// A step row (the mean batch loss since the last one), an epoch row (an evaluation at an epoch's end or the
     /// run's), or an evaluation row of a run with a target (`descent study`'s cadence).
-    public enum Kind: String, Codable, Sendable { case step, epoch, evaluation = "eval" }
+    /// A curvature row holds a measurement of the Hessian (`curvature.every`).
+    public enum Kind: String, Codable, Sendable { case step, epoch, evaluation = "eval", curvature }
     public var kind: Kind
     public var step: Int
     /// Data passes completed (samples seen ÷ training-set size).
@@ -29,16 +30,22 @@ public struct MetricsRow: Codable, Sendable {
     /// Seconds the run has spent evaluating so far, this row's evaluation included (epoch and evaluation rows):
     /// `wall_s` less this is the time spent training.
     public var evaluationSeconds: Double?
+    /// The Hessian's largest and smallest eigenvalues and its trace (curvature rows); `topEigenvalues` holds the
+    /// largest `curvature.top_k`, largest first, and stays out of the CSV.
+    public var sharpness: Double?
+    public var lambdaMin: Double?
+    public var hessianTrace: Double?
+    public var topEigenvalues: [Double]?
 
     public static let columns = ["kind", "step", "epoch", "samples", "wall_s", "lr", "batch_loss",
                                  "train_loss", "train_accuracy", "test_loss", "test_accuracy", "noise_scale",
-                                 "val_loss", "val_accuracy", "eval_s"]
+                                 "val_loss", "val_accuracy", "eval_s", "sharpness", "lambda_min", "hessian_trace"]
 
     var values: [String?] {
         [kind.rawValue, String(step), format(epoch), String(samples), format(wallSeconds), format(learningRate),
          batchLoss.map(format), trainLoss.map(format), trainAccuracy.map(format), testLoss.map(format),
          testAccuracy.map(format), noiseScale.map(format), validationLoss.map(format), validationAccuracy.map(format),
-         evaluationSeconds.map(format)]
+         evaluationSeconds.map(format), sharpness.map(format), lambdaMin.map(format), hessianTrace.map(format)]
     }
 
     /// The value of a target's metric in this row (nan when the row has none).

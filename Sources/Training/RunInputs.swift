@@ -46,6 +46,11 @@ public struct RunInputs {
         let kernels = try Trainer.agreedKernels(config, on: communicator)
         Trainer.chooseBLASThreads(config, ranks: communicator.size)
         let model = try problem?.model ?? Trainer.makeModel(config, data.train)
+        if config.curvature.every > 0 && !(model is CurvatureModel) {
+            throw AgreedFailure(description: ConfigError(source: config.origin.of("curvature.every"), key: "curvature.every",
+                                                         expected: "0: the model \(model.shapeText) has no Hessian-vector products",
+                                                         found: "\(config.curvature.every)").description)
+        }
         return RunInputs(config: config, communicator: communicator, trainSet: data.train, validationSet: data.validation,
                          testSet: data.test, model: model, kernels: kernels, dataLoadSeconds: seconds, hooks: hooks)
     }

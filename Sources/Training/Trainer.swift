@@ -204,6 +204,7 @@ public final class Trainer {
         var position = resumedFrom?.header.position ?? RunPosition()
         wallOrigin = monotonicSeconds() - position.wall
         StopSignals.install()
+        if config.curvature.every > 0 && position.step == 0 { try writeCurvatureRows(&position) }
         var finished = position.step >= plannedSteps
         while !finished {
             let epoch = try epochPlan(position.epoch)
@@ -254,6 +255,7 @@ public final class Trainer {
                 communicator.setContext(step: position.step, phase: "parameter hash check")
                 try checkReplicasAgree(step: position.step)
             }
+            if config.curvature.every > 0 && position.step % config.curvature.every == 0 { try writeCurvatureRows(&position) }
             showProgress(position, epoch: epoch.index, exchanged, now: now)
             end.limitReached = config.training.steps.map { position.step >= $0 } ?? false
             if let goal {

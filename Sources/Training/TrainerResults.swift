@@ -129,6 +129,11 @@ extension Trainer {
             summary["function_evaluations"] = lbfgs.evaluations
             summary["lbfgs_iterations"] = lbfgs.iterations
         }
+        if let c = replica.history.last(where: { $0.kind == .curvature }) {
+            summary["curvature"] = ["step": c.step, "top_eigenvalues": (c.topEigenvalues ?? []).map(number),
+                                    "lambda_min": number(c.lambdaMin ?? .nan), "hessian_trace": number(c.hessianTrace ?? .nan),
+                                    "learning_rate": c.learningRate] as [String: Any]
+        }
         if let metric = config.checkpoint.best, let v = replica.progress.bestValue, let step = replica.progress.bestStep {
             summary["best"] = ["metric": metric.rawValue, "value": number(v), "step": step, "file": "best.safetensors"]
         }

@@ -1,0 +1,113 @@
+// Curvature measured while training: the sharpness (the Hessian's largest eigenvalue), its smallest eigenvalue and
+// its trace, for the mean loss over a fixed, seeded subset of the training set. Every Hessian-vector product is one
+// data-parallel pass whose chunk sums travel through the gradient exchange, so H·v, the Lanczos iterations that use
+// it and the results have the same bits at any number of ranks.
+import Collectives
+import Config
+import Datasets
+import Models
+import Numerics
+
+/// One measurement of the Hessian of a replica's mean loss over the curvature subset.
+public struct CurvatureReading: Sendable {
+    /// The largest eigenvalues, largest first (`curvature.top_k` of them, fewer when Lanczos stopped early).
+    public var top: [Double]
+    /// The smallest Ritz value: the most negative eigenvalue once Lanczos has converged at that end.
+    public var lambdaMin: Double
+    /// Hutchinson's estimate of the trace, and its standard error with two probes or more.
+    public var trace: Double
+    public var traceError: Double?
+    /// ‖H·x − λ·x‖ of each top pair, as Lanczos bounds it.
+    public var residuals: [Double]
+    /// Hessian-vector products taken, and the seconds they and the iterations took.
+    public var products: Int
+    public var seconds: Double
+
+    public var sharpness: Double { top.first ?? .nan }
+}
+
+extension Trainer {
+    /// The curvature subset: `curvature.subset` training samples drawn without replacement from the seed, in
+    /// ascending order (all of them when the set has no more).
+    func curvatureSamples() -> [Int32] {
+        let n = trainSet.count, k = min(config.curvature.subset, n)
+        guard k < n else { return (0..<Int32(n)).map { $0 } }
+        var rng = Xoshiro256(seed: config.seed, stream: 0xC0A7)
+        var order = Array(0..<Int32(n))
+        for i in 0..<k { order.swapAt(i, i + rng.nextIndex(below: n - i)) }
+        return order[0..<k].sorted()
+    }
+
+    /// H·v for the mean loss over `samples` at `point` (replica `r`'s slot of the exchange; the others add
+    /// nothing): one pass over the samples in the exchange's chunks.
+    func hessianProduct(_ r: Int, at point: [Float], _ v: [Double], samples: [Int32], gaussNewton: Bool = false) throws -> [Double] {
+        guard let model = model as? CurvatureModel else { preconditionFailure("the setup checks that the model has Hessian-vector products") }
+        let direction = v.map(Float.init)
+        try samples.withUnsafeBufferPointer { order in
+            _ = try exchange.exchange(count: samples.count, measureNoise: false, requestStop: false, wholeGradient: true,
+                                      over: communicator) { rr, positions, product in
+                guard rr == r, !positions.isEmpty else {
+                    product.update(repeating: 0, count: model.parameterCount)
+                    return 0
+                }
+                return point.withUnsafeBufferPointer { θ in
+                    direction.withUnsafeBufferPointer { v in
+                        model.accumulateHessianVectorProduct(
+                            parameters: θ.baseAddress!, direction: v.baseAddress!, product: product, dataset: trainSet,
+                            indices: UnsafeBufferPointer(rebasing: order[positions]), workspace: workspace, overwrite: true,
+                            gaussNewton: gaussNewton).lossSum
+                    }
+                }
+            }
+        }
+        return exchange.withGradient(replica: r) { $0.map(Double.init) }
+    }
+
+    /// Lanczos from a Rademacher start (its first Rayleigh quotient is a Hutchinson probe of the trace) and
+    /// `curvature.trace_probes` more probes, at replica `r`'s model parameters; the probes come from the seed and
+    /// the step, so every rank draws the same.
+    func measureCurvature(_ r: Int, step: Int, samples: [Int32]) throws -> CurvatureReading {
+        let start = monotonicSeconds()
+        let point = try modelParameters(replicas[r])
+        let n = point.count, c = config.curvature
+        var products = 0
+        let apply = { (v: [Double]) throws -> [Double] in
+            products += 1
+            return try self.hessianProduct(r, at: point, v, samples: samples)
+        }
+        var rng = Xoshiro256(seed: config.seed &+ UInt64(step), stream: 0x1A2C)
+        let lanczos = try Lanczos.run(start: Lanczos.rademacher(n, &rng), iterations: c.iterations, apply: apply)
+        let k = min(c.topK, lanczos.values.count)
+        let top = Array(lanczos.values.reversed().prefix(k)), residuals = Array(lanczos.residuals.reversed().prefix(k))
+        // The first Lanczos vector is v/√n, so vᵀHv = n·α₁: the start is a Hutchinson probe too.
+        let probes = [lanczos.firstRayleighQuotient * Double(n)]
+            + (try Lanczos.traceProbes(dimension: n, probes: c.traceProbes, seed: config.seed &+ UInt64(step), apply: apply))
+        let spread = Spread(probes)
+        return CurvatureReading(top: top, lambdaMin: lanczos.values.first ?? .nan, trace: spread?.mean ?? .nan,
+                                traceError: probes.count > 1 ? spread.map { $0.std / Double(probes.count).squareRoot() } : nil,
+                                residuals: residuals, products: products, seconds: monotonicSeconds() - start)
+    }
+}
+
+extension Trainer {
+    /// A curvature row per replica still training, with its console line; the time counts as evaluation (`eval_s`).
+    func writeCurvatureRows(_ position: inout RunPosition) throws {
+        communicator.setContext(step: position.step, phase: "curvature")
+        let start = monotonicSeconds()
+        defer { position.evaluation += monotonicSeconds() - start }
+        let samples = curvatureSamples()
+        for (r, replica) in replicas.enumerated() where replica.end == nil {
+            let reading = try measureCurvature(r, step: position.step, samples: samples)
+            let rate = rates.rate(replica: r, step: position.step)
+            try replica.write(MetricsRow(
+                kind: .curvature, step: position.step, epoch: Double(position.samples) / Double(trainSet.count),
+                samples: position.samples, wallSeconds: wallSeconds(), learningRate: rate,
+                evaluationSeconds: position.evaluation + monotonicSeconds() - start, sharpness: reading.sharpness,
+                lambdaMin: reading.lambdaMin, hessianTrace: reading.trace, topEigenvalues: reading.top))
+            console.note((replicas.count > 1 ? "\(replica.label): " : "") + "step \(position.step): sharpness "
+                         + reading.top.map { significant($0, 4) }.joined(separator: ", ") + " (2/lr \(significant(2 / rate, 4))), "
+                         + "λ_min \(significant(reading.lambdaMin, 3)), trace \(significant(reading.trace, 3)) "
+                         + "(\(reading.products) Hessian-vector products over \(samples.count) samples, \(fixed(reading.seconds, 2)) s)")
+        }
+    }
+}
