@@ -92,9 +92,12 @@ extension Array {
         var lines: [String] = []
         var open: String?
         for key in self where complete || key.applies(config) {
+            // A section whose keys all stay out (their `when` is false) is left out too.
+            let written = key.yaml(config)
+            guard !written.isEmpty else { continue }
             if key.section != open, let section = key.section { lines.append("\(section):") }
             open = key.section
-            lines += key.yaml(config).map { key.section == nil ? $0 : "  " + $0 }
+            lines += written.map { key.section == nil ? $0 : "  " + $0 }
         }
         return lines.joined(separator: "\n") + "\n"
     }

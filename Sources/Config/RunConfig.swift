@@ -29,6 +29,8 @@ public struct RunConfig: Equatable, Sendable {
         public var cache = ""
         /// Training samples held out for validation: a count (≥ 1) or a fraction (< 1) of the training set; 0: none.
         public var validation = 0.0
+        /// Train on this many of the training samples (after the validation split), drawn once from the seed; 0: all.
+        public var trainSubset = 0
 
         /// The validation samples out of `trainingSamples`.
         public func validationCount(of trainingSamples: Int) -> Int {

@@ -88,6 +88,7 @@ extension RunConfig {
                 v == 0 || (v > 0 && v < 1) || (v >= 1 && v == v.rounded())
             }
         }, value: { c in c.data.validation >= 1 ? "\(Int(c.data.validation))" : "\(c.data.validation)" }, when: { $0.data.validation > 0 }),
+        .integer("data.train_subset", \.data.trainSubset, 0...Int(Int32.max), when: { $0.data.trainSubset > 0 }),
         .number("data.noise", \.data.noise, "a number ≥ 0", { $0 >= 0 }).applying(when: synthetic),
     ]
 

@@ -91,4 +91,12 @@ public final class SubsetDataset: Dataset {
         let train = (0..<Int32(base.count)).filter { !isHeld[Int($0)] }
         return (SubsetDataset(base, indices: train, name: "training"), SubsetDataset(base, indices: Array(validation), name: "validation"))
     }
+
+    /// `count` samples of `base` drawn at random by the seed (a partial Fisher–Yates shuffle), in ascending order.
+    public static func sample(_ base: Dataset, count: Int, seed: UInt64) -> SubsetDataset {
+        var order = Array(0..<Int32(base.count))
+        var rng = Xoshiro256(seed: seed, stream: 0x5B5E7)
+        for i in 0..<count { order.swapAt(i, i + Int(rng.next() % UInt64(base.count - i))) }
+        return SubsetDataset(base, indices: order[0..<count].sorted(), name: "training subset")
+    }
 }

@@ -98,7 +98,7 @@ extension Trainer {
         let samples = curvatureSamples()
         for (r, replica) in replicas.enumerated() where replica.end == nil {
             let reading = try measureCurvature(r, step: position.step, samples: samples)
-            let rate = rates.rate(replica: r, step: position.step)
+            let rate = rates.rate(replica: r, step: max(position.step, 1))  // before step 1: the first step's
             try replica.write(MetricsRow(
                 kind: .curvature, step: position.step, epoch: Double(position.samples) / Double(trainSet.count),
                 samples: position.samples, wallSeconds: wallSeconds(), learningRate: rate,

@@ -23,17 +23,26 @@ extension Trainer {
     /// The number of training samples the config's data holds, validation held out (loading it to count).
     public static func trainingSetCount(_ config: RunConfig) throws -> Int { try splitData(config).0.count }
 
-    /// The config's data with `data.validation` samples of the training set held out.
+    /// The config's data with `data.validation` samples of the training set held out, and the training set cut to
+    /// `data.train_subset` samples.
     static func splitData(_ config: RunConfig) throws -> (Dataset, Dataset?, Dataset) {
-        let (train, test) = try loadData(config)
-        let held = config.data.validationCount(of: train.count)
-        guard held > 0 else { return (train, nil, test) }
-        guard held < train.count else {
+        let (all, test) = try loadData(config)
+        let held = config.data.validationCount(of: all.count)
+        guard held < all.count else {
             throw ConfigError(source: config.origin.of("data.validation"), key: "data.validation",
-                              expected: "fewer samples than the training set's \(train.count)", found: "\(held)")
+                              expected: "fewer samples than the training set's \(all.count)", found: "\(held)")
         }
-        let (rest, validation) = SubsetDataset.split(train, holdingOut: held, seed: config.seed)
-        return (rest, validation, test)
+        var (train, validation): (Dataset, Dataset?) = (all, nil)
+        if held > 0 { (train, validation) = SubsetDataset.split(all, holdingOut: held, seed: config.seed) }
+        if config.data.trainSubset > 0 {
+            guard config.data.trainSubset <= train.count else {
+                throw ConfigError(source: config.origin.of("data.train_subset"), key: "data.train_subset",
+                                  expected: "at most the \(train.count) training samples" + (held > 0 ? " that validation leaves" : ""),
+                                  found: "\(config.data.trainSubset)")
+            }
+            train = SubsetDataset.sample(train, count: config.data.trainSubset, seed: config.seed)
+        }
+        return (train, validation, test)
     }
 
     static func loadData(_ config: RunConfig) throws -> (Dataset, Dataset) {

@@ -62,16 +62,23 @@ struct SameBitsTests {
                            sets: ["training.steps=20", "training.chunk=8", "training.log_every=2"], in: dir)
     }
 
-    @Test("full-batch GD gives one hash and one metrics table at np = 1, 2, 3 and 4")
+    @Test("full-batch GD gives one hash and one metrics table, its curvature rows (Lanczos on H·v) included, at np = 1, 2, 3 and 4")
     func fullBatch() throws {
         let dir = try temporaryDirectory("descent-bits-gd")
         let config = try writeSyntheticConfig(in: dir, name: "gd", optimizer: "{name: sgd, lr: 0.5}")
-        // 600 samples in the automatic chunks of 64: 10 chunks.
+        // 600 samples in the automatic chunks of 64: 10 chunks; the curvature's 300 samples in 5.
         try expectSameBits(config, name: "gd", ranks: [1, 2, 3, 4],
-                           sets: ["training.batch=full", "training.epochs=5", "training.log_every=1"], in: dir)
+                           sets: ["training.batch=full", "training.epochs=5", "training.log_every=1", "curvature.every=2",
+                                  "curvature.subset=300", "curvature.iterations=8", "curvature.top_k=2", "curvature.trace_probes=2"], in: dir)
+        let rows = try readCSV(dir.appendingPathComponent("runs/gd/metrics.csv")).filter { $0["kind"] == "curvature" }
+        #expect(rows.map { $0["step"]! } == ["0", "2", "4"])
+        #expect(rows.allSatisfy { row in
+            guard let top = Double(row["sharpness"]!), let bottom = Double(row["lambda_min"]!), Double(row["hessian_trace"]!) != nil else { return false }
+            return top > 0 && bottom < top
+        }, "\(rows)")
     }
 
-    @Test("a CNN (conv, pool, dense) on IDX images gives one hash and one metrics table at np = 1, 2, 3 and 4")
+    @Test("a CNN (conv, pool, dense) on IDX images gives one hash and one metrics table, curvature rows included, at np = 1, 2, 3 and 4")
     func cnn() throws {
         let dir = try temporaryDirectory("descent-bits-cnn")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -99,10 +106,13 @@ struct SameBitsTests {
             model: {kind: cnn, layers: [conv 4 3, relu, pool, conv 6 3, relu, pool, dense 12, relu]}
             optimizer: {name: adam, lr: 0.01}
             training: {batch: 32, epochs: 2, chunk: 8, log_every: 3}
+            curvature: {every: 3, subset: 40, iterations: 4}
             checkpoint: {every: 0}
             output: {dir: runs}
             """.write(to: config, atomically: true, encoding: .utf8)
         try expectSameBits(config, name: "cnn", ranks: [1, 2, 3, 4], sets: [], in: dir)
+        let curvature = try readCSV(dir.appendingPathComponent("runs/cnn/metrics.csv")).filter { $0["kind"] == "curvature" }
+        #expect(curvature.count == 3 && curvature.allSatisfy { Double($0["sharpness"]!)! > 0 }, "\(curvature)")
     }
 
     @Test("one epoch on Fashion-MNIST gives one hash and one metrics table at np = 1 and 2",
