@@ -307,6 +307,16 @@ public final class Comparison {
             charts.append(("noise_scale.svg", chart(
                 "gradient noise scale B_simple per epoch", x: RunReport.XAxis.epoch.label, y: "B_simple (samples)", log: true, noise)))
         }
+        let sharpness = curves { $0.rows.filter { $0.kind == .curvature }.compactMap { r in r.sharpness.map { SIMD2(Double(r.step), $0) } } }
+        if sharpness.contains(where: { !$0.points.isEmpty }) {
+            // Each variant's 2/η, dashed in its colour (constant rates: one line each).
+            let thresholds = curves { $0.rows.filter { $0.kind == .curvature }.map { SIMD2(Double($0.step), 2 / $0.learningRate) } }
+            let dashed = thresholds.map { c in (label: "2/η, " + c.label, points: c.points, style: c.style.map { SeriesStyle(colour: $0.colour, dash: "6 4") },
+                                                band: Band?.none) }
+            charts.append(("sharpness.svg", chart(
+                "sharpness λ_max of the Hessian against steps", subtitle: "dashed: each variant's stability threshold 2/η",
+                x: RunReport.XAxis.step.label, y: "λ_max", log: true, sharpness + dashed)))
+        }
         return charts
     }
 

@@ -111,3 +111,28 @@ extension Trainer {
         }
     }
 }
+
+/// Where a run's sharpness stands against gradient descent's stability threshold 2/η (Cohen et al. 2021): the first
+/// measurement at or above 0.9 × 2/η, and the median of sharpness × η/2 from there on.
+public struct StabilityEdge: Equatable, Sendable {
+    /// The step of the first curvature row with sharpness ≥ 0.9 × 2/η (nil: never).
+    public var firstStep: Int?
+    /// The median of sharpness / (2/η) over the rows from `firstStep` on, and how many there were.
+    public var medianRatio: Double?
+    public var rows: Int
+
+    public init(_ history: [MetricsRow]) {
+        let ratios = history.filter { $0.kind == .curvature }.compactMap { r in r.sharpness.map { (r.step, $0 * r.learningRate / 2) } }
+        let first = ratios.firstIndex { $0.1 >= 0.9 }
+        firstStep = first.map { ratios[$0].0 }
+        let after = first.map { ratios[$0...].map(\.1) } ?? []
+        medianRatio = Spread(after)?.median
+        rows = after.count
+    }
+
+    /// "reached 0.9 × 2/η at step 150; median sharpness since then 1.07 × 2/η (12 measurements)".
+    public var text: String {
+        guard let firstStep, let medianRatio else { return "sharpness stayed below 0.9 × 2/η" }
+        return "reached 0.9 × 2/η at step \(firstStep); median sharpness since then \(fixed(medianRatio, 2)) × 2/η (\(rows) measurements)"
+    }
+}

@@ -70,7 +70,23 @@ public enum RunReport {
                     ("per epoch", epochPoints(rows, x: .epoch) { $0.noiseScale }.filter { $0.y > 0 }, Palette.style(2)),
                 ])))
         }
+        if rows.contains(where: { $0.kind == .curvature }) { out.append(("sharpness.svg", sharpnessChart(name: name, rows))) }
         return out
+    }
+
+    /// The sharpness (the Hessian's largest eigenvalue) and its trace over the steps, with gradient descent's stability
+    /// threshold 2/η beside them.
+    static func sharpnessChart(name: String, _ rows: [MetricsRow]) -> Chart {
+        let measured = rows.filter { $0.kind == .curvature }
+        func points(_ value: (MetricsRow) -> Double?) -> [SIMD2<Double>] {
+            measured.compactMap { r in value(r).flatMap { $0 > 0 && $0.isFinite ? SIMD2(Double(r.step), $0) : nil } }
+        }
+        return curves("\(name): sharpness", subtitle: StabilityEdge(rows).text, x: XAxis.step.label, y: "eigenvalue of the Hessian",
+                      log: true, [
+                        ("sharpness λ_max", points(\.sharpness), Palette.style(0)),
+                        ("2/η", points { 2 / $0.learningRate }, SeriesStyle(colour: "#9A9A9A", dash: "6 4")),
+                        ("trace / 100", points { $0.hessianTrace.map { $0 / 100 } }, Palette.style(2)),
+                      ])
     }
 
     /// Writes the charts and `report.html` into `directory`.

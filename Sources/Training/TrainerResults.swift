@@ -88,7 +88,7 @@ extension Trainer {
         try RunReport.write(directory: dir, name: replica.config.name,
                             subtitle: "\(trainSet.summary), model " + model.shapeText
                                 + ", \(optimizerText(r))\(rates.scheduleText), batch \(config.training.batch)",
-                            figures: Self.figures(result, ranks: communicator.size), rows: replica.history,
+                            figures: Self.figures(result, ranks: communicator.size, replica.history), rows: replica.history,
                             config: replica.config.resolvedYAML)
         console.note(who + "results in \(dir)/ (report.html, metrics.csv, metrics.jsonl, summary.json, model.safetensors, *.svg)")
     }
@@ -130,9 +130,11 @@ extension Trainer {
             summary["lbfgs_iterations"] = lbfgs.iterations
         }
         if let c = replica.history.last(where: { $0.kind == .curvature }) {
+            let edge = StabilityEdge(replica.history)
             summary["curvature"] = ["step": c.step, "top_eigenvalues": (c.topEigenvalues ?? []).map(number),
                                     "lambda_min": number(c.lambdaMin ?? .nan), "hessian_trace": number(c.hessianTrace ?? .nan),
-                                    "learning_rate": c.learningRate] as [String: Any]
+                                    "learning_rate": c.learningRate, "first_step_at_0.9_threshold": edge.firstStep ?? NSNull(),
+                                    "median_sharpness_over_threshold": edge.medianRatio.map(number) ?? NSNull()] as [String: Any]
         }
         if let metric = config.checkpoint.best, let v = replica.progress.bestValue, let step = replica.progress.bestStep {
             summary["best"] = ["metric": metric.rawValue, "value": number(v), "step": step, "file": "best.safetensors"]
@@ -144,7 +146,7 @@ extension Trainer {
     }
 
     /// The report's table of figures.
-    private static func figures(_ r: RunResult, ranks: Int) -> [(String, String)] {
+    private static func figures(_ r: RunResult, ranks: Int, _ history: [MetricsRow]) -> [(String, String)] {
         var figures: [(String, String)] = [
             ("ranks", "\(ranks)"), ("steps", "\(r.steps)"), ("samples", "\(r.samples)"),
             ("training seconds", fixed(r.trainSeconds, 2)), ("samples/s", "\(Int(r.samplesPerSecond))"),
@@ -154,6 +156,10 @@ extension Trainer {
         if let v = r.lastTestLoss { figures.append(("final test loss", fixed(v, 4))) }
         if let v = r.lastTestAccuracy { figures.append(("final test accuracy", fixed(v, 4))) }
         if let v = r.lastNoiseScale { figures.append(("noise scale B_simple, last epoch", "\(fixed(v, 0))")) }
+        if let c = history.last(where: { $0.kind == .curvature }), let sharpness = c.sharpness {
+            figures.append(("sharpness λ_max, last measurement", "\(significant(sharpness, 4)) at step \(c.step) (2/η \(significant(2 / c.learningRate, 4)))"))
+            figures.append(("edge of stability", StabilityEdge(history).text))
+        }
         figures.append(("final parameter hash", hexDigest(r.finalHash)))
         return figures
     }
