@@ -92,11 +92,18 @@ public final class SubsetDataset: Dataset {
         return (SubsetDataset(base, indices: train, name: "training"), SubsetDataset(base, indices: Array(validation), name: "validation"))
     }
 
-    /// `count` samples of `base` drawn at random by the seed (a partial Fisher–Yates shuffle), in ascending order.
+    /// `count` samples of `base` drawn at random by the seed, in ascending order (`sampleIndices`).
     public static func sample(_ base: Dataset, count: Int, seed: UInt64) -> SubsetDataset {
-        var order = Array(0..<Int32(base.count))
-        var rng = Xoshiro256(seed: seed, stream: 0x5B5E7)
-        for i in 0..<count { order.swapAt(i, i + Int(rng.next() % UInt64(base.count - i))) }
-        return SubsetDataset(base, indices: order[0..<count].sorted(), name: "training subset")
+        SubsetDataset(base, indices: sampleIndices(count, of: base.count, seed: seed, stream: 0x5B5E7), name: "training subset")
+    }
+
+    /// `count` of the indices 0..<total drawn without replacement by a partial Fisher–Yates shuffle of the seed's
+    /// stream, in ascending order.
+    public static func sampleIndices(_ count: Int, of total: Int, seed: UInt64, stream: UInt64) -> [Int32] {
+        precondition(count <= total)
+        var order = Array(0..<Int32(total))
+        var rng = Xoshiro256(seed: seed, stream: stream)
+        for i in 0..<count { order.swapAt(i, i + Int(rng.next() % UInt64(total - i))) }
+        return order[0..<count].sorted()
     }
 }

@@ -311,10 +311,13 @@ public final class Comparison {
         if sharpness.contains(where: { !$0.points.isEmpty }) {
             // Each variant's 2/η, dashed in its colour (constant rates: one line each).
             let thresholds = curves { $0.rows.filter { $0.kind == .curvature }.map { SIMD2(Double($0.step), 2 / $0.learningRate) } }
-            let dashed = thresholds.map { c in (label: "2/η, " + c.label, points: c.points, style: c.style.map { SeriesStyle(colour: $0.colour, dash: "6 4") },
-                                                band: Band?.none) }
+            var seen: Set<Double> = []
+            let dashed = thresholds.filter { seen.insert($0.points.last?.y ?? 0).inserted }.map { c in
+                (label: "2/η = \(significant(c.points.last?.y ?? 0, 3))", points: c.points,
+                 style: c.style.map { SeriesStyle(colour: $0.colour, dash: "6 4") }, band: Band?.none)
+            }
             charts.append(("sharpness.svg", chart(
-                "sharpness λ_max of the Hessian against steps", subtitle: "dashed: each variant's stability threshold 2/η",
+                "sharpness λ_max of the Hessian against steps", subtitle: "dashed: gradient descent's stability threshold 2/η for each rate",
                 x: RunReport.XAxis.step.label, y: "λ_max", log: true, sharpness + dashed)))
         }
         return charts

@@ -128,7 +128,7 @@ public enum Lanczos {
     static func scaled(_ a: [Double], _ c: Double) -> [Double] { a.map { $0 * c } }
 
     /// w ← w − c·q.
-    static func subtract(_ c: Double, _ q: [Double], from w: inout [Double]) {
+    public static func subtract(_ c: Double, _ q: [Double], from w: inout [Double]) {
         q.withUnsafeBufferPointer { q in
             w.withUnsafeMutableBufferPointer { w in
                 for i in 0..<w.count { w[i] -= c * q[i] }

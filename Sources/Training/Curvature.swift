@@ -30,12 +30,7 @@ extension Trainer {
     /// The curvature subset: `curvature.subset` training samples drawn without replacement from the seed, in
     /// ascending order (all of them when the set has no more).
     func curvatureSamples() -> [Int32] {
-        let n = trainSet.count, k = min(config.curvature.subset, n)
-        guard k < n else { return (0..<Int32(n)).map { $0 } }
-        var rng = Xoshiro256(seed: config.seed, stream: 0xC0A7)
-        var order = Array(0..<Int32(n))
-        for i in 0..<k { order.swapAt(i, i + rng.nextIndex(below: n - i)) }
-        return order[0..<k].sorted()
+        SubsetDataset.sampleIndices(min(config.curvature.subset, trainSet.count), of: trainSet.count, seed: config.seed, stream: 0xC0A7)
     }
 
     /// H·v for the mean loss over `samples` at `point` (replica `r`'s slot of the exchange; the others add

@@ -18,7 +18,7 @@ struct Descent: ParsableCommand {
         version: descentVersion,
         subcommands: [Train.self, Compare.self, StudyCommand.self, BenchmarkCommand.self, PathCommand.self, MovingAveragesCommand.self, ScalingReportCommand.self,
                       TimeOptimizers.self, RooflineCommand.self, TimeExchangeCommand.self, EvalCommand.self, DoctorCommand.self,
-                      RunsCommand.self]
+                      RunsCommand.self, HessianCommand.self]
     )
 
     /// Usage errors are printed by one rank only, so `mpirun -np 4` shows one message, not four.

@@ -78,6 +78,30 @@ struct SameBitsTests {
         }, "\(rows)")
     }
 
+    @Test("descent hessian writes the same spectrum (top eigenvalues, trace, density nodes) at np = 1, 2, 3 and 4, and its files")
+    func hessianSpectrum() throws {
+        let dir = try temporaryDirectory("descent-bits-hessian")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let config = try writeSyntheticConfig(in: dir, name: "h", extra: "checkpoint: {every: 0}")
+        #expect(try runDescent(ranks: 2, ["train", "--config", config.path, "--set", "training.steps=12"], directory: dir).status == 0)
+        var spectra: [NSDictionary] = []
+        for n in [1, 2, 3, 4] {
+            let out = dir.appendingPathComponent("hessian-\(n)")
+            let r = try runDescent(ranks: n, ["hessian", "--run", dir.appendingPathComponent("runs/h").path, "--out", out.path,
+                                               "--iterations", "12", "--probes", "4", "--density-probes", "2", "--set", "curvature.subset=300"],
+                                   directory: dir)
+            #expect(r.status == 0 && r.stdout.contains("λ5 = ") && r.stdout.contains("trace = "), "\(r.stdout)\n\(r.stderr)")
+            var json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("hessian.json"))) as? [String: Any])
+            json["seconds"] = nil
+            spectra.append(json as NSDictionary)
+            for file in ["density.svg", "top_eigenvector.safetensors"] {
+                #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent(file).path), "\(file) at np \(n)")
+            }
+        }
+        #expect(spectra.allSatisfy { $0 == spectra[0] }, "\(spectra)")
+        #expect((spectra[0]["samples"] as? Int) == 300 && (spectra[0]["hessian_vector_products"] as? Int) == 12 + 4 + 2 * 12)
+    }
+
     @Test("a CNN (conv, pool, dense) on IDX images gives one hash and one metrics table, curvature rows included, at np = 1, 2, 3 and 4")
     func cnn() throws {
         let dir = try temporaryDirectory("descent-bits-cnn")

@@ -7,6 +7,9 @@ import Foundation
 import Models
 import Numerics
 import Testing
+@testable import Config
+@testable import Collectives
+@testable import Training
 
 /// The MLP's summed loss and gradient, written out independently in Double from the definition (ReLU hidden
 /// layers, softmax cross-entropy; weights (inputs, outputs) row-major, then the bias, layer by layer).
@@ -347,5 +350,48 @@ struct SpectrumTests {
         // The smoothed density integrates to 1 over a grid that covers the spectrum.
         let grid = stride(from: -1.0, through: 31.0, by: 0.001).map { $0 }
         #expect(abs(density.values(at: grid).reduce(0, +) * 0.001 - 1) < 1e-3)
+    }
+}
+
+@Suite("the spectrum of a run's model")
+struct RunSpectrumTests {
+    @Test("descent hessian's Lanczos on the trainer's H·v finds the dense Hessian's top eigenvalues, λ_min and trace; deflated Hutchinson with 10 iterations is within 3 standard errors")
+    func againstDense() throws {
+        let c = try RunConfig.load(yaml: """
+            name: h
+            seed: 2
+            data: {source: synthetic, train_samples: 120, test_samples: 20, features: 6, classes: 3}
+            model: {hidden: [5]}
+            curvature: {subset: 80}
+            """, fileName: "h.yaml")
+        let trainer = try Trainer.quiet(c, on: SingleProcessCommunicator(), writeOutput: false)
+        let n = trainer.model.parameterCount, samples = trainer.curvatureSamples()
+        #expect(samples.count == 80 && Set(samples).count == 80)
+        var dense = [Double](repeating: 0, count: n * n)
+        for j in 0..<n {
+            var e = [Double](repeating: 0, count: n)
+            e[j] = 1
+            let column = try trainer.hessianProduct(0, at: trainer.parameters, e, samples: samples)
+            for i in 0..<n { dense[i * n + j] = column[i] }
+        }
+        for i in 0..<n {
+            for j in 0..<i {
+                let mean = (dense[i * n + j] + dense[j * n + i]) / 2
+                (dense[i * n + j], dense[j * n + i]) = (mean, mean)
+            }
+        }
+        let values = SymmetricEigen.decompose(dense, n: n).values, trace = values.reduce(0, +)
+        var o = SpectrumOptions()
+        (o.top, o.iterations, o.traceProbes, o.densityProbes, o.densityIterations) = (3, n, 20, 2, 20)
+        let full = try trainer.hessianSpectrum(o)
+        let expected = Array(values.reversed().prefix(3))
+        #expect(zip(full.top, expected).allSatisfy { close($0, $1, relative: 1e-5, floor: 1e-6) }, "\(full.top) against \(expected)")
+        #expect(close(full.lambdaMin, values.first!, relative: 1e-4, floor: 1e-5), "\(full.lambdaMin) against \(values.first!)")
+        #expect(close(full.trace, trace, relative: 1e-4, floor: 1e-5), "\(full.trace) against \(trace)")
+        #expect(full.topVector.count == n && abs(full.topVector.reduce(0) { $0 + Double($1) * Double($1) } - 1) < 1e-5)
+        o.iterations = 10
+        let short = try trainer.hessianSpectrum(o)
+        #expect(short.deflated < n && abs(short.trace - trace) < 3 * short.traceError, "\(short.trace) ± \(short.traceError) against \(trace)")
+        #expect(abs(short.top[0] - expected[0]) < 1e-4 * abs(expected[0]))
     }
 }
