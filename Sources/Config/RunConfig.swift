@@ -173,6 +173,8 @@ public struct RunConfig: Equatable, Sendable {
         public var topK = 1
         /// Hutchinson probes for the trace beyond the Lanczos start vector, which is one (a product each).
         public var traceProbes = 0
+        /// For Adam, AdamW and RMSProp also λ_max(P⁻¹H) with the rule's preconditioner (a second Lanczos run).
+        public var preconditioned = true
     }
 
     /// Collective guards against bad numbers and hung ranks.

@@ -156,6 +156,7 @@ extension RunConfig {
             }
         }, value: { "\($0.curvature.topK)" }, when: { $0.curvature.every > 0 }),
         .integer("curvature.trace_probes", \.curvature.traceProbes, 0...10_000, role: .free, when: { $0.curvature.every > 0 }),
+        .flag("curvature.preconditioned", \.curvature.preconditioned, role: .free, when: { $0.curvature.every > 0 }),
     ]
 
     private static let checkpointAndGuardKeys: [Key] = [

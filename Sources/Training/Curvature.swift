@@ -6,7 +6,9 @@ import Collectives
 import Config
 import Datasets
 import Models
+import Foundation
 import Numerics
+import Optimizers
 
 /// One measurement of the Hessian of a replica's mean loss over the curvature subset.
 public struct CurvatureReading: Sendable {
@@ -19,6 +21,10 @@ public struct CurvatureReading: Sendable {
     public var traceError: Double?
     /// ‖H·x − λ·x‖ of each top pair, as Lanczos bounds it.
     public var residuals: [Double]
+    /// For Adam, AdamW and RMSProp: λ_max(P⁻¹H) with the rule's current preconditioner P, and the threshold it
+    /// must stay below for the rule to be stable (Cohen et al. 2022).
+    public var preconditionedSharpness: Double?
+    public var preconditionedThreshold: Double?
     /// Hessian-vector products taken, and the seconds they and the iterations took.
     public var products: Int
     public var seconds: Double
@@ -78,13 +84,46 @@ extension Trainer {
         let probes = [lanczos.firstRayleighQuotient * Double(n)]
             + (try Lanczos.traceProbes(dimension: n, probes: c.traceProbes, seed: config.seed &+ UInt64(step), apply: apply))
         let spread = Spread(probes)
+        // λ_max(P⁻¹H) = λ_max(P^(−1/2)·H·P^(−1/2)): Lanczos on the symmetric form, from the same start.
+        var preconditioned: (sharpness: Double, threshold: Double)?
+        if c.preconditioned, let p = try preconditioner(r) {
+            let s = p.diagonal.map { 1 / $0.squareRoot() }
+            rng = Xoshiro256(seed: config.seed &+ UInt64(step), stream: 0x1A2C)
+            let run = try Lanczos.run(start: Lanczos.rademacher(n, &rng), iterations: c.iterations) { v in
+                zip(try apply(zip(v, s).map { $0 * $1 }), s).map { $0 * $1 }
+            }
+            preconditioned = (run.values.last ?? .nan, p.threshold)
+        }
         return CurvatureReading(top: top, lambdaMin: lanczos.values.first ?? .nan, trace: spread?.mean ?? .nan,
                                 traceError: probes.count > 1 ? spread.map { $0.std / Double(probes.count).squareRoot() } : nil,
-                                residuals: residuals, products: products, seconds: monotonicSeconds() - start)
+                                residuals: residuals, preconditionedSharpness: preconditioned?.sharpness,
+                                preconditionedThreshold: preconditioned?.threshold, products: products, seconds: monotonicSeconds() - start)
     }
 }
 
 extension Trainer {
+    /// The diagonal preconditioner P of replica `r`'s adaptive rule in its current state, written so that its update
+    /// is θ ← θ − η·P⁻¹·m (Cohen et al. 2022), and the threshold λ_max(P⁻¹H) must stay below: for Adam and AdamW
+    /// (torch's form) P = (1 − β1ᵗ)·(√(v/(1 − β2ᵗ)) + ε) and (2 + 2β1) / ((1 − β1)·η); for RMSProp without momentum
+    /// P = √v + ε and 2/η. nil for other rules, and before the first step (v is still zero). Gathers a sharded v
+    /// (a collective).
+    func preconditioner(_ r: Int) throws -> (diagonal: [Double], threshold: Double)? {
+        let replica = replicas[r], h = replica.config.optimizer, t = replica.optimizer.stepCount
+        guard t > 0, h.variant == .torch else { return nil }
+        let rate = rates.rate(replica: r, step: t)
+        switch h.kind {
+        case .adam, .adamw:
+            let v = try wholeOptimizerState(replica).buffers[(h.amsgrad ? StateBuffer.maxExpAvgSq : .expAvgSq).rawValue] ?? []
+            let c1 = 1 - pow(h.beta1, Double(t)), c2 = 1 - pow(h.beta2, Double(t))
+            return (v.map { c1 * ((Double($0) / c2).squareRoot() + h.eps) }, (2 + 2 * h.beta1) / ((1 - h.beta1) * rate))
+        case .rmsprop where h.momentum == 0 && !h.centered:
+            let v = try wholeOptimizerState(replica).buffers[StateBuffer.squareAvg.rawValue] ?? []
+            return (v.map { Double($0).squareRoot() + h.eps }, 2 / rate)
+        default:
+            return nil
+        }
+    }
+
     /// A curvature row per replica still training, with its console line; the time counts as evaluation (`eval_s`).
     func writeCurvatureRows(_ position: inout RunPosition) throws {
         communicator.setContext(step: position.step, phase: "curvature")
@@ -98,10 +137,12 @@ extension Trainer {
                 kind: .curvature, step: position.step, epoch: Double(position.samples) / Double(trainSet.count),
                 samples: position.samples, wallSeconds: wallSeconds(), learningRate: rate,
                 evaluationSeconds: position.evaluation + monotonicSeconds() - start, sharpness: reading.sharpness,
-                lambdaMin: reading.lambdaMin, hessianTrace: reading.trace, topEigenvalues: reading.top))
+                lambdaMin: reading.lambdaMin, hessianTrace: reading.trace, topEigenvalues: reading.top,
+                preconditionedSharpness: reading.preconditionedSharpness, preconditionedThreshold: reading.preconditionedThreshold))
             console.note((replicas.count > 1 ? "\(replica.label): " : "") + "step \(position.step): sharpness "
                          + reading.top.map { significant($0, 4) }.joined(separator: ", ") + " (2/lr \(significant(2 / rate, 4))), "
                          + "λ_min \(significant(reading.lambdaMin, 3)), trace \(significant(reading.trace, 3)) "
+                         + (reading.preconditionedSharpness.map { "λ_max(P⁻¹H) \(significant($0, 4)) (threshold \(significant(reading.preconditionedThreshold!, 4))) " } ?? "")
                          + "(\(reading.products) Hessian-vector products over \(samples.count) samples, \(fixed(reading.seconds, 2)) s)")
         }
     }

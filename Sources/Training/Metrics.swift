@@ -36,16 +36,21 @@ public struct MetricsRow: Codable, Sendable {
     public var lambdaMin: Double?
     public var hessianTrace: Double?
     public var topEigenvalues: [Double]?
+    /// For Adam, AdamW and RMSProp: λ_max(P⁻¹H) with the rule's preconditioner, and its threshold (curvature rows).
+    public var preconditionedSharpness: Double?
+    public var preconditionedThreshold: Double?
 
     public static let columns = ["kind", "step", "epoch", "samples", "wall_s", "lr", "batch_loss",
                                  "train_loss", "train_accuracy", "test_loss", "test_accuracy", "noise_scale",
-                                 "val_loss", "val_accuracy", "eval_s", "sharpness", "lambda_min", "hessian_trace"]
+                                 "val_loss", "val_accuracy", "eval_s", "sharpness", "lambda_min", "hessian_trace",
+                                 "preconditioned_sharpness", "preconditioned_threshold"]
 
     var values: [String?] {
         [kind.rawValue, String(step), format(epoch), String(samples), format(wallSeconds), format(learningRate),
          batchLoss.map(format), trainLoss.map(format), trainAccuracy.map(format), testLoss.map(format),
          testAccuracy.map(format), noiseScale.map(format), validationLoss.map(format), validationAccuracy.map(format),
-         evaluationSeconds.map(format), sharpness.map(format), lambdaMin.map(format), hessianTrace.map(format)]
+         evaluationSeconds.map(format), sharpness.map(format), lambdaMin.map(format), hessianTrace.map(format),
+         preconditionedSharpness.map(format), preconditionedThreshold.map(format)]
     }
 
     /// The value of a target's metric in this row (nan when the row has none).

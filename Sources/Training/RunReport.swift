@@ -86,6 +86,8 @@ public enum RunReport {
                         ("sharpness λ_max", points(\.sharpness), Palette.style(0)),
                         ("2/η", points { 2 / $0.learningRate }, SeriesStyle(colour: "#9A9A9A", dash: "6 4")),
                         ("trace / 100", points { $0.hessianTrace.map { $0 / 100 } }, Palette.style(2)),
+                        ("λ_max(P⁻¹H), the rule's preconditioner", points(\.preconditionedSharpness), Palette.style(1)),
+                        ("its threshold", points(\.preconditionedThreshold), SeriesStyle(colour: Palette.style(1).colour, dash: "6 4")),
                       ])
     }
 

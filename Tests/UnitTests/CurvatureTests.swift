@@ -394,4 +394,43 @@ struct RunSpectrumTests {
         #expect(short.deflated < n && abs(short.trace - trace) < 3 * short.traceError, "\(short.trace) ± \(short.traceError) against \(trace)")
         #expect(abs(short.top[0] - expected[0]) < 1e-4 * abs(expected[0]))
     }
+
+    @Test("Adam's preconditioned sharpness is λ_max of P^(−1/2)·H·P^(−1/2) with P = (1 − β1ᵗ)(√v̂ + ε), dense; its threshold (2 + 2β1)/((1 − β1)η)")
+    func preconditioned() throws {
+        let c = try RunConfig.load(yaml: """
+            name: p
+            seed: 4
+            data: {source: synthetic, train_samples: 96, test_samples: 16, features: 5, classes: 3}
+            model: {hidden: [4]}
+            optimizer: {name: adam, lr: 0.01, betas: [0.8, 0.99]}
+            training: {batch: 32, steps: 6}
+            curvature: {subset: 64, iterations: 39}
+            """, fileName: "p.yaml")
+        let trainer = try Trainer.quiet(c, on: SingleProcessCommunicator(), writeOutput: false)
+        #expect(try trainer.preconditioner(0) == nil)  // before the first step v is zero
+        try trainer.run()
+        let n = trainer.model.parameterCount, samples = trainer.curvatureSamples()
+        let state = trainer.optimizer.state(), v = state.buffers["exp_avg_sq"]!
+        let c1 = 1 - pow(0.8, 6.0), c2 = 1 - pow(0.99, 6.0)
+        let p = v.map { c1 * ((Double($0) / c2).squareRoot() + 1e-8) }
+        let (diagonal, threshold) = try #require(try trainer.preconditioner(0))
+        #expect(diagonal == p && abs(threshold - 3.6 / (0.2 * 0.01)) < 1e-9)
+        var dense = [Double](repeating: 0, count: n * n)
+        for j in 0..<n {
+            var e = [Double](repeating: 0, count: n)
+            e[j] = 1
+            let column = try trainer.hessianProduct(0, at: trainer.parameters, e, samples: samples)
+            for i in 0..<n { dense[i * n + j] = column[i] / (p[i] * p[j]).squareRoot() }
+        }
+        for i in 0..<n {
+            for j in 0..<i {
+                let mean = (dense[i * n + j] + dense[j * n + i]) / 2
+                (dense[i * n + j], dense[j * n + i]) = (mean, mean)
+            }
+        }
+        let top = SymmetricEigen.decompose(dense, n: n).values.last!
+        let reading = try trainer.measureCurvature(0, step: 6, samples: samples)
+        #expect(n == 39 && close(reading.preconditionedSharpness ?? .nan, top, relative: 1e-5), "\(String(describing: reading.preconditionedSharpness)) against \(top)")
+        #expect(reading.preconditionedThreshold == threshold && reading.products == 2 * 39)
+    }
 }
