@@ -199,6 +199,7 @@ public struct StudyConfig: Equatable, Sendable {
         case .adagrad, .rmsprop, .rprop: return (SearchRange(1e-3, 0.1), nil, "torch's default 0.01 a decade either side")
         case .adadelta: return (SearchRange(0.1, 10), nil, "torch's default 1.0 a decade either side")
         case .lbfgs: return (SearchRange(0.1, 1), nil, "torch's default 1.0 and a decade below")
+        case .newton, .saddleFreeNewton, .newtonCG: return (SearchRange(0.1, 1), nil, "the full Newton step 1.0 and a decade below")
         }
     }
 }

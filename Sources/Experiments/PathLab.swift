@@ -85,7 +85,16 @@ public enum PathLab {
                 optimizer.learningRate = LearningRateSchedule(kind: .cosine).rate(step: step, base: entry.settings.learningRate,
                                                                                   totalSteps: config.steps)
             }
-            if let lbfgs = optimizer as? LBFGS {
+            if let newton = optimizer as? Newton {
+                // Exact products with the function's Hessian at θ, and f wherever a trial step asks.
+                let h = f.hessian(Double(θ[0]), Double(θ[1]))
+                let g = gradient(θ[0], θ[1])
+                try? θ.withUnsafeMutableBufferPointer { p in
+                    try newton.step(p, loss: Double(Float(f.value(Double(p[0]), Double(p[1])))), gradient: g,
+                                    product: { v in [h.x * v[0] + h.y * v[1], h.y * v[0] + h.z * v[1]] },
+                                    evaluate: { q in Double(Float(f.value(Double(q[0]), Double(q[1])))) })
+                }
+            } else if let lbfgs = optimizer as? LBFGS {
                 // A rule that evaluates again: its closure gives f and the gradient wherever it asks.
                 _ = θ.withUnsafeMutableBufferPointer { p in
                     lbfgs.step(p) { q in (Double(Float(f.value(Double(q[0]), Double(q[1])))), gradient(q[0], q[1])) }

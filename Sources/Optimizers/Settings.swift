@@ -21,13 +21,14 @@ public enum OptimizerKind: String, CaseIterable, Sendable {
     case scheduleFreeSGD = "schedule-free-sgd", scheduleFreeAdamW = "schedule-free-adamw"
     case muon, adafactor, shampoo
     case lbfgs
+    case newton, saddleFreeNewton = "saddle-free-newton", newtonCG = "newton-cg"
 
     /// Its variants, the default first.
     public var variants: [OptimizerVariant] {
         switch self {
         case .sgd, .momentum: return [.torch, .sutskever, .ewma]
         case .nesterov, .adadelta, .nadam, .radam, .adamax, .lion, .asgd, .rprop, .scheduleFreeSGD, .scheduleFreeAdamW, .muon, .adafactor,
-             .shampoo, .lbfgs: return [.torch]
+             .shampoo, .lbfgs, .newton, .saddleFreeNewton, .newtonCG: return [.torch]
         case .adagrad, .rmsprop: return [.torch, .epsInsideSqrt]
         case .adam, .adamw: return [.torch, .noBiasCorrection, .kingmaBa, .epsInsideSqrt, .epsInsideSqrtNoBiasCorrection]
         case .angulargrad: return [.cos, .tan, .paperCos, .paperTan]
@@ -61,6 +62,8 @@ public enum OptimizerKind: String, CaseIterable, Sendable {
                                "max_preconditioner_dim", "precondition_frequency", "start_preconditioning_step", "grafting",
                                "grafting_beta2", "grafting_epsilon"]
         case .lbfgs: return ["lr", "max_iter", "max_eval", "tolerance_grad", "tolerance_change", "history_size", "line_search_fn"]
+        case .newton, .saddleFreeNewton: return ["lr", "damping"]
+        case .newtonCG: return ["lr", "damping", "cg_iterations", "cg_tolerance", "gauss_newton"]
         }
     }
 
@@ -69,7 +72,13 @@ public enum OptimizerKind: String, CaseIterable, Sendable {
 
     /// Whether a step evaluates the loss and gradient again at points of its own (L-BFGS): it then needs every
     /// parameter on every rank, and one data-parallel pass per evaluation.
-    public var evaluatesAgain: Bool { self == .lbfgs }
+    public var evaluatesAgain: Bool { self == .lbfgs || needsProducts }
+
+    /// Whether a step takes Hessian-vector products (the Newton family): the model must give them.
+    public var needsProducts: Bool { self == .newton || self == .saddleFreeNewton || self == .newtonCG }
+
+    /// Whether a step forms the whole Hessian (one product per parameter): for models of at most `Newton.denseLimit`.
+    public var formsHessian: Bool { self == .newton || self == .saddleFreeNewton }
 
     /// The rules that can update the tensors a matrix rule leaves (Muon's biases): every element-wise one whose
     /// parameters are its model.
@@ -128,6 +137,9 @@ public struct OptimizerSettings: Equatable, Sendable {
     /// rule's β2 and ε.
     public var epsilon = 1e-12, maxPreconditionerDim = 1024.0, preconditionFrequency = 100.0, startPreconditioningStep = -1.0
     public var grafting = "adam", graftingBeta2 = 0.999, graftingEpsilon = 1e-8
+    /// The Newton family's damping λ (newton-cg's starting value), CG's limits, and Gauss–Newton products.
+    public var damping = 0.0, cgIterations = 50.0, cgTolerance = 1e-4
+    public var gaussNewton = false
 
     /// torch.optim's defaults for `kind`. torch has no default learning rate for SGD; descent uses 0.01.
     public init(_ kind: OptimizerKind) {
@@ -155,6 +167,8 @@ public struct OptimizerSettings: Equatable, Sendable {
         case .adafactor: learningRate = 1e-2
         case .shampoo: learningRate = 1e-3; decoupledWeightDecay = true
         case .lbfgs: learningRate = 1
+        case .newton, .saddleFreeNewton: learningRate = 1
+        case .newtonCG: learningRate = 1; damping = 1
         }
     }
 
@@ -170,7 +184,7 @@ public struct OptimizerSettings: Equatable, Sendable {
 
     /// The keys whose numbers are counts (written without a decimal point).
     static let counts: Set<String> = ["warmup_steps", "ns_steps", "max_iter", "max_eval", "history_size", "max_preconditioner_dim",
-                                      "precondition_frequency", "start_preconditioning_step"]
+                                      "precondition_frequency", "start_preconditioning_step", "cg_iterations"]
 
     /// The field behind every hyperparameter key.
     public static let fields: [String: Field] = [
@@ -192,6 +206,8 @@ public struct OptimizerSettings: Equatable, Sendable {
         "precondition_frequency": .number(\.preconditionFrequency), "start_preconditioning_step": .number(\.startPreconditioningStep),
         "grafting": .word(\.grafting, allowed: Shampoo.graftings), "grafting_beta2": .number(\.graftingBeta2),
         "grafting_epsilon": .number(\.graftingEpsilon),
+        "damping": .number(\.damping), "cg_iterations": .number(\.cgIterations), "cg_tolerance": .number(\.cgTolerance),
+        "gauss_newton": .flag(\.gaussNewton),
     ]
 
     /// The rule each numeric key (each number of a pair) must meet, as (what is expected, test).
@@ -214,6 +230,9 @@ public struct OptimizerSettings: Equatable, Sendable {
             return ("a whole number in [1, 100000]", { $0 >= 1 && $0 <= 100_000 && $0 == $0.rounded() })
         case "start_preconditioning_step": return ("a whole number ≥ −1 (−1: precondition_frequency)", { $0 >= -1 && $0 == $0.rounded() })
         case "beta2_decay": return ("a number ≤ 0", { $0 <= 0 })
+        case "cg_iterations": return ("a whole number in [1, 100000]", { $0 >= 1 && $0 <= 100_000 && $0 == $0.rounded() })
+        case "cg_tolerance": return ("a number in (0, 1)", { $0 > 0 && $0 < 1 })
+        case "damping": return ("a finite number ≥ 0", { $0 >= 0 && $0.isFinite })
         default: return ("a number ≥ 0", { $0 >= 0 })  // eps, weight_decay, lr_decay, accumulator, momentum_decay
         }
     }
@@ -296,6 +315,7 @@ public struct OptimizerSettings: Equatable, Sendable {
         if kind == .muon { return Muon(self, parameterCount: n, layout: layout) }
         if kind == .adafactor { return Adafactor(self, parameterCount: n, layout: layout) }
         if kind == .lbfgs { return LBFGS(self, parameterCount: n) }
+        if kind.needsProducts { return Newton(self, parameterCount: n) }
         if kind == .shampoo { return Shampoo(self, parameterCount: n, layout: layout) }
         return rule.optimizer(self, parameterCount: n, layout: layout)
     }
@@ -317,7 +337,8 @@ public struct OptimizerSettings: Equatable, Sendable {
         case .rprop: return Rprop.self
         case .scheduleFreeSGD: return ScheduleFreeSGD.self
         case .scheduleFreeAdamW: return ScheduleFreeAdamW.self
-        case .muon, .adafactor, .shampoo, .lbfgs: return SGD.self  // not used: `makeOptimizer` builds these four
+        case .muon, .adafactor, .shampoo, .lbfgs, .newton, .saddleFreeNewton, .newtonCG:
+            return SGD.self  // not used: `makeOptimizer` builds these
         }
     }
 
@@ -327,6 +348,8 @@ public struct OptimizerSettings: Equatable, Sendable {
         case .muon: return 1 + othersSettings.stateBufferCount
         case .adafactor, .shampoo: return 3
         case .lbfgs: return 2 + 2 * Int(historySize) + 2  // d, the previous gradient, the pairs, a step's own vectors
+        case .newton, .saddleFreeNewton: return 2  // a step's own vectors (the n × n Hessian is of a small model)
+        case .newtonCG: return 8  // CG's vectors in Double, the trial point
         default: return rule.init(self).kept.count
         }
     }

@@ -46,6 +46,19 @@ public struct RunInputs {
         let kernels = try Trainer.agreedKernels(config, on: communicator)
         Trainer.chooseBLASThreads(config, ranks: communicator.size)
         let model = try problem?.model ?? Trainer.makeModel(config, data.train)
+        let kind = config.optimizer.kind
+        if kind.needsProducts && !(model is CurvatureModel) {
+            throw AgreedFailure(description: ConfigError(source: config.origin.of("optimizer.name"), key: "optimizer.name",
+                                                         expected: "a rule without Hessian-vector products: the model \(model.shapeText) has none",
+                                                         found: kind.rawValue).description)
+        }
+        if kind.formsHessian && model.parameterCount > Newton.denseLimit {
+            throw AgreedFailure(description: ConfigError(
+                source: config.origin.of("optimizer.name"), key: "optimizer.name",
+                expected: "\(kind.rawValue) on a model of at most \(Newton.denseLimit) parameters (it forms the Hessian from one product per "
+                    + "parameter each step; newton-cg takes a few products instead)",
+                found: "\(kind.rawValue) on \(model.shapeText), \(model.parameterCount) parameters").description)
+        }
         if config.curvature.every > 0 && !(model is CurvatureModel) {
             throw AgreedFailure(description: ConfigError(source: config.origin.of("curvature.every"), key: "curvature.every",
                                                          expected: "0: the model \(model.shapeText) has no Hessian-vector products",

@@ -79,6 +79,11 @@ extension Trainer {
             console.note(who + "\(lbfgs.evaluations) function evaluations in \(lbfgs.iterations) L-BFGS iterations "
                          + "(\(fixed(Double(lbfgs.evaluations) / Double(max(result.steps, 1)), 1)) passes of the batch a step)")
         }
+        if let newton = replica.optimizer as? Newton {
+            console.note(who + "\(newton.products) Hessian-vector products and \(newton.evaluations) loss evaluations, passes of the batch "
+                         + "(\(fixed(Double(newton.products + newton.evaluations) / Double(max(result.steps, 1)), 1)) a step)"
+                         + (newton.settings.kind == .newtonCG ? "; \(newton.rejected) steps rejected, damping now \(significant(newton.damping, 3))" : ""))
+        }
         console.note(who + "final parameter hash \(hexDigest(result.finalHash)) (equal on all \(communicator.size) ranks)")
         guard let dir = replica.directory else { return }
         try writeAtomically(try summaryJSON(replica, result), to: dir + "/summary.json")
@@ -125,6 +130,11 @@ extension Trainer {
         if let units = r.distinctHiddenUnits { summary["distinct_hidden_units"] = units }
         if let (path, header) = resumedFrom { summary["resumed_from"] = ["checkpoint": path, "step": header.step] }
         if replica.guards.skipped > 0 { summary["skipped_steps"] = replica.guards.skipped }
+        if let newton = replica.optimizer as? Newton {
+            summary["hessian_vector_products"] = newton.products
+            summary["function_evaluations"] = newton.evaluations
+            if newton.settings.kind == .newtonCG { (summary["rejected_steps"], summary["damping"]) = (newton.rejected, newton.damping) }
+        }
         if let lbfgs = replica.optimizer as? LBFGS {
             summary["function_evaluations"] = lbfgs.evaluations
             summary["lbfgs_iterations"] = lbfgs.iterations

@@ -61,7 +61,7 @@ extension Trainer {
                 verdict = .stop(failure)
             }
             switch verdict {
-            case .apply where replica.optimizer is LBFGS:
+            case .apply where replica.optimizer is LBFGS || replica.optimizer is Newton:
                 // After the others' updates: its passes reuse the exchange's buffer.
                 evaluating.append((r, exchanged.replicas[r].loss, exchange.withGradient(replica: r) { Array($0) }))
             case .apply:
@@ -79,7 +79,11 @@ extension Trainer {
             }
         }
         for e in evaluating {
-            try evaluatingStep(e.replica, first: (e.loss, e.gradient), &exchanged, batch, of: epoch, step: number)
+            if replicas[e.replica].optimizer is Newton {
+                try newtonStep(e.replica, loss: e.loss, gradient: e.gradient, &exchanged, batch, of: epoch, step: number)
+            } else {
+                try evaluatingStep(e.replica, first: (e.loss, e.gradient), &exchanged, batch, of: epoch, step: number)
+            }
         }
         return exchanged
     }
@@ -141,6 +145,36 @@ extension Trainer {
         replica.progress.updateSeconds += monotonicSeconds() - u0 - passes.compute - passes.exchange
         replica.progress.windowLoss += first.loss
         replica.progress.epochLoss += first.loss
+    }
+
+    /// Replica `r`'s step with a rule of the Newton family: every Hessian-vector product it asks for is a pass over
+    /// the step's batch at the step's point, every loss a pass at its trial point, for this replica alone; every
+    /// rank runs the rule on the same values.
+    private func newtonStep(_ r: Int, loss: Double, gradient: [Float], _ exchanged: inout Exchanged, _ batch: Range<Int>,
+                            of epoch: PlannedEpoch, step: Int) throws {
+        let replica = replicas[r]
+        let newton = replica.optimizer as! Newton  // swiftlint:disable:this force_cast (the caller checked)
+        let u0 = monotonicSeconds()
+        var passes = 0.0
+        newton.learningRate = rates.rate(replica: r, step: step)
+        communicator.setContext(step: step, phase: "Hessian-vector products")
+        let point = replica.parameters, samples = Array(epoch.plan.order[batch])
+        try replica.parameters.withUnsafeMutableBufferPointer { θ in
+            try newton.step(θ, loss: loss, gradient: gradient, product: { v in
+                let t0 = monotonicSeconds()
+                defer { passes += monotonicSeconds() - t0 }
+                return try self.hessianProduct(r, at: point, v, samples: samples, gaussNewton: replica.config.optimizer.gaussNewton)
+            }, evaluate: { trial in
+                let t0 = monotonicSeconds()
+                defer { passes += monotonicSeconds() - t0 }
+                let at = Array(trial)
+                return try self.pass(batch, of: epoch, measureNoise: false, wholeGradient: true) { $0 == r ? at : nil }.replicas[r].loss
+            })
+        }
+        exchanged.computeSeconds += passes
+        replica.progress.updateSeconds += monotonicSeconds() - u0 - passes
+        replica.progress.windowLoss += loss
+        replica.progress.epochLoss += loss
     }
 
     /// Applies replica `r`'s averaged gradient: the noise-scale estimate, clipping, the scheduled rate, and the update,

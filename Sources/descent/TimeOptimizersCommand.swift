@@ -26,7 +26,9 @@ struct TimeOptimizers: ParsableCommand {
 
     func run() throws {
         print("optimizer                 µs/update  ns/parameter  (min..max µs)")
-        var cases: [(String, OptimizerSettings)] = OptimizerKind.allCases.map { ($0.rawValue, OptimizerSettings($0)) }
+        // The Newton family's cost is its Hessian-vector products, which need a model: `descent hessian` and the
+        // curvature docs measure those.
+        var cases: [(String, OptimizerSettings)] = OptimizerKind.allCases.filter { !$0.needsProducts }.map { ($0.rawValue, OptimizerSettings($0)) }
         // A flat buffer is one vector to Shampoo, cut into blocks of max_preconditioner_dim: at 1,024, 107 factors of
         // 1,024² whose eigendecompositions (at updates 100, 200 and 300) would take many minutes. Blocks of 128 keep
         // its row under a minute (133 ms an update on a Zen 4), and the row says so.

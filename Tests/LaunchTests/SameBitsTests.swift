@@ -19,11 +19,13 @@ func finishedRun(_ r: ProcessOutput, _ run: URL, _ label: String) throws -> (has
 
 /// The config block that runs optimizer `name` at its torch defaults, except L-BFGS: torch's default, a fixed step
 /// of 1 with twenty iterations on one mini-batch, diverges; three iterations with the line search do not. Shampoo
-/// refreshes its inverse roots every 3 steps, so that a short run uses them.
+/// refreshes its inverse roots every 3 steps, so that a short run uses them. Full Newton steps on a network's
+/// indefinite Hessian leap; Newton and saddle-free Newton take a tenth of one, damped.
 func defaultOptimizerBlock(_ name: String) -> String {
     switch name {
     case OptimizerKind.lbfgs.rawValue: return "{name: lbfgs, max_iter: 3, line_search_fn: strong_wolfe}"
     case OptimizerKind.shampoo.rawValue: return "{name: shampoo, precondition_frequency: 3}"
+    case OptimizerKind.newton.rawValue, OptimizerKind.saddleFreeNewton.rawValue: return "{name: \(name), lr: 0.1, damping: 1}"
     default: return "{name: \(name)}"
     }
 }

@@ -24,12 +24,15 @@ public let mpiAvailable = mpirunPath != nil && descentExecutable != nil
 /// A small synthetic run config written to a temporary folder.
 public func writeSyntheticConfig(in dir: URL, name: String, optimizer: String = "{name: momentum, lr: 0.05}", epochs: Int = 2,
                           extra: String = "") throws -> URL {
+    // The rules that form the whole Hessian (one product per parameter each step, and its eigendecomposition) get
+    // a 67-parameter model instead of 1,108.
+    let dense = optimizer.contains("name: newton,") || optimizer.contains("name: newton}") || optimizer.contains("name: saddle-free-newton")
     let url = dir.appendingPathComponent("\(name).yaml")
     try """
     name: \(name)
     seed: 3
     data: {source: synthetic, train_samples: 600, test_samples: 200, features: 16, classes: 4, noise: 1.5}
-    model: {hidden: [24, 24]}
+    model: {hidden: \(dense ? "[3]" : "[24, 24]")}
     optimizer: \(optimizer)
     training: {batch: 64, epochs: \(epochs), log_every: 5, hash_check_every: 3}
     output: {dir: \(dir.appendingPathComponent("runs").path)}

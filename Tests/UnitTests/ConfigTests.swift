@@ -189,7 +189,7 @@ struct ConfigTests {
         ("model:\n  hidden: 100\n", [],
          "c.yaml: model.hidden: expected a list of integers in 1...1000000, like [100, 100], found '100'"),
         ("optimizer:\n  name: adamx\n", [],
-         "c.yaml: optimizer.name: expected one of sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, angulargrad, radam, adamax, lion, asgd, rprop, schedule-free-sgd, schedule-free-adamw, muon, adafactor, shampoo, lbfgs, found 'adamx'"),
+         "c.yaml: optimizer.name: expected one of sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, angulargrad, radam, adamax, lion, asgd, rprop, schedule-free-sgd, schedule-free-adamw, muon, adafactor, shampoo, lbfgs, newton, saddle-free-newton, newton-cg, found 'adamx'"),
         ("optimizer:\n  name: adam\n  variant: sutskever\n", [],
          "c.yaml: optimizer.variant: expected one of torch, no-bias-correction, kingma-ba, eps-inside-sqrt, eps-inside-sqrt-no-bias-correction for adam, found 'sutskever'"),
         ("optimizer:\n  name: adam\n", ["optimizer.betas=[0.9, 1.0]"],

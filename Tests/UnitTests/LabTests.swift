@@ -309,7 +309,7 @@ let convergenceCases: [ConvergenceCase] = {
         #expect(message("optimizers: adam\n") == "lab.yaml: optimizers: expected a list of optimizer blocks, like "
                 + "[{name: sgd, lr: 0.1}, {name: adam, lr: 0.3}], found 'adam'")
         #expect(message("optimizers:\n  - {lr: 0.1}\n") == "lab.yaml: optimizers[0].name: expected an optimizer name "
-                + "(sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, angulargrad, radam, adamax, lion, asgd, rprop, schedule-free-sgd, schedule-free-adamw, muon, adafactor, shampoo, lbfgs), found no name")
+                + "(sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw, nadam, angulargrad, radam, adamax, lion, asgd, rprop, schedule-free-sgd, schedule-free-adamw, muon, adafactor, shampoo, lbfgs, newton, saddle-free-newton, newton-cg), found no name")
         // An override names itself: past the end of the list, or a block it adds without a name.
         #expect(message("optimizers:\n  - {name: sgd}\n  - {name: adam}\n", ["optimizers[9].lr=0.1"])
                 == "--set: optimizers[9].lr: expected an index in 0...1 (optimizers has 2 blocks; [2] adds one), found index 9, past the end of the list")

@@ -199,6 +199,8 @@ func referenceStep(_ s: OptimizerSettings) -> ReferenceStep {
         return LBFGSTests.singleGradientReference(s)
     case .shampoo:
         return ShampooTests.reference(s)  // for `ShampooTests.layout`
+    case .newton, .saddleFreeNewton, .newtonCG:
+        preconditionFailure("\(s.kind) steps with Hessian-vector products: NewtonTests checks it")
     case .scheduleFreeSGD, .scheduleFreeAdamW:
         // The authors' reference implementations (SGDScheduleFreeReference, AdamWScheduleFreeReference): z, x and
         // y kept, z and x from θ at the first step; the rate warmed up, AdamW's second moment bias-corrected, and
