@@ -103,38 +103,52 @@ extension CNN: CurvatureModel {
                 Kernels.reluBackward(rDelta, activation: ws.activations[l], count: n * i.count)
             case .pool:
                 let (d, rd) = next()
-                let argmax = ws.argmax[l]!, outCount = layer.output.count
-                for (from, to) in full ? [(delta, d), (rDelta, rd)] : [(rDelta, rd)] {
-                    to.update(repeating: 0, count: n * i.count)
-                    for s in 0..<n {
-                        for j in 0..<outCount { to[s * i.count + Int(argmax[s * outCount + j])] = from[s * outCount + j] }
-                    }
-                }
+                if full { unpool(l, rows: n, delta, into: d, ws) }
+                unpool(l, rows: n, rDelta, into: rd, ws)
                 (delta, rDelta) = (d, rd)
             case let .conv(f, k):
-                let positions = n * i.h * i.w, columns = ws.columns[l]!, rColumns = r.columns[l]!
-                gemm(.transposed, .none, m: layer.fanIn, n: f, k: positions, a: columns, lda: layer.fanIn, b: rDelta, ldb: f,
+                let positions = n * i.h * i.w
+                gemm(.transposed, .none, m: layer.fanIn, n: f, k: positions, a: ws.columns[l]!, lda: layer.fanIn, b: rDelta, ldb: f,
                      beta: beta, c: product + layer.weightOffset, ldc: f)
                 if rInput != nil && full {
-                    gemm(.transposed, .none, m: layer.fanIn, n: f, k: positions, a: rColumns, lda: layer.fanIn, b: delta, ldb: f,
+                    gemm(.transposed, .none, m: layer.fanIn, n: f, k: positions, a: r.columns[l]!, lda: layer.fanIn, b: delta, ldb: f,
                          beta: 1, c: product + layer.weightOffset, ldc: f)
                 }
                 if overwrite { (product + layer.biasOffset).update(repeating: 0, count: f) }
                 Kernels.accumulateColumnSums(of: rDelta, rows: positions, columns: f, into: product + layer.biasOffset)
                 guard rInput != nil else { break }
                 let (d, rd) = next()
-                gemm(.none, .transposed, m: positions, n: layer.fanIn, k: f, a: rDelta, lda: f, b: theta + layer.weightOffset, ldb: f,
-                     beta: 0, c: rColumns, ldc: layer.fanIn)
-                if full {
-                    gemm(.none, .transposed, m: positions, n: layer.fanIn, k: f, a: delta, lda: f, b: v + layer.weightOffset, ldb: f,
-                         beta: 1, c: rColumns, ldc: layer.fanIn)
-                    gemm(.none, .transposed, m: positions, n: layer.fanIn, k: f, a: delta, lda: f, b: theta + layer.weightOffset, ldb: f,
-                         beta: 0, c: columns, ldc: layer.fanIn)
-                    col2im(columns, rows: n, shape: i, kernel: k, into: d)
-                }
-                col2im(rColumns, rows: n, shape: i, kernel: k, into: rd)
+                convolutionInputs(l, f: f, k: k, rows: n, theta, v, ws, delta: delta, rDelta: rDelta, into: d, rd, full: full)
                 (delta, rDelta) = (d, rd)
             }
+        }
+    }
+
+    /// R{δ} (and δ, unless Gauss–Newton) of convolution `l`'s input: the patches' gradients R{δ}·Wᵀ + δ·Vᵀ (δ·Wᵀ),
+    /// scattered back to the pixels; the patch buffers, used up by then, hold them on the way.
+    private func convolutionInputs(_ l: Int, f: Int, k: Int, rows n: Int, _ theta: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
+                                   _ ws: Workspace, delta: UnsafePointer<Float>, rDelta: UnsafePointer<Float>,
+                                   into d: UnsafeMutablePointer<Float>, _ rd: UnsafeMutablePointer<Float>, full: Bool) {
+        let layer = layers[l], i = layer.input, positions = n * i.h * i.w
+        let columns = ws.columns[l]!, rColumns = ws.directional.columns[l]!
+        gemm(.none, .transposed, m: positions, n: layer.fanIn, k: f, a: rDelta, lda: f, b: theta + layer.weightOffset, ldb: f,
+             beta: 0, c: rColumns, ldc: layer.fanIn)
+        if full {
+            gemm(.none, .transposed, m: positions, n: layer.fanIn, k: f, a: delta, lda: f, b: v + layer.weightOffset, ldb: f,
+                 beta: 1, c: rColumns, ldc: layer.fanIn)
+            gemm(.none, .transposed, m: positions, n: layer.fanIn, k: f, a: delta, lda: f, b: theta + layer.weightOffset, ldb: f,
+                 beta: 0, c: columns, ldc: layer.fanIn)
+            col2im(columns, rows: n, shape: i, kernel: k, into: d)
+        }
+        col2im(rColumns, rows: n, shape: i, kernel: k, into: rd)
+    }
+
+    /// Pooling layer `l`'s output gradients back to the input positions its maxima came from; zeros elsewhere.
+    private func unpool(_ l: Int, rows n: Int, _ from: UnsafePointer<Float>, into to: UnsafeMutablePointer<Float>, _ ws: Workspace) {
+        let i = layers[l].input, argmax = ws.argmax[l]!, outCount = layers[l].output.count
+        to.update(repeating: 0, count: n * i.count)
+        for s in 0..<n {
+            for j in 0..<outCount { to[s * i.count + Int(argmax[s * outCount + j])] = from[s * outCount + j] }
         }
     }
 }
