@@ -5,8 +5,8 @@
 import Collectives
 import Config
 import Datasets
-import Models
 import Foundation
+import Models
 import Numerics
 import Optimizers
 

@@ -99,6 +99,10 @@ public enum TensorBoard {
             ("test/loss", row.testLoss), ("test/accuracy", row.testAccuracy), ("val/loss", row.validationLoss),
             ("val/accuracy", row.validationAccuracy), ("noise_scale/" + span, row.noiseScale),
             ("samples_per_second", row.kind == .step ? rate : nil),
+            ("curvature/sharpness", row.sharpness), ("curvature/two_over_lr", row.kind == .curvature ? 2 / row.learningRate : nil),
+            ("curvature/lambda_min", row.lambdaMin), ("curvature/hessian_trace", row.hessianTrace),
+            ("curvature/preconditioned_sharpness", row.preconditionedSharpness),
+            ("curvature/preconditioned_threshold", row.preconditionedThreshold),
         ]
         for case let (tag, v?) in values where v.isFinite { s.append((tag, v)) }
         return s

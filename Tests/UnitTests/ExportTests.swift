@@ -224,6 +224,13 @@ struct ExportTests {
             #expect(!expected.isEmpty && decoded.filter { $0.tag == tag }.map { [Float($0.step), $0.value] } == expected, "\(tag)")
         }
         #expect(!decoded.contains { $0.tag == "batch_loss" || $0.tag == "noise_scale" })
+        // A curvature row's measurements, each against gradient descent's threshold 2/η.
+        let curvature = MetricsRow(kind: .curvature, step: 40, epoch: 1, samples: 640, wallSeconds: 3, learningRate: 0.01,
+                                   sharpness: 180, lambdaMin: -2, hessianTrace: 900, preconditionedSharpness: 3000, preconditionedThreshold: 3800)
+        let tags = Dictionary(uniqueKeysWithValues: TensorBoard.scalars(curvature, rate: nil).map { ($0.tag, $0.value) })
+        #expect(tags["curvature/sharpness"] == 180 && tags["curvature/two_over_lr"] == 200 && tags["curvature/lambda_min"] == -2
+                && tags["curvature/hessian_trace"] == 900 && tags["curvature/preconditioned_sharpness"] == 3000
+                && tags["curvature/preconditioned_threshold"] == 3800 && tags["learning_rate"] == 0.01)
     }
 }
 
