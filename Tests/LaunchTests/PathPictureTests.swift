@@ -102,7 +102,8 @@ import Training
         let result = try runDescent(ranks: 0, ["path", "--preset", "rosenbrok"], directory: packageRoot)
         #expect(result.status == 1)
         #expect(result.stderr.contains("descent: error: --preset: rosenbrok: expected one of adam-forms, angulargrad, beale, dlfs, "
-                                       + "escape, frontier, himmelblau, lbfgs, logistic, long-valley, lr-ladder, minibatch, nesterov, noise, rastrigin, "
+                                       + "escape, frontier, himmelblau, lbfgs, logistic, long-valley, lr-ladder, minibatch, nesterov, newton-bowl, "
+                                       + "newton-double-well, newton-saddle, noise, rastrigin, "
                                        + "rosenbrock, saddle, sphere, step-size, found no file configs/path-rosenbrok.yaml"))
     }
 
