@@ -211,18 +211,8 @@ public final class CNN: Model, Classifier {
         /// (shared as `activations` are), per convolution R{input}'s patches, and two for R{δ}.
         private(set) lazy var directional: (activations: [UnsafeMutablePointer<Float>], columns: [UnsafeMutablePointer<Float>?],
                                             deltaA: UnsafeMutablePointer<Float>, deltaB: UnsafeMutablePointer<Float>) = {
-            let b = CNN.subBatch, memory = self.memory
-            var activations: [UnsafeMutablePointer<Float>] = []
-            for l in model.layers {
-                if case .relu = l.spec, let previous = activations.last {
-                    activations.append(previous)
-                } else {
-                    activations.append(memory.floats(b * l.output.count))
-                }
-            }
-            let columns = model.layers.map { $0.spec.isConv ? memory.floats(b * $0.input.h * $0.input.w * $0.fanIn) : nil }
-            let widest = max(model.inputShape.count, model.layers.map(\.output.count).max() ?? 1)
-            return (activations, columns, memory.floats(b * widest), memory.floats(b * widest))
+            let (activations, columns, widest) = Self.layerBuffers(model, memory)
+            return (activations, columns, memory.floats(CNN.subBatch * widest), memory.floats(CNN.subBatch * widest))
         }()
 
         init(model: CNN, capacity: Int) {
@@ -231,23 +221,31 @@ public final class CNN: Model, Classifier {
             self.capacity = capacity
             input = memory.floats(b * model.inputShape.count)
             labels = memory.integers(b)
-            var activations: [UnsafeMutablePointer<Float>] = []
-            for l in model.layers {
-                if case .relu = l.spec, let previous = activations.last {
-                    activations.append(previous)
-                } else {
-                    activations.append(memory.floats(b * l.output.count))
-                }
-            }
-            self.activations = activations
+            let widest: Int
+            (activations, columns, widest) = Self.layerBuffers(model, memory)
             argmax = model.layers.map { l in
                 guard case .pool = l.spec else { return nil }
                 return memory.integers(b * l.output.count)
             }
-            columns = model.layers.map { $0.spec.isConv ? memory.floats(b * $0.input.h * $0.input.w * $0.fanIn) : nil }
-            let widest = max(model.inputShape.count, model.layers.map(\.output.count).max() ?? 1)
             deltaA = memory.floats(b * widest)
             deltaB = memory.floats(b * widest)
+        }
+
+        /// Per layer an output buffer (a ReLU shares its input's), per convolution one for its input's patches, and
+        /// the widest layer (input included) that a backward buffer must hold: for `subBatch` samples.
+        private static func layerBuffers(_ model: CNN, _ memory: ScratchMemory)
+            -> (outputs: [UnsafeMutablePointer<Float>], patches: [UnsafeMutablePointer<Float>?], widest: Int) {
+            let b = CNN.subBatch
+            var outputs: [UnsafeMutablePointer<Float>] = []
+            for l in model.layers {
+                if case .relu = l.spec, let previous = outputs.last {
+                    outputs.append(previous)
+                } else {
+                    outputs.append(memory.floats(b * l.output.count))
+                }
+            }
+            let patches = model.layers.map { $0.spec.isConv ? memory.floats(b * $0.input.h * $0.input.w * $0.fanIn) : nil }
+            return (outputs, patches, max(model.inputShape.count, model.layers.map(\.output.count).max() ?? 1))
         }
     }
 
