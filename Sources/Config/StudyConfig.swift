@@ -38,12 +38,15 @@ public struct Target: Equatable, Sendable {
     /// Evaluations at steps 1, 2, …, each the previous one times this ratio (rounded up, at least one more):
     /// the step to the target is known within this factor at every scale.
     public var ratio = 1.1
+    /// The objective is the metric's value at the end of the budget (`study.objective: final`, as DeepOBS selects):
+    /// no value ends a trial early, and it is evaluated at epoch ends only.
+    public var final = false
 
     public init(metric: Metric = .testAccuracy, value: Double = 0.8, ratio: Double = 1.1) {
         (self.metric, self.value, self.ratio) = (metric, value, ratio)
     }
 
-    public func reached(_ v: Double) -> Bool { metric.rises ? v >= value : v <= value }
+    public func reached(_ v: Double) -> Bool { !final && (metric.rises ? v >= value : v <= value) }
 
     /// The first evaluation step after `step`.
     public func evaluation(after step: Int) -> Int {
@@ -52,7 +55,9 @@ public struct Target: Equatable, Sendable {
         return s
     }
 
-    public var text: String { "\(metric.rawValue) \(metric.rises ? "≥" : "≤") \(shortNumber(value))" }
+    public var text: String {
+        final ? "the \(metric.rises ? "highest" : "lowest") final \(metric.rawValue)" : "\(metric.rawValue) \(metric.rises ? "≥" : "≤") \(shortNumber(value))"
+    }
 }
 
 /// A closed interval of a searched hyperparameter.
@@ -140,6 +145,9 @@ public struct StudyConfig: Equatable, Sendable {
     /// A trial ends at the target, or after this many steps or epochs, whichever comes first.
     public var maxSteps = 10_000
     public var maxEpochs = 100
+    /// DeepOBS's rerun: each group's best point of the search (at `seed`) trained again at this many seeds, `seed`
+    /// and the ones after it; 0: none.
+    public var rerunSeeds = 0
     /// The learning-rate range test: rates from … to …, growing geometrically over this many steps.
     public var rangeTest = (from: 1e-5, to: 10.0, steps: 100)
 
@@ -239,15 +247,36 @@ extension StudyConfig {
             // The data must give the metric: a validation split, or a test set.
             try c.target.metric.check(in: c.base.data, key: "study.target", source: r.fileName)
         }, value: { $0.target.metric.rawValue }),
+        Key("study.objective", read: { c, r in
+            c.target.final = try r.string("study.objective", default: "target", allowed: ["target", "final"]) == "final"
+            guard !(c.target.final && c.prune) else {
+                throw ConfigError(source: r.source(of: "study.prune") ?? r.fileName, key: "study.prune",
+                                  expected: "none with study.objective: final (halving judges the trials on the way to a target)",
+                                  found: "halving")
+            }
+        }, value: { $0.target.final ? "final" : "target" }),
         Key("study.target_value", read: { c, r in
+            if c.target.final, let source = r.source(of: "study.target_value") {
+                throw ConfigError(source: source, key: "study.target_value",
+                                  expected: "no target value with study.objective: final (the final value is the objective)",
+                                  found: try r.string("study.target_value", default: ""))
+            }
             let rises = c.target.metric.rises
             c.target.value = try r.number("study.target_value", default: rises ? 0.8 : 0.5,
                                           expected: rises ? "an accuracy in (0, 1)" : "a loss > 0") { rises ? $0 > 0 && $0 < 1 : $0 > 0 }
-        }, value: { "\($0.target.value)" }),
+        }, value: { "\($0.target.value)" }, when: { !$0.target.final }),
         Key("study.eval_ratio", read: { c, r in
             c.target.ratio = try r.number("study.eval_ratio", default: c.target.ratio,
                                           expected: "a ratio in (1, 2] between successive evaluation steps") { $0 > 1 && $0 <= 2 }
-        }, value: { "\($0.target.ratio)" }),
+        }, value: { "\($0.target.ratio)" }, when: { !$0.target.final }),
+        Key("study.rerun_seeds", read: { c, r in
+            c.rerunSeeds = try r.integer("study.rerun_seeds", default: c.rerunSeeds, range: 0...1000)
+            guard c.rerunSeeds == 0 || c.base.seeds.isEmpty else {
+                throw ConfigError(source: r.source(of: "study.rerun_seeds") ?? r.fileName, key: "study.rerun_seeds",
+                                  expected: "no `seeds` in the training config (seeds trains every point at every seed; rerun_seeds "
+                                      + "only the best one)", found: "seeds: [\(c.base.seeds.map(String.init).joined(separator: ", "))]")
+            }
+        }, value: { "\($0.rerunSeeds)" }, when: { $0.rerunSeeds > 0 }),
         Key("study.max_steps", read: { c, r in c.maxSteps = try r.integer("study.max_steps", default: c.maxSteps, range: 1...Int(Int32.max)) },
             value: { "\($0.maxSteps)" }),
         Key("study.max_epochs", read: { c, r in

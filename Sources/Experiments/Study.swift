@@ -37,6 +37,8 @@ public final class Study {
         var index: Int
         var point: SearchPlan.Point
         var label: String
+        /// "trial", or "widen" for the points of a widened search.
+        var prefix: String
         var config: RunConfig
         /// The fingerprint of everything that decides its result: its config, the target and the cadence.
         var hash: String
@@ -135,7 +137,7 @@ public final class Study {
             }()
             var trials = try self.trials(group, range: range)
             let pending = trials.filter { records[$0.hash] == nil }
-            if pending.isEmpty && !config.widen {
+            if pending.isEmpty && !config.widen && config.rerunSeeds == 0 {
                 console.note("== \(group.label): \(trials.count) trials measured before")
                 continue
             }
@@ -147,6 +149,14 @@ public final class Study {
                              + "\(shortNumber(wider.high))] too")
                 try train(more.filter { records[$0.hash] == nil }, of: group, into: &records)
                 trials += more
+            }
+            if config.rerunSeeds > 0 {
+                let seeds = try rerun(group, trials, records)
+                if let first = seeds.first {
+                    console.note("== \(group.label): the best point, lr \(shortNumber(first.point.learningRate)), again at \(seeds.count) seeds")
+                }
+                try train(seeds.filter { records[$0.hash] == nil }, of: group, into: &records)
+                trials += seeds.dropFirst()
             }
             console.note(Self.groupLine(group, trials.compactMap { records[$0.hash] }, target: config.target))
         }
@@ -176,41 +186,56 @@ public final class Study {
     // MARK: trials
 
     /// The group's trials: the search's points in `range`, each a config of the group's batch and budget, numbered
-    /// from `first` + 1.
+    /// from `first` + 1; with seeds, every point is a trial per seed (each its own launch: a seed draws the data
+    /// order too).
     func trials(_ group: Group, range: SearchRange, first: Int = 0, prefix: String = "trial") throws -> [Trial] {
-        let v = group.variant
-        let points = SearchPlan.points(config.search, count: config.trials, rates: range, momentum: v.momentum, space: config.space,
-                                       seed: config.base.seed)
-        let width = String(config.trials).count
+        let points = SearchPlan.points(config.search, count: config.trials, rates: range, momentum: group.variant.momentum,
+                                       space: config.space, seed: config.base.seed)
         let seeds = config.base.seeds
-        // With seeds, every point is a trial per seed (each its own launch: a seed draws the data order too).
-        return try points.enumerated().flatMap { k, p in try (seeds.isEmpty ? [nil] : seeds.map { Optional($0) }).map { seed in
-            var settings = v.optimizer
-            settings.learningRate = p.learningRate
-            let number = String(first + k + 1)
-            var label = "\(prefix) \(String(repeating: "0", count: max(0, width - number.count)))\(number) lr \(shortNumber(p.learningRate))"
-            if let m = p.momentum {
-                if settings.kind.keys.contains("betas") { settings.beta1 = m } else { settings.momentum = m }
-                label += " momentum \(shortNumber(m))"
-            }
-            var c = groupConfig(group)
-            c.optimizer = settings
-            if let seed { (c.seed, c.seeds) = (seed, []) }
-            for (d, value) in zip(config.space, p.values) {
-                c = try d.apply(value, to: c)
-                label += " \(d.key.split(separator: ".").last!) \(shortNumber(value))"
-            }
-            if let seed { label += " seed \(seed)" }
-            c.name = RunConfig.folderName(label)
-            // Neither where the study is written nor the trial's name is part of what it computes.
-            var located = c
-            (located.outputDirectory, located.name) = (".", "trial")
-            var identity = located.completeYAML + "target: \(config.target.text), evaluated with ratio \(config.target.ratio)\n"
-            if config.prune { identity += "pruned by successive halving from step \(config.pruneFrom), 1/\(config.pruneReduction) kept\n" }
-            let searched = zip(config.space, p.values).map { "\($0.key)=\(shortNumber($1))" }.joined(separator: " ")
-            return Trial(index: first + k, point: p, label: label, config: c, hash: hexDigest(fingerprint(bytesOf: Array(identity.utf8))),
-                         searched: searched)
-        } }
+        return try points.enumerated().flatMap { k, p in
+            try (seeds.isEmpty ? [nil] : seeds.map { Optional($0) }).map { try trial(group, p, index: first + k, prefix: prefix, seed: $0) }
+        }
+    }
+
+    /// One point of the group's search as a trial: its label, config and fingerprint; `seed` (when given) replaces
+    /// the config's. A trial of the study's own seed is the same trial as the one without a seed (its hash).
+    func trial(_ group: Group, _ p: SearchPlan.Point, index: Int, prefix: String, seed: UInt64?) throws -> Trial {
+        var settings = group.variant.optimizer
+        settings.learningRate = p.learningRate
+        let width = String(config.trials).count, number = String(index + 1)
+        var label = "\(prefix) \(String(repeating: "0", count: max(0, width - number.count)))\(number) lr \(shortNumber(p.learningRate))"
+        if let m = p.momentum {
+            if settings.kind.keys.contains("betas") { settings.beta1 = m } else { settings.momentum = m }
+            label += " momentum \(shortNumber(m))"
+        }
+        var c = groupConfig(group)
+        c.optimizer = settings
+        if let seed { (c.seed, c.seeds) = (seed, []) }
+        for (d, value) in zip(config.space, p.values) {
+            c = try d.apply(value, to: c)
+            label += " \(d.key.split(separator: ".").last!) \(shortNumber(value))"
+        }
+        if let seed { label += " seed \(seed)" }
+        c.name = RunConfig.folderName(label)
+        // Neither where the study is written nor the trial's name is part of what it computes.
+        var located = c
+        (located.outputDirectory, located.name) = (".", "trial")
+        var identity = located.completeYAML + "target: \(config.target.text), evaluated with ratio \(config.target.ratio)\n"
+        if config.prune { identity += "pruned by successive halving from step \(config.pruneFrom), 1/\(config.pruneReduction) kept\n" }
+        let searched = zip(config.space, p.values).map { "\($0.key)=\(shortNumber($1))" }.joined(separator: " ")
+        return Trial(index: index, point: p, label: label, prefix: prefix, config: c,
+                     hash: hexDigest(fingerprint(bytesOf: Array(identity.utf8))), searched: searched)
+    }
+
+    /// DeepOBS's rerun: the group's best trial at the study's seed (by the objective), trained again at
+    /// `rerun_seeds` seeds from the study's on (the first is that trial itself).
+    func rerun(_ group: Group, _ trials: [Trial], _ records: [String: TrialRecord]) throws -> [Trial] {
+        let measured = trials.compactMap { records[$0.hash] }
+        guard let best = StudyReport.best(of: measured, metric: config.target.metric),
+              let trial = trials.first(where: { $0.hash == best.hash }) else { return [] }
+        return try (0..<UInt64(config.rerunSeeds)).map { k in
+            try self.trial(group, trial.point, index: trial.index, prefix: trial.prefix, seed: config.base.seed &+ k)
+        }
     }
 
     /// When the group's best trial has the lowest or highest rate tried, that edge and the range beyond it: as wide
@@ -230,7 +255,8 @@ public final class Study {
         var c = config.base
         c.training.batch = group.batch
         c.training.steps = budget(group.batch)
-        c.training.evaluateTrainingSet = false
+        // A final training loss is measured at the epoch ends (a target's, at its evaluations).
+        c.training.evaluateTrainingSet = config.target.final && config.target.metric.onTrainingSet
         c.name = group.folder
         c.outputDirectory = directory
         return c

@@ -15,6 +15,7 @@ struct StudyCharts {
 
     func all() -> [(file: String, chart: Chart)] {
         var charts: [(String, Chart)] = []
+        if config.target.final { return [("final_by_lr.svg", finalByRate()), ("best_curves.svg", epochCurves())] }
         if config.batches.count > 1 {
             charts.append(("steps_vs_batch.svg", againstBatch(examples: false)))
             charts.append(("examples_vs_batch.svg", againstBatch(examples: true)))
@@ -98,6 +99,44 @@ struct StudyCharts {
         if let last = steps.max() {
             chart.series.append(Series(label: "target \(shortNumber(config.target.value))", points: [SIMD2(1, config.target.value),
                                        SIMD2(max(last, 2), config.target.value)], style: SeriesStyle(colour: "#9A9A9A", dash: "6 4"), lineWidth: 1))
+        }
+        return chart
+    }
+
+    /// With a final objective: every trial's final metric against its rate (at the study's seed), one line per
+    /// group — DeepOBS's tuneability; diverged trials are left out.
+    func finalByRate() -> Chart {
+        let metric = config.target.metric
+        var chart = Chart(title: "final \(metric.rawValue) of every trial against its learning rate",
+                          subtitle: "at the end of the budget, seed \(config.base.seed); diverged trials are left out",
+                          x: Axis("learning rate (log)", scale: .log), y: Axis("final \(metric.rawValue)", scale: metric.rises ? .linear : .log))
+        for (k, b) in bests.enumerated() {
+            let points = b.trials.filter { $0.seed == config.base.seed }.sorted { $0.learningRate < $1.learningRate }
+                .compactMap { r in r.final(metric).flatMap { $0.isFinite && !r.diverged ? SIMD2(r.learningRate, $0) : nil } }
+            chart.series.append(Series(label: b.group.label, points: points, style: Palette.style(k), dots: true))
+        }
+        return chart
+    }
+
+    /// With a final objective: the test accuracy at every epoch end of each group's best point, the mean over its
+    /// seeds when it has several.
+    func epochCurves() -> Chart {
+        var chart = Chart(title: "test accuracy of the best point of each group, per epoch",
+                          subtitle: report.seeded ? "mean over the best point's seeds (curves.csv has the standard deviations)" : "the best trial",
+                          x: Axis("epoch"), y: Axis("test accuracy"))
+        let curves = report.epochCurves(bests)
+        for (k, b) in bests.enumerated() {
+            let points: [SIMD2<Double>]
+            if report.seeded {
+                points = curves.filter { $0.best.group.folder == b.group.folder }.compactMap { c in c.accuracy.map { SIMD2(c.epoch, $0.mean) } }
+            } else {
+                points = Self.metricsRows(report.study.directory + "/" + b.best.folder + "/metrics.csv").filter { $0["kind"] == "epoch" }
+                    .compactMap { r in
+                        guard let e = r["epoch"].flatMap(Double.init), let a = r["test_accuracy"].flatMap(Double.init) else { return nil }
+                        return SIMD2(e, a)
+                    }
+            }
+            chart.series.append(Series(label: "\(b.group.label), lr \(shortNumber(b.best.learningRate))", points: points, style: Palette.style(k), dots: true))
         }
         return chart
     }

@@ -26,14 +26,28 @@ struct StudyReport {
 
     var config: StudyConfig { study.config }
 
+    /// Whether a group's best point is trained at several seeds: the training config's `seeds` (every point), or
+    /// DeepOBS's rerun of the best one (`study.rerun_seeds`).
+    var seeded: Bool { !config.base.seeds.isEmpty || config.rerunSeeds > 0 }
+
     /// Per group: the trial that reached the target in the fewest steps; when none did, the one whose final metric
     /// came closest (a group with no trial measured is left out).
     func bests() -> [Best] {
         study.groups.compactMap { g in
             let trials = records.filter { $0.folder.hasPrefix(g.folder + "/") }
-            let seeded = !config.base.seeds.isEmpty
-            guard let (best, seedTrials) = seeded ? Self.bestOverSeeds(trials, metric: config.target.metric)
-                : Self.best(of: trials, metric: config.target.metric).map({ ($0, [TrialRecord]()) }) else { return nil }
+            let metric = config.target.metric
+            let found: (TrialRecord, [TrialRecord])?
+            if config.rerunSeeds > 0 {
+                // The search at the study's seed chooses; the rerun measures the spread of that choice.
+                found = Self.best(of: trials.filter { $0.seed == config.base.seed }, metric: metric).map { b in
+                    (b, trials.filter { $0.trial == b.trial }.sorted { $0.seed < $1.seed })
+                }
+            } else if !config.base.seeds.isEmpty {
+                found = Self.bestOverSeeds(trials, metric: metric)
+            } else {
+                found = Self.best(of: trials, metric: metric).map { ($0, []) }
+            }
+            guard let (best, seedTrials) = found else { return nil }
             let rates = trials.map(\.learningRate)
             let edge = trials.count < 2 ? "" : best.learningRate == rates.min() ? "low" : best.learningRate == rates.max() ? "high" : ""
             let range = g.variant.rates ?? ranges[g.folder] ?? SearchRange(rates.min()!, rates.max()!)
@@ -84,9 +98,20 @@ struct StudyReport {
 
     /// With seeds, best.csv also gives the best point's spread over them: how many reached the target, and the
     /// steps of those that did.
-    static let seedColumns = ["seeds", "reached_seeds", "steps_mean", "steps_ci95_low", "steps_ci95_high", "steps_median", "steps_q1", "steps_q3"]
+    /// and the final value of the target's metric over them (mean, standard deviation, 95 % interval: DeepOBS's
+    /// "mean ± std").
+    var seedColumns: [String] {
+        let m = "final_" + config.target.metric.rawValue
+        return ["seeds", "reached_seeds", "steps_mean", "steps_ci95_low", "steps_ci95_high", "steps_median", "steps_q1", "steps_q3",
+                m + "_mean", m + "_std", m + "_ci95_low", m + "_ci95_high"]
+    }
     var bestHeader: [String] {
-        Array(Self.bestColumns.dropLast()) + (config.base.seeds.isEmpty ? [] : Self.seedColumns) + ["folder"]
+        Array(Self.bestColumns.dropLast()) + (seeded ? seedColumns : []) + ["folder"]
+    }
+
+    /// The final value of the target's metric over the best point's seeds.
+    func finalSpread(_ b: Best) -> Spread? {
+        Spread(b.seedTrials.compactMap { $0.final(config.target.metric) })
     }
 
     func bestRow(_ b: Best) -> [String] {
@@ -97,23 +122,24 @@ struct StudyReport {
         row += [shortNumber(r.learningRate), r.momentum.map(shortNumber) ?? "", b.edge, "\(r.reached)"]
         row += [r.steps.map(String.init) ?? "", number(r.epochs, 3), r.examples.map(String.init) ?? "", number(r.seconds, 2)]
         row += [number(r.finalTestLoss), number(r.finalTestAccuracy), r.noiseScale.map { "\(fixed($0, 0))" } ?? ""]
-        if !config.base.seeds.isEmpty {
+        if seeded {
             let steps = b.seedTrials.compactMap { $0.steps.map(Double.init) }
-            let spread = Spread(steps)
+            let spread = Spread(steps), final = finalSpread(b)
             row += ["\(b.seedTrials.count)", "\(steps.count)"]
                 + [spread?.mean, spread?.low, spread?.high, spread?.median, spread?.q1, spread?.q3].map { number($0, 1) }
+                + [final?.mean, final?.std, final?.low, final?.high].map { number($0, 5) }
         }
         return row + [r.folder]
     }
 
     /// The report's table of every trial: its header, and a trial's row.
     var trialHeader: [String] {
-        ["variant", "batch", "trial"] + (config.base.seeds.isEmpty ? [] : ["seed"]) + ["lr", "momentum"] + (config.space.isEmpty ? [] : ["searched"])
+        ["variant", "batch", "trial"] + (seeded ? ["seed"] : []) + ["lr", "momentum"] + (config.space.isEmpty ? [] : ["searched"])
             + ["reached", "diverged"] + (config.prune ? ["pruned"] : []) + ["steps to target", "steps", "final test accuracy", "final test loss"]
     }
 
     func trialRow(_ r: TrialRecord) -> [String] {
-        var row = [r.variant, r.batch, "\(r.trial)"] + (config.base.seeds.isEmpty ? [] : ["\(r.seed)"])
+        var row = [r.variant, r.batch, "\(r.trial)"] + (seeded ? ["\(r.seed)"] : [])
         row += [shortNumber(r.learningRate), r.momentum.map(shortNumber) ?? ""]
         if !config.space.isEmpty { row.append(r.searched) }
         row += ["\(r.reached)", "\(r.diverged)"] + (config.prune ? ["\(r.pruned)"] : [])
@@ -125,6 +151,13 @@ struct StudyReport {
     /// With seeds: the best point's steps to the target over its seeds, as a median and a mean with its interval.
     func seedFinding(_ b: Best) -> String? {
         guard !b.seedTrials.isEmpty else { return nil }
+        if config.target.final {
+            guard let f = finalSpread(b) else { return "\(b.group.label): lr \(shortNumber(b.best.learningRate)) is the best, and none of its seeds ended finite." }
+            let digits = 4
+            return "\(b.group.label): lr \(shortNumber(b.best.learningRate)) is the best at seed \(config.base.seed); over \(f.count) seeds its final "
+                + "\(config.target.metric.rawValue) is \(fixed(f.mean, digits)) ± \(fixed(f.std, digits)) (mean ± std; 95 % interval "
+                + "\(fixed(f.low, digits))–\(fixed(f.high, digits)))."
+        }
         let steps = b.seedTrials.compactMap { $0.steps.map(Double.init) }
         guard let s = Spread(steps) else {
             return "\(b.group.label): lr \(shortNumber(b.best.learningRate)) is the best, and none of its \(b.seedTrials.count) seeds reached the target."
@@ -148,7 +181,7 @@ struct StudyReport {
             ("val_accuracy", r.finalValidationAccuracy), ("noise_scale", r.noiseScale), ("train_s", r.trainSeconds),
         ]
         // A point's seeds form one group.
-        let group = config.base.seeds.isEmpty ? "" : r.variant + " batch " + r.batch + " trial \(r.trial)"
+        let group = !seeded ? "" : r.variant + " batch " + r.batch + " trial \(r.trial)"
         return HParams.Session(folder: r.folder, group: group, hparams: hparams, metrics: metrics.compactMap { m in m.1.map { (m.0, $0) } },
                                succeeded: !r.diverged && !r.pruned)
     }
@@ -161,7 +194,9 @@ struct StudyReport {
                             to: dir + "/best.csv")
         var report = HTMLReport(title: "descent study: \(config.base.name)",
                                 subtitle: "every variant tuned at every batch size with \(config.trials) \(config.search.rawValue) trials; "
-                                    + "objective: steps to \(config.target.text), evaluated at steps growing by ×\(shortNumber(config.target.ratio))")
+                                    + (config.target.final ? "objective: \(config.target.text), evaluated at epoch ends"
+                                       + (config.rerunSeeds > 0 ? "; the best point rerun at \(config.rerunSeeds) seeds (DeepOBS's protocol)" : "")
+                                       : "objective: steps to \(config.target.text), evaluated at steps growing by ×\(shortNumber(config.target.ratio))"))
         report.figures = [("data", config.base.data.source.rawValue),
                           ("model hidden layers", config.base.model.hidden.map(String.init).joined(separator: "-")),
                           ("ranks", "\(study.communicator.size)"), ("target", config.target.text),
@@ -177,6 +212,11 @@ struct StudyReport {
                                    + "\(fixed(fit.criticalBatch, 0)) samples"))
             if let n = f.noise { report.figures.append(("\(f.variant): B_simple near the target", "\(fixed(n, 0)) samples")) }
         }
+        let curves = epochCurves(bests)
+        if !curves.isEmpty {
+            try writeAtomically(([Self.curveColumns] + curves.map(\.row)).map { $0.map(csvField).joined(separator: ",") }.joined(separator: "\n") + "\n",
+                                to: dir + "/curves.csv")
+        }
         report.findings = findings(bests, fits) + bests.compactMap(seedFinding)
         report.tables = [("Best trial per variant and batch size (best.csv)", bestHeader.dropLast().map { $0 },
                           rows.map { Array($0.dropLast()) }),
@@ -187,11 +227,46 @@ struct StudyReport {
             try writeAtomically(svg, to: dir + "/" + c.file)
             report.charts.append(svg)
         }
-        report.files = ["study.csv", "best.csv", "config.yaml"] + (ranges.isEmpty ? [] : ["ranges.csv"]) + charts.map(\.file)
+        report.files = ["study.csv", "best.csv", "config.yaml"] + (ranges.isEmpty ? [] : ["ranges.csv"]) + (curves.isEmpty ? [] : ["curves.csv"])
+            + charts.map(\.file)
         report.config = config.resolvedYAML
         try writeAtomically(report.html, to: dir + "/report.html")
         try HParams.write(into: dir, name: config.base.name, config: config.resolvedYAML, sessions: records.map(session))
         study.console.note("study in \(dir)/ (report.html, study.csv, best.csv, *.svg; one run folder per trial)")
+    }
+
+    // MARK: the best point's curves over its seeds
+
+    /// One epoch end of a group's best point, over its seeds.
+    struct CurvePoint {
+        var best: Best
+        var epoch: Double
+        var accuracy: Spread?
+        var loss: Spread?
+        var row: [String] {
+            [best.group.variant.label, best.group.batch.description, shortNumber(best.best.learningRate), fixed(epoch, 3),
+             "\(max(accuracy?.count ?? 0, loss?.count ?? 0))"]
+                + [accuracy?.mean, accuracy?.std, loss?.mean, loss?.std].map { $0.map { fixed($0, 5) } ?? "" }
+        }
+    }
+
+    static let curveColumns = ["variant", "batch", "lr", "epoch", "seeds", "test_accuracy_mean", "test_accuracy_std", "test_loss_mean",
+                               "test_loss_std"]
+
+    /// The test accuracy and loss at every epoch end of each group's best point, mean and standard deviation over
+    /// its seeds (`curves.csv`, the curves DeepOBS plots); empty without seeds.
+    func epochCurves(_ bests: [Best]) -> [CurvePoint] {
+        bests.flatMap { b -> [CurvePoint] in
+            var byEpoch: [Double: (accuracy: [Double], loss: [Double])] = [:]
+            for t in b.seedTrials {
+                for r in StudyCharts.metricsRows(study.directory + "/" + t.folder + "/metrics.csv") where r["kind"] == "epoch" {
+                    guard let e = r["epoch"].flatMap(Double.init) else { continue }
+                    if let a = r["test_accuracy"].flatMap(Double.init) { byEpoch[e, default: ([], [])].accuracy.append(a) }
+                    if let l = r["test_loss"].flatMap(Double.init) { byEpoch[e, default: ([], [])].loss.append(l) }
+                }
+            }
+            return byEpoch.keys.sorted().map { e in CurvePoint(best: b, epoch: e, accuracy: Spread(byEpoch[e]!.accuracy), loss: Spread(byEpoch[e]!.loss)) }
+        }
     }
 
     // MARK: sentences
@@ -199,7 +274,7 @@ struct StudyReport {
     func findings(_ bests: [Best], _ fits: [(variant: String, fit: CriticalBatchFit?, noise: Double?)]) -> [String] {
         var lines: [String] = []
         let notReached = records.filter { !$0.reached }
-        if !notReached.isEmpty {
+        if !notReached.isEmpty && !config.target.final {
             lines.append("\(notReached.count) of \(records.count) trials did not reach \(config.target.text) within the budget "
                          + "(\(notReached.filter(\.diverged).count) of them diverged); they are in the tables, marked not reached.")
         }
@@ -207,7 +282,7 @@ struct StudyReport {
             lines.append("\(b.group.label): the best rate, \(shortNumber(b.best.learningRate)), is the \(b.edge)est one tried; "
                          + "widen the range (\(shortNumber(b.range.low)) to \(shortNumber(b.range.high))) on that side.")
         }
-        for b in bests where !b.best.reached {
+        for b in bests where !b.best.reached && !config.target.final {
             lines.append("\(b.group.label): no trial reached the target; the best final value came from lr \(shortNumber(b.best.learningRate)).")
         }
         if config.batches.count > 1 { lines += batchFindings(bests, fits) }

@@ -259,7 +259,7 @@ public final class Trainer {
             showProgress(position, epoch: epoch.index, exchanged, now: now)
             end.limitReached = config.training.steps.map { position.step >= $0 } ?? false
             if let goal {
-                if goal.evaluation(after: position.step - 1) == position.step {
+                if !goal.final && goal.evaluation(after: position.step - 1) == position.step {
                     try evaluateTargets(&position, goal)
                     prune(position, goal)
                 }

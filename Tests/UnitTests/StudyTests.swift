@@ -393,6 +393,66 @@ struct StudyRunTests {
         #expect(trialConfig.seed == median.seed && trialConfig.seeds.isEmpty)
     }
 
+    @Test("study.objective final with rerun_seeds: DeepOBS's protocol — the best final metric chooses, its point reruns at seeds, best.csv and curves.csv give mean ± std")
+    func finalObjectiveRerun() throws {
+        let dir = try temporaryDirectory("study-final")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let yaml = tinyStudyYAML(output: dir.path, batches: "[64]")
+            .replacingOccurrences(of: "  trials: 4", with: "  trials: 3\n  objective: final\n  rerun_seeds: 3")
+            .replacingOccurrences(of: "  target_value: 0.7\n", with: "").replacingOccurrences(of: "max_steps: 300", with: "max_steps: 40")
+        let config = try StudyConfig.load(yaml: yaml, fileName: "tiny.yaml")
+        #expect(config.target.final && config.rerunSeeds == 3)
+        #expect(try StudyConfig.load(yaml: config.resolvedYAML, fileName: "resolved.yaml") == config)
+        let records = try Study(config: config, communicator: SingleProcessCommunicator(), console: quiet).run()
+        #expect(records.count == 5 && records.allSatisfy { !$0.reached && $0.steps == nil })
+        // The search at seed 3 ran its whole budget (8 steps an epoch), evaluated at epoch ends only.
+        let search = records.filter { $0.seed == 3 }
+        #expect(search.count == 3 && search.filter { !$0.diverged }.allSatisfy { $0.stepsRun == 40 })
+        let chosen = try #require(search.filter { ($0.finalTestAccuracy ?? .nan).isFinite && !$0.diverged }
+            .max { a, b in (a.finalTestAccuracy!, -a.trial) < (b.finalTestAccuracy!, -b.trial) })
+        let seeds = records.filter { $0.trial == chosen.trial }.sorted { $0.seed < $1.seed }
+        #expect(seeds.map(\.seed) == [3, 4, 5] && Set(seeds.map(\.learningRate)) == [chosen.learningRate])
+        #expect(Set(seeds.map(\.finalHash)).count == 3)
+        var finals: [Double] = [], byEpoch: [String: [Double]] = [:]
+        for r in seeds {
+            let rows = try readCSV(dir.appendingPathComponent("tiny/\(r.folder)/metrics.csv"))
+            #expect(!rows.contains { $0["kind"] == "eval" }, "\(r.folder)")
+            let epochs = rows.filter { $0["kind"] == "epoch" }
+            #expect(epochs.map { $0["step"]! } == ["8", "16", "24", "32", "40"])
+            finals.append(Double(epochs.last!["test_accuracy"]!)!)
+            for e in epochs { byEpoch[e["epoch"]!, default: []].append(Double(e["test_accuracy"]!)!) }
+        }
+        #expect(finals == seeds.map { $0.finalTestAccuracy! })
+        func meanStd(_ v: [Double]) -> (Double, Double) {
+            let m = v.reduce(0, +) / Double(v.count)
+            return (m, (v.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(v.count - 1)).squareRoot())
+        }
+        let best = try readCSV(dir.appendingPathComponent("tiny/best.csv"))
+        let (mean, std) = meanStd(finals)
+        #expect(best.count == 1 && best[0]["best_lr"] == shortNumber(chosen.learningRate) && best[0]["seeds"] == "3")
+        #expect(abs(Double(best[0]["final_test_accuracy_mean"]!)! - mean) < 1e-5 && abs(Double(best[0]["final_test_accuracy_std"]!)! - std) < 1e-5)
+        let curves = try readCSV(dir.appendingPathComponent("tiny/curves.csv"))
+        #expect(curves.count == 5)
+        for c in curves {
+            let (m, s) = meanStd(try #require(byEpoch.first { Double($0.key)! == Double(c["epoch"]!)! }?.value))
+            #expect(c["seeds"] == "3" && abs(Double(c["test_accuracy_mean"]!)! - m) < 1e-5 && abs(Double(c["test_accuracy_std"]!)! - s) < 1e-5)
+        }
+        // Run again: every trial, the rerun's too, is measured already.
+        let again = try Study(config: config, communicator: SingleProcessCommunicator(), console: quiet).run()
+        #expect(again == records)
+        // The protocol's keys refuse what contradicts them.
+        for (text, key) in [(yaml.replacingOccurrences(of: "  objective: final", with: "  objective: final\n  target_value: 0.8"), "study.target_value"),
+                            (yaml.replacingOccurrences(of: "  objective: final", with: "  objective: final\n  prune: halving"), "study.prune"),
+                            (yaml.replacingOccurrences(of: "seed: 3", with: "seed: 3\nseeds: 2"), "study.rerun_seeds")] {
+            do {
+                _ = try StudyConfig.load(yaml: text, fileName: "tiny.yaml")
+                Issue.record("\(key): accepted")
+            } catch let e as ConfigError {
+                #expect(e.key == key, "\(e)")
+            }
+        }
+    }
+
     @Test("a batch larger than the training set is refused before anything is written")
     func batchTooLarge() throws {
         let dir = try temporaryDirectory("study-bad")
