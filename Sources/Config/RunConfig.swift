@@ -55,6 +55,8 @@ public struct RunConfig: Equatable, Sendable {
         public var initialisation = Initialisation.he
         /// σ of `truncated-normal` weights, and every bias's starting value.
         public var initStd = 0.05
+        /// Every layer's initial σ times this (He × 0.25 … 4).
+        public var initScale = 1.0
         public var initBias = 0.0
         /// A model.safetensors file whose tensors (the model's names and shapes) are the starting parameters instead.
         public var initFrom = ""

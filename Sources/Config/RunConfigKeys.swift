@@ -49,6 +49,8 @@ extension RunConfig {
         .choice("model.init", \.model.initialisation, comment: { $0.formula }),
         .number("model.init_std", \.model.initStd, "a standard deviation > 0", { $0 > 0 },
                 when: { $0.model.initialisation == .truncatedNormal }),
+        .number("model.init_scale", \.model.initScale, "a factor > 0", { $0 > 0 },
+                when: { $0.model.initScale != 1 && $0.model.initialisation != .zeros }),
         .number("model.init_bias", \.model.initBias, "a number", { _ in true }, when: { $0.model.initBias != 0 }),
         .text("model.init_from", \.model.initFrom, when: { !$0.model.initFrom.isEmpty }),
         Key(block: "optimizer", read: { c, r in c.optimizer = try readOptimizer(&r, prefix: "optimizer.") },

@@ -255,8 +255,9 @@ public final class Study {
         var c = config.base
         c.training.batch = group.batch
         c.training.steps = budget(group.batch)
-        // A final training loss is measured at the epoch ends (a target's, at its evaluations).
-        c.training.evaluateTrainingSet = config.target.final && config.target.metric.onTrainingSet
+        // With a final objective the epoch ends measure the training set when the metric or the config asks (the
+        // generalisation gap); a target's evaluations measure what the target needs.
+        c.training.evaluateTrainingSet = config.target.final && (config.target.metric.onTrainingSet || config.base.training.evaluateTrainingSet)
         c.name = group.folder
         c.outputDirectory = directory
         return c

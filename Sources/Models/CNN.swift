@@ -70,11 +70,13 @@ public final class CNN: Model, Classifier {
     public let parameterCount: Int
     public let initialisation: Initialisation
     public let initialStd: Double
+    /// Every layer's σ times this (1: the scheme's own).
+    public let initialScale: Double
     public let initialBias: Float
     /// Samples per forward and backward pass.
     static let subBatch = 32
 
-    public init(input: [Int], classes: Int, specs: [LayerSpec], initialisation: Initialisation = .he, initialStd: Double = 0.05,
+    public init(input: [Int], classes: Int, specs: [LayerSpec], initialisation: Initialisation = .he, initialStd: Double = 0.05, initialScale: Double = 1,
                 initialBias: Float = 0) throws {
         let start: Shape
         switch input.count {
@@ -118,7 +120,7 @@ public final class CNN: Model, Classifier {
         self.layers = layers
         parameterCount = offset
         self.initialisation = initialisation
-        (self.initialStd, self.initialBias) = (initialStd, initialBias)
+        (self.initialStd, self.initialScale, self.initialBias) = (initialStd, initialScale, initialBias)
     }
 
     public var parameterSummary: [String] {
@@ -144,7 +146,7 @@ public final class CNN: Model, Classifier {
             var fanOut = l.output.c
             if case let .conv(f, k) = l.spec { fanOut = k * k * f }
             initialisation.draw(into: &theta, at: l.weightOffset, count: l.fanIn * l.output.c, inputs: l.fanIn, outputs: fanOut,
-                                std: initialStd, rng: &rng)
+                                std: initialStd, scale: initialScale, rng: &rng)
             for j in 0..<l.output.c { theta[l.biasOffset + j] = initialBias }
         }
         return theta

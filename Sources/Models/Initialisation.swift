@@ -34,10 +34,10 @@ public enum Initialisation: String, CaseIterable, Sendable {
     }
 
     /// Draws a layer's `count` weights into `theta` from `offset` on, in order: N(0, σ²) with σ from the fan-in and
-    /// fan-out, or N(0, std²) redrawn beyond ±2·std (`truncatedNormal`); nothing for `zeros`.
+    /// fan-out, or N(0, std²) redrawn beyond ±2·std (`truncatedNormal`), σ times `scale`; nothing for `zeros`.
     public func draw(into theta: inout [Float], at offset: Int, count: Int, inputs: Int, outputs: Int, std given: Double,
-                     rng: inout Xoshiro256) {
-        let std = self == .truncatedNormal ? given : deviation(inputs: inputs, outputs: outputs)
+                     scale: Double = 1, rng: inout Xoshiro256) {
+        let std = (self == .truncatedNormal ? given : deviation(inputs: inputs, outputs: outputs)) * scale
         guard std > 0 else { return }
         for i in 0..<count {
             var z = rng.nextGaussian()

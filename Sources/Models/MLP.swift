@@ -30,13 +30,15 @@ public final class MLP: Model, Classifier {
     /// How `initialParameters` draws the weights; σ for `truncatedNormal`; the biases' starting value.
     public let initialisation: Initialisation
     public let initialStd: Double
+    /// Every layer's σ times this (1: the scheme's own).
+    public let initialScale: Double
     public let initialBias: Float
 
-    public init(sizes: [Int], initialisation: Initialisation = .he, initialStd: Double = 0.05, initialBias: Float = 0) {
+    public init(sizes: [Int], initialisation: Initialisation = .he, initialStd: Double = 0.05, initialScale: Double = 1, initialBias: Float = 0) {
         precondition(sizes.count >= 2 && sizes.allSatisfy { $0 > 0 })
         self.sizes = sizes
         self.initialisation = initialisation
-        (self.initialStd, self.initialBias) = (initialStd, initialBias)
+        (self.initialStd, self.initialScale, self.initialBias) = (initialStd, initialScale, initialBias)
         var offset = 0
         var layers: [Layer] = []
         for (n, m) in zip(sizes, sizes.dropFirst()) {
@@ -74,7 +76,7 @@ public final class MLP: Model, Classifier {
         var rng = Xoshiro256(seed: seed, stream: 0x4E17)
         for l in layers {
             initialisation.draw(into: &theta, at: l.weightOffset, count: l.inputs * l.outputs, inputs: l.inputs, outputs: l.outputs,
-                                std: initialStd, rng: &rng)
+                                std: initialStd, scale: initialScale, rng: &rng)
             for j in 0..<l.outputs { theta[l.biasOffset + j] = initialBias }
         }
         return theta

@@ -95,11 +95,11 @@ extension Trainer {
         switch config.model.kind {
         case .mlp, .logreg:
             return MLP(sizes: [data.featureCount] + config.model.hidden + [data.classCount], initialisation: config.model.initialisation,
-                       initialStd: config.model.initStd, initialBias: Float(config.model.initBias))
+                       initialStd: config.model.initStd, initialScale: config.model.initScale, initialBias: Float(config.model.initBias))
         case .cnn:
             do {
                 return try CNN(input: data.sampleShape, classes: data.classCount, specs: config.model.layers,
-                               initialisation: config.model.initialisation, initialStd: config.model.initStd,
+                               initialisation: config.model.initialisation, initialStd: config.model.initStd, initialScale: config.model.initScale,
                                initialBias: Float(config.model.initBias))
             } catch let error as CNN.ShapeError {
                 throw AgreedFailure(description: "\(error) (samples of \(data.summary))")

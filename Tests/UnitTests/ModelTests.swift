@@ -1,4 +1,5 @@
 // The MLP's gradient against finite differences of its own loss, and its bookkeeping.
+import Config
 import Datasets
 import DescentTestSupport
 import Experiments
@@ -78,6 +79,23 @@ struct MLPTests {
         #expect(w.allSatisfy { abs($0) <= 0.1 + 1e-7 } && abs(std / (0.05 * 0.8796) - 1) < 0.02, "spread \(std)")
         #expect(m.layers.allSatisfy { l in (0..<l.outputs).allSatisfy { theta[l.biasOffset + $0] == 0.1 } })
         #expect(MLP(sizes: [400, 300, 3]).initialParameters(seed: 3) != theta)
+    }
+
+    @Test("model.init_scale multiplies every weight's σ: He × 0.25 and × 4 are the same draws scaled, biases untouched, for the MLP and the CNN")
+    func initScale() throws {
+        let he = MLP(sizes: [40, 30, 3]).initialParameters(seed: 5)
+        for scale in [0.25, 4.0] {
+            let scaled = MLP(sizes: [40, 30, 3], initialScale: scale).initialParameters(seed: 5)
+            #expect(zip(he, scaled).allSatisfy { $1 == Float(scale) * $0 }, "scale \(scale)")
+        }
+        let specs = [CNN.LayerSpec("conv 4 3")!, CNN.LayerSpec("relu")!, CNN.LayerSpec("pool")!, CNN.LayerSpec("dense 8")!]
+        let cnn = try CNN(input: [6, 6, 1], classes: 3, specs: specs, initialisation: .xavier, initialBias: 0.05).initialParameters(seed: 2)
+        let twice = try CNN(input: [6, 6, 1], classes: 3, specs: specs, initialisation: .xavier, initialScale: 2, initialBias: 0.05)
+            .initialParameters(seed: 2)
+        #expect(zip(cnn, twice).allSatisfy { $1 == ($0 == 0.05 ? 0.05 : 2 * $0) })
+        let config = try RunConfig.load(yaml: "model: {init_scale: 0.5}\n", fileName: "c.yaml")
+        #expect(config.model.initScale == 0.5 && config.resolvedYAML.contains("init_scale: 0.5"))
+        #expect(throws: ConfigError.self) { try RunConfig.load(yaml: "model: {init_scale: 0}\n", fileName: "c.yaml") }
     }
 
     @Test("He initialisation: weight spread √(2/inputs), zero biases")
