@@ -254,7 +254,7 @@ extension StudyConfig {
                                   expected: "none with study.objective: final (halving judges the trials on the way to a target)",
                                   found: "halving")
             }
-        }, value: { $0.target.final ? "final" : "target" }),
+        }, value: { $0.target.final ? "final" : "target" }, when: { $0.target.final }),
         Key("study.target_value", read: { c, r in
             if c.target.final, let source = r.source(of: "study.target_value") {
                 throw ConfigError(source: source, key: "study.target_value",
