@@ -15,7 +15,7 @@ struct PresetYAMLTests {
     static func resolved(_ name: String) throws -> String {
         let text = try String(contentsOf: packageRoot.appendingPathComponent("configs/" + name), encoding: .utf8)
         if name.hasPrefix("path-") { return try PathConfig.load(yaml: text, fileName: name).resolvedYAML }
-        if name.hasPrefix("study-") || name.hasPrefix("deepobs-") { return try StudyConfig.load(yaml: text, fileName: name).resolvedYAML }
+        if text.contains("\nstudy:") || text.hasPrefix("study:") { return try StudyConfig.load(yaml: text, fileName: name).resolvedYAML }
         if text.contains("\ncompare:") || text.hasPrefix("compare:") { return try CompareConfig.load(yaml: text, fileName: name).resolvedYAML }
         return try RunConfig.load(yaml: text, fileName: name).resolvedYAML
     }
