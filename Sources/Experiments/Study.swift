@@ -278,6 +278,10 @@ public final class Study {
     /// The one line of a finished group: how many trials reached the target, the fastest, and how many diverged.
     static func groupLine(_ group: Group, _ records: [TrialRecord], target: Target) -> String {
         let reached = records.filter(\.reached), diverged = records.filter(\.diverged).count, pruned = records.filter(\.pruned).count
+        if target.final, let best = StudyReport.best(of: records, metric: target.metric), let value = best.final(target.metric) {
+            return "== \(group.label): done, \(records.count) trials; the best final \(target.metric.rawValue) is \(fixed(value, 4)) "
+                + "(lr \(shortNumber(best.learningRate)))" + (diverged > 0 ? ", \(diverged) diverged" : "")
+        }
         let fastest = reached.min { ($0.steps ?? .max) < ($1.steps ?? .max) }
         return "== \(group.label): done, \(reached.count) of \(records.count) trials reached \(target.text)"
             + (fastest.map { " (fastest: lr \(shortNumber($0.learningRate)), \($0.steps ?? 0) steps)" } ?? "")

@@ -49,7 +49,7 @@ struct StudyReport {
             }
             guard let (best, seedTrials) = found else { return nil }
             let rates = trials.map(\.learningRate)
-            let edge = trials.count < 2 ? "" : best.learningRate == rates.min() ? "low" : best.learningRate == rates.max() ? "high" : ""
+            let edge = Set(rates).count < 2 ? "" : best.learningRate == rates.min() ? "low" : best.learningRate == rates.max() ? "high" : ""
             let range = g.variant.rates ?? ranges[g.folder] ?? SearchRange(rates.min()!, rates.max()!)
             return Best(group: g, trials: trials, best: best, range: range, edge: edge, batchSamples: study.samples(g.batch),
                         seedTrials: seedTrials)
