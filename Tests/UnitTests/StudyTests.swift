@@ -437,6 +437,11 @@ struct StudyRunTests {
             let (m, s) = meanStd(try #require(byEpoch.first { Double($0.key)! == Double(c["epoch"]!)! }?.value))
             #expect(c["seeds"] == "3" && abs(Double(c["test_accuracy_mean"]!)! - m) < 1e-5 && abs(Double(c["test_accuracy_std"]!)! - s) < 1e-5)
         }
+        let html = try String(contentsOf: dir.appendingPathComponent("tiny/report.html"), encoding: .utf8)
+        #expect(html.contains("the highest final test_accuracy") && html.contains("rerun at 3 seeds") && html.contains("final_by_lr.svg"))
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("tiny/final_by_lr.svg").path))
+        #expect(Study.groupLine(Study.Group(variant: config.variants[0], batch: config.batches[0]), records, target: config.target)
+                .contains("the best final test_accuracy is \(fixed(records.compactMap(\.finalTestAccuracy).max()!, 4)) (lr \(shortNumber(chosen.learningRate)))"))
         // Run again: every trial, the rerun's too, is measured already.
         let again = try Study(config: config, communicator: SingleProcessCommunicator(), console: quiet).run()
         #expect(again == records)
