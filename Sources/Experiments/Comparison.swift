@@ -307,18 +307,25 @@ public final class Comparison {
             charts.append(("noise_scale.svg", chart(
                 "gradient noise scale B_simple per epoch", x: RunReport.XAxis.epoch.label, y: "B_simple (samples)", log: true, noise)))
         }
-        let sharpness = curves { $0.rows.filter { $0.kind == .curvature }.compactMap { r in r.sharpness.map { SIMD2(Double(r.step), $0) } } }
-        if sharpness.contains(where: { !$0.points.isEmpty }) {
-            // Each variant's 2/η, dashed in its colour (constant rates: one line each).
-            let thresholds = curves { $0.rows.filter { $0.kind == .curvature }.map { SIMD2(Double($0.step), 2 / $0.learningRate) } }
+        // The sharpness against gradient descent's 2/η and, for an adaptive rule, the preconditioned sharpness against
+        // its threshold (2 + 2β1)/((1 − β1)η): each variant's threshold dashed in its colour.
+        let edges: [(file: String, title: String, subtitle: String, value: (MetricsRow) -> Double?, threshold: (MetricsRow) -> Double?, name: String)] = [
+            ("sharpness.svg", "sharpness λ_max of the Hessian against steps", "dashed: gradient descent's stability threshold 2/η for each rate",
+             { $0.sharpness }, { 2 / $0.learningRate }, "2/η"),
+            ("preconditioned_sharpness.svg", "preconditioned sharpness λ_max(P⁻¹H) against steps",
+             "dashed: the rule's stability threshold (2 + 2β1)/((1 − β1)η) for each rate (Cohen et al. 2022)",
+             { $0.preconditionedSharpness }, { $0.preconditionedThreshold }, "threshold"),
+        ]
+        for edge in edges {
+            let values = curves { $0.rows.filter { $0.kind == .curvature }.compactMap { r in edge.value(r).map { SIMD2(Double(r.step), $0) } } }
+            guard values.contains(where: { !$0.points.isEmpty }) else { continue }
+            let thresholds = curves { $0.rows.filter { $0.kind == .curvature }.compactMap { r in edge.threshold(r).map { SIMD2(Double(r.step), $0) } } }
             var seen: Set<Double> = []
-            let dashed = thresholds.filter { seen.insert($0.points.last?.y ?? 0).inserted }.map { c in
-                (label: "2/η = \(significant(c.points.last?.y ?? 0, 3))", points: c.points,
+            let dashed = thresholds.filter { !$0.points.isEmpty && seen.insert($0.points.last!.y).inserted }.map { c in
+                (label: "\(edge.name) = \(significant(c.points.last!.y, 3))", points: c.points,
                  style: c.style.map { SeriesStyle(colour: $0.colour, dash: "6 4") }, band: Band?.none)
             }
-            charts.append(("sharpness.svg", chart(
-                "sharpness λ_max of the Hessian against steps", subtitle: "dashed: gradient descent's stability threshold 2/η for each rate",
-                x: RunReport.XAxis.step.label, y: "λ_max", log: true, sharpness + dashed)))
+            charts.append((edge.file, chart(edge.title, subtitle: edge.subtitle, x: RunReport.XAxis.step.label, y: "λ_max", log: true, values + dashed)))
         }
         return charts
     }
