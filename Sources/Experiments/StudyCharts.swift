@@ -10,6 +10,8 @@ struct StudyCharts {
     let report: StudyReport
     let bests: [StudyReport.Best]
     let fits: [(variant: String, fit: CriticalBatchFit?, noise: Double?)]
+    /// The best points' per-epoch curves over their seeds, as `curves.csv` has them.
+    let curves: [StudyReport.CurvePoint]
 
     var config: StudyConfig { report.config }
 
@@ -124,7 +126,6 @@ struct StudyCharts {
         var chart = Chart(title: "test accuracy of the best point of each group, per epoch",
                           subtitle: report.seeded ? "mean over the best point's seeds (curves.csv has the standard deviations)" : "the best trial",
                           x: Axis("epoch"), y: Axis("test accuracy"))
-        let curves = report.epochCurves(bests)
         for (k, b) in bests.enumerated() {
             let points: [SIMD2<Double>]
             if report.seeded {

@@ -153,10 +153,9 @@ struct StudyReport {
         guard !b.seedTrials.isEmpty else { return nil }
         if config.target.final {
             guard let f = finalSpread(b) else { return "\(b.group.label): lr \(shortNumber(b.best.learningRate)) is the best, and none of its seeds ended finite." }
-            let digits = 4
             return "\(b.group.label): lr \(shortNumber(b.best.learningRate)) is the best at seed \(config.base.seed); over \(f.count) seeds its final "
-                + "\(config.target.metric.rawValue) is \(fixed(f.mean, digits)) ± \(fixed(f.std, digits)) (mean ± std; 95 % interval "
-                + "\(fixed(f.low, digits))–\(fixed(f.high, digits)))."
+                + "\(config.target.metric.rawValue) is \(fixed(f.mean, 4)) ± \(fixed(f.std, 4)) (mean ± std; 95 % interval "
+                + "\(fixed(f.low, 4))–\(fixed(f.high, 4)))."
         }
         let steps = b.seedTrials.compactMap { $0.steps.map(Double.init) }
         guard let s = Spread(steps) else {
@@ -221,7 +220,7 @@ struct StudyReport {
         report.tables = [("Best trial per variant and batch size (best.csv)", bestHeader.dropLast().map { $0 },
                           rows.map { Array($0.dropLast()) }),
                          ("Every trial (study.csv)", trialHeader, records.map(trialRow))]
-        let charts = StudyCharts(report: self, bests: bests, fits: fits).all()
+        let charts = StudyCharts(report: self, bests: bests, fits: fits, curves: curves).all()
         for (k, c) in charts.enumerated() {
             let svg = c.chart.svg(id: "s\(k)-")
             try writeAtomically(svg, to: dir + "/" + c.file)
