@@ -271,14 +271,14 @@ public final class CNN: Model, Classifier {
     }
 
     public func classify(parameters: UnsafePointer<Float>, dataset: Dataset, indices: UnsafeBufferPointer<Int32>,
-                         workspace: AnyObject) -> [(label: Int, predicted: Int)] {
+                         workspace: AnyObject) -> (totals: LossTotals, predictions: [(label: Int, predicted: Int)]) {
         let ws = unsafeDowncast(workspace, to: Workspace.self)
         var out: [(Int, Int)] = []
-        _ = passes(over: indices, ws, dataset, parameters, lossGradient: false) { rows in
+        let totals = passes(over: indices, ws, dataset, parameters, lossGradient: false) { rows in
             let p = ws.activations[layers.count - 1]
             for r in 0..<rows { out.append((Int(ws.labels[r]), Softmax.argmax(p + r * classes, count: classes))) }
         }
-        return out
+        return (totals, out)
     }
 
     /// Forward passes over `indices` in sub-batches, calling `afterForward(rows)` after each.

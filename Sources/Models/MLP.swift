@@ -156,17 +156,18 @@ public final class MLP: Model, Classifier {
         return passes(over: indices, workspace: workspace, dataset: dataset, parameters: parameters, lossGradient: false) { _ in }
     }
 
-    /// Each sample's (label, predicted class) over `indices`: the argmax of the outputs, the lowest class on a tie.
+    /// Each sample's (label, predicted class) over `indices`: the argmax of the outputs, the lowest class on a tie;
+    /// and the loss totals.
     public func classify(
         parameters: UnsafePointer<Float>, dataset: Dataset, indices: UnsafeBufferPointer<Int32>, workspace: AnyObject
-    ) -> [(label: Int, predicted: Int)] {
+    ) -> (totals: Totals, predictions: [(label: Int, predicted: Int)]) {
         let workspace = unsafeDowncast(workspace, to: Workspace.self), classes = sizes.last!
         var out: [(Int, Int)] = []
-        _ = passes(over: indices, workspace: workspace, dataset: dataset, parameters: parameters, lossGradient: false) { rows in
+        let totals = passes(over: indices, workspace: workspace, dataset: dataset, parameters: parameters, lossGradient: false) { rows in
             let p = workspace.activations[layers.count - 1]
             for r in 0..<rows { out.append((Int(workspace.labels[r]), Softmax.argmax(p + r * classes, count: classes))) }
         }
-        return out
+        return (totals, out)
     }
 
     /// Forward passes over `indices` in chunks of the workspace's capacity, calling `afterForward(rows)` after each;

@@ -36,8 +36,10 @@ public protocol Model: AnyObject {
 
 /// A model that predicts classes: each sample's (label, predicted class), for confusion matrices.
 public protocol Classifier: Model {
+    /// Each sample's (label, predicted class) over `indices`, with the loss totals `evaluate` gives, from the same
+    /// forward passes.
     func classify(parameters: UnsafePointer<Float>, dataset: Dataset, indices: UnsafeBufferPointer<Int32>,
-                  workspace: AnyObject) -> [(label: Int, predicted: Int)]
+                  workspace: AnyObject) -> (totals: LossTotals, predictions: [(label: Int, predicted: Int)])
 }
 
 /// A model whose Hessian-vector products are exact: Pearlmutter's R-operator, d/dε ∇L(θ + εv) at ε = 0, carried

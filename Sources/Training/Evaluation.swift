@@ -31,23 +31,9 @@ public enum Evaluation {
         guard let classifier = evaluator.model as? Classifier else {
             throw AgreedFailure(description: "descent eval: expected a classifier (mlp, logreg or cnn), found \(evaluator.model.shapeText)")
         }
-        let (loss, accuracy) = try evaluator.evaluate(dataset, parameters)
-        let classes = dataset.classCount
-        var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
-        let capacity = 1024
-        var start = 0
-        while start < dataset.count {
-            let indices = (Int32(start)..<Int32(min(start + capacity, dataset.count))).map { $0 }
-            let pairs = indices.withUnsafeBufferPointer { idx in
-                parameters.withUnsafeBufferPointer { p in
-                    classifier.classify(parameters: p.baseAddress!, dataset: dataset, indices: idx, workspace: evaluator.workspace)
-                }
-            }
-            for (label, predicted) in pairs { confusion[label][predicted] += 1 }
-            start += capacity
-        }
+        let (loss, accuracy, confusion) = try evaluator.evaluate(dataset, parameters, confusionOf: classifier)
         return Result(split: split, samples: dataset.count, loss: loss, accuracy: accuracy, confusion: confusion,
-                      classLabels: classLabels(classes, names: classNames))
+                      classLabels: classLabels(dataset.classCount, names: classNames))
     }
 
     /// eval.csv, confusion.csv and confusion.svg in `directory`.

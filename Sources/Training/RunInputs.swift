@@ -153,7 +153,8 @@ public struct Pruner: Equatable, Sendable {
 /// Loss and accuracy of parameters over a whole data set, each rank evaluating its share. With the deterministic
 /// reduction the share is a run of whole chunks and the chunks' loss sums are added in chunk order on every rank
 /// (each rank fills its own chunks' slots of one allreduce, which is exact), so the result does not depend on the
-/// number of ranks.
+/// number of ranks. The counts (correct predictions, samples, the confusion matrix's cells) are whole numbers and
+/// add exactly either way.
 public struct Evaluator {
     public let model: any Model
     public let workspace: AnyObject
@@ -163,35 +164,56 @@ public struct Evaluator {
     let communicator: Communicator
 
     public func evaluate(_ dataset: Dataset, _ parameters: [Float]) throws -> (loss: Double, accuracy: Double) {
+        let r = try measure(dataset, parameters, classifier: nil)
+        return (r.loss, r.accuracy)
+    }
+
+    /// The same, with the confusion matrix (confusion[true class][predicted class] = samples) from the same passes.
+    public func evaluate(_ dataset: Dataset, _ parameters: [Float], confusionOf classifier: Classifier) throws
+        -> (loss: Double, accuracy: Double, confusion: [[Int]]) {
+        try measure(dataset, parameters, classifier: classifier)
+    }
+
+    private func measure(_ dataset: Dataset, _ parameters: [Float], classifier: Classifier?) throws
+        -> (loss: Double, accuracy: Double, confusion: [[Int]]) {
         let (rank, size) = (communicator.rank, communicator.size)
-        let n = dataset.count
+        let n = dataset.count, classes = classifier == nil ? 0 : dataset.classCount
+        // This rank's confusion counts, row by row, added across ranks in the same allreduce as the rest.
+        var tally = [Double](repeating: 0, count: classes * classes)
         func totals(_ range: Range<Int>) -> LossTotals {
             let indices = (Int32(range.lowerBound)..<Int32(range.upperBound)).map { $0 }
             return indices.withUnsafeBufferPointer { idx in
                 parameters.withUnsafeBufferPointer { theta in
-                    model.evaluate(parameters: theta.baseAddress!, dataset: dataset, indices: idx, workspace: workspace)
+                    guard let classifier else {
+                        return model.evaluate(parameters: theta.baseAddress!, dataset: dataset, indices: idx, workspace: workspace)
+                    }
+                    let (t, predictions) = classifier.classify(parameters: theta.baseAddress!, dataset: dataset, indices: idx,
+                                                               workspace: workspace)
+                    for (label, predicted) in predictions { tally[label * classes + predicted] += 1 }
+                    return t
                 }
             }
         }
+        // [loss sum of each chunk (one chunk: the rank's share, with the mpi reduction) | correct | count | tally]
+        var slots: [Double], chunks: Int
         switch reduction {
         case .mpi:
             let t = totals(shard(of: 0..<n, rank: rank, size: size))
-            var sums = [t.lossSum, Double(t.correct), Double(t.count)]
-            try communicator.allreduce(&sums, .sum)
-            return (sums[0] / sums[2], sums[1] / sums[2])
+            (slots, chunks) = ([t.lossSum, Double(t.correct), Double(t.count)], 1)
         case .deterministic:
-            let chunks = (n + chunk - 1) / chunk
-            // [loss sum of each chunk | correct | count]
-            var slots = [Double](repeating: 0, count: chunks + 2)
+            chunks = (n + chunk - 1) / chunk
+            slots = [Double](repeating: 0, count: chunks + 2)
             for c in shard(of: 0..<chunks, rank: rank, size: size) {
                 let t = totals((c * chunk)..<min((c + 1) * chunk, n))
                 slots[c] = t.lossSum
                 slots[chunks] += Double(t.correct)
                 slots[chunks + 1] += Double(t.count)
             }
-            try communicator.allreduce(&slots, .sum)
-            let loss = slots[0..<chunks].reduce(0, +)
-            return (loss / slots[chunks + 1], slots[chunks] / slots[chunks + 1])
         }
+        slots += tally
+        try communicator.allreduce(&slots, .sum)
+        let loss = slots[0..<chunks].reduce(0, +), count = slots[chunks + 1]
+        let confusion = (0..<classes).map { t in (0..<classes).map { p in Int(slots[chunks + 2 + t * classes + p]) } }
+        return (loss / count, slots[chunks] / count, confusion)
     }
 }

@@ -74,7 +74,7 @@ struct MPITests {
         #expect(bad.status != 0 && bad.stderr.contains("--network: expected a bandwidth and a latency"), "\(bad.stderr)")
     }
 
-    @Test("descent eval reads a run's model.safetensors and config and writes eval.csv with the run's test accuracy, one folder per split")
+    @Test("descent eval reads a run's model.safetensors and config and writes eval.csv with the run's test accuracy, one folder per split; 2 ranks share the work and write the same files")
     func evalCommand() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -91,6 +91,13 @@ struct MPITests {
         #expect(train.status == 0, "\(train.stderr)")
         #expect(try readCSV(run.appendingPathComponent("eval/train/eval.csv")).first?["split"] == "train")
         #expect(try readCSV(run.appendingPathComponent("eval/test/eval.csv")).first == row)
+        // Two ranks each evaluate half the split and add loss, counts and confusion cells: the same files, byte for byte.
+        let shared = try runDescent(ranks: 2, ["eval", "--run", run.path, "--split", "train", "--out", run.path + "/eval-2"], directory: dir)
+        #expect(shared.status == 0, "\(shared.stderr)")
+        for file in ["eval.csv", "confusion.csv"] {
+            let one = try String(contentsOf: run.appendingPathComponent("eval/train/" + file), encoding: .utf8)
+            #expect(try String(contentsOf: run.appendingPathComponent("eval-2/" + file), encoding: .utf8) == one, "\(file)")
+        }
         let bad = try runDescent(ranks: 0, ["eval", "--run", run.path, "--set", "model.hidden=[3]"], directory: dir)
         // A model of other tensors: the names are compared first, before any shape.
         #expect(bad.status != 0 && bad.stderr.contains("tensors: expected the model's 0.weight, 0.bias, 2.weight, 2.bias, found also"),
