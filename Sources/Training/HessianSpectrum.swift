@@ -13,11 +13,13 @@ public struct HessianSpectrum: Sendable {
     public var residuals: [Double]
     /// The smallest Ritz value of the same run.
     public var lambdaMin: Double
-    /// The trace: the converged top eigenvalues plus Hutchinson's mean over probes of the rest, with its standard error.
+    /// The trace: the converged top eigenvalues plus Hutchinson's mean over probes of the rest, with its standard error
+    /// (NaN with no probes: not measured).
     public var trace: Double
     public var traceError: Double
     /// Eigenvalues taken out of the trace's probes (their Ritz vectors converged).
     public var deflated: Int
+    /// No nodes with no density probes: not measured.
     public var density: SpectralDensity
     /// The top eigenvector, unit norm, in the parameter buffer's layout.
     public var topVector: [Float]
@@ -26,7 +28,8 @@ public struct HessianSpectrum: Sendable {
     public var seconds: Double
 }
 
-/// How `descent hessian` measures.
+/// How `descent hessian` measures. No trace probes or no density probes leave the trace or the density out, so
+/// that the top eigenvalues alone cost `iterations` products.
 public struct SpectrumOptions: Sendable {
     public var top = 5
     public var iterations = 60
@@ -68,7 +71,7 @@ extension Trainer {
         return HessianSpectrum(
             top: Array(lanczos.values.reversed().prefix(k)), residuals: Array(lanczos.residuals.reversed().prefix(k)),
             lambdaMin: lanczos.values.first ?? .nan,
-            trace: converged.reduce(0) { $0 + lanczos.values[$1] } + (rest?.mean ?? 0),
+            trace: o.traceProbes == 0 ? .nan : converged.reduce(0) { $0 + lanczos.values[$1] } + (rest?.mean ?? 0),
             traceError: (rest?.std ?? .nan) / Double(max(o.traceProbes, 1)).squareRoot(), deflated: converged.count,
             density: density, topVector: (lanczos.vectors.last ?? []).map(Float.init), samples: samples.count,
             products: products, seconds: monotonicSeconds() - start)
@@ -76,7 +79,8 @@ extension Trainer {
 }
 
 extension HessianSpectrum {
-    /// hessian.json, density.svg and top_eigenvector.safetensors in `directory`.
+    /// hessian.json, density.svg (when the density was measured; an earlier one is removed when not) and
+    /// top_eigenvector.safetensors in `directory`.
     public func write(to directory: String, model: any Model, title: String) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         func number(_ v: Double) -> Any { v.isFinite ? v : "\(v)" }
@@ -88,7 +92,11 @@ extension HessianSpectrum {
         ]
         try writeAtomically(try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]),
                             to: directory + "/hessian.json")
-        try writeAtomically(densityChart(title: title).svg(id: "d-"), to: directory + "/density.svg")
+        if density.nodes.isEmpty {
+            if FileManager.default.fileExists(atPath: directory + "/density.svg") { try FileManager.default.removeItem(atPath: directory + "/density.svg") }
+        } else {
+            try writeAtomically(densityChart(title: title).svg(id: "d-"), to: directory + "/density.svg")
+        }
         try writeAtomically(SafeTensors.encode(model.exportTensors(topVector), metadata: [
             "format": "pt", "eigenvalue": "\(top.first ?? .nan)", "model": model.shapeText,
         ]), to: directory + "/top_eigenvector.safetensors")

@@ -26,10 +26,10 @@ struct HessianCommand: ParsableCommand {
     @Option(help: "Lanczos iterations for the top eigenvalues (one Hessian-vector product each).")
     var iterations = 60
 
-    @Option(help: "Hutchinson probes for the trace (after deflating the converged top eigenvalues).")
+    @Option(help: "Hutchinson probes for the trace (after deflating the converged top eigenvalues); 0 leaves the trace out.")
     var probes = 100
 
-    @Option(name: .customLong("density-probes"), help: "Lanczos runs of stochastic Lanczos quadrature for the density.")
+    @Option(name: .customLong("density-probes"), help: "Lanczos runs of stochastic Lanczos quadrature for the density; 0 leaves it out.")
     var densityProbes = 5
 
     @Option(help: "The seed of the Lanczos start and the probes (the samples follow the run's seed).")
@@ -42,8 +42,8 @@ struct HessianCommand: ParsableCommand {
     var out: String?
 
     func validate() throws {
-        guard top >= 1, iterations >= top, probes >= 1, densityProbes >= 1 else {
-            throw ValidationError("expected --top ≥ 1, --iterations ≥ --top, --probes ≥ 1 and --density-probes ≥ 1, found "
+        guard top >= 1, iterations >= top, probes >= 0, densityProbes >= 0 else {
+            throw ValidationError("expected --top ≥ 1, --iterations ≥ --top, --probes ≥ 0 and --density-probes ≥ 0, found "
                                   + "\(top), \(iterations), \(probes) and \(densityProbes)")
         }
     }
@@ -73,8 +73,10 @@ struct HessianCommand: ParsableCommand {
                 print("  λ\(k + 1) = \(significant(value, 6))  (residual \(significant(residual, 2)))")
             }
             print("  λ_min ≈ \(significant(s.lambdaMin, 4)) (the smallest Ritz value)")
-            print("  trace = \(significant(s.trace, 6)) ± \(significant(s.traceError, 2)) (\(s.deflated) eigenvalues deflated, \(probes) probes)")
-            print("results in \(directory)/ (hessian.json, density.svg, top_eigenvector.safetensors)")
+            if probes > 0 {
+                print("  trace = \(significant(s.trace, 6)) ± \(significant(s.traceError, 2)) (\(s.deflated) eigenvalues deflated, \(probes) probes)")
+            }
+            print("results in \(directory)/ (hessian.json, " + (densityProbes > 0 ? "density.svg, " : "") + "top_eigenvector.safetensors)")
         }
     }
 }

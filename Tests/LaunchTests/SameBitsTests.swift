@@ -80,7 +80,7 @@ struct SameBitsTests {
         }, "\(rows)")
     }
 
-    @Test("descent hessian writes the same spectrum (top eigenvalues, trace, density nodes) at np = 1, 2, 3 and 4, and its files")
+    @Test("descent hessian writes the same spectrum (top eigenvalues, trace, density nodes) at np = 1, 2, 3 and 4, and its files; with no probes the top eigenvalues alone")
     func hessianSpectrum() throws {
         let dir = try temporaryDirectory("descent-bits-hessian")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -102,6 +102,16 @@ struct SameBitsTests {
         }
         #expect(spectra.allSatisfy { $0 == spectra[0] }, "\(spectra)")
         #expect((spectra[0]["samples"] as? Int) == 300 && (spectra[0]["hessian_vector_products"] as? Int) == 12 + 4 + 2 * 12)
+        // The top eigenvalues alone, into a folder that holds a density: the same eigenvalues from 12 products, and the
+        // earlier density.svg goes with the density it drew.
+        let out = dir.appendingPathComponent("hessian-1")
+        let lean = try runDescent(ranks: 2, ["hessian", "--run", dir.appendingPathComponent("runs/h").path, "--out", out.path,
+                                             "--iterations", "12", "--probes", "0", "--density-probes", "0", "--set", "curvature.subset=300"],
+                                  directory: dir)
+        #expect(lean.status == 0 && lean.stdout.contains("λ5 = ") && !lean.stdout.contains("trace = "), "\(lean.stdout)\n\(lean.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("hessian.json"))) as? [String: Any])
+        #expect((json["top_eigenvalues"] as? [Double]) == (spectra[0]["top_eigenvalues"] as? [Double]) && json["trace"] as? String == "nan")
+        #expect((json["hessian_vector_products"] as? Int) == 12 && !FileManager.default.fileExists(atPath: out.appendingPathComponent("density.svg").path))
     }
 
     @Test("a CNN (conv, pool, dense) on IDX images gives one hash and one metrics table, curvature rows included, at np = 1, 2, 3 and 4")

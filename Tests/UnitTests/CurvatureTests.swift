@@ -393,6 +393,11 @@ struct RunSpectrumTests {
         let short = try trainer.hessianSpectrum(o)
         #expect(short.deflated < n && abs(short.trace - trace) < 3 * short.traceError, "\(short.trace) ± \(short.traceError) against \(trace)")
         #expect(abs(short.top[0] - expected[0]) < 1e-4 * abs(expected[0]))
+        // Without probes the top eigenvalues cost their iterations alone, and the same Lanczos run gives the same bits.
+        (o.traceProbes, o.densityProbes) = (0, 0)
+        let lean = try trainer.hessianSpectrum(o)
+        #expect(short.products == 10 + 20 + 2 * 20 && lean.products == 10, "\(short.products), \(lean.products)")
+        #expect(lean.top == short.top && lean.trace.isNaN && lean.density.nodes.isEmpty)
     }
 
     @Test("Adam's preconditioned sharpness is λ_max of P^(−1/2)·H·P^(−1/2) with P = (1 − β1ᵗ)(√v̂ + ε), dense; its threshold (2 + 2β1)/((1 − β1)η)")
