@@ -158,7 +158,8 @@ public final class Study {
                 try train(seeds.filter { records[$0.hash] == nil }, of: group, into: &records)
                 trials += seeds.dropFirst()
             }
-            console.note(Self.groupLine(group, trials.compactMap { records[$0.hash] }, target: config.target))
+            console.note(Self.groupLine(group, trials.compactMap { records[$0.hash] }, target: config.target,
+                                        choosingSeed: config.rerunSeeds > 0 ? config.base.seed : nil))
         }
         try save(records)
         if only == nil, communicator.rank == 0 {
@@ -275,12 +276,16 @@ public final class Study {
         return trainCount
     }
 
-    /// The one line of a finished group: how many trials reached the target, the fastest, and how many diverged.
-    static func groupLine(_ group: Group, _ records: [TrialRecord], target: Target) -> String {
+    /// The one line of a finished group: how many trials reached the target, the fastest, and how many diverged; with a
+    /// final objective, the best final value among the trials at `choosingSeed` when the search chose there (the
+    /// reruns at the other seeds measure that choice's spread and do not compete).
+    static func groupLine(_ group: Group, _ records: [TrialRecord], target: Target, choosingSeed: UInt64? = nil) -> String {
         let reached = records.filter(\.reached), diverged = records.filter(\.diverged).count, pruned = records.filter(\.pruned).count
-        if target.final, let best = StudyReport.best(of: records, metric: target.metric), let value = best.final(target.metric) {
-            return "== \(group.label): done, \(records.count) trials; the best final \(target.metric.rawValue) is \(fixed(value, 4)) "
-                + "(lr \(shortNumber(best.learningRate)))" + (diverged > 0 ? ", \(diverged) diverged" : "")
+        let candidates = choosingSeed.map { seed in records.filter { $0.seed == seed } } ?? records
+        if target.final, let best = StudyReport.best(of: candidates, metric: target.metric), let value = best.final(target.metric) {
+            return "== \(group.label): done, \(records.count) trials; the best final \(target.metric.rawValue)"
+                + (choosingSeed.map { " at seed \($0)" } ?? "") + " is \(fixed(value, 4)) (lr \(shortNumber(best.learningRate)))"
+                + (diverged > 0 ? ", \(diverged) diverged" : "")
         }
         let fastest = reached.min { ($0.steps ?? .max) < ($1.steps ?? .max) }
         return "== \(group.label): done, \(reached.count) of \(records.count) trials reached \(target.text)"
