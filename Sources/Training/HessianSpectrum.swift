@@ -92,10 +92,11 @@ extension HessianSpectrum {
         ]
         try writeAtomically(try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]),
                             to: directory + "/hessian.json")
+        let densityFile = directory + "/density.svg"
         if density.nodes.isEmpty {
-            if FileManager.default.fileExists(atPath: directory + "/density.svg") { try FileManager.default.removeItem(atPath: directory + "/density.svg") }
+            if FileManager.default.fileExists(atPath: densityFile) { try FileManager.default.removeItem(atPath: densityFile) }
         } else {
-            try writeAtomically(densityChart(title: title).svg(id: "d-"), to: directory + "/density.svg")
+            try writeAtomically(densityChart(title: title).svg(id: "d-"), to: densityFile)
         }
         try writeAtomically(SafeTensors.encode(model.exportTensors(topVector), metadata: [
             "format": "pt", "eigenvalue": "\(top.first ?? .nan)", "model": model.shapeText,
