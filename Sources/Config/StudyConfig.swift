@@ -148,6 +148,8 @@ public struct StudyConfig: Equatable, Sendable {
     /// DeepOBS's rerun: each group's best point of the search (at `seed`) trained again at this many seeds, `seed`
     /// and the ones after it; 0: none.
     public var rerunSeeds = 0
+    /// The seed whose trials choose each group's point when it is rerun (`rerun_seeds`); nil when all trials compete.
+    public var choosingSeed: UInt64? { rerunSeeds > 0 ? base.seed : nil }
     /// The learning-rate range test: rates from … to …, growing geometrically over this many steps.
     public var rangeTest = (from: 1e-5, to: 10.0, steps: 100)
 

@@ -159,7 +159,7 @@ public final class Study {
                 trials += seeds.dropFirst()
             }
             console.note(Self.groupLine(group, trials.compactMap { records[$0.hash] }, target: config.target,
-                                        choosingSeed: config.rerunSeeds > 0 ? config.base.seed : nil))
+                                        choosingSeed: config.choosingSeed))
         }
         try save(records)
         if only == nil, communicator.rank == 0 {
@@ -277,9 +277,9 @@ public final class Study {
     }
 
     /// The one line of a finished group: how many trials reached the target, the fastest, and how many diverged; with a
-    /// final objective, the best final value among the trials at `choosingSeed` when the search chose there (the
-    /// reruns at the other seeds measure that choice's spread and do not compete).
-    static func groupLine(_ group: Group, _ records: [TrialRecord], target: Target, choosingSeed: UInt64? = nil) -> String {
+    /// final objective, the best final value among the trials at `choosingSeed` (`StudyConfig.choosingSeed`: the reruns
+    /// at the other seeds measure that choice's spread and do not compete).
+    static func groupLine(_ group: Group, _ records: [TrialRecord], target: Target, choosingSeed: UInt64?) -> String {
         let reached = records.filter(\.reached), diverged = records.filter(\.diverged).count, pruned = records.filter(\.pruned).count
         let candidates = choosingSeed.map { seed in records.filter { $0.seed == seed } } ?? records
         if target.final, let best = StudyReport.best(of: candidates, metric: target.metric), let value = best.final(target.metric) {

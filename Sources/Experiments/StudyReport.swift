@@ -37,9 +37,9 @@ struct StudyReport {
             let trials = records.filter { $0.folder.hasPrefix(g.folder + "/") }
             let metric = config.target.metric
             let found: (TrialRecord, [TrialRecord])?
-            if config.rerunSeeds > 0 {
+            if let seed = config.choosingSeed {
                 // The search at the study's seed chooses; the rerun measures the spread of that choice.
-                found = Self.best(of: trials.filter { $0.seed == config.base.seed }, metric: metric).map { b in
+                found = Self.best(of: trials.filter { $0.seed == seed }, metric: metric).map { b in
                     (b, trials.filter { $0.trial == b.trial }.sorted { $0.seed < $1.seed })
                 }
             } else if !config.base.seeds.isEmpty {

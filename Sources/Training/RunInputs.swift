@@ -164,17 +164,13 @@ public struct Evaluator {
     let communicator: Communicator
 
     public func evaluate(_ dataset: Dataset, _ parameters: [Float]) throws -> (loss: Double, accuracy: Double) {
-        let r = try measure(dataset, parameters, classifier: nil)
+        let r = try evaluate(dataset, parameters, confusionOf: nil)
         return (r.loss, r.accuracy)
     }
 
-    /// The same, with the confusion matrix (confusion[true class][predicted class] = samples) from the same passes.
-    public func evaluate(_ dataset: Dataset, _ parameters: [Float], confusionOf classifier: Classifier) throws
-        -> (loss: Double, accuracy: Double, confusion: [[Int]]) {
-        try measure(dataset, parameters, classifier: classifier)
-    }
-
-    private func measure(_ dataset: Dataset, _ parameters: [Float], classifier: Classifier?) throws
+    /// The same, with the confusion matrix of `classifier` (confusion[true class][predicted class] = samples) from the
+    /// same passes; without one the matrix is empty.
+    public func evaluate(_ dataset: Dataset, _ parameters: [Float], confusionOf classifier: Classifier?) throws
         -> (loss: Double, accuracy: Double, confusion: [[Int]]) {
         let (rank, size) = (communicator.rank, communicator.size)
         let n = dataset.count, classes = classifier == nil ? 0 : dataset.classCount
